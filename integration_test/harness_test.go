@@ -1,0 +1,326 @@
+// Package integration_test runs the real binary (built once from ./cmd/caddy)
+// with `caddy run --adapter portal_yaml`, against real backends on 127.0.0.1.
+// Every test is skipped under -short.
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBin is the binary under test, built by TestMain.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if !isShort() {
+		dir, err := os.MkdirTemp("", "portal-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		caddyBin = filepath.Join(dir, "caddy")
+		if env := os.Getenv("PORTAL_TEST_BINARY"); env != "" {
+			caddyBin = env // a binary built beforehand (e.g. by xcaddy)
+		} else {
+			build := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy")
+			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			if err := build.Run(); err != nil {
+				fmt.Fprintln(os.Stderr, "building caddy:", err)
+				return 1
+			}
+		}
+	}
+	return m.Run()
+}
+
+func isShort() bool {
+	for _, a := range os.Args {
+		if a == "-test.short" || a == "-test.short=true" {
+			return true
+		}
+	}
+	return false
+}
+
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped under -short")
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Portal is one running `caddy run --adapter portal_yaml` process.
+type Portal struct {
+	t          testing.TB
+	Dir        string // temp dir: config, logs (Dir/log), state (Dir/state)
+	ConfigPath string
+	AdminAddr  string // 127.0.0.1:port
+	Env        []string
+	cmd        *exec.Cmd
+	out        *syncBuffer
+	done       chan struct{}
+}
+
+// PortalOptions tunes StartPortal. Env entries override the defaults that
+// point every path into the test's temp dir.
+type PortalOptions struct {
+	Env map[string]string
+	// Args are extra arguments after `run --adapter portal_yaml --config X`.
+	Args []string
+	// NoWait skips waiting for the admin endpoint (for start-up failures).
+	NoWait bool
+}
+
+// StartPortal writes yaml to a temp portal.yaml and runs the binary on it.
+// The process is stopped when the test ends.
+func StartPortal(t testing.TB, yaml string, opts PortalOptions) *Portal {
+	t.Helper()
+	skipShort(t)
+	dir := t.TempDir()
+	p := &Portal{t: t, Dir: dir, ConfigPath: filepath.Join(dir, "portal.yaml"), out: &syncBuffer{}, done: make(chan struct{})}
+	if err := os.WriteFile(p.ConfigPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"log", "state"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.AdminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	env := map[string]string{
+		"HOME":                   dir,
+		"PATH":                   os.Getenv("PATH"),
+		"PORTAL_LOG_DIR":         filepath.Join(dir, "log"),
+		"PORTAL_STATE_DIR":       filepath.Join(dir, "state"),
+		"PORTAL_ADMIN_LISTEN":    p.AdminAddr,
+		"INSTANCE_CERT":          filepath.Join(dir, "instance.crt"),
+		"INSTANCE_KEY":           filepath.Join(dir, "instance.key"),
+		"SUPERVISOR_SOCKET":      filepath.Join(dir, "supervisor.sock"),
+		"PORTAL_DEFAULT_TUNNELS": "false",
+		"XDG_DATA_HOME":          filepath.Join(dir, "data"),
+		"XDG_CONFIG_HOME":        filepath.Join(dir, "config"),
+	}
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	for k, v := range env {
+		p.Env = append(p.Env, k+"="+v)
+	}
+	args := append([]string{"run", "--adapter", "portal_yaml", "--config", p.ConfigPath}, opts.Args...)
+	p.cmd = exec.Command(caddyBin, args...)
+	p.cmd.Env = p.Env
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.Stop)
+	if !opts.NoWait {
+		p.WaitAdmin()
+	}
+	return p
+}
+
+// WaitAdmin blocks until the admin endpoint answers, failing the test if the
+// process exits or 20 s pass.
+func (p *Portal) WaitAdmin() {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			p.t.Fatalf("caddy exited during start-up:\n%s", p.Logs())
+		default:
+		}
+		resp, err := http.Get("http://" + p.AdminAddr + "/config/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("admin endpoint %s never answered:\n%s", p.AdminAddr, p.Logs())
+}
+
+// Exited reports whether the process has ended.
+func (p *Portal) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitExit waits up to d for the process to end.
+func (p *Portal) WaitExit(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Logs returns everything the process printed so far.
+func (p *Portal) Logs() string { return p.out.String() }
+
+// Pid is the caddy process id.
+func (p *Portal) Pid() int { return p.cmd.Process.Pid }
+
+// Stop sends SIGINT (Caddy's graceful stop) and then SIGKILL after 10 s.
+func (p *Portal) Stop() {
+	if p.Exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	if !p.WaitExit(10 * time.Second) {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Caddy runs another subcommand of the binary with the portal's environment
+// (e.g. `reload`), returning combined output and the exit error.
+func (p *Portal) Caddy(args ...string) (string, error) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, caddyBin, args...)
+	cmd.Env = p.Env
+	cmd.Dir = p.Dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// AdminConfig returns the running config as served by the admin API.
+func (p *Portal) AdminConfig() string {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.AdminAddr + "/config/")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitFor polls cond every 20 ms until it is true or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s", d, what)
+}
+
+// waitStatus polls url until it answers with status want.
+func waitStatus(t testing.TB, client *http.Client, url string, want int) {
+	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	last := "no answer"
+	waitFor(t, 15*time.Second, url+" → "+fmt.Sprint(want), func() bool {
+		resp, err := client.Get(url)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == want
+	})
+	_ = last
+}
+
+// backend is a real HTTP server on 127.0.0.1 standing in for an app.
+type backend struct {
+	Port int
+	srv  *http.Server
+}
+
+// startBackend serves h on a free 127.0.0.1 port until the test ends.
+func startBackend(t testing.TB, h http.Handler) *backend {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{Port: l.Addr().(*net.TCPAddr).Port, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+	go func() { _ = b.srv.Serve(l) }()
+	t.Cleanup(func() { _ = b.srv.Close() })
+	return b
+}
+
+// appYAML renders one portal.yaml entry.
+func appYAML(name string, external, internal int, openPath string) string {
+	return fmt.Sprintf("  %s:\n    hostname: localhost\n    external_port: %d\n    internal_port: %d\n    open_path: %s\n    name: %s\n",
+		yamlKey(name), external, internal, openPath, name)
+}
+
+func yamlKey(name string) string {
+	if strings.ContainsAny(name, " :") {
+		return fmt.Sprintf("%q", name)
+	}
+	return name
+}
+
+// portalYAML joins app entries under `applications:`.
+func portalYAML(entries ...string) string {
+	return "applications:\n" + strings.Join(entries, "")
+}
