@@ -1,0 +1,325 @@
+package caddymodules
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	maphandler "github.com/caddyserver/caddy/v2/modules/caddyhttp/map"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/instanceportal/portal/portalconfig"
+	"github.com/instanceportal/portal/web"
+)
+
+func init() {
+	caddyconfig.RegisterAdapter("portal_yaml", PortalAdapter{})
+}
+
+// PortalAdapter turns portal.yaml (or PORTAL_CONFIG) plus the environment
+// into Caddy JSON: one server per exposed external port, guarded by vastauth
+// and proxying to the app, and an internal server on 127.0.0.1 that our own
+// handlers serve for the Instance Portal entry.
+//
+// Secrets never enter the output: vastauth receives {env.…} placeholders and
+// resolves them at Provision, because the admin API hands the running config
+// to any local process.
+type PortalAdapter struct{}
+
+// Seams for tests: the environment and the clock (certificate expiry).
+var (
+	adapterLookupEnv = os.LookupEnv
+	adapterEnviron   = os.Environ
+	adapterNow       = time.Now
+)
+
+// certTag selects the instance certificate in TLS connection policies.
+const certTag = "portal_instance"
+
+// Adapt implements caddyconfig.Adapter. options may be nil; "filename" names
+// the input in messages.
+func (PortalAdapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
+	filename, _ := options["filename"].(string)
+	if filename == "" {
+		filename = "portal.yaml"
+	}
+	plan, warns, err := loadPlan(body, filename)
+	if err != nil {
+		return nil, warns, err
+	}
+	cfg := buildConfig(plan, &warns)
+	out, err := json.Marshal(cfg)
+	return out, warns, err
+}
+
+// loadPlan parses and validates the input and reads the environment.
+func loadPlan(body []byte, filename string) (*portalconfig.Plan, []caddyconfig.Warning, error) {
+	settings, err := portalconfig.SettingsFromEnv(adapterLookupEnv, adapterEnviron())
+	if err != nil {
+		return nil, nil, err
+	}
+	portalCfg, _ := adapterLookupEnv(portalconfig.PortalConfigVar)
+	cfg, pwarns, err := portalconfig.Load(body, filename, portalCfg)
+	warns := make([]caddyconfig.Warning, 0, len(pwarns))
+	for _, w := range pwarns {
+		warns = append(warns, caddyconfig.Warning{File: w.Source, Line: w.Line, Directive: w.App, Message: w.Msg})
+	}
+	if err != nil {
+		return nil, warns, err
+	}
+	plan := portalconfig.MakePlan(cfg, &settings, adapterNow())
+	for _, w := range plan.Warnings {
+		warns = append(warns, caddyconfig.Warning{File: filename, Message: w})
+	}
+	return plan, warns, nil
+}
+
+// buildConfig renders the plan as a Caddy config.
+func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.Config {
+	s := plan.Settings
+	httpApp := caddyhttp.App{Servers: map[string]*caddyhttp.Server{}}
+	for _, sp := range plan.Servers {
+		httpApp.Servers[sp.ServerName()] = appServer(plan, sp, warns)
+	}
+	pc := PortalContext{Config: plan.Config, Settings: s, Exposed: plan.Exposed(), Warnings: warns}
+	if plan.Portal != nil {
+		httpApp.Servers["portal"] = portalServer(plan, pc, warns)
+	}
+	apps := caddy.ModuleMap{"http": caddyconfig.JSON(httpApp, warns)}
+	if plan.TLS {
+		apps["tls"] = caddyconfig.JSON(caddytls.TLS{
+			CertificatesRaw: caddy.ModuleMap{"load_files": caddyconfig.JSON([]caddytls.CertKeyFilePair{{
+				Certificate: s.CertFile, Key: s.KeyFile, Tags: []string{certTag},
+			}}, warns)},
+		}, warns)
+	}
+	for _, src := range portalAppSources {
+		if raw, ok := src.build(pc); ok {
+			apps[src.name] = raw
+		}
+	}
+	admin := &caddy.AdminConfig{Listen: s.AdminListen}
+	if s.AdminListen == "off" {
+		admin = &caddy.AdminConfig{Disabled: true}
+	}
+	return &caddy.Config{Admin: admin, AppsRaw: apps, Logging: accessLogging(warns)}
+}
+
+// accessLogName is the logger our app servers write access logs to.
+const accessLogName = "access"
+
+// accessLogging sends access logs to stderr through a filter that redacts the
+// `token` query parameter (vastauth strips it before the upstream, but the
+// log records the request as received) and drops Referer, which can carry a
+// URL with a token from another page. Caddy already redacts Cookie and
+// Authorization.
+func accessLogging(warns *[]caddyconfig.Warning) *caddy.Logging {
+	encoder := map[string]any{
+		"format": "filter",
+		"wrap":   map[string]any{"format": "json"},
+		"fields": map[string]any{
+			"request>uri": map[string]any{
+				"filter":  "query",
+				"actions": []map[string]string{{"type": "replace", "parameter": "token", "value": "REDACTED"}},
+			},
+			"request>headers>Referer": map[string]any{"filter": "delete"},
+		},
+	}
+	return &caddy.Logging{Logs: map[string]*caddy.CustomLog{
+		"default": {Exclude: []string{"http.log.access." + accessLogName}},
+		accessLogName: {
+			BaseLog: caddy.BaseLog{EncoderRaw: caddyconfig.JSON(encoder, warns)},
+			Include: []string{"http.log.access." + accessLogName},
+		},
+	}}
+}
+
+// appServer is the external listener of one app.
+func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]caddyconfig.Warning) *caddyhttp.Server {
+	s := plan.Settings
+	srv := &caddyhttp.Server{
+		Listen:    []string{":" + strconv.Itoa(sp.Port)},
+		AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true}, // never ACME, never port 80
+		Logs:      &caddyhttp.ServerLogConfig{DefaultLoggerName: accessLogName},
+		Errors:    &caddyhttp.HTTPErrorConfig{Routes: startingUpRoutes(warns)},
+		// No HTTP/3: cloud port mappings forward TCP only, so an Alt-Svc
+		// pointing at UDP would only send browsers on a detour.
+		Protocols: []string{"h1"},
+	}
+	if plan.TLS {
+		srv.Protocols = []string{"h1", "h2"}
+		srv.ListenerWrappersRaw = []json.RawMessage{
+			caddyconfig.JSONModuleObject(struct{}{}, "wrapper", "http_redirect", warns),
+			caddyconfig.JSONModuleObject(struct{}{}, "wrapper", "tls", warns),
+		}
+		srv.TLSConnPolicies = caddytls.ConnectionPolicies{{
+			CertSelection: &caddytls.CustomCertSelectionPolicy{AnyTag: []string{certTag}},
+		}}
+	}
+	var routes caddyhttp.RouteList
+	cors := corsPolicy(s.CORSOrigins)
+	if sp.Auth {
+		if cors != nil {
+			// Browsers send CORS preflights without credentials, so an
+			// authenticated port must answer them itself.
+			routes = append(routes, cors.preflightRoute(warns))
+		}
+		routes = append(routes, caddyhttp.Route{HandlersRaw: []json.RawMessage{vastauthHandler(s, warns)}})
+	}
+	routes = append(routes, caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON([]string{"/portal-resolver"}, warns)}},
+		HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+			StatusCode: caddyhttp.WeakString("200"),
+			Headers: http.Header{
+				"Access-Control-Allow-Origin":  {"*"},
+				"Access-Control-Allow-Methods": {"GET, HEAD, OPTIONS"},
+				"Access-Control-Allow-Headers": {"*"},
+				"Cache-Control":                {"no-store"},
+				"Content-Type":                 {"text/plain; charset=utf-8"},
+			},
+			Body: "ok\n",
+		}, "handler", "static_response", warns)},
+		Terminal: true,
+	})
+	if cors != nil {
+		routes = append(routes, cors.responseRoute(warns))
+	}
+	var handlers []json.RawMessage
+	// X-Forwarded-Proto is https for requests that reached us through a
+	// Cloudflare tunnel (they carry Cf-Visitor), whatever our own scheme.
+	handlers = append(handlers, caddyconfig.JSONModuleObject(maphandler.Handler{
+		Source:       "{http.request.header.Cf-Visitor}",
+		Destinations: []string{"{portal.forwarded_proto}"},
+		Mappings:     []maphandler.Mapping{{InputRegexp: ".+", Outputs: []any{"https"}}},
+		Defaults:     []string{"{http.request.scheme}"},
+	}, "handler", "map", warns))
+	if s.Compression {
+		handlers = append(handlers, caddyconfig.JSONModuleObject(encode.Encode{
+			EncodingsRaw: caddy.ModuleMap{"zstd": json.RawMessage("{}"), "gzip": json.RawMessage("{}")},
+			Prefer:       []string{"zstd", "gzip"},
+		}, "handler", "encode", warns))
+	}
+	handlers = append(handlers, caddyconfig.JSONModuleObject(proxyHandler(sp, s), "handler", "reverse_proxy", warns))
+	routes = append(routes, caddyhttp.Route{HandlersRaw: handlers, Terminal: true})
+	srv.Routes = routes
+	return srv
+}
+
+// proxyHandler proxies to the app, with the forwarded headers of the contract.
+func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings) reverseproxy.Handler {
+	set := http.Header{
+		"Host":              {"{http.reverse_proxy.upstream.hostport}"},
+		"X-Real-Ip":         {"{http.request.remote.host}"},
+		"X-Forwarded-Proto": {"{portal.forwarded_proto}"},
+	}
+	if sp.HostLocalhost {
+		// Apps such as Syncthing refuse a foreign Host (403 "Host check
+		// error") and compare Origin with it.
+		local := "localhost:" + strconv.Itoa(sp.App.InternalPort)
+		set["Host"] = []string{local}
+		set["Origin"] = []string{"http://" + local}
+	}
+	return reverseproxy.Handler{
+		Upstreams:     reverseproxy.UpstreamPool{{Dial: sp.App.Upstream()}},
+		FlushInterval: caddy.Duration(s.FlushInterval),
+		Headers: &headers.Handler{
+			Request: &headers.HeaderOps{Set: set},
+			Response: &headers.RespHeaderOps{
+				// Only our own placeholder page may carry this marker.
+				HeaderOps: &headers.HeaderOps{Delete: []string{"X-Portal-Placeholder"}},
+			},
+		},
+	}
+}
+
+// vastauthHandler is the vastauth config. Secrets are placeholders; the rest
+// is not secret and is written literally.
+func vastauthHandler(s *portalconfig.Settings, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(map[string]any{
+		"username":    s.WebUsername,
+		"secrets":     []string{"{env.WEB_PASSWORD}", "{env.OPEN_BUTTON_TOKEN}"},
+		"cookie_name": s.CookieName(),
+		"state_dir":   s.StateDir,
+		"realm":       portalconfig.PortalAppName,
+	}, "handler", "vastauth", warns)
+}
+
+// startingUpRoutes answer the 502/503/504 that Caddy raises when the app is
+// not listening (yet) with a page that polls and reloads. An app's own 5xx
+// responses are not errors in Caddy's sense and pass through untouched.
+// Cloudflare replaces 5xx bodies with its own page, so requests that came
+// through a tunnel (Cf-Ray) get the page with 200.
+func startingUpRoutes(warns *[]caddyconfig.Warning) caddyhttp.RouteList {
+	upstreamDown := caddyconfig.JSON(caddyhttp.VarsMatcher{"{http.error.status_code}": {"502", "503", "504"}}, warns)
+	page := func(status string) json.RawMessage {
+		return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+			StatusCode: caddyhttp.WeakString(status),
+			Headers: http.Header{
+				"Content-Type":         {"text/html; charset=utf-8"},
+				"Cache-Control":        {"no-store"},
+				"X-Portal-Placeholder": {"true"},
+				"Retry-After":          {"2"},
+			},
+			Body: web.StartingPage,
+		}, "handler", "static_response", warns)
+	}
+	return caddyhttp.RouteList{
+		{
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{
+				"vars":   upstreamDown,
+				"header": caddyconfig.JSON(caddyhttp.MatchHeader{"Cf-Ray": {}}, warns),
+			}},
+			HandlersRaw: []json.RawMessage{page("200")},
+			Terminal:    true,
+		},
+		{
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"vars": upstreamDown}},
+			HandlersRaw:    []json.RawMessage{page("{http.error.status_code}")},
+			Terminal:       true,
+		},
+	}
+}
+
+// portalServer is the internal listener of the Instance Portal entry: our
+// own handlers on 127.0.0.1, reached through the entry's external port
+// (behind vastauth) or an SSH forward.
+func portalServer(plan *portalconfig.Plan, pc PortalContext, warns *[]caddyconfig.Warning) *caddyhttp.Server {
+	apps, err := json.Marshal(plan.AppsInfo())
+	if err != nil {
+		*warns = append(*warns, caddyconfig.Warning{Message: fmt.Sprintf("encoding /api/apps: %v", err)})
+	}
+	jsonResponse := func(body string) json.RawMessage {
+		return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+			StatusCode: caddyhttp.WeakString("200"),
+			Headers:    http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+			Body:       body,
+		}, "handler", "static_response", warns)
+	}
+	routes := caddyhttp.RouteList{
+		terminal(pathRoute(warns, []string{"/health"}, jsonResponse(`{"status":"ok"}`+"\n"))),
+		terminal(pathRoute(warns, []string{"/api/apps"}, jsonResponse(string(apps)+"\n"))),
+	}
+	for _, src := range portalRouteSources {
+		routes = append(routes, src.build(pc)...)
+	}
+	return &caddyhttp.Server{
+		Listen:    []string{"127.0.0.1:" + strconv.Itoa(plan.Portal.InternalPort)},
+		AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
+		Protocols: []string{"h1"},
+		Routes:    routes,
+	}
+}
+
+func terminal(r caddyhttp.Route) caddyhttp.Route {
+	r.Terminal = true
+	return r
+}
