@@ -1,0 +1,177 @@
+package caddymodules
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/instanceportal/portal/portalconfig"
+)
+
+// defaultPortalYAML is where the image keeps the portal configuration.
+const defaultPortalYAML = "/etc/portal.yaml"
+
+func init() {
+	registerPortalSubcommand(writeConfigCommand)
+	registerPortalSubcommand(checkCommand)
+}
+
+func writeConfigCommand() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "write-config [--config /etc/portal.yaml]",
+		Short: "Write portal.yaml from PORTAL_CONFIG, atomically",
+		Long: `Parses PORTAL_CONFIG ("hostname:external:internal:open_path:name|…") and
+writes it as portal.yaml: a temporary file in the same directory renamed over
+the target, so readers never see half a file. A symlink's target is written,
+an existing file keeps its mode, a new one gets 0644. Nothing is written when
+PORTAL_CONFIG is empty or does not parse.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := portalconfig.ParsePortalConfig(os.Getenv(portalconfig.PortalConfigVar))
+			if err == nil && len(cfg.Apps) == 0 {
+				err = errors.New("PORTAL_CONFIG is empty: nothing to write")
+			}
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err != nil {
+				return err
+			}
+			data, err := cfg.MarshalYAML()
+			if err != nil {
+				return err
+			}
+			if err := portalconfig.WriteFileAtomic(path, data); err != nil {
+				return fmt.Errorf("writing %s: %w", path, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d apps to %s\n", len(cfg.Apps), path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultPortalYAML, "portal.yaml to write")
+	return cmd
+}
+
+func checkCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check [--config /etc/portal.yaml] [--has NAME]",
+		Short: "Validate portal.yaml and show what will be exposed",
+		Long: `Validates portal.yaml (falling back to PORTAL_CONFIG, as the portal_yaml
+adapter does) with the current environment, and prints each port the portal
+will listen on. Exits 1 with the error on bad input.
+
+With --has NAME it prints nothing and exits 0 when an app of that name (the
+key or its display name) is configured, 1 when it is not, 2 when the
+configuration is broken: supervisor wrapper scripts use it to decide whether
+to start an app.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.Flags().StringP("config", "c", defaultPortalYAML, "portal.yaml to check")
+	cmd.Flags().String("has", "", "exit 0 if an app of this name is configured, 1 if not")
+	cmd.Run = func(cmd *cobra.Command, _ []string) {
+		// caddy's main maps every error to exit status 1 and logs it; --has
+		// needs quiet 0/1/2, so the code is set here.
+		path, _ := cmd.Flags().GetString("config")
+		has, _ := cmd.Flags().GetString("has")
+		if code := runCheck(cmd, path, has); code != 0 {
+			os.Exit(code)
+		}
+	}
+	return cmd
+}
+
+// runCheck is `caddy portal check`; it returns the exit status.
+func runCheck(cmd *cobra.Command, path, has string) int {
+	body, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return failCheck(cmd, has, err)
+	}
+	plan, warns, err := loadPlan(body, path)
+	if err != nil {
+		return failCheck(cmd, has, err)
+	}
+	if has != "" {
+		if _, ok := plan.Config.Find(has); ok {
+			return 0
+		}
+		return 1
+	}
+	for _, w := range warns {
+		loc := w.File
+		if w.Line > 0 {
+			loc = fmt.Sprintf("%s:%d", loc, w.Line)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", loc, w.Message)
+	}
+	printPlan(cmd.OutOrStdout(), plan)
+	return 0
+}
+
+// failCheck prints the error (cobra's own printing is silenced so that
+// --has stays quiet) and picks the exit code.
+func failCheck(cmd *cobra.Command, has string, err error) int {
+	fmt.Fprintln(cmd.ErrOrStderr(), "error:", err)
+	if has != "" {
+		return 2
+	}
+	return 1
+}
+
+// printPlan writes a table of the ports the portal will serve.
+func printPlan(w io.Writer, plan *portalconfig.Plan) {
+	s := plan.Settings
+	scheme := "http"
+	if plan.TLS {
+		scheme = "https"
+	}
+	fmt.Fprintf(w, "%s: %d apps, %s, auth %s\n", plan.Config.Source, len(plan.Config.Apps), scheme, onOff(s.EnableAuth))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LISTEN\tAPP\tTARGET\tAUTH\tPUBLIC")
+	served := map[int]bool{}
+	for _, sp := range plan.Servers {
+		served[sp.Port] = true
+		target := sp.App.Upstream()
+		if sp.App.IsPortal() {
+			target = fmt.Sprintf("portal handlers on 127.0.0.1:%d", sp.App.InternalPort)
+		}
+		public := "-"
+		if p, ok := s.PublicPorts[sp.Port]; ok {
+			public = fmt.Sprint(p)
+		}
+		fmt.Fprintf(tw, ":%d\t%s\t%s\t%s\t%s\n", sp.Port, sp.App.Name, target, yesNo(sp.Auth), public)
+	}
+	for _, a := range plan.Config.Apps {
+		switch {
+		case !a.Proxied():
+			fmt.Fprintf(tw, "-\t%s\tlink only: the app listens on %d itself\t-\t-\n", a.Name, a.ExternalPort)
+		case !served[a.ExternalPort]:
+			fmt.Fprintf(tw, "-\t%s\tnot exposed: no VAST_TCP_PORT_%d\t-\t-\n", a.Name, a.ExternalPort)
+		}
+	}
+	_ = tw.Flush()
+	for _, warn := range plan.Warnings {
+		fmt.Fprintln(w, "note:", strings.TrimSpace(warn))
+	}
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,125 @@
+package portalconfig
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MarshalYAML renders the apps as portal.yaml, in order, with every field
+// spelled out (so a user editing it sees them all).
+func (c *Config) MarshalYAML() ([]byte, error) {
+	apps := &yaml.Node{Kind: yaml.MappingNode}
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
+	num := func(v int) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(v)} }
+	for _, a := range c.Apps {
+		name := a.Name
+		if name == "" {
+			name = a.Key
+		}
+		apps.Content = append(apps.Content, str(name), &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+			str("hostname"), str(a.Hostname),
+			str("external_port"), num(a.ExternalPort),
+			str("internal_port"), num(a.InternalPort),
+			str("open_path"), str(a.OpenPath),
+			str("name"), str(name),
+		}})
+	}
+	doc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("applications"), apps}}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// WriteFileAtomic replaces path with data so that a reader sees the old file
+// or the new one, never a part: it writes a temporary file in the same
+// directory, syncs it and renames it over the target. A symlink is followed
+// and its target written (the link stays a link). An existing file keeps its
+// mode; a new one gets 0644.
+func WriteFileAtomic(path string, data []byte) error {
+	target, err := resolveLink(path)
+	if err != nil {
+		return err
+	}
+	mode := fs.FileMode(0o644)
+	if fi, err := os.Stat(target); err == nil {
+		mode = fi.Mode().Perm()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(target)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmpName := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.Remove(tmpName)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpName, target); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil { // make the rename durable
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// resolveLink follows symlinks at path (a bounded number of hops) to the
+// file that must be written, which need not exist yet.
+func resolveLink(path string) (string, error) {
+	for hops := 0; hops < 40; hops++ {
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return path, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		dest, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(path), dest)
+		}
+		path = dest
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
+}
