@@ -1,0 +1,6 @@
+//go:build !unix
+
+package logstream
+
+// nofollow: without O_NOFOLLOW the Lstat check before opening is the guard.
+const nofollow = 0
