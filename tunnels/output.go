@@ -19,12 +19,21 @@ var quickURLPattern = regexp.MustCompile(`https://([a-z0-9](?:[a-z0-9-]{0,61}[a-
 // in one line of cloudflared output. It is the fallback for cloudflared
 // builds whose metrics server has no /quicktunnel endpoint.
 func QuickTunnelURLFromLine(line string) (string, bool) {
-	m := quickURLPattern.FindString(line)
-	if m == "" || strings.HasPrefix(m, "https://api.") {
-		// api.trycloudflare.com is the service cloudflared asks, not a tunnel.
-		return "", false
+	for _, loc := range quickURLPattern.FindAllStringIndex(line, -1) {
+		m := line[loc[0]:loc[1]]
+		if loc[1] < len(line) && isHostByte(line[loc[1]]) {
+			continue // https://x.trycloudflare.com.attacker.net
+		}
+		if strings.HasPrefix(m, "https://api.") {
+			continue // the service cloudflared asks, not a tunnel
+		}
+		return m, true
 	}
-	return m, true
+	return "", false
+}
+
+func isHostByte(c byte) bool {
+	return c == '.' || c == '-' || c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
 }
 
 // IsRateLimitLine reports whether a line of cloudflared output says that
@@ -60,13 +69,22 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			w.buf = append(w.buf, p...)
-			if len(w.buf) >= maxLineLen {
+			for len(w.buf) >= maxLineLen {
+				rest := append([]byte(nil), w.buf[maxLineLen:]...)
+				w.buf = w.buf[:maxLineLen]
 				w.emitLocked()
+				w.buf = append(w.buf, rest...)
 			}
 			break
 		}
 		w.buf = append(w.buf, p[:i]...)
 		p = p[i+1:]
+		for len(w.buf) > maxLineLen {
+			rest := append([]byte(nil), w.buf[maxLineLen:]...)
+			w.buf = w.buf[:maxLineLen]
+			w.emitLocked()
+			w.buf = append(w.buf, rest...)
+		}
 		w.emitLocked()
 	}
 	return n, nil
