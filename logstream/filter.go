@@ -23,12 +23,12 @@ const (
 type filterState uint8
 
 const (
-	stNormal filterState = iota
-	stEsc                // after ESC
-	stCSI                // inside ESC [ … final
-	stString             // inside OSC/DCS/APC/PM/SOS, skipped
-	stStringEsc          // ESC inside a skipped string (maybe ST)
-	stCharset            // ESC ( or ESC ): one designator byte follows
+	stNormal    filterState = iota
+	stEsc                   // after ESC
+	stCSI                   // inside ESC [ … final
+	stString                // inside OSC/DCS/APC/PM/SOS, skipped
+	stStringEsc             // ESC inside a skipped string (maybe ST)
+	stCharset               // ESC ( or ESC ): one designator byte follows
 )
 
 // filter turns raw log bytes into the subset of terminal output that the
