@@ -112,6 +112,8 @@ func (e *FieldError) Error() string {
 		return fmt.Sprintf("%s: app %q: %s: %s", loc, e.App, e.Field, e.Msg)
 	case e.App != "":
 		return fmt.Sprintf("%s: app %q: %s", loc, e.App, e.Msg)
+	case e.Field != "":
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
 	default:
 		return fmt.Sprintf("%s: %s", loc, e.Msg)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -210,6 +212,11 @@ func (c *Config) Validate() error {
 		if a.Hostname == "" {
 			return fail(*a, "hostname", "missing")
 		}
+		for field, v := range map[string]string{"name": a.Name, "hostname": a.Hostname, "open_path": a.OpenPath} {
+			if !printable(v) {
+				return fail(*a, field, fmt.Sprintf("%q has invalid UTF-8 or control characters", v))
+			}
+		}
 		if strings.ContainsAny(a.Hostname, "/ \t{}") {
 			return fail(*a, "hostname", fmt.Sprintf("%q is not a host name", a.Hostname))
 		}
@@ -243,6 +250,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // isLocal reports whether an app host is this machine, where its internal
