@@ -108,6 +108,9 @@ func parseYAMLApp(source string, k, v *yaml.Node) (App, []Warning, error) {
 	if k.Kind != yaml.ScalarNode || strings.TrimSpace(k.Value) == "" {
 		return fail(k.Line, "", "app name must be a non-empty string")
 	}
+	if v.Kind == yaml.AliasNode && v.Alias != nil { // `b: *a` reuses another app's settings
+		v = v.Alias
+	}
 	if v.Kind != yaml.MappingNode {
 		return fail(v.Line, "", "settings must be a mapping (hostname, external_port, internal_port, open_path, name)")
 	}

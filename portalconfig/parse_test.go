@@ -229,3 +229,10 @@ func TestMarshalYAMLRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestParseYAMLAlias(t *testing.T) {
+	cfg, _, err := ParseYAML([]byte("applications:\n  a: &x {hostname: h, external_port: 1, internal_port: 2}\n  b: *x\n"), "p.yaml")
+	if err != nil || len(cfg.Apps) != 2 || cfg.Apps[1].Key != "b" || cfg.Apps[1].InternalPort != 2 {
+		t.Fatalf("%v %+v", err, cfg)
+	}
+}
