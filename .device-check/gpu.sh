@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# GPU check for gpu_metrics (issue 5).
+#
+#   .device-check/gpu.sh build   on the build machine (Go toolchain, no GPU):
+#                                compiles the nvmlgpu test binary with the
+#                                real-GPU test into .device/ (git-ignored),
+#                                copies this script there, and checks that
+#                                the binary skips cleanly without a GPU.
+#   .device/gpu.sh run           on the GPU machine (no Go toolchain), from
+#                                the repository root: runs the check and
+#                                the benchmarks, writing gpu.log to $OUT.
+set -euo pipefail
+
+mode=${1:-}
+case "$mode" in
+build)
+	root=$(git rev-parse --show-toplevel)
+	cd "$root"
+	mkdir -p .device
+	go test -c -tags nvmlgpu -o .device/gpumetrics.test ./gpumetrics/nvmlgpu 2>/dev/null
+	cp .device-check/gpu.sh .device/gpu.sh
+	./.device/gpumetrics.test -test.run GPU -test.bench GPU -test.benchtime 1x >/dev/null
+	echo "built .device/gpumetrics.test; on the GPU machine run: .device/gpu.sh run"
+	;;
+run)
+	out=${OUT:-.}
+	cd "$(dirname "$0")"
+	{
+		echo "== host"
+		uname -m
+		ldd --version 2>&1 | head -n 1 || true
+		echo "== nvidia-smi"
+		nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader,nounits
+		echo "== go test (GPU check + benchmarks)"
+		timeout 240 ./gpumetrics.test -test.v -test.run GPU -test.bench GPU \
+			-test.benchtime 200x -test.benchmem -test.count 1
+	} 2>&1 | tee "$out/gpu.log"
+	;;
+*)
+	echo "usage: $0 build|run" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,132 @@
+//go:build nvmlgpu && linux && cgo
+
+package nvmlgpu
+
+// The real-GPU check. Build with -tags nvmlgpu; it skips without
+// nvidia-smi, and otherwise compares what NVML reports through Source with
+// what nvidia-smi prints. See .device-check/gpu.sh.
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/instanceportal/portal/gpumetrics"
+)
+
+type smiGPU struct {
+	index  int
+	name   string
+	memMiB uint64
+	uuid   string
+	busID  string
+}
+
+func nvidiaSmi(t testing.TB) []smiGPU {
+	t.Helper()
+	if _, err := exec.LookPath("nvidia-smi"); err != nil {
+		t.Skip("nvidia-smi not on PATH: no NVIDIA GPU here")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nvidia-smi", "--query-gpu=index,name,memory.total,uuid,pci.bus_id", "--format=csv,noheader,nounits").Output()
+	if err != nil {
+		t.Fatalf("nvidia-smi: %v", err)
+	}
+	var gpus []smiGPU
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) != 5 {
+			t.Fatalf("nvidia-smi line %q: want 5 fields", line)
+		}
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		idx, err1 := strconv.Atoi(f[0])
+		mem, err2 := strconv.ParseUint(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("nvidia-smi line %q: bad index or memory", line)
+		}
+		gpus = append(gpus, smiGPU{idx, f[1], mem, f[3], f[4]})
+	}
+	return gpus
+}
+
+func TestGPUMatchesNvidiaSmi(t *testing.T) {
+	want := nvidiaSmi(t)
+	src := NewSource(Real())
+	defer src.Close()
+
+	t0 := time.Now()
+	first := src.Sweep(context.Background()) // includes NVML init
+	initSweep := time.Since(t0)
+	t1 := time.Now()
+	rep := src.Sweep(context.Background())
+	oneSweep := time.Since(t1)
+	t.Logf("first sweep (with NVML init): %v; one sweep: %v; GPUs: %d", initSweep, oneSweep, len(rep.GPUs))
+	if !first.Available || !rep.Available {
+		t.Fatalf("NVML unavailable on a machine with nvidia-smi: %q", rep.Reason)
+	}
+	if len(rep.GPUs) != len(want) {
+		t.Fatalf("NVML sees %d GPUs, nvidia-smi %d", len(rep.GPUs), len(want))
+	}
+	for i, w := range want {
+		g := rep.GPUs[i]
+		if g.Index != w.index || g.Name != w.name || g.UUID != w.uuid {
+			t.Errorf("GPU %d: NVML index=%d name=%q uuid=%q, nvidia-smi index=%d name=%q uuid=%q", i, g.Index, g.Name, g.UUID, w.index, w.name, w.uuid)
+		}
+		if g.MemoryTotalBytes == nil {
+			t.Errorf("GPU %d: no memory total", i)
+			continue
+		}
+		gotMiB := *g.MemoryTotalBytes >> 20
+		// nvidia-smi and NVML's v1 memory query can differ by the reserved
+		// framebuffer on recent drivers; allow 1%.
+		diff := max(gotMiB, w.memMiB) - min(gotMiB, w.memMiB)
+		if diff*100 > w.memMiB {
+			t.Errorf("GPU %d: memory total NVML %d MiB, nvidia-smi %d MiB", i, gotMiB, w.memMiB)
+		}
+		if !strings.EqualFold(strings.TrimLeft(g.PCIBusID, "0"), strings.TrimLeft(w.busID, "0")) {
+			t.Errorf("GPU %d: bus id NVML %q, nvidia-smi %q", i, g.PCIBusID, w.busID)
+		}
+		t.Logf("GPU %d: %s %s mem=%d MiB (nvidia-smi %d MiB) driver=%s cuda=%s", g.Index, g.Name, g.UUID, gotMiB, w.memMiB, rep.DriverVersion, rep.CUDAVersion)
+	}
+	snap := &gpumetrics.Snapshot{SampledAt: time.Now().UTC(), GPUReport: rep, System: gpumetrics.System{Disks: []gpumetrics.Disk{}}}
+	t.Logf("JSON:\n%s", gpumetrics.RenderJSON(snap))
+	prom := gpumetrics.RenderPrometheus(snap)
+	if !bytes.Contains(prom, []byte("DCGM_FI_DEV_FB_USED{")) {
+		t.Errorf("Prometheus output lacks DCGM_FI_DEV_FB_USED:\n%s", prom)
+	}
+	t.Logf("Prometheus:\n%s", prom)
+}
+
+// BenchmarkGPUSweep times one NVML sweep of every GPU (init excluded).
+func BenchmarkGPUSweep(b *testing.B) {
+	nvidiaSmi(b)
+	src := NewSource(Real())
+	defer src.Close()
+	if rep := src.Sweep(context.Background()); !rep.Available {
+		b.Fatalf("NVML unavailable: %s", rep.Reason)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		src.Sweep(context.Background())
+	}
+}
+
+// BenchmarkGPUNvidiaSmi times what the reference does per poll: one
+// nvidia-smi subprocess (GPUtil runs a similar --query-gpu).
+func BenchmarkGPUNvidiaSmi(b *testing.B) {
+	nvidiaSmi(b)
+	for b.Loop() {
+		out, err := exec.Command("nvidia-smi", "--query-gpu=index,uuid,utilization.gpu,memory.total,memory.used,memory.free,driver_version,name,gpu_serial,display_active,display_mode,temperature.gpu", "--format=csv,noheader,nounits").Output()
+		if err != nil || len(out) == 0 {
+			b.Fatalf("nvidia-smi: %v", err)
+		}
+	}
+}

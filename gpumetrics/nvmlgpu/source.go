@@ -1,0 +1,286 @@
+package nvmlgpu
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/instanceportal/portal/gpumetrics"
+)
+
+// maxXIDPerSweep bounds how many pending XID events one sweep drains, so a
+// flood of events cannot stretch a sweep.
+const maxXIDPerSweep = 64
+
+// DefaultRetry is how long the source waits before trying Init again after
+// NVML could not be initialised (no library, no driver).
+const DefaultRetry = 30 * time.Second
+
+// Source is a gpumetrics.GPUSource over NVML. It initialises NVML lazily on
+// the first Sweep (inside the collector's sweep goroutine, never in Caddy's
+// Provision), re-initialises after lifecycle errors (GPU lost, driver
+// reloaded), and retries a failed Init every Retry.
+type Source struct {
+	API   API
+	Retry time.Duration
+	Now   func() time.Time
+
+	inited    bool
+	lastTry   time.Time
+	lastFail  gpumetrics.GPUReport
+	xidOK     map[string]bool // UUID → XID events registered
+	xidLast   map[string]uint64
+	xidCount  map[string]uint64
+	driverVer string
+	cudaVer   string
+}
+
+// NewSource returns a Source over api.
+func NewSource(api API) *Source {
+	return &Source{API: api, Retry: DefaultRetry, Now: time.Now}
+}
+
+// Sweep reads every device once.
+func (s *Source) Sweep(ctx context.Context) gpumetrics.GPUReport {
+	if !s.inited {
+		if !s.lastTry.IsZero() && s.Now().Sub(s.lastTry) < s.Retry {
+			return s.lastFail
+		}
+		s.lastTry = s.Now()
+		if rep, ok := s.init(); !ok {
+			s.lastFail = rep
+			return rep
+		}
+	}
+	rep, lost := s.sweep(ctx)
+	if lost {
+		// Shut down now and re-initialise on the next sweep, without
+		// waiting for Retry: a reloaded driver is usually back at once.
+		_ = s.API.Shutdown()
+		s.inited = false
+		s.lastTry = time.Time{}
+	}
+	return rep
+}
+
+func unavailable(reason string) gpumetrics.GPUReport {
+	return gpumetrics.GPUReport{Available: false, Reason: reason, GPUs: []gpumetrics.GPU{}}
+}
+
+// init initialises NVML and registers XID events. ok is false with an
+// "unavailable" report when there is nothing to read.
+func (s *Source) init() (gpumetrics.GPUReport, bool) {
+	if err := s.API.Init(); err != nil {
+		return unavailable(initReason(err)), false
+	}
+	n, err := s.API.DeviceCount()
+	if err != nil {
+		_ = s.API.Shutdown()
+		return unavailable("NVML: counting devices: " + err.Error()), false
+	}
+	if n == 0 {
+		_ = s.API.Shutdown()
+		return unavailable("NVML: no NVIDIA device found"), false
+	}
+	s.inited = true
+	s.driverVer, s.cudaVer = "", ""
+	if v, err := s.API.DriverVersion(); err == nil {
+		s.driverVer = v
+	}
+	if v, err := s.API.CUDADriverVersion(); err == nil && v > 0 {
+		s.cudaVer = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
+	}
+	// XID counts restart with each initialisation: they are "since the
+	// portal started watching", which is what the gauge shows.
+	s.xidOK, s.xidLast, s.xidCount = map[string]bool{}, map[string]uint64{}, map[string]uint64{}
+	for i := range n {
+		d, err := s.API.Device(i)
+		if err != nil {
+			continue
+		}
+		uuid, err := d.UUID()
+		if err != nil {
+			continue
+		}
+		if err := s.API.RegisterXID(d); err == nil {
+			s.xidOK[uuid] = true
+		}
+	}
+	return gpumetrics.GPUReport{}, true
+}
+
+// initReason turns an Init failure into the reason a user reads.
+func initReason(err error) string {
+	switch StatusOf(err) {
+	case StatusLibraryNotFound:
+		return "NVML library not found (libnvidia-ml.so.1): no NVIDIA driver on this machine or not mounted into the container"
+	case StatusDriverNotLoaded:
+		return "NVIDIA driver not loaded: " + err.Error()
+	case StatusDriverMismatch:
+		return "NVIDIA driver/library version mismatch (reboot or reload the driver): " + err.Error()
+	case StatusNoPermission:
+		return "no permission to use the NVIDIA driver: " + err.Error()
+	case StatusUnavailable:
+		return err.Error()
+	}
+	return "NVML init failed: " + err.Error()
+}
+
+// sweep reads all devices. lost is true after a lifecycle error.
+func (s *Source) sweep(ctx context.Context) (rep gpumetrics.GPUReport, lost bool) {
+	rep = gpumetrics.GPUReport{
+		Available: true, Backend: "nvml",
+		DriverVersion: s.driverVer, CUDAVersion: s.cudaVer,
+	}
+	n, err := s.API.DeviceCount()
+	if err != nil {
+		return unavailable("NVML: counting devices: " + err.Error()), lifecycle(err)
+	}
+	s.drainXID()
+	rep.GPUs = make([]gpumetrics.GPU, 0, n)
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		d, err := s.API.Device(i)
+		if err != nil {
+			if lifecycle(err) {
+				lost = true
+			}
+			rep.GPUs = append(rep.GPUs, gpumetrics.GPU{Index: i, FieldErrors: map[string]string{"device": err.Error()}})
+			continue
+		}
+		g, gone := s.readDevice(i, d)
+		lost = lost || gone
+		rep.GPUs = append(rep.GPUs, g)
+	}
+	return rep, lost
+}
+
+// drainXID collects pending XID events (bounded per sweep).
+func (s *Source) drainXID() {
+	if len(s.xidOK) == 0 {
+		return
+	}
+	for range maxXIDPerSweep {
+		ev, err := s.API.PollXID()
+		if err != nil {
+			return // StatusTimeout: nothing pending; anything else: try next sweep
+		}
+		s.xidLast[ev.UUID] = ev.XID
+		s.xidCount[ev.UUID]++
+	}
+}
+
+// fieldReader records per-field outcomes while reading one device.
+type fieldReader struct {
+	errs map[string]string
+	lost bool
+}
+
+// ok reports whether a figure was read. Not supported is silent absence;
+// other errors are noted in FieldErrors.
+func (f *fieldReader) ok(field string, err error) bool {
+	if err == nil {
+		return true
+	}
+	if StatusOf(err) == StatusNotSupported {
+		return false
+	}
+	if lifecycle(err) {
+		f.lost = true
+	}
+	if f.errs == nil {
+		f.errs = map[string]string{}
+	}
+	f.errs[field] = err.Error()
+	return false
+}
+
+func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
+	var f fieldReader
+	g := gpumetrics.GPU{Index: i}
+	if v, err := d.Name(); f.ok("name", err) {
+		g.Name = v
+	}
+	if v, err := d.UUID(); f.ok("uuid", err) {
+		g.UUID = v
+	}
+	if v, err := d.PCIBusID(); f.ok("pci_bus_id", err) {
+		g.PCIBusID = v
+	}
+	if v, err := d.MinorNumber(); f.ok("minor_number", err) {
+		g.Device = fmt.Sprintf("nvidia%d", v)
+	}
+	if gu, mu, err := d.Utilization(); f.ok("utilization", err) {
+		g.UtilizationPercent = gpumetrics.Ptr(float64(gu))
+		g.MemoryUtilizationPercent = gpumetrics.Ptr(float64(mu))
+	}
+	if t, u, fr, err := d.Memory(); f.ok("memory", err) {
+		g.MemoryTotalBytes, g.MemoryUsedBytes, g.MemoryFreeBytes = gpumetrics.Ptr(t), gpumetrics.Ptr(u), gpumetrics.Ptr(fr)
+	}
+	if v, err := d.TemperatureC(); f.ok("temperature", err) {
+		g.TemperatureC = gpumetrics.Ptr(float64(v))
+	}
+	if v, err := d.PowerUsageMilliwatts(); f.ok("power_draw", err) {
+		g.PowerDrawWatts = gpumetrics.Ptr(float64(v) / 1000)
+	}
+	if v, err := d.PowerLimitMilliwatts(); f.ok("power_limit", err) {
+		g.PowerLimitWatts = gpumetrics.Ptr(float64(v) / 1000)
+	}
+	if v, err := d.FanSpeedPercent(); f.ok("fan_speed", err) {
+		g.FanSpeedPercent = gpumetrics.Ptr(float64(v))
+	}
+	if v, err := d.SMClockMHz(); f.ok("sm_clock", err) {
+		g.SMClockMHz = gpumetrics.Ptr(v)
+	}
+	if v, err := d.MemoryClockMHz(); f.ok("memory_clock", err) {
+		g.MemoryClockMHz = gpumetrics.Ptr(v)
+	}
+	if v, err := d.PCIeLinkGen(); f.ok("pcie_link_gen", err) {
+		g.PCIeLinkGen = gpumetrics.Ptr(v)
+	}
+	if v, err := d.PCIeLinkWidth(); f.ok("pcie_link_width", err) {
+		g.PCIeLinkWidth = gpumetrics.Ptr(v)
+	}
+	if v, err := d.ClockEventReasons(); f.ok("clock_event_reasons", err) {
+		g.ClockEventReasons = gpumetrics.Ptr(v)
+		g.ClockEventReasonNames = ClockEventReasonNames(v)
+	}
+	if v, err := d.TotalEnergyMillijoules(); f.ok("energy", err) {
+		g.EnergyMillijoules = gpumetrics.Ptr(v)
+	}
+	if c, u, err := d.ECCVolatile(); f.ok("ecc", err) {
+		g.ECCCorrected, g.ECCUncorrected = gpumetrics.Ptr(c), gpumetrics.Ptr(u)
+	}
+	if g.UUID != "" && s.xidOK[g.UUID] {
+		g.XIDLast = gpumetrics.Ptr(s.xidLast[g.UUID])
+		g.XIDCount = gpumetrics.Ptr(s.xidCount[g.UUID])
+	}
+	if procs, err := d.ComputeProcesses(); f.ok("processes", err) {
+		g.Processes = make([]gpumetrics.Process, 0, len(procs))
+		for _, p := range procs {
+			gp := gpumetrics.Process{PID: p.PID, UsedMemoryBytes: p.UsedMemory}
+			if name, err := s.API.ProcessName(p.PID); err == nil {
+				gp.Name = strings.TrimSpace(name)
+			}
+			g.Processes = append(g.Processes, gp)
+		}
+		sort.Slice(g.Processes, func(a, b int) bool { return g.Processes[a].PID < g.Processes[b].PID })
+	}
+	g.FieldErrors = f.errs
+	return g, f.lost
+}
+
+// Close shuts NVML down if it was initialised.
+func (s *Source) Close() error {
+	if !s.inited {
+		return nil
+	}
+	s.inited = false
+	return s.API.Shutdown()
+}
+
+var _ gpumetrics.GPUSource = (*Source)(nil)

@@ -1,0 +1,197 @@
+package gpumetrics
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// RenderJSON encodes a snapshot for GET /api/metrics.
+func RenderJSON(s *Snapshot) []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		// Only NaN/Inf floats can fail here; sources never produce them,
+		// but a broken answer must still be valid JSON.
+		b, _ = json.Marshal(map[string]any{"sampled_at": s.SampledAt, "available": false, "reason": "encoding: " + err.Error()})
+	}
+	return append(b, '\n')
+}
+
+// PrometheusContentType is the text exposition format served at /metrics.
+var PrometheusContentType = string(expfmt.NewFormat(expfmt.TypeTextPlain))
+
+// dcgmLabels are dcgm-exporter's per-GPU labels, so that its Grafana
+// dashboards (which group by gpu/UUID/modelName/Hostname) work unchanged.
+var dcgmLabels = []string{"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"}
+
+// gpuMetric is one per-GPU series and how to read it from a GPU.
+type gpuMetric struct {
+	name, help string
+	kind       prometheus.ValueType
+	value      func(g *GPU) (float64, bool)
+}
+
+func f64(p *float64) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
+}
+
+func u64(p *uint64) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return float64(*p), true
+}
+
+func u32(p *uint32) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return float64(*p), true
+}
+
+func mib(p *uint64) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return float64(*p / (1 << 20)), true
+}
+
+func intp(p *int) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return float64(*p), true
+}
+
+// gpuMetrics uses dcgm-exporter's names and units (MiB for framebuffer,
+// W, MHz, mJ, C) so existing dashboards and alerts read them unchanged.
+var gpuMetrics = []gpuMetric{
+	{"DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.UtilizationPercent) }},
+	{"DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.MemoryUtilizationPercent) }},
+	{"DCGM_FI_DEV_FB_TOTAL", "Framebuffer memory total (in MiB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryTotalBytes) }},
+	{"DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryUsedBytes) }},
+	{"DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryFreeBytes) }},
+	{"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.TemperatureC) }},
+	{"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.PowerDrawWatts) }},
+	{"DCGM_FI_DEV_POWER_MGMT_LIMIT", "Power management limit (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.PowerLimitWatts) }},
+	{"DCGM_FI_DEV_FAN_SPEED", "Fan speed (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.FanSpeedPercent) }},
+	{"DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u32(g.SMClockMHz) }},
+	{"DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u32(g.MemoryClockMHz) }},
+	{"DCGM_FI_DEV_PCIE_LINK_GEN", "PCIe current link generation.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return intp(g.PCIeLinkGen) }},
+	{"DCGM_FI_DEV_PCIE_LINK_WIDTH", "PCIe current link width.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return intp(g.PCIeLinkWidth) }},
+	{"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "Current clock throttle (clocks event) reasons, NVML bit mask.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u64(g.ClockEventReasons) }},
+	{"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.EnergyMillijoules) }},
+	{"DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u64(g.XIDLast) }},
+	{"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.ECCCorrected) }},
+	{"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.ECCUncorrected) }},
+	{"portal_gpu_xid_errors_total", "XID errors seen since sampling started.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.XIDCount) }},
+}
+
+var (
+	gpuDescs = func() []*prometheus.Desc {
+		d := make([]*prometheus.Desc, len(gpuMetrics))
+		for i, m := range gpuMetrics {
+			d[i] = prometheus.NewDesc(m.name, m.help, dcgmLabels, nil)
+		}
+		return d
+	}()
+	descProcMem     = prometheus.NewDesc("portal_gpu_process_memory_bytes", "GPU memory used by a compute process.", append(append([]string{}, dcgmLabels...), "pid", "process"), nil)
+	descAvailable   = prometheus.NewDesc("portal_gpu_available", "1 when GPUs could be read, 0 otherwise (see the reason label).", []string{"backend", "reason"}, nil)
+	descDriver      = prometheus.NewDesc("portal_gpu_driver_info", "GPU driver and CUDA versions (value is always 1).", []string{"backend", "driver_version", "cuda_version"}, nil)
+	descStale       = prometheus.NewDesc("portal_metrics_stale", "1 when the last sweep did not finish in time and an older sample is served.", nil, nil)
+	descSampledAt   = prometheus.NewDesc("portal_metrics_sampled_timestamp_seconds", "When the served sample was taken (Unix time).", nil, nil)
+	descSweep       = prometheus.NewDesc("portal_metrics_sweep_seconds", "How long the sweep of the served sample took.", nil, nil)
+	descCPUPct      = prometheus.NewDesc("portal_cpu_utilization_percent", "CPU used over the last interval, as a percentage of portal_cpu_limit_cores.", []string{"source"}, nil)
+	descCPULimit    = prometheus.NewDesc("portal_cpu_limit_cores", "CPU cores available to the container (cgroup quota, or all CPUs).", []string{"source"}, nil)
+	descMemUsed     = prometheus.NewDesc("portal_memory_used_bytes", "Memory used by the container, without inactive file cache.", []string{"source"}, nil)
+	descMemLimit    = prometheus.NewDesc("portal_memory_limit_bytes", "Memory limit of the container (cgroup limit, or all memory).", []string{"source"}, nil)
+	descDiskTotal   = prometheus.NewDesc("portal_disk_total_bytes", "Size of the filesystem.", []string{"label", "path"}, nil)
+	descDiskUsed    = prometheus.NewDesc("portal_disk_used_bytes", "Used bytes of the filesystem.", []string{"label", "path"}, nil)
+	descDiskAvail   = prometheus.NewDesc("portal_disk_available_bytes", "Bytes available to unprivileged users.", []string{"label", "path"}, nil)
+)
+
+// snapshotCollector exposes one snapshot as const metrics. It is
+// "unchecked" (Describe sends nothing) because the set of series depends on
+// what each board supports.
+type snapshotCollector struct{ s *Snapshot }
+
+func (snapshotCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	ch <- prometheus.MustNewConstMetric(descAvailable, prometheus.GaugeValue, b2f(s.Available), s.Backend, s.Reason)
+	if s.Available {
+		ch <- prometheus.MustNewConstMetric(descDriver, prometheus.GaugeValue, 1, s.Backend, s.DriverVersion, s.CUDAVersion)
+	}
+	ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, b2f(s.Stale))
+	ch <- prometheus.MustNewConstMetric(descSampledAt, prometheus.GaugeValue, float64(s.SampledAt.UnixMilli())/1e3)
+	ch <- prometheus.MustNewConstMetric(descSweep, prometheus.GaugeValue, s.SweepSeconds)
+	for i := range s.GPUs {
+		g := &s.GPUs[i]
+		labels := []string{strconv.Itoa(g.Index), g.UUID, g.PCIBusID, g.Device, g.Name, s.Hostname}
+		for j, m := range gpuMetrics {
+			if v, ok := m.value(g); ok {
+				ch <- prometheus.MustNewConstMetric(gpuDescs[j], m.kind, v, labels...)
+			}
+		}
+		for _, p := range g.Processes {
+			if p.UsedMemoryBytes != nil {
+				ch <- prometheus.MustNewConstMetric(descProcMem, prometheus.GaugeValue, float64(*p.UsedMemoryBytes),
+					append(labels[:len(labels):len(labels)], strconv.FormatUint(uint64(p.PID), 10), p.Name)...)
+			}
+		}
+	}
+	sys := &s.System
+	if sys.CPUPercent != nil {
+		ch <- prometheus.MustNewConstMetric(descCPUPct, prometheus.GaugeValue, *sys.CPUPercent, sys.CPUSource)
+	}
+	if sys.CPULimitCores != nil {
+		ch <- prometheus.MustNewConstMetric(descCPULimit, prometheus.GaugeValue, *sys.CPULimitCores, sys.CPUSource)
+	}
+	if sys.MemoryUsedBytes != nil {
+		ch <- prometheus.MustNewConstMetric(descMemUsed, prometheus.GaugeValue, float64(*sys.MemoryUsedBytes), sys.MemorySource)
+	}
+	if sys.MemoryLimitBytes != nil {
+		ch <- prometheus.MustNewConstMetric(descMemLimit, prometheus.GaugeValue, float64(*sys.MemoryLimitBytes), sys.MemorySource)
+	}
+	for _, d := range sys.Disks {
+		ch <- prometheus.MustNewConstMetric(descDiskTotal, prometheus.GaugeValue, float64(d.TotalBytes), d.Label, d.Path)
+		ch <- prometheus.MustNewConstMetric(descDiskUsed, prometheus.GaugeValue, float64(d.UsedBytes), d.Label, d.Path)
+		ch <- prometheus.MustNewConstMetric(descDiskAvail, prometheus.GaugeValue, float64(d.AvailableBytes), d.Label, d.Path)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// RenderPrometheus encodes a snapshot in the Prometheus text format. The
+// registry's Gather validates the families (duplicate series, label
+// consistency), so a broken snapshot is reported in a comment instead of
+// producing output Prometheus would reject.
+func RenderPrometheus(s *Snapshot) []byte {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(snapshotCollector{s})
+	mfs, err := reg.Gather()
+	var buf bytes.Buffer
+	if err != nil {
+		fmt.Fprintf(&buf, "# gathering GPU metrics: %q\n", err.Error())
+	}
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			fmt.Fprintf(&buf, "# encoding %s: %q\n", mf.GetName(), err.Error())
+		}
+	}
+	return buf.Bytes()
+}
