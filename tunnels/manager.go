@@ -201,7 +201,8 @@ func (s Spec) label() string {
 // on demand), so that a reload handing a tunnel from the old config to the
 // new one keeps its process and URL. A Manager is safe for concurrent use.
 type Manager struct {
-	opts  Options
+	optsMu sync.RWMutex
+	opts   Options // identity fields fixed at NewManager; timings by SetTimings
 	log   *zap.Logger
 	clock Clock
 
@@ -237,7 +238,31 @@ func NewManager(opts Options) *Manager {
 }
 
 // Options returns the effective options (defaults filled in).
-func (m *Manager) Options() Options { return m.opts }
+func (m *Manager) Options() Options {
+	m.optsMu.RLock()
+	defer m.optsMu.RUnlock()
+	return m.opts
+}
+
+// SetTimings replaces the timing knobs (every duration of o; zero takes the
+// default) without touching running processes: a reload that only changes
+// timings keeps every tunnel and URL. They apply from each tunnel's next
+// start.
+func (m *Manager) SetTimings(o Options) {
+	o = o.withDefaults()
+	m.optsMu.Lock()
+	defer m.optsMu.Unlock()
+	m.opts.ReadyTimeout, m.opts.UnreadyRestart, m.opts.KillGrace = o.ReadyTimeout, o.UnreadyRestart, o.KillGrace
+	m.opts.PollInterval, m.opts.BackoffBase, m.opts.BackoffMax = o.PollInterval, o.BackoffBase, o.BackoffMax
+	m.opts.FailureDecay, m.opts.RateLimitCooldown, m.opts.StartSpacing = o.FailureDecay, o.RateLimitCooldown, o.StartSpacing
+}
+
+// Identity is what a Manager's processes depend on beyond timings: two
+// Options with the same Identity can share one Manager.
+func (o Options) Identity() string {
+	o = o.withDefaults()
+	return fmt.Sprintf("bin=%q protocol=%q log=%q state=%q", o.Binary, o.Protocol, o.LogDir, o.StateDir)
+}
 
 // Acquire makes owner an owner of the tunnel spec describes, starting it if
 // it is not running. created reports a new tunnel. A missing cloudflared
@@ -428,7 +453,7 @@ func (m *Manager) waitStartSlot(done <-chan struct{}) bool {
 	if slot.Before(now) {
 		slot = now
 	}
-	m.nextSlot = slot.Add(m.opts.StartSpacing)
+	m.nextSlot = slot.Add(m.Options().StartSpacing)
 	m.slotMu.Unlock()
 	if wait := slot.Sub(now); wait > 0 {
 		select {

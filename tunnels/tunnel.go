@@ -161,7 +161,7 @@ func (t *tunnel) run() {
 			t.setFailed(fmt.Errorf("internal error: %v", r))
 		}
 	}()
-	ctx, opts, clock := t.ctx, t.m.opts, t.m.clock
+	ctx, opts, clock := t.ctx, t.m.Options(), t.m.clock
 	bo := newBackoff(opts.BackoffBase, opts.BackoffMax, opts.FailureDecay)
 	for ctx.Err() == nil {
 		if t.spec.Kind == Quick {
@@ -224,7 +224,7 @@ func (t *tunnel) run() {
 // would publish its unauthenticated debug endpoints. The token is never
 // here: `ps` shows argv to every user.
 func (t *tunnel) args(metrics string) []string {
-	a := []string{"tunnel", "--no-autoupdate", "--metrics", metrics, "--protocol", t.m.opts.Protocol}
+	a := []string{"tunnel", "--no-autoupdate", "--metrics", metrics, "--protocol", t.m.Options().Protocol}
 	if t.spec.Kind == Named {
 		return append(a, "run")
 	}
@@ -257,7 +257,7 @@ func (t *tunnel) env() []string {
 // refresh, never becomes ready, or stays unready too long. It always
 // returns with the process and its group gone.
 func (t *tunnel) runOnce(ctx context.Context) error {
-	m, opts := t.m, t.m.opts
+	m, opts := t.m, t.m.Options()
 	label := t.spec.label()
 	if t.spec.Kind == Quick && !m.waitStartSlot(ctx.Done()) {
 		return ctx.Err()

@@ -1,0 +1,201 @@
+package caddymodules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/instanceportal/portal/tunnels"
+)
+
+func init() {
+	caddy.RegisterModule(TunnelsAPI{})
+	registerPortalRoutes(40, "tunnels", func(pc PortalContext) []caddyhttp.Route {
+		h := caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", pc.Warnings)
+		return []caddyhttp.Route{pathRoute(pc.Warnings, []string{tunnelsAPIBase, tunnelsAPIBase + "/*"}, h)}
+	})
+}
+
+const tunnelsAPIBase = "/api/tunnels"
+
+// TunnelsAPI serves the `tunnels` app over HTTP:
+//
+//	GET  <base>          {"tunnels": [status…]}
+//	POST <base>          {"target": "http://localhost:8080"} → create (201, or 200 if it exists)
+//	POST <base>/stop     {"target": …} → stop
+//	POST <base>/refresh  {"target": …} → restart for a new URL
+//
+// A status has type (quick|named), target, url, state (starting|running|
+// restarting|rate_limited|failed|stopped), last_error, started_at, and for
+// the named tunnel its ingress rules. Errors are {"error": "…"}: 400 for a
+// bad target or body, 404 for an unknown tunnel, 415 for a POST that is not
+// JSON (which also keeps cross-site form posts out), 503 when cloudflared
+// is missing. No answer carries a token.
+type TunnelsAPI struct {
+	// BasePath is the path the API answers under. Default: /api/tunnels
+	BasePath string `json:"base_path,omitempty"`
+
+	manager func() *tunnels.Manager
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (TunnelsAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.tunnels_api", New: func() caddy.Module { return new(TunnelsAPI) }}
+}
+
+// Provision finds the config's tunnels app (an empty one with defaults if
+// the config has none).
+func (h *TunnelsAPI) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.BasePath == "" {
+		h.BasePath = tunnelsAPIBase
+	}
+	h.BasePath = "/" + strings.Trim(h.BasePath, "/")
+	appIface, err := ctx.App("tunnels")
+	if err != nil {
+		return fmt.Errorf("loading the tunnels app: %w", err)
+	}
+	app, ok := appIface.(*TunnelsApp)
+	if !ok {
+		return fmt.Errorf("tunnels app has unexpected type %T", appIface)
+	}
+	h.manager = app.Manager
+	return nil
+}
+
+// maxTunnelsBody bounds a request body; {"target": …} is tiny.
+const maxTunnelsBody = 4 << 10
+
+func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rest, ok := strings.CutPrefix(r.URL.Path, h.BasePath)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return next.ServeHTTP(w, r)
+	}
+	m := h.manager()
+	if m == nil {
+		return writeTunnelsJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "tunnels app not running"})
+	}
+	action := strings.Trim(rest, "/")
+	switch action {
+	case "", "stop", "refresh":
+	default:
+		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no tunnels endpoint %q", clipText(action, 64))})
+	}
+	switch {
+	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		return writeTunnelsJSON(w, http.StatusOK, map[string]any{"tunnels": m.List()})
+	case r.Method == http.MethodPost:
+	case action == "":
+		return methodNotAllowed(w, "GET, HEAD, POST")
+	default:
+		return methodNotAllowed(w, http.MethodPost)
+	}
+	target, status, err := readTunnelTarget(w, r)
+	if err != nil {
+		return writeTunnelsJSON(w, status, map[string]string{"error": err.Error()})
+	}
+
+	var (
+		st      tunnels.Status
+		created bool
+	)
+	switch action {
+	case "":
+		st, created, err = m.Create(target)
+	case "stop":
+		st, err = m.Stop(target)
+	case "refresh":
+		st, err = m.Refresh(target)
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, tunnels.ErrInvalidTarget):
+		code = http.StatusBadRequest
+	case errors.Is(err, tunnels.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, tunnels.ErrBinaryMissing), errors.Is(err, tunnels.ErrClosed):
+		code = http.StatusServiceUnavailable
+	default:
+		code = http.StatusInternalServerError
+	}
+	if err != nil {
+		h.logger.Debug("tunnels API request refused", zap.String("action", action), zap.Int("status", code), zap.Error(err))
+		body := map[string]any{"error": err.Error()}
+		if st.Type != "" {
+			body["tunnel"] = st
+		}
+		return writeTunnelsJSON(w, code, body)
+	}
+	return writeTunnelsJSON(w, code, map[string]any{"tunnel": st})
+}
+
+// readTunnelTarget decodes {"target": "…"} strictly.
+func readTunnelTarget(w http.ResponseWriter, r *http.Request) (string, int, error) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/json" {
+		return "", http.StatusUnsupportedMediaType, errors.New(`want Content-Type: application/json and a body like {"target": "http://localhost:8080"}`)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTunnelsBody))
+	dec.DisallowUnknownFields()
+	var body struct {
+		Target *string `json:"target"`
+	}
+	if err := dec.Decode(&body); err != nil {
+		return "", http.StatusBadRequest, fmt.Errorf("body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", http.StatusBadRequest, errors.New("body: want one JSON object")
+	}
+	if body.Target == nil {
+		return "", http.StatusBadRequest, errors.New(`body: missing "target"`)
+	}
+	return *body.Target, 0, nil
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) error {
+	w.Header().Set("Allow", allow)
+	return writeTunnelsJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed; use " + allow})
+}
+
+// writeTunnelsJSON writes an API answer. Errors are written as documented
+// JSON bodies rather than returned to Caddy: the dashboard shows the
+// message, and an empty error page would lose it.
+func writeTunnelsJSON(w http.ResponseWriter, code int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func clipText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*TunnelsAPI)(nil)
+	_ caddyhttp.MiddlewareHandler = (*TunnelsAPI)(nil)
+)
