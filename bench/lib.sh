@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Shared helpers for the bench/*.sh scripts. Source it; do not run it.
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#   bench_init                 # temp dir, traps that stop everything on exit
+#   bench_build                # bench/bin/{caddy,caddy-stock,backend,coldstart}
+#   bench_free_port            # $BENCH_PORT: a free 127.0.0.1 port, never the same twice
+#   bench_start NAME CMD...    # background process, logged, stopped on exit
+#   bench_wait_url URL [SECONDS] [CURL ARGS...]
+#   bench_median 3 1 2         # -> 2
+#
+# Everything talks to 127.0.0.1 only. Binaries land in bench/bin/ (build
+# output, not tracked).
+
+# shellcheck disable=SC2034 # variables here are used by the sourcing script
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+BENCH_BIN=$BENCH_DIR/bin
+BENCH_TMP=""
+BENCH_PIDS=()
+BENCH_PORTS=()
+BENCH_LAST_PID=""
+BENCH_PORT=""
+
+bench_log() {
+	printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+bench_die() {
+	bench_log "error: $*"
+	exit 1
+}
+
+# bench_init creates the run's temp dir ($BENCH_TMP) and installs traps that
+# stop every process started with bench_start and remove the temp dir
+# (kept when BENCH_KEEP=1, for reading the logs).
+bench_init() {
+	BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+}
+
+bench_cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	bench_stop_all
+	if [[ -n $BENCH_TMP && -d $BENCH_TMP ]]; then
+		if [[ ${BENCH_KEEP:-0} == 1 ]]; then
+			bench_log "kept $BENCH_TMP"
+		else
+			rm -rf -- "$BENCH_TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+# bench_stop PID: SIGTERM, up to 5 s to exit, then SIGKILL.
+bench_stop() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+bench_stop_all() {
+	local pid
+	for pid in "${BENCH_PIDS[@]}"; do
+		bench_stop "$pid"
+	done
+	BENCH_PIDS=()
+}
+
+# bench_start NAME CMD... runs CMD in the background with its output in
+# $BENCH_TMP/NAME.log; the pid is in $BENCH_LAST_PID and is stopped on exit.
+bench_start() {
+	local name=$1
+	shift
+	"$@" >"$BENCH_TMP/$name.log" 2>&1 &
+	BENCH_LAST_PID=$!
+	BENCH_PIDS+=("$BENCH_LAST_PID")
+}
+
+# bench_free_port prints a 127.0.0.1 TCP port on which nothing listens,
+# below the kernel's ephemeral range (so outgoing connections do not take
+# it meanwhile) and not handed out before in this run. Call it in the main
+# shell, not in $(...), or the "not handed out before" memory is lost:
+#   bench_free_port; port=$BENCH_PORT
+bench_free_port() {
+	local lo=20000 hi=32000 tries p taken used
+	for ((tries = 0; tries < 200; tries++)); do
+		p=$((lo + RANDOM % (hi - lo)))
+		used=0
+		for taken in "${BENCH_PORTS[@]}"; do
+			[[ $taken == "$p" ]] && used=1 && break
+		done
+		((used)) && continue
+		# A refused connection means nothing listens there.
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			BENCH_PORTS+=("$p")
+			BENCH_PORT=$p
+			return 0
+		fi
+	done
+	bench_die "no free port found in $lo-$hi"
+}
+
+# bench_wait_url URL [SECONDS] [CURL ARGS...] waits until URL answers 200.
+bench_wait_url() {
+	local url=$1 secs=${2:-10}
+	shift 2 || shift $#
+	local deadline=$((SECONDS + secs)) code
+	while ((SECONDS <= deadline)); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" || true)
+		[[ $code == 200 ]] && return 0
+		sleep 0.05
+	done
+	bench_die "$url did not answer 200 within ${secs}s (last status ${code:-none}; logs in $BENCH_TMP)"
+}
+
+# bench_median NUM... prints the median (the mean of the middle two for an
+# even count).
+bench_median() {
+	(($# > 0)) || bench_die "bench_median: no numbers"
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR % 2) printf "%.1f\n", v[(NR + 1) / 2]
+		else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# bench_ratio A B prints A/B with two decimals.
+bench_ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+# bench_go_build OUT PKG builds PKG into bench/bin/OUT. Our own packages may
+# be mid-edit by a colleague, so a failed build is retried (BENCH_BUILD_RETRIES,
+# default 2, a minute apart) before giving up.
+bench_go_build() {
+	local out=$1 pkg=$2 try retries=${BENCH_BUILD_RETRIES:-2}
+	mkdir -p "$BENCH_BIN"
+	for ((try = 0; ; try++)); do
+		if (cd "$REPO_ROOT" && go build -o "$BENCH_BIN/$out" "$pkg"); then
+			return 0
+		fi
+		((try < retries)) || bench_die "go build $pkg failed"
+		bench_log "go build $pkg failed; retrying in 60s ($((try + 1))/$retries)"
+		sleep 60
+	done
+}
+
+# bench_build builds our binary, stock Caddy at the version go.mod pins
+# (v2.11.9), and the benchmark's own Go helpers. BENCH_NO_BUILD=1 reuses
+# what bench/bin/ holds.
+bench_build() {
+	local b
+	if [[ ${BENCH_NO_BUILD:-0} == 1 ]]; then
+		for b in caddy caddy-stock backend coldstart; do
+			[[ -x $BENCH_BIN/$b ]] || bench_die "BENCH_NO_BUILD=1 but $BENCH_BIN/$b is missing"
+		done
+		return 0
+	fi
+	bench_log "building bench/bin/{caddy,caddy-stock,backend,coldstart}"
+	bench_go_build caddy ./cmd/caddy
+	bench_go_build caddy-stock github.com/caddyserver/caddy/v2/cmd/caddy
+	bench_go_build backend ./bench/backend
+	bench_go_build coldstart ./bench/backend/coldstart
+}
+
+# bench_need_wrk installs Debian's wrk when it is missing and we are root.
+bench_need_wrk() {
+	command -v wrk >/dev/null && return 0
+	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+		bench_log "installing wrk"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2 ||
+			bench_die "apt-get install wrk failed"
+	else
+		bench_die "wrk is missing: apt-get install wrk (as root)"
+	fi
+}
+
+# bench_conditions prints one line about the machine: cores, load, CPU.
+bench_conditions() {
+	local model
+	model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+	printf '%s cores (%s), load %s, %s\n' "$(nproc)" "${model:-unknown CPU}" \
+		"$(cut -d' ' -f1-3 /proc/loadavg)" "$(go version | cut -d' ' -f3-)"
+}

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# bench/proxy.sh: our binary (`caddy run --adapter portal_yaml`) side by side
+# with stock Caddy v2.11.9 (a plain Caddyfile `reverse_proxy`), in front of
+# the same Go backend, on 127.0.0.1 only. One run prints:
+#   - cold start: process exec -> first 200 on all three app ports, median
+#     of N fresh starts each, ours and stock interleaved;
+#   - proxy throughput: wrk req/s through ours (compression on, the default),
+#     ours with CADDY_ENABLE_COMPRESSION=false, and stock, interleaved in
+#     rotating order (A B C, C B A, ...) so that drift of a shared machine
+#     hits every side alike; medians and ratios ours/stock.
+# See docs/bench-proxy.md for the method and the numbers.
+set -euo pipefail
+
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+	cat <<'EOF'
+usage: bench/proxy.sh [options]
+  -d SECONDS   wrk duration per run (1-60, default 10; env BENCH_DURATION)
+  -c CONNS     wrk connections (1-1000, default 32; env BENCH_CONNECTIONS)
+  -r ROUNDS    interleaved throughput rounds (1-10, default 3; env BENCH_ROUNDS)
+  -n STARTS    cold starts per binary (1-20, default 5; env BENCH_STARTS)
+  -s BYTES     backend response body size (default 1024; env BENCH_BODY)
+  --gzip       also run ours and stock with 'Accept-Encoding: gzip' (ours then
+               compresses, stock does not): the price of compression
+  --no-pin     do not pin CPUs (default: proxy on CPU 1 with GOMAXPROCS=1,
+               wrk and backend on CPU 0; env BENCH_PIN=0)
+  --no-build   reuse bench/bin/ (env BENCH_NO_BUILD=1)
+  --keep       keep the temp dir with configs and logs (env BENCH_KEEP=1)
+EOF
+}
+
+DURATION=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNECTIONS:-32}
+ROUNDS=${BENCH_ROUNDS:-3}
+STARTS=${BENCH_STARTS:-5}
+BODY=${BENCH_BODY:-1024}
+PIN=${BENCH_PIN:-1}
+GZIP=0
+while (($#)); do
+	case $1 in
+	-d) DURATION=${2:?-d needs a value}; shift 2 ;;
+	-c) CONNS=${2:?-c needs a value}; shift 2 ;;
+	-r) ROUNDS=${2:?-r needs a value}; shift 2 ;;
+	-n) STARTS=${2:?-n needs a value}; shift 2 ;;
+	-s) BODY=${2:?-s needs a value}; shift 2 ;;
+	--gzip) GZIP=1; shift ;;
+	--no-pin) PIN=0; shift ;;
+	--no-build) export BENCH_NO_BUILD=1; shift ;;
+	--keep) export BENCH_KEEP=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+
+in_range() { # NAME VALUE MIN MAX
+	if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
+		bench_die "$1 must be an integer in $3-$4, got '$2'"
+	fi
+}
+in_range duration "$DURATION" 1 60
+in_range connections "$CONNS" 1 1000
+in_range rounds "$ROUNDS" 1 10
+in_range starts "$STARTS" 1 20
+in_range "body size" "$BODY" 0 16777216
+
+bench_need_wrk
+command -v curl >/dev/null || bench_die "curl is missing"
+bench_init
+bench_build
+
+CONDITIONS_BEFORE=$(bench_conditions)
+bench_log "machine: $CONDITIONS_BEFORE"
+
+# CPU layout for the throughput runs. On 2 cores, giving the proxy a core of
+# its own and wrk plus the backend the other makes the proxy the bottleneck
+# and keeps wrk from stealing its CPU; GOMAXPROCS=1 matches its Go scheduler
+# to that one core.
+PROXY_PIN=()
+LOAD_PIN=()
+PIN_NOTE="no CPU pinning"
+if [[ $PIN == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+	PROXY_PIN=(taskset -c 1)
+	LOAD_PIN=(taskset -c 0)
+	PIN_NOTE="proxy on CPU 1 with GOMAXPROCS=1; wrk -t1 and backend (GOMAXPROCS=1) on CPU 0"
+fi
+
+# --- ports, configs ---------------------------------------------------------
+port() { bench_free_port; printf -v "$1" '%s' "$BENCH_PORT"; }
+port B1; port B2; port B3               # backends
+port O1; port O2; port O3; port OA      # ours (compression on), admin
+port N1; port N2; port N3; port NA      # ours, CADDY_ENABLE_COMPRESSION=false
+port S1; port S2; port S3; port SA      # stock, admin
+
+app_yaml() { # NAME EXTERNAL INTERNAL
+	printf '  %s:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: %s\n' \
+		"$1" "$2" "$3" "$1"
+}
+portal_yaml() { # EXT1 EXT2 EXT3
+	echo "applications:"
+	app_yaml "App One" "$1" "$B1"
+	app_yaml "App Two" "$2" "$B2"
+	app_yaml "App Three" "$3" "$B3"
+}
+portal_yaml "$O1" "$O2" "$O3" >"$BENCH_TMP/ours.yaml"
+portal_yaml "$N1" "$N2" "$N3" >"$BENCH_TMP/ours-nocomp.yaml"
+
+# Stock Caddy as a user would write it: nothing but the admin address (so
+# that two processes can run) and reverse_proxy to the same upstream names.
+cat >"$BENCH_TMP/Caddyfile" <<EOF
+{
+	admin 127.0.0.1:$SA
+}
+:$S1 {
+	reverse_proxy localhost:$B1
+}
+:$S2 {
+	reverse_proxy localhost:$B2
+}
+:$S3 {
+	reverse_proxy localhost:$B3
+}
+EOF
+
+# Environment of each side: a clean slate of the variables the adapter
+# reads (a VAST_TCP_PORT_* left in the caller's environment would filter
+# the exposed ports), every path in the temp dir, Caddy's autosave too.
+BASE_ENV=(env)
+while IFS= read -r v; do
+	case $v in
+	VAST_TCP_PORT_* | PORTAL_* | CADDY_* | ENABLE_* | AUTH_EXCLUDE | WEB_* | OPEN_BUTTON_TOKEN | \
+		INSTANCE_CERT | INSTANCE_KEY | CF_TUNNEL_TOKEN | GOMAXPROCS | GOGC | GOMEMLIMIT | GODEBUG)
+		BASE_ENV+=(-u "$v")
+		;;
+	esac
+done < <(compgen -e)
+side_env() { # NAME -> array SIDE_ENV
+	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data")
+}
+ours_env() { # NAME ADMIN COMPRESSION -> array SIDE_ENV
+	side_env "$1"
+	SIDE_ENV+=(ENABLE_AUTH=false PORTAL_DEFAULT_TUNNELS=false
+		"PORTAL_ADMIN_LISTEN=127.0.0.1:$2" "CADDY_ENABLE_COMPRESSION=$3"
+		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
+		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key")
+}
+mkdir -p "$BENCH_TMP"/{ours,ours-nocomp,stock}/{config,data,log,state}
+
+OURS_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours.yaml")
+NOCOMP_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours-nocomp.yaml")
+STOCK_CMD=("$BENCH_BIN/caddy-stock" run --adapter caddyfile --config "$BENCH_TMP/Caddyfile")
+
+# --- backend ------------------------------------------------------------------
+bench_start backend "${LOAD_PIN[@]}" env GOMAXPROCS=1 "$BENCH_BIN/backend" -size "$BODY" \
+	-listen "127.0.0.1:$B1" -listen "127.0.0.1:$B2" -listen "127.0.0.1:$B3"
+for p in "$B1" "$B2" "$B3"; do bench_wait_url "http://127.0.0.1:$p/" 10; done
+
+# --- cold start ---------------------------------------------------------------
+# One start of each side in turn, after one discarded start each (page
+# cache, first-run effects). No pinning here: a start uses the machine as
+# it would in production.
+coldstart_once() { # SIDE-NAME PORT1 PORT2 PORT3 CMD...
+	local name=$1 p1=$2 p2=$3 p3=$4
+	shift 4
+	"$BENCH_BIN/coldstart" -runs 1 -log "$BENCH_TMP/$name-start.log" \
+		-url "http://127.0.0.1:$p1/" -url "http://127.0.0.1:$p2/" -url "http://127.0.0.1:$p3/" \
+		-- "$@" 2>/dev/null | cut -d' ' -f1 ||
+		bench_die "cold start of $name failed; see $BENCH_TMP/$name-start.log (run with --keep)"
+}
+bench_log "cold start: $STARTS starts each, interleaved"
+ours_env ours "$OA" true
+OURS_ENV=("${SIDE_ENV[@]}")
+side_env stock
+STOCK_ENV=("${SIDE_ENV[@]}")
+coldstart_once ours "$O1" "$O2" "$O3" "${OURS_ENV[@]}" "${OURS_CMD[@]}" >/dev/null
+coldstart_once stock "$S1" "$S2" "$S3" "${STOCK_ENV[@]}" "${STOCK_CMD[@]}" >/dev/null
+START_OURS=()
+START_STOCK=()
+for ((i = 0; i < STARTS; i++)); do
+	START_OURS+=("$(coldstart_once ours "$O1" "$O2" "$O3" "${OURS_ENV[@]}" "${OURS_CMD[@]}")")
+	START_STOCK+=("$(coldstart_once stock "$S1" "$S2" "$S3" "${STOCK_ENV[@]}" "${STOCK_CMD[@]}")")
+done
+bench_log "  ours  ms: ${START_OURS[*]}"
+bench_log "  stock ms: ${START_STOCK[*]}"
+START_OURS_MED=$(bench_median "${START_OURS[@]}")
+START_STOCK_MED=$(bench_median "${START_STOCK[@]}")
+
+# --- throughput ---------------------------------------------------------------
+bench_log "starting the three proxies for the throughput runs"
+bench_start ours "${PROXY_PIN[@]}" "${OURS_ENV[@]}" GOMAXPROCS=1 "${OURS_CMD[@]}"
+ours_env ours-nocomp "$NA" false
+bench_start ours-nocomp "${PROXY_PIN[@]}" "${SIDE_ENV[@]}" GOMAXPROCS=1 "${NOCOMP_CMD[@]}"
+bench_start stock "${PROXY_PIN[@]}" "${STOCK_ENV[@]}" GOMAXPROCS=1 "${STOCK_CMD[@]}"
+for p in "$O1" "$N1" "$S1"; do bench_wait_url "http://127.0.0.1:$p/" 15; done
+
+# Same bytes through every side, uncompressed when the client does not ask.
+for p in "$O1" "$N1" "$S1"; do
+	got=$(curl -s "http://127.0.0.1:$p/" | wc -c)
+	((got == BODY)) || bench_die "127.0.0.1:$p returned $got bytes, want $BODY"
+done
+
+WRK_ERRORS=0
+# run_wrk PORT [WRK ARGS...] prints "req/s p99"; wrk's output is kept.
+run_wrk() {
+	local port=$1 out
+	shift
+	out=$("${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/")
+	printf '%s\n' "$out" >>"$BENCH_TMP/wrk.log"
+	if grep -Eq 'Non-2xx|Socket errors' <<<"$out"; then
+		WRK_ERRORS=1
+		bench_log "wrk on :$port reported errors: $(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ')"
+	fi
+	awk '/^Requests\/sec:/ { rps = $2 } $1 == "99%" { p99 = $2 } END { printf "%s %s\n", rps, p99 }' <<<"$out"
+}
+
+# Sides of the rotation: label, port, extra wrk arguments.
+SIDES=("ours" "ours-nocomp" "stock")
+declare -A SIDE_PORT=([ours]=$O1 [ours-nocomp]=$N1 [stock]=$S1 [ours-gzip]=$O1 [stock-gzip]=$S1)
+declare -A SIDE_ARGS=([ours-gzip]="Accept-Encoding: gzip" [stock-gzip]="Accept-Encoding: gzip")
+if ((GZIP)); then SIDES+=("ours-gzip" "stock-gzip"); fi
+declare -A RPS P99
+
+one_run() { # SIDE -> appends to RPS[SIDE], P99[SIDE]
+	local side=$1 res args=()
+	[[ -n ${SIDE_ARGS[$side]:-} ]] && args=(-H "${SIDE_ARGS[$side]}")
+	res=$(run_wrk "${SIDE_PORT[$side]}" "${args[@]}")
+	RPS[$side]+="${res% *} "
+	P99[$side]+="${res#* } "
+	bench_log "  $side: ${res% *} req/s, p99 ${res#* }"
+}
+
+bench_log "warm-up: 2s each"
+for side in "${SIDES[@]}"; do
+	args=()
+	[[ -n ${SIDE_ARGS[$side]:-} ]] && args=(-H "${SIDE_ARGS[$side]}")
+	"${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d2s "${args[@]}" "http://127.0.0.1:${SIDE_PORT[$side]}/" >/dev/null
+done
+for ((r = 1; r <= ROUNDS; r++)); do
+	bench_log "round $r/$ROUNDS: wrk -t1 -c$CONNS -d${DURATION}s"
+	order=("${SIDES[@]}")
+	if ((r % 2 == 0)); then # reversed every other round: A B C, C B A, ...
+		order=()
+		for ((k = ${#SIDES[@]} - 1; k >= 0; k--)); do order+=("${SIDES[k]}"); done
+	fi
+	for side in "${order[@]}"; do one_run "$side"; done
+done
+
+declare -A MED
+for side in "${SIDES[@]}"; do
+	read -ra vals <<<"${RPS[$side]}"
+	MED[$side]=$(bench_median "${vals[@]}")
+done
+# p99 of the median run is not defined; report the worst p99 seen instead.
+worst_p99() { # SIDE
+	tr ' ' '\n' <<<"${P99[$1]}" | awk '
+		NF {
+			v = $1; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+			ms = v * ((u == "us") ? 0.001 : (u == "s") ? 1000 : 1)
+			if (ms > max) max = ms
+		}
+		END { printf "%.2f ms\n", max }'
+}
+CONDITIONS_AFTER=$(bench_conditions)
+
+# --- report -------------------------------------------------------------------
+verdict() { # OK(0|1)
+	if (($1)); then echo "ok"; else echo "MISSED"; fi
+}
+start_ok=$(awk -v v="$START_OURS_MED" 'BEGIN { print (v < 150) ? 1 : 0 }')
+tp_ratio=$(bench_ratio "${MED[ours]}" "${MED[stock]}")
+tp_ok=$(awk -v v="$tp_ratio" 'BEGIN { print (v >= 0.95) ? 1 : 0 }')
+
+echo
+echo "== proxy benchmark: ours (portal_yaml, 3 apps, ENABLE_AUTH=false) vs stock Caddy v2.11.9 reverse_proxy =="
+echo "machine before: $CONDITIONS_BEFORE"
+echo "machine after:  $CONDITIONS_AFTER"
+echo "wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS interleaved rounds, body $BODY B; $PIN_NOTE"
+echo
+printf '%-48s %12s %12s %8s  %s\n' "measure" "ours" "stock" "ratio" "target"
+printf '%-48s %9s ms %9s ms %8s  %s\n' "cold start, median of $STARTS" \
+	"$START_OURS_MED" "$START_STOCK_MED" "$(bench_ratio "$START_OURS_MED" "$START_STOCK_MED")" \
+	"ours < 150 ms: $(verdict "$start_ok")"
+printf '%-48s %12s %12s %8s  %s\n' "req/s, median (compression on)" \
+	"${MED[ours]}" "${MED[stock]}" "$tp_ratio" ">= 0.95: $(verdict "$tp_ok")"
+printf '%-48s %12s %12s %8s\n' "req/s, median (CADDY_ENABLE_COMPRESSION=false)" \
+	"${MED[ours-nocomp]}" "${MED[stock]}" "$(bench_ratio "${MED[ours-nocomp]}" "${MED[stock]}")"
+if ((GZIP)); then
+	printf '%-48s %12s %12s %8s\n' "req/s, median, Accept-Encoding: gzip" \
+		"${MED[ours-gzip]}" "${MED[stock-gzip]}" "$(bench_ratio "${MED[ours-gzip]}" "${MED[stock-gzip]}")"
+fi
+printf '%-48s %12s %12s\n' "p99 latency, worst run" "$(worst_p99 ours)" "$(worst_p99 stock)"
+echo
+for side in "${SIDES[@]}"; do
+	printf 'runs %-12s req/s: %s\n' "$side" "${RPS[$side]}"
+done
+printf 'starts ours ms: %s\nstarts stock ms: %s\n' "${START_OURS[*]}" "${START_STOCK[*]}"
+if ((WRK_ERRORS)); then
+	echo "WARNING: wrk reported non-2xx responses or socket errors (see the log above)"
+fi
