@@ -1,0 +1,249 @@
+package caddymodules
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/instanceportal/portal/gpumetrics/nvmlgpu"
+)
+
+func TestGPUMetricsCaddyfile(t *testing.T) {
+	good := map[string]GPUMetrics{
+		`gpu_metrics`:            {},
+		`gpu_metrics prometheus`: {Format: "prometheus"},
+		"gpu_metrics json {\n interval 2s\n timeout 500ms\n workspace /workspace\n root /host\n rocm_smi off\n}": {
+			Format: "json", Interval: caddy.Duration(2 * time.Second), Timeout: caddy.Duration(500 * time.Millisecond),
+			Workspace: "/workspace", Root: "/host", ROCmSMI: "off",
+		},
+	}
+	for in, want := range good {
+		var got GPUMetrics
+		if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got.Format != want.Format || got.Interval != want.Interval || got.Timeout != want.Timeout ||
+			got.Workspace != want.Workspace || got.Root != want.Root || got.ROCmSMI != want.ROCmSMI {
+			t.Errorf("%q: got %+v want %+v", in, got, want)
+		}
+	}
+	bad := map[string]string{
+		`gpu_metrics xml`:                      "want json or prometheus",
+		`gpu_metrics json extra`:               "wrong argument count",
+		"gpu_metrics {\n interval\n}":          "wrong argument count",
+		"gpu_metrics {\n interval 1s 2s\n}":    "wrong argument count",
+		"gpu_metrics {\n interval soon\n}":     "want a positive duration",
+		"gpu_metrics {\n interval 10ms\n}":     "at least 100ms",
+		"gpu_metrics {\n timeout -1s\n}":       "want a positive duration",
+		"gpu_metrics {\n colour blue\n}":       "unrecognized option",
+		"gpu_metrics {\n root /a\n root /b\n}": "duplicate option",
+		"gpu_metrics {\n workspace /a {\n}\n}": "expecting argument",
+	}
+	for in, want := range bad {
+		var got GPUMetrics
+		err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got error %v, want one containing %q", in, err, want)
+		}
+	}
+}
+
+func TestGPUMetricsValidate(t *testing.T) {
+	for _, h := range []GPUMetrics{{Format: "yaml"}, {Interval: -1}, {Interval: caddy.Duration(time.Millisecond)}} {
+		if err := h.Validate(); err == nil {
+			t.Errorf("%+v: want an error", h)
+		}
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	for _, h := range []*GPUMetrics{{Workspace: "relative/dir"}, {Root: "host"}} {
+		if err := h.Provision(ctx); err == nil {
+			t.Errorf("%+v: want a provision error", h)
+		}
+		if err := h.Cleanup(); err != nil {
+			t.Errorf("cleanup after failed provision: %v", err)
+		}
+	}
+}
+
+// provisionGPU provisions a handler the way Caddy does and cleans it up
+// when the test ends.
+func provisionGPU(t testing.TB, h *GPUMetrics) *GPUMetrics {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return h
+}
+
+var nextNotCalled = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+	panic("gpu_metrics is terminal: next must not be called")
+})
+
+// TestGPUMetricsWithoutGPU runs the real sources on this machine (no NVIDIA
+// driver, no rocm-smi): 200, available false with the reason, and system
+// figures from this container.
+func TestGPUMetricsWithoutGPU(t *testing.T) {
+	if nvmlgpu.Real().Init() == nil {
+		t.Skip("this machine has an NVIDIA driver")
+	}
+	ws := t.TempDir()
+	js := provisionGPU(t, &GPUMetrics{Format: "json", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"})
+	prom := provisionGPU(t, &GPUMetrics{Format: "prometheus", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"})
+	if js.collector != prom.collector {
+		t.Fatal("json and prometheus handlers with the same settings must share one collector")
+	}
+
+	rec := httptest.NewRecorder()
+	if err := js.ServeHTTP(rec, httptest.NewRequest("GET", "/api/metrics", nil), nextNotCalled); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("status %d headers %v", rec.Code, rec.Header())
+	}
+	var doc struct {
+		SampledAt time.Time `json:"sampled_at"`
+		Available *bool     `json:"available"`
+		Reason    string    `json:"reason"`
+		GPUs      []any     `json:"gpus"`
+		System    struct {
+			MemoryUsedBytes  *uint64  `json:"memory_used_bytes"`
+			MemoryLimitBytes *uint64  `json:"memory_limit_bytes"`
+			CPULimitCores    *float64 `json:"cpu_limit_cores"`
+			Disks            []struct {
+				Label      string `json:"label"`
+				TotalBytes uint64 `json:"total_bytes"`
+			} `json:"disks"`
+		} `json:"system"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
+	if doc.Available == nil || *doc.Available || doc.GPUs == nil || len(doc.GPUs) != 0 {
+		t.Errorf("want available:false and gpus:[], got %s", rec.Body)
+	}
+	wantReason := "NVML library not found"
+	if !nvmlgpu.Supported {
+		wantReason = "built without cgo"
+	}
+	if !strings.Contains(doc.Reason, wantReason) || !strings.Contains(doc.Reason, "rocm-smi-not-installed not found on PATH") {
+		t.Errorf("reason %q", doc.Reason)
+	}
+	if doc.SampledAt.IsZero() || time.Since(doc.SampledAt) > time.Minute {
+		t.Errorf("sampled_at %v", doc.SampledAt)
+	}
+	if doc.System.MemoryUsedBytes == nil || doc.System.MemoryLimitBytes == nil || *doc.System.MemoryLimitBytes == 0 || doc.System.CPULimitCores == nil {
+		t.Errorf("system figures missing: %s", rec.Body)
+	}
+	if len(doc.System.Disks) == 0 || doc.System.Disks[0].Label != "root" || doc.System.Disks[0].TotalBytes == 0 {
+		t.Errorf("disks: %s", rec.Body)
+	}
+
+	rec = httptest.NewRecorder()
+	if err := prom.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil), nextNotCalled); err != nil {
+		t.Fatal(err)
+	}
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("status %d content type %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	for _, want := range []string{`portal_gpu_available{backend="",reason="`, "portal_memory_used_bytes{source=", `portal_disk_total_bytes{label="root",path="/"}`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("prometheus output lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "DCGM_FI_") {
+		t.Errorf("no GPU, yet DCGM series:\n%s", body)
+	}
+
+	rec = httptest.NewRecorder()
+	err := js.ServeHTTP(rec, httptest.NewRequest("POST", "/api/metrics", nil), nextNotCalled)
+	if he, ok := err.(caddyhttp.HandlerError); !ok || he.StatusCode != 405 || rec.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %v %v", err, rec.Header())
+	}
+}
+
+// TestGPUMetricsPoolSurvivesReload: a new config provisions before the old
+// one is cleaned up, so the collector (and NVML) carries over; it is torn
+// down only when the last holder goes.
+func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	old := &GPUMetrics{Interval: caddy.Duration(333 * time.Millisecond), ROCmSMI: "off"}
+	if err := old.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := old.poolKey
+	c := old.collector
+	c.Latest(context.Background()) // sampler running
+	next := &GPUMetrics{Interval: caddy.Duration(333 * time.Millisecond), ROCmSMI: "off"}
+	if err := next.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if next.collector != c {
+		t.Fatal("reload with unchanged settings must keep the collector")
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if refs, ok := gpuCollectors.References(key); !ok || refs != 1 {
+		t.Fatalf("after old cleanup: refs=%d ok=%v", refs, ok)
+	}
+	before := c.Sweeps()
+	time.Sleep(700 * time.Millisecond) // two intervals: the sampler must still run
+	if c.Sweeps() <= before {
+		t.Errorf("sampler stopped by the old config's cleanup")
+	}
+	if err := next.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gpuCollectors.References(key); ok {
+		t.Error("collector still pooled after the last cleanup")
+	}
+}
+
+// BenchmarkGPUMetricsServeCached measures the handler serving a cached
+// sample (the common case: every request after the first in an interval).
+func BenchmarkGPUMetricsServeCached(b *testing.B) {
+	for _, format := range []string{"json", "prometheus"} {
+		b.Run(format, func(b *testing.B) {
+			h := provisionGPU(b, &GPUMetrics{Format: format, Interval: caddy.Duration(time.Hour), ROCmSMI: "off"})
+			req := httptest.NewRequest("GET", "/api/metrics", nil)
+			w := &discardWriter{h: http.Header{}}
+			if err := h.ServeHTTP(w, req, nextNotCalled); err != nil { // first sample and render
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				clear(w.h)
+				if err := h.ServeHTTP(w, req, nextNotCalled); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing, so the benchmark
+// measures the handler, not a recorder's buffer.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
