@@ -399,6 +399,12 @@ var (
 // error when ctx ends, and ErrTooSlow after three lags within 30 s.
 func (st *Stream) Next(ctx context.Context, tick <-chan time.Time, max int) ([][]byte, error) {
 	for {
+		// A lag first: what is queued is stale and the resync drops it.
+		select {
+		case <-st.sub.Lagged:
+			return st.resync()
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
