@@ -111,4 +111,3 @@ func TestRunReportsBadDestinationAndGoesOn(t *testing.T) {
 		t.Fatalf("plain log %q", b)
 	}
 }
-

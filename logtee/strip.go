@@ -4,9 +4,9 @@ package logtee
 // break ("\r\n" stays one break), statefully across Write calls so that a
 // sequence split between two reads is still removed. UTF-8 passes as is.
 type Stripper struct {
-	state   uint8
-	pendCR  bool
-	strLen  int
+	state  uint8
+	pendCR bool
+	strLen int
 }
 
 const (
