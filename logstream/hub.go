@@ -1,6 +1,7 @@
 package logstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"sync"
 	"sync/atomic"
@@ -25,14 +26,17 @@ type Event struct {
 	Reopen int      `json:"reopen,omitempty"`
 }
 
+// encodeEvent encodes once for every client. HTML escaping is off: the
+// lines are HTML already, and \u003c for each < would swell every span.
 func encodeEvent(e Event) []byte {
-	b, err := json.Marshal(e)
-	if err != nil {
-		// Only strings and ints: Marshal cannot fail (invalid UTF-8 is
-		// already replaced by the filter, and json escapes the rest).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		// Only strings and ints: encoding cannot fail.
 		panic(err)
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
 }
 
 // message is an encoded event in flight. rev is a service-wide counter,
