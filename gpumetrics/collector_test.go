@@ -1,0 +1,175 @@
+package gpumetrics
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// stubGPU is a GPUSource whose sweeps can be blocked, like a stuck driver.
+type stubGPU struct {
+	sweeps atomic.Int64
+	closes atomic.Int64
+	block  chan struct{} // when non-nil, Sweep waits on it
+	mu     sync.Mutex
+}
+
+func (s *stubGPU) Sweep(ctx context.Context) GPUReport {
+	n := s.sweeps.Add(1)
+	s.mu.Lock()
+	b := s.block
+	s.mu.Unlock()
+	if b != nil {
+		<-b
+	}
+	return GPUReport{Available: true, Backend: "stub", GPUs: []GPU{{Index: 0, Name: "stub", TemperatureC: Ptr(float64(n))}}}
+}
+
+func (s *stubGPU) Close() error { s.closes.Add(1); return nil }
+
+type stubSystem struct{}
+
+func (stubSystem) Read() System { return System{MemoryUsedBytes: Ptr[uint64](1)} }
+
+func TestCollectorLazyStartAndSharedSample(t *testing.T) {
+	gpu := &stubGPU{}
+	c := NewCollector(Config{Interval: time.Hour, GPU: gpu, System: stubSystem{}, Hostname: "h"})
+	defer c.Close()
+	if gpu.sweeps.Load() != 0 || c.Sweeps() != 0 {
+		t.Fatal("a collector must not sweep before the first request")
+	}
+	var wg sync.WaitGroup
+	samples := make([]*Sample, 100)
+	for i := range samples {
+		wg.Go(func() { samples[i] = c.Latest(context.Background()) })
+	}
+	wg.Wait()
+	for _, s := range samples {
+		if s.Snapshot.Stale || !s.Snapshot.Available || s != samples[0] {
+			t.Fatalf("every request must read the one shared sample: %+v", s.Snapshot)
+		}
+	}
+	if n := gpu.sweeps.Load(); n != 1 {
+		t.Errorf("100 requests within one interval cost %d sweeps, want 1", n)
+	}
+	if a, b := samples[0].JSON(), samples[1].JSON(); &a[0] != &b[0] {
+		t.Error("JSON must be rendered once per sample")
+	}
+}
+
+func TestCollectorStuckSweepServesStale(t *testing.T) {
+	gpu := &stubGPU{}
+	c := NewCollector(Config{Interval: 20 * time.Millisecond, Timeout: 30 * time.Millisecond, GPU: gpu, System: stubSystem{}})
+	defer c.Close()
+	first := c.Latest(context.Background())
+	if first.Snapshot.Stale {
+		t.Fatal("first sample stale")
+	}
+	release := make(chan struct{})
+	gpu.mu.Lock()
+	gpu.block = release
+	gpu.mu.Unlock()
+
+	// Wait until a stale sample is published; requests never block meanwhile.
+	deadline := time.Now().Add(5 * time.Second)
+	var s *Sample
+	for time.Now().Before(deadline) {
+		t0 := time.Now()
+		s = c.Latest(context.Background())
+		if d := time.Since(t0); d > 10*time.Millisecond {
+			t.Fatalf("Latest blocked %v behind a stuck sweep", d)
+		}
+		if s.Snapshot.Stale {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !s.Snapshot.Stale || s.Snapshot.StaleReason == "" || !s.Snapshot.Available || len(s.Snapshot.GPUs) != 1 {
+		t.Fatalf("want the previous sample marked stale, got %+v", s.Snapshot)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(s.JSON(), &doc); err != nil || doc["stale"] != true {
+		t.Fatalf("stale JSON: %s", s.JSON())
+	}
+	time.Sleep(100 * time.Millisecond) // several intervals while stuck
+	if n := gpu.sweeps.Load(); n != 2 {
+		t.Errorf("a stuck sweep must not be joined by new ones: %d sweeps started", n)
+	}
+	gpu.mu.Lock()
+	gpu.block = nil
+	gpu.mu.Unlock()
+	close(release)
+	deadline = time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && c.Latest(context.Background()).Snapshot.Stale {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.Latest(context.Background()).Snapshot.Stale {
+		t.Fatal("never recovered after the stuck sweep returned")
+	}
+}
+
+func TestCollectorFirstSweepStuck(t *testing.T) {
+	gpu := &stubGPU{block: make(chan struct{})}
+	c := NewCollector(Config{Interval: time.Hour, Timeout: 20 * time.Millisecond, GPU: gpu})
+	s := c.Latest(context.Background())
+	if !s.Snapshot.Stale || s.Snapshot.Available || s.Snapshot.Reason == "" || s.Snapshot.GPUs == nil {
+		t.Fatalf("first sweep stuck: %+v", s.Snapshot)
+	}
+	close(gpu.block)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if gpu.closes.Load() != 1 {
+		t.Errorf("source closed %d times", gpu.closes.Load())
+	}
+}
+
+func TestCollectorClose(t *testing.T) {
+	gpu := &stubGPU{}
+	c := NewCollector(Config{Interval: 10 * time.Millisecond, GPU: gpu})
+	c.Close() // never started: returns at once, source untouched
+	if gpu.closes.Load() != 0 || gpu.sweeps.Load() != 0 {
+		t.Fatal("closing an unstarted collector must not touch the source")
+	}
+	s := c.Latest(context.Background())
+	if s.Snapshot.Available || gpu.sweeps.Load() != 0 {
+		t.Fatal("a closed collector must not start")
+	}
+
+	gpu = &stubGPU{}
+	c = NewCollector(Config{Interval: 10 * time.Millisecond, GPU: gpu})
+	c.Latest(context.Background())
+	c.Close()
+	c.Close()
+	if gpu.closes.Load() != 1 {
+		t.Fatalf("source closed %d times", gpu.closes.Load())
+	}
+	n := gpu.sweeps.Load()
+	time.Sleep(50 * time.Millisecond)
+	if gpu.sweeps.Load() != n {
+		t.Error("sweeps continued after Close")
+	}
+}
+
+func TestCollectorFakeClock(t *testing.T) {
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := NewCollector(Config{GPU: &stubGPU{}, Now: func() time.Time { return at }, Hostname: "box"})
+	defer c.Close()
+	s := c.Latest(context.Background()).Snapshot
+	if !s.SampledAt.Equal(at) || s.SweepSeconds != 0 || s.Hostname != "box" {
+		t.Fatalf("clock not injected: %+v", s)
+	}
+}
+
+// BenchmarkCollectorSweepSystem is one sweep without NVML: the
+// collector's own overhead plus a system read of this machine.
+func BenchmarkCollectorSweepSystem(b *testing.B) {
+	c := NewCollector(Config{GPU: &stubGPU{}, System: &SystemReader{Root: "/", NumCPU: 2, Disks: []DiskPath{{"root", "/"}}}})
+	b.ReportAllocs()
+	for b.Loop() {
+		c.sweep()
+	}
+}
