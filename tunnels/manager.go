@@ -203,8 +203,8 @@ func (s Spec) label() string {
 type Manager struct {
 	optsMu sync.RWMutex
 	opts   Options // identity fields fixed at NewManager; timings by SetTimings
-	log   *zap.Logger
-	clock Clock
+	log    *zap.Logger
+	clock  Clock
 
 	mu      sync.Mutex
 	tunnels map[string]*tunnel
