@@ -217,8 +217,11 @@ func renderLine(b []byte) string {
 	if bytes.IndexAny(b, "\x1b\r\b") < 0 {
 		return escapeHTML(b)
 	}
-	return terminal.Render(b)
+	return renderEmulated(b)
 }
+
+// renderEmulated renders through terminal-to-html ('\r', ESC[K, SGR, …).
+func renderEmulated(b []byte) string { return terminal.Render(b) }
 
 // escapeHTML escapes like terminal-to-html does, so both paths agree.
 func escapeHTML(b []byte) string {
