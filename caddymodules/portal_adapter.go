@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -16,6 +17,8 @@ import (
 	maphandler "github.com/caddyserver/caddy/v2/modules/caddyhttp/map"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/web"
@@ -54,11 +57,63 @@ func (PortalAdapter) Adapt(body []byte, options map[string]any) ([]byte, []caddy
 	}
 	plan, warns, err := loadPlan(body, filename)
 	if err != nil {
+		if out, ok := lastGood.fallback(filename, err, &warns); ok {
+			return out, warns, nil
+		}
 		return nil, warns, err
 	}
 	cfg := buildConfig(plan, &warns)
 	out, err := json.Marshal(cfg)
+	if err == nil {
+		lastGood.remember(filename, out)
+	}
 	return out, warns, err
+}
+
+// lastGood keeps, per config file, the last output that adapted cleanly in
+// this process. Caddy's `run --watch` poller re-adapts the file every second
+// and stops watching for good at the first adapter error, so one broken edit
+// would silently end all later reloads. With this, a broken edit re-serves
+// the running config (the watcher sees no change and keeps polling) and the
+// error is logged once as a warning; the next good edit is applied. A fresh
+// process — `caddy run`'s first load, `caddy reload`, `caddy adapt` — has no
+// earlier output and gets the error itself.
+var lastGood = &lastGoodCache{enabled: true, byFile: map[string]*lastGoodEntry{}}
+
+type lastGoodCache struct {
+	mu      sync.Mutex
+	enabled bool
+	byFile  map[string]*lastGoodEntry
+}
+
+type lastGoodEntry struct {
+	out      []byte
+	reported string // the error already logged for this file
+}
+
+func (c *lastGoodCache) remember(filename string, out []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enabled {
+		c.byFile[filename] = &lastGoodEntry{out: out}
+	}
+}
+
+func (c *lastGoodCache) fallback(filename string, err error, warns *[]caddyconfig.Warning) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byFile[filename]
+	if !c.enabled || !ok {
+		return nil, false
+	}
+	if msg := err.Error(); msg != e.reported {
+		e.reported = msg
+		const note = "edit not applied, the running config stays in effect"
+		*warns = append(*warns, caddyconfig.Warning{File: filename, Message: note + ": " + msg})
+		// The watcher adapts with a no-op logger, so say it here too.
+		caddy.Log().Named("portal_yaml").Error(note, zap.String("file", filename), zap.Error(err))
+	}
+	return e.out, true
 }
 
 // loadPlan parses and validates the input and reads the environment.

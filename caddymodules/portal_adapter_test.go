@@ -3,6 +3,7 @@ package caddymodules
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -126,6 +127,9 @@ func adaptWithEnv(t *testing.T, body []byte, env map[string]string, now time.Tim
 		return out
 	}
 	adapterNow = func() time.Time { return now }
+	lastGood.mu.Lock()
+	lastGood.enabled = false // each scenario stands alone
+	lastGood.mu.Unlock()
 	return PortalAdapter{}.Adapt(body, map[string]any{"filename": "portal.yaml"})
 }
 
@@ -179,4 +183,23 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return "(equal)"
+}
+
+func TestAdaptKeepsLastGoodForTheSameFile(t *testing.T) {
+	c := &lastGoodCache{enabled: true, byFile: map[string]*lastGoodEntry{}}
+	var warns []caddyconfig.Warning
+	if _, ok := c.fallback("a.yaml", errors.New("boom"), &warns); ok {
+		t.Fatal("nothing remembered yet: the error must surface")
+	}
+	c.remember("a.yaml", []byte(`{"good":1}`))
+	out, ok := c.fallback("a.yaml", errors.New("boom"), &warns)
+	if !ok || string(out) != `{"good":1}` || len(warns) != 1 || !strings.Contains(warns[0].Message, "boom") {
+		t.Fatalf("fallback: %q %v %v", out, ok, warns)
+	}
+	if _, ok := c.fallback("a.yaml", errors.New("boom"), &warns); !ok || len(warns) != 1 {
+		t.Errorf("the same error must be reported once, got %v", warns)
+	}
+	if _, ok := c.fallback("b.yaml", errors.New("boom"), &warns); ok {
+		t.Error("another file has no last good config")
+	}
 }
