@@ -88,7 +88,8 @@ echo "lock=$lock" > %q
 		"ENABLE_AUTH=false",
 		"PORTAL_ADMIN_LISTEN=127.0.0.1:" + strconv.Itoa(freePort(t)),
 		"PORTAL_DEFAULT_TUNNELS=false",
-		"PUBLIC_IPADDR=127.0.0.1",
+		"PUBLIC_IPADDR=192.0.2.10", // only written into the certificate
+		"PORTAL_RESTART_DELAY=1",
 		"PROVISIONING_SCRIPT=" + filepath.Join(dir, "provision.sh"),
 		"TRICKY_VALUE=" + tricky,
 		"ROOTFS_TEST_MARK=" + mark,
@@ -154,7 +155,8 @@ echo "lock=$lock" > %q
 	if err != nil {
 		fail("instance.crt: %v", err)
 	}
-	if cert.IsCA || cert.VerifyHostname("localhost") != nil || cert.VerifyHostname("127.0.0.1") != nil {
+	if cert.IsCA || cert.VerifyHostname("localhost") != nil || cert.VerifyHostname("127.0.0.1") != nil ||
+		cert.VerifyHostname("192.0.2.10") != nil {
 		fail("certificate: IsCA=%v DNS=%v IPs=%v", cert.IsCA, cert.DNSNames, cert.IPAddresses)
 	}
 
@@ -244,6 +246,18 @@ echo "lock=$lock" > %q
 	}
 	if ppid := parentPid(caddyPid); !strings.Contains(procs[ppid], "supervisord") {
 		fail("caddy's parent is %d %q, want supervisord", ppid, procs[ppid])
+	}
+
+	// Removing portal.yaml and restarting caddy rewrites it from PORTAL_CONFIG.
+	if err := os.Remove(at("etc/portal.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("supervisorctl", "-s", "unix://"+sock, "restart", "caddy").CombinedOutput(); err != nil {
+		fail("supervisorctl restart caddy: %v\n%s", err, b)
+	}
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	if _, err := os.Stat(at("etc/portal.yaml")); err != nil {
+		fail("portal.yaml not rewritten by caddy.sh: %v", err)
 	}
 
 	// SIGTERM, as `docker stop` sends to PID 1: everything stops.
