@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,12 +55,25 @@ func TestRootfsBoot(t *testing.T) {
 	mustWrite(t, at("workspace/notes.txt"), "mine", 0o644)
 
 	// The provisioning script records whether the lock was there while it ran.
+	// It is served as a URL, with Windows line endings the entrypoint must
+	// remove (a "#!/bin/bash\r" line would not run), when curl is installed;
+	// otherwise it is given as a local path.
 	provisioned := filepath.Join(dir, "provisioned")
-	mustWrite(t, filepath.Join(dir, "provision.sh"), fmt.Sprintf(`#!/bin/bash
+	script := fmt.Sprintf(`#!/bin/bash
 if [[ -f $PROVISIONING_LOCK ]]; then lock=present; else lock=absent; fi
 echo "provisioning step one"
 echo "lock=$lock" > %q
-`, provisioned), 0o755)
+`, provisioned)
+	provisioning := filepath.Join(dir, "provision.sh")
+	mustWrite(t, provisioning, script, 0o755)
+	_, curlErr := exec.LookPath("curl")
+	if curlErr == nil {
+		crlf := strings.ReplaceAll(script, "\n", "\r\n")
+		srv := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, crlf)
+		}))
+		provisioning = fmt.Sprintf("http://127.0.0.1:%d/provision.sh", srv.Port)
+	}
 
 	portalExt, portalInt := freePort(t), freePort(t)
 	jupyterExt, jupyterInt := freePort(t), freePort(t)
@@ -90,7 +105,7 @@ echo "lock=$lock" > %q
 		"PORTAL_DEFAULT_TUNNELS=false",
 		"PUBLIC_IPADDR=192.0.2.10", // only written into the certificate
 		"PORTAL_RESTART_DELAY=1",
-		"PROVISIONING_SCRIPT=" + filepath.Join(dir, "provision.sh"),
+		"PROVISIONING_SCRIPT=" + provisioning,
 		"TRICKY_VALUE=" + tricky,
 		"ROOTFS_TEST_MARK=" + mark,
 	}
@@ -192,6 +207,11 @@ echo "lock=$lock" > %q
 	})
 	if b, err := os.ReadFile(provisioned); err != nil || strings.TrimSpace(string(b)) != "lock=present" {
 		fail("provisioning script saw %q (%v), want lock=present", b, err)
+	}
+	if curlErr == nil {
+		if b, err := os.ReadFile(at("provisioning.sh")); err != nil || string(b) != script {
+			fail("downloaded provisioning.sh = %q (%v), want the script without \\r", b, err)
+		}
 	}
 	waitFor(t, 5*time.Second, "the lock to be removed", func() bool {
 		_, err := os.Stat(at(".provisioning"))
