@@ -1,0 +1,61 @@
+# Instance Portal. `make run` serves examples/portal.yaml on this machine;
+# `make test` runs every check and test (installing, as root, the Debian
+# packages they need). See README.md.
+
+GO          ?= go
+BIN         ?= bin/caddy
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+XCADDY      ?= github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5
+FUZZTIME    ?= 10s
+# Every bash script we ship or run.
+SHELL_SCRIPTS = $(shell git ls-files 'rootfs/opt/*' 'rootfs/usr/local/bin/*' '*.sh' .ci/run 2>/dev/null | grep -v '\.conf$$')
+
+.PHONY: all build xcaddy run test deps lint unit integration fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/caddy
+
+# The production build: the same modules through xcaddy (the Dockerfile runs this).
+xcaddy:
+	$(GO) run $(XCADDY) build v2.11.9 --output $(BIN) \
+		--with github.com/instanceportal/portal@v0.0.0-00010101000000-000000000000=.
+
+run: build
+	./scripts/run-example.sh $(BIN)
+
+test: deps lint unit integration
+
+deps:
+	./scripts/install-test-deps.sh
+
+lint:
+	@echo "== gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@echo "== go vet"; $(GO) vet ./...
+	@echo "== staticcheck"; $(GO) run $(STATICCHECK) ./...
+	@echo "== shellcheck"; shellcheck $(SHELL_SCRIPTS)
+
+# Unit, golden and fuzz-seed tests, with the race detector.
+unit:
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /integration_test)
+
+# The real binary, real supervisord, real processes on 127.0.0.1.
+integration:
+	$(GO) test -count=1 -timeout 30m ./integration_test/
+
+# Each fuzz target for FUZZTIME (seeds always run as part of `unit`).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench:
+	./scripts/install-test-deps.sh --bench
+	./bench/proxy.sh
+	@for s in bench/auth.sh bench/logs.sh bench/gpu.sh; do [ -x $$s ] && ./$$s || true; done
+
+clean:
+	rm -rf bin bench/bin .run

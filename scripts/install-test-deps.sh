@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs, as root, the Debian packages the tests need when they are
+# missing: supervisord (boot test), chromium (dashboard test), shellcheck
+# (lint), openssl (certificates). wrk is only for bench/: pass --bench to add it.
+set -euo pipefail
+
+need=()
+command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [[ "${1:-}" == "--bench" ]]; then
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+fi
+
+if ((${#need[@]} == 0)); then
+  exit 0
+fi
+if [[ "$(id -u)" != 0 ]]; then
+  echo "missing Debian packages: ${need[*]} (run as root, or: sudo apt-get install ${need[*]})" >&2
+  exit 1
+fi
+echo "installing: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
