@@ -32,8 +32,10 @@ run)
 		echo "== nvidia-smi"
 		nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader,nounits
 		echo "== go test (GPU check + benchmarks)"
-		timeout 240 ./gpumetrics.test -test.v -test.run GPU -test.bench GPU \
+		timeout 240 ./gpumetrics.test -test.v -test.run GPU -test.bench 'GPUSweep|GPUNvidiaSmi' \
 			-test.benchtime 200x -test.benchmem -test.count 1
+		echo "== per-call NVML cost on GPU 0"
+		timeout 120 ./gpumetrics.test -test.run '^$' -test.bench GPUField -test.benchtime 200x
 	} 2>&1 | tee "$out/gpu.log"
 	;;
 *)

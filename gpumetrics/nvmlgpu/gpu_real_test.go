@@ -130,3 +130,50 @@ func BenchmarkGPUNvidiaSmi(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGPUField times each NVML call of a sweep on GPU 0, to show
+// where a sweep's time goes.
+func BenchmarkGPUField(b *testing.B) {
+	nvidiaSmi(b)
+	api := Real()
+	if err := api.Init(); err != nil {
+		b.Fatal(err)
+	}
+	defer api.Shutdown()
+	d, err := api.Device(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = api.RegisterXID(d)
+	calls := []struct {
+		name string
+		fn   func() error
+	}{
+		{"DeviceCount", func() error { _, err := api.DeviceCount(); return err }},
+		{"PollXID", func() error { _, _ = api.PollXID(); return nil }},
+		{"Name", func() error { _, err := d.Name(); return err }},
+		{"UUID", func() error { _, err := d.UUID(); return err }},
+		{"PCIBusID", func() error { _, err := d.PCIBusID(); return err }},
+		{"Utilization", func() error { _, _, err := d.Utilization(); return err }},
+		{"Memory", func() error { _, _, _, err := d.Memory(); return err }},
+		{"Temperature", func() error { _, err := d.TemperatureC(); return err }},
+		{"PowerUsage", func() error { _, err := d.PowerUsageMilliwatts(); return err }},
+		{"PowerLimit", func() error { _, err := d.PowerLimitMilliwatts(); return err }},
+		{"FanSpeed", func() error { _, err := d.FanSpeedPercent(); return err }},
+		{"SMClock", func() error { _, err := d.SMClockMHz(); return err }},
+		{"MemClock", func() error { _, err := d.MemoryClockMHz(); return err }},
+		{"PCIeGen", func() error { _, err := d.PCIeLinkGen(); return err }},
+		{"PCIeWidth", func() error { _, err := d.PCIeLinkWidth(); return err }},
+		{"ClockEvents", func() error { _, err := d.ClockEventReasons(); return err }},
+		{"Energy", func() error { _, err := d.TotalEnergyMillijoules(); return err }},
+		{"ECC", func() error { _, _, err := d.ECCVolatile(); return err }},
+		{"Processes", func() error { _, err := d.ComputeProcesses(); return err }},
+	}
+	for _, c := range calls {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				_ = c.fn()
+			}
+		})
+	}
+}

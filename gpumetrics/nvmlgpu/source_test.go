@@ -199,3 +199,32 @@ func TestRealBackendWithoutDriver(t *testing.T) {
 	}
 	t.Logf("reason: %s", rep.Reason)
 }
+
+// TestSweepSkipsSlowAndUnsupportedCalls: a figure NVML says it does not
+// support is not asked for again, and the slow energy counter is re-read
+// only every EnergyEvery.
+func TestSweepSkipsSlowAndUnsupportedCalls(t *testing.T) {
+	d := nvmlfake.H100(0) // fan speed: not supported
+	api := &nvmlfake.API{Devices: []*nvmlfake.Device{d}}
+	c := &clock{time.Unix(1000, 0)}
+	src := newSource(api, c)
+	for range 3 {
+		src.Sweep(context.Background())
+	}
+	if d.Calls["fan_speed"] != 1 || d.Calls["temperature"] != 3 {
+		t.Errorf("calls after 3 sweeps: fan %d (want 1), temperature %d (want 3)", d.Calls["fan_speed"], d.Calls["temperature"])
+	}
+	if d.Calls["energy"] != 1 {
+		t.Errorf("energy read %d times within EnergyEvery, want 1", d.Calls["energy"])
+	}
+	d.EnergyMJ += 5000
+	rep := src.Sweep(context.Background())
+	if *rep.GPUs[0].EnergyMillijoules != 123456789 {
+		t.Errorf("within EnergyEvery the last reading is served, got %d", *rep.GPUs[0].EnergyMillijoules)
+	}
+	c.t = c.t.Add(nvmlgpu.DefaultEnergyEvery)
+	rep = src.Sweep(context.Background())
+	if d.Calls["energy"] != 2 || *rep.GPUs[0].EnergyMillijoules != 123456789+5000 {
+		t.Errorf("energy not refreshed after EnergyEvery: %d calls, value %d", d.Calls["energy"], *rep.GPUs[0].EnergyMillijoules)
+	}
+}

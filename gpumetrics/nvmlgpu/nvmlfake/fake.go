@@ -37,10 +37,12 @@ type Device struct {
 	ECCCorrected, ECCUncorrected uint64
 	Procs                        []nvmlgpu.ProcessInfo
 	Errs                         map[string]error
+	// Calls counts the getter calls per figure name (same names as Errs).
+	Calls map[string]int
 }
 
 // API is a fake NVML. Set fields before the first Sweep; read the counters
-// after (Calls locks for readers in other goroutines).
+// after (Counts locks, for readers in other goroutines).
 type API struct {
 	Devices   []*Device
 	InitErr   error
@@ -136,7 +138,13 @@ func (a *API) PollXID() (nvmlgpu.XIDEvent, error) {
 
 type dev struct{ d *Device }
 
-func (d dev) err(field string) error { return d.d.Errs[field] }
+func (d dev) err(field string) error {
+	if d.d.Calls == nil {
+		d.d.Calls = map[string]int{}
+	}
+	d.d.Calls[field]++
+	return d.d.Errs[field]
+}
 
 func (d dev) Name() (string, error)     { return d.d.Name, d.err("name") }
 func (d dev) UUID() (string, error)     { return d.d.UUID, d.err("uuid") }
