@@ -1,0 +1,38 @@
+package integration_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Caddyfile.example must stay valid for the binary we ship, with every
+// directive of ours in it.
+func TestCaddyfileExampleValidates(t *testing.T) {
+	skipShort(t)
+	p := &Portal{t: t, Dir: t.TempDir()}
+	p.Env = []string{"HOME=" + p.Dir, "WEB_PASSWORD=example-secret"}
+	example, err := filepath.Abs("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.Caddy("validate", "--config", example)
+	if err != nil || !strings.Contains(out, "Valid configuration") {
+		t.Fatalf("caddy validate: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "not formatted") {
+		t.Errorf("Caddyfile.example is not `caddy fmt` clean:\n%s", out)
+	}
+	adapted, err := p.Caddy("adapt", "--config", example)
+	if err != nil {
+		t.Fatalf("caddy adapt: %v\n%s", err, adapted)
+	}
+	for _, directive := range []string{`"handler":"vastauth"`, `"handler":"logstream"`, `"handler":"gpu_metrics"`, `"handler":"tunnels_api"`, `"tunnels":{`} {
+		if !strings.Contains(adapted, directive) {
+			t.Errorf("Caddyfile.example lacks %s", directive)
+		}
+	}
+	if strings.Contains(adapted, "example-secret") {
+		t.Error("a secret was inlined into the adapted JSON")
+	}
+}
