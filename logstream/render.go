@@ -214,10 +214,17 @@ func (r *renderer) finish(res *renderResult) {
 // all) skip the terminal emulator: escaping them is 10× cheaper and gives
 // the same HTML (FuzzRenderLine checks it).
 func renderLine(b []byte) string {
-	if bytes.IndexAny(b, "\x1b\r\b") < 0 {
-		return escapeHTML(b)
+	var out string
+	if !bytes.ContainsAny(b, "\x1b\r\b") {
+		out = escapeHTML(b)
+	} else {
+		out = renderEmulated(b)
 	}
-	return renderEmulated(b)
+	if out == "" {
+		// As terminal-to-html renders a blank line: the line keeps its height.
+		out = "&nbsp;"
+	}
+	return out
 }
 
 // renderEmulated renders through terminal-to-html ('\r', ESC[K, SGR, …).
@@ -245,5 +252,6 @@ func escapeHTML(b []byte) string {
 			sb.WriteRune(c)
 		}
 	}
-	return sb.String()
+	// terminal-to-html drops trailing blanks; so do we.
+	return strings.TrimRight(sb.String(), " \t")
 }
