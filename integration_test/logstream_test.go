@@ -194,3 +194,71 @@ func TestLogTeeThroughBinary(t *testing.T) {
 	}
 	wsLines(t, ctx, ws, "tee.log", []string{`<span class="term-fg31">error</span> here`, "100%"})
 }
+
+// The watcher, tailers and rings are shared across reloads: an open
+// WebSocket keeps streaming through `caddy reload`, and reloads leak no
+// inotify or file descriptors.
+func TestLogStreamSurvivesReload(t *testing.T) {
+	internal := freePort(t)
+	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	appLog := filepath.Join(p.Dir, "log", "app.log")
+	if err := os.WriteFile(appLog, []byte("one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	waitStatus(t, nil, base+"/files", 200)
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	wsLines(t, ctx, ws, "app.log", []string{"one"})
+
+	fds := func() int {
+		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	reload := func() {
+		t.Helper()
+		if out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force"); err != nil {
+			t.Fatalf("reload: %v\n%s", err, out)
+		}
+	}
+	reload()
+	before := fds()
+	for range 3 {
+		reload()
+		// Use the new config's handler, so that a service not shared
+		// across reloads would open its own inotify and file descriptors.
+		c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wsLines(t, ctx, c, "app.log", []string{"one"})
+		_ = c.Close(websocket.StatusNormalClosure, "")
+	}
+	appendLine := func(s string) {
+		f, err := os.OpenFile(appLog, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = f.WriteString(s + "\n")
+		_ = f.Close()
+	}
+	appendLine("after reloads")
+	wsLines(t, ctx, ws, "app.log", []string{"after reloads"})
+	// A new client after the reloads sees the ring kept from before them.
+	ws2, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws2.CloseNow()
+	wsLines(t, ctx, ws2, "app.log", []string{"one", "after reloads"})
+	if after := fds(); after > before+2 {
+		t.Fatalf("file descriptors grew across 3 reloads: %d -> %d", before, after)
+	}
+}
