@@ -232,7 +232,7 @@ collect:
 	t0, c0 := time.Now(), cpuTicks(pid)
 	time.Sleep(idle)
 	used := float64(cpuTicks(pid)-c0) / 100 // USER_HZ
-	fmt.Printf("idle: %.2f%% of one core over %v (one client connected, %d files)\n", 100*used/time.Since(t0).Seconds(), idle, 2)
+	fmt.Printf("idle: %.2f%% of one core over %v (one client connected, two files followed)\n", 100*used/time.Since(t0).Seconds(), idle)
 	if complete != clients || bad.Load() != 0 {
 		return fmt.Errorf("lines lost or reordered")
 	}
