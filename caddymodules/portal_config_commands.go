@@ -67,7 +67,7 @@ adapter does) with the current environment, and prints each port the portal
 will listen on. Exits 1 with the error on bad input.
 
 With --has NAME it prints nothing and exits 0 when an app of that name (the
-key or its display name) is configured, 1 when it is not, 2 when the
+key or its display name, in any case) is configured, 1 when it is not, 2 when the
 configuration is broken: supervisor wrapper scripts use it to decide whether
 to start an app.`,
 		Args:          cobra.NoArgs,

@@ -7,6 +7,7 @@ package portalconfig
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // App is one entry of portal.yaml's `applications` map (or one `|`-separated
@@ -66,10 +67,11 @@ func (c *Config) Portal() (App, bool) {
 	return App{}, false
 }
 
-// Find returns the app whose key or display name is name.
+// Find returns the app whose key or display name is name, ignoring case as
+// the reference's wrapper scripts did ("Tensorboard" and "TensorBoard").
 func (c *Config) Find(name string) (App, bool) {
 	for _, a := range c.Apps {
-		if a.Key == name || a.Name == name {
+		if strings.EqualFold(a.Key, name) || strings.EqualFold(a.Name, name) {
 			return a, true
 		}
 	}

@@ -77,3 +77,15 @@ func TestMakePlanTLSFallsBackWithWarning(t *testing.T) {
 		t.Errorf("plan = TLS %v, warnings %q", p.TLS, p.Warnings)
 	}
 }
+
+func TestFindIgnoresCase(t *testing.T) {
+	cfg := mustLoad(t, "localhost:6006:16006:/:Tensorboard|localhost:8080:18080:/:Jupyter")
+	for _, name := range []string{"TensorBoard", "tensorboard", "JUPYTER", "Jupyter"} {
+		if _, ok := cfg.Find(name); !ok {
+			t.Errorf("Find(%q) failed", name)
+		}
+	}
+	if _, ok := cfg.Find("ComfyUI"); ok {
+		t.Error("Find(ComfyUI) must fail")
+	}
+}
