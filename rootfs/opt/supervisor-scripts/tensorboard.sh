@@ -1,6 +1,6 @@
 #!/bin/bash
 # tensorboard.sh: runs TensorBoard when the portal configuration has an app
-# named "Tensorboard" (the reference's spelling) or "TensorBoard", on
+# named "Tensorboard" (any case: the portal matches names case-insensitively), on
 # 127.0.0.1:TENSORBOARD_PORT [16006].
 #
 # Environment: TENSORBOARD_LOG_DIR [$WORKSPACE], TENSORBOARD_PORT [16006],
@@ -10,7 +10,7 @@ set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 portal_program tensorboard
-portal_require_app Tensorboard TensorBoard
+portal_require_app Tensorboard
 
 venv=${VENV_DIR:-${PORTAL_ROOT}/venv/main}
 if [[ -f ${venv}/bin/activate ]]; then
