@@ -39,7 +39,9 @@ func runMain(m *testing.M) int {
 		if env := os.Getenv("PORTAL_TEST_BINARY"); env != "" {
 			caddyBin = env // a binary built beforehand (e.g. by xcaddy)
 		} else {
-			build := exec.Command("go", "build", "-o", caddyBin, "../cmd/caddy")
+			// Go's internal linker, as the Makefile and the image use
+			// (GO_LDFLAGS there explains why).
+			build := exec.Command("go", "build", "-ldflags=-linkmode=internal", "-o", caddyBin, "../cmd/caddy")
 			build.Stdout, build.Stderr = os.Stderr, os.Stderr
 			if err := build.Run(); err != nil {
 				fmt.Fprintln(os.Stderr, "building caddy:", err)

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-bin/caddy}
 if [[ ! -x "$bin" ]]; then
-  go build -o "$bin" ./cmd/caddy
+  go build -ldflags=-linkmode=internal -o "$bin" ./cmd/caddy
 fi
 
 run=$PWD/.run
