@@ -25,7 +25,7 @@ build:
 
 # The production build: the same modules through xcaddy (the Dockerfile runs this).
 xcaddy:
-	XCADDY_GO_BUILD_FLAGS="-ldflags=$(GO_LDFLAGS)" $(GO) run $(XCADDY) build v2.11.9 --output $(BIN) \
+	XCADDY_GO_BUILD_FLAGS="-ldflags='$(GO_LDFLAGS) -w -s' -trimpath -tags nobadger,nomysql,nopgx" $(GO) run $(XCADDY) build v2.11.9 --output $(BIN) \
 		--with github.com/instanceportal/portal@v0.0.0-00010101000000-000000000000=.
 
 run: build
