@@ -1,0 +1,341 @@
+package caddymodules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/instanceportal/portal/portalconfig"
+)
+
+func provisionedDashboardFS(t *testing.T) *DashboardFS {
+	t.Helper()
+	d := new(DashboardFS)
+	if err := d.Provision(caddy.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestDashboardFSServesTheEmbeddedFiles(t *testing.T) {
+	if _, err := new(DashboardFS).Open("index.html"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("unprovisioned Open: %v, want ErrNotExist", err)
+	}
+	d := provisionedDashboardFS(t)
+	if err := fstest.TestFS(d, "index.html", "app.js", "style.css"); err != nil {
+		t.Fatal(err)
+	}
+	index, err := fs.ReadFile(d, "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`} {
+		if !strings.Contains(string(index), want) {
+			t.Errorf("index.html lacks %s", want)
+		}
+	}
+	// No absolute or external URL (the page is reached through proxies and
+	// tunnels under any prefix, and the instance may be offline), and no
+	// API that parses markup from data. Comments may name them.
+	for _, name := range []string{"index.html", "app.js", "style.css"} {
+		b, _ := fs.ReadFile(d, name)
+		for i, line := range strings.Split(string(b), "\n") {
+			code := strings.TrimSpace(line)
+			if strings.HasPrefix(code, "//") || strings.HasPrefix(code, "/*") || strings.HasPrefix(code, "*") || strings.HasPrefix(code, "<!--") {
+				continue
+			}
+			code = strings.ReplaceAll(code, "'http://www.w3.org/2000/svg'", "") // a namespace name, not a fetch
+			if u := absoluteURL.FindString(code); u != "" {
+				t.Errorf("%s:%d has the absolute URL %q: %s", name, i+1, u, code)
+			}
+			for _, bad := range []string{`src="/`, `href="/`, "fetch('/", "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"} {
+				if strings.Contains(code, bad) {
+					t.Errorf("%s:%d contains %q: %s", name, i+1, bad, code)
+				}
+			}
+		}
+	}
+}
+
+// absoluteURL finds a URL with a host written into the page's files.
+var absoluteURL = regexp.MustCompile(`(?i)\b(https?|wss?):\/\/[a-z0-9\[]`)
+
+func TestDashboardFSEtagSidecars(t *testing.T) {
+	d := provisionedDashboardFS(t)
+	seen := map[string]bool{}
+	for _, name := range []string{"index.html", "app.js", "style.css"} {
+		body, err := fs.ReadFile(d, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag, err := fs.ReadFile(d, name+dashboardEtagSuffix)
+		if err != nil {
+			t.Fatalf("%s%s: %v", name, dashboardEtagSuffix, err)
+		}
+		sum := sha256.Sum256(body)
+		if want := `"` + hex.EncodeToString(sum[:12]) + `"`; string(tag) != want {
+			t.Errorf("%s ETag %s, want %s", name, tag, want)
+		}
+		if seen[string(tag)] {
+			t.Errorf("%s: ETag %s repeats", name, tag)
+		}
+		seen[string(tag)] = true
+		fi, err := fs.Stat(d, name+dashboardEtagSuffix)
+		if err != nil || fi.Name() != name+dashboardEtagSuffix || fi.Size() != int64(len(tag)) || fi.IsDir() || !fi.Mode().IsRegular() {
+			t.Errorf("Stat %s.etag: %v %+v", name, err, fi)
+		}
+	}
+	for _, name := range []string{"nope.html.etag", "index.html.etag.etag", ".etag"} {
+		if _, err := d.Open(name); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Open(%q): %v, want ErrNotExist", name, err)
+		}
+	}
+}
+
+func TestDashboardFSRefusesTraversal(t *testing.T) {
+	d := provisionedDashboardFS(t)
+	for _, name := range []string{"../web.go", "../../go.mod", "/etc/passwd", "./index.html", "a//b", "", "index.html/", "../dashboard/index.html", "../web.go.etag"} {
+		f, err := d.Open(name)
+		if err == nil {
+			f.Close()
+			t.Errorf("Open(%q) succeeded", name)
+			continue
+		}
+		if !errors.Is(err, fs.ErrInvalid) {
+			t.Errorf("Open(%q): %v, want ErrInvalid", name, err)
+		}
+	}
+	// A backslash is an ordinary character to io/fs: no file has it.
+	if _, err := d.Open(`..\web.go`); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf(`Open("..\\web.go"): %v, want ErrNotExist`, err)
+	}
+}
+
+func TestDashboardFSCaddyfile(t *testing.T) {
+	if err := new(DashboardFS).UnmarshalCaddyfile(caddyfile.NewTestDispenser(`dashboard`)); err != nil {
+		t.Errorf("dashboard: %v", err)
+	}
+	for in, want := range map[string]string{
+		`dashboard extra`:           "wrong argument count",
+		"dashboard {\n\tindex x\n}": "has no options",
+	} {
+		err := new(DashboardFS).UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error containing %q", in, err, want)
+		}
+	}
+}
+
+func TestDashboardRouteRegistered(t *testing.T) {
+	var src *portalRouteSource
+	for i := range portalRouteSources {
+		if portalRouteSources[i].name == "dashboard" {
+			src = &portalRouteSources[i]
+		}
+	}
+	if src == nil {
+		t.Fatal("no dashboard portal route source")
+	}
+	if last := portalRouteSources[len(portalRouteSources)-1]; last.name != "dashboard" {
+		t.Errorf("the catch-all dashboard routes must come last, %q (order %d) follows", last.name, last.order)
+	}
+	hasFS := false
+	for _, a := range portalAppSources {
+		hasFS = hasFS || a.name == "caddy.filesystems"
+	}
+	if !hasFS {
+		t.Error("no caddy.filesystems app source: file_server could not find the dashboard fs")
+	}
+
+	var warns []caddyconfig.Warning
+	pc := PortalContext{Config: &portalconfig.Config{}, Settings: &portalconfig.Settings{ContainerLabel: "C.9", EnableHTTPS: true}, Warnings: &warns}
+	routes := src.build(pc)
+	if len(warns) > 0 {
+		t.Fatalf("warnings: %v", warns)
+	}
+	if len(routes) != 3 {
+		t.Fatalf("%d routes, want 3", len(routes))
+	}
+	catchAll := routes[2]
+	if len(catchAll.MatcherSetsRaw) != 0 || !catchAll.Terminal {
+		t.Errorf("last route: matchers %v terminal %v, want a terminal catch-all", catchAll.MatcherSetsRaw, catchAll.Terminal)
+	}
+	handlers, _ := json.Marshal(catchAll.HandlersRaw)
+	for _, want := range []string{`"handler":"file_server"`, `"fs":"dashboard"`, `"index_names":["index.html"]`, `"etag_file_extensions":[".etag"]`, `"hide":["*.etag"]`, `"Cache-Control":["no-cache"]`} {
+		if !strings.Contains(string(handlers), want) {
+			t.Errorf("catch-all handlers lack %s: %s", want, handlers)
+		}
+	}
+	info, _ := json.Marshal(routes[0])
+	if !strings.Contains(string(info), `\"tunnel_scheme\":\"https\"`) || !strings.Contains(string(info), `\"instance_label\":\"C.9\"`) {
+		t.Errorf("/api/dashboard route: %s", info)
+	}
+}
+
+func dashboardFreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// loadDashboardConfig runs a config in-process until the test ends.
+func loadDashboardConfig(t *testing.T, cfg []byte) {
+	t.Helper()
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("loading config: %v\n%s", err, cfg)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+}
+
+type dashboardGet struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func getDashboard(t *testing.T, url string, hdr ...string) dashboardGet {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	// RoundTrip: no redirect following, no client-side path cleaning.
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return dashboardGet{resp.StatusCode, resp.Header, string(b)}
+}
+
+// TestDashboardServedByFileServer runs the adapter's routes and app in
+// Caddy with stock file_server: index, assets with ETag revalidation, the
+// hidden sidecars, traversal attempts, and /api/dashboard.
+func TestDashboardServedByFileServer(t *testing.T) {
+	var warns []caddyconfig.Warning
+	pc := PortalContext{Config: &portalconfig.Config{}, Settings: &portalconfig.Settings{ContainerLabel: "C.5"}, Warnings: &warns}
+	port := dashboardFreePort(t)
+	fsApp, _ := buildDashboardFilesystems(pc)
+	cfg := caddyconfig.JSON(map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
+		"apps": map[string]any{
+			"caddy.filesystems": fsApp,
+			"http": caddyhttp.App{Servers: map[string]*caddyhttp.Server{"portal": {
+				Listen:    []string{fmt.Sprintf("127.0.0.1:%d", port)},
+				AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
+				Routes:    dashboardRoutes(pc),
+			}}},
+		},
+	}, &warns)
+	if len(warns) > 0 {
+		t.Fatalf("warnings: %v", warns)
+	}
+	loadDashboardConfig(t, cfg)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	index := getDashboard(t, base+"/")
+	if index.status != 200 || !strings.Contains(index.body, `src="app.js"`) {
+		t.Fatalf("GET /: %d %.120q", index.status, index.body)
+	}
+	for k, want := range map[string]string{
+		"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+		"Content-Type": "text/html; charset=utf-8", "Referrer-Policy": "no-referrer",
+	} {
+		if got := index.header.Get(k); got != want {
+			t.Errorf("GET / %s = %q, want %q", k, got, want)
+		}
+	}
+	if csp := index.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
+		t.Errorf("CSP %q", csp)
+	}
+
+	d := provisionedDashboardFS(t)
+	for _, name := range []string{"app.js", "style.css"} {
+		r := getDashboard(t, base+"/"+name)
+		want, _ := fs.ReadFile(d, name+dashboardEtagSuffix)
+		if r.status != 200 || r.header.Get("Etag") != string(want) || r.header.Get("Cache-Control") != "no-cache" {
+			t.Errorf("GET /%s: %d ETag %q (want %s) Cache-Control %q", name, r.status, r.header.Get("Etag"), want, r.header.Get("Cache-Control"))
+		}
+		if again := getDashboard(t, base+"/"+name, "If-None-Match", string(want)); again.status != http.StatusNotModified || again.body != "" {
+			t.Errorf("GET /%s If-None-Match: %d, want 304", name, again.status)
+		}
+	}
+	for _, path := range []string{"/app.js.etag", "/../../go.mod", "/%2e%2e/%2e%2e/go.mod", "/..%2fweb.go", "/nope", "/web.go", "/dashboard/index.html"} {
+		if r := getDashboard(t, base+path); r.status != http.StatusNotFound {
+			t.Errorf("GET %s: %d %.80q, want 404", path, r.status, r.body)
+		}
+	}
+	info := getDashboard(t, base+dashboardInfoPath)
+	if info.status != 200 || strings.TrimSpace(info.body) != `{"instance_label":"C.5","tunnel_scheme":"http"}` || info.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("GET %s: %d %q %v", dashboardInfoPath, info.status, info.body, info.header)
+	}
+}
+
+// TestDashboardCaddyfileExample loads the Caddyfile form documented in
+// docs/dashboard.md (for Caddyfile.example) and serves the page with it.
+func TestDashboardCaddyfileExample(t *testing.T) {
+	port := dashboardFreePort(t)
+	src := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	filesystem dashboard dashboard
+}
+
+http://127.0.0.1:%d {
+	@index path / /index.html
+	@assets not path / /index.html
+	header @index Cache-Control no-store
+	header @assets Cache-Control no-cache
+	file_server {
+		fs dashboard
+		hide *.etag
+		etag_file_extensions .etag
+	}
+}
+`, port)
+	cfg, warns, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) > 0 {
+		t.Fatalf("warnings: %v", warns)
+	}
+	loadDashboardConfig(t, cfg)
+	deadline := time.Now().Add(5 * time.Second)
+	var r dashboardGet
+	for time.Now().Before(deadline) {
+		if r = getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); r.status == 200 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r.status != 200 || !strings.Contains(r.body, `src="app.js"`) || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("GET /: %d %q %.100q", r.status, r.header.Get("Cache-Control"), r.body)
+	}
+	js := getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/app.js", port))
+	if js.status != 200 || js.header.Get("Etag") == "" || js.header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("GET /app.js: %d ETag %q Cache-Control %q", js.status, js.header.Get("Etag"), js.header.Get("Cache-Control"))
+	}
+}
