@@ -278,6 +278,11 @@ func TestDashboardInChromium(t *testing.T) {
 	b.waitJS("the tunnel no longer running", fmt.Sprintf(`!document.querySelector('.tunnel[data-target=%q] .pill.state-running')`, target))
 	b.waitJS("the Tunnel button back on the card", `!!document.querySelector('article.app[data-app="Echo"] button.tunnel-btn')`)
 
+	// A phone: one column, nothing wider than the screen.
+	b.do("a phone-sized viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	b.waitJS("no horizontal overflow at 390 px", `document.documentElement.scrollWidth <= window.innerWidth`)
+	b.screenshot("portal-dashboard-phone.png")
+
 	var probs []string
 	for _, m := range b.problems() {
 		// The portal's proxy sends Host: localhost:<internal port> upstream,
@@ -296,10 +301,11 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 }
 
-// TestDashboardLinkRules runs the page's own link logic (appLinks) in
-// Chromium over the ways a user reaches the portal, and its log-line
-// parser over hostile markup.
-func TestDashboardLinkRules(t *testing.T) {
+// TestDashboardPageLogic runs the page's own code in Chromium: the link
+// rules (appLinks) over the ways a user reaches the portal, the log-line
+// parser over hostile markup, and the GPU cards over gpumetrics' golden
+// two-GPU snapshot (this machine has no GPU to show).
+func TestDashboardPageLogic(t *testing.T) {
 	skipShort(t)
 	b := startChromium(t)
 	portalInt := freePort(t)
@@ -365,6 +371,40 @@ func TestDashboardLinkRules(t *testing.T) {
 			t.Errorf("parseLogLine(%s) = %q, want %q", in, got, want)
 		}
 	}
+
+	snapshot, err := os.ReadFile("../gpumetrics/testdata/golden/two-gpus.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Render and read back in one evaluation: the page's own 2 s poll
+	// cannot slip in between.
+	cards := evalJS[[]string](b, fmt.Sprintf(`(() => {
+		portalDashboard.renderMetrics(%s);
+		return [...document.querySelectorAll('#gpus article.gpu')].map(c => c.innerText.replace(/\s+/g, ' '))
+			.concat([document.getElementById('instance').textContent, document.getElementById('metrics-meta').textContent,
+				String(document.querySelectorAll('#system .meter').length)]);
+	})()`, snapshot))
+	if len(cards) != 5 {
+		t.Fatalf("rendered %d GPU cards: %q", len(cards)-3, cards)
+	}
+	for i, want := range [][]string{
+		{"GPU 0", "NVIDIA H100 80GB HBM3", "87%", "30.0 GiB / 80.0 GiB", "61 °C", "512 / 700 W", "1980 MHz"},
+		{"GPU 1", "0%", "throttled: hw_thermal_slowdown"},
+		{"2 × NVIDIA H100 80GB HBM3", "instance-1"},
+		{"driver 550.54.15", "CUDA 12.4"},
+		{"4"}, // CPU, memory, two disks
+	} {
+		for _, w := range want {
+			if !strings.Contains(cards[i], w) {
+				t.Errorf("rendered item %d %q lacks %q", i, cards[i], w)
+			}
+		}
+	}
+	if strings.Contains(cards[1], "Power") {
+		t.Errorf("GPU 1 reports no power draw but its card shows one: %q", cards[1])
+	}
+	b.screenshot("portal-dashboard-gpus.png")
+
 	if probs := b.problems(); len(probs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
 	}

@@ -403,11 +403,13 @@
   function level(p) { return p === null ? '' : p >= 90 ? 'hot' : p >= 70 ? 'warm' : ''; }
 
   // meter: a labelled bar; p is 0-100 or null (unknown).
-  function meter(label, valueText, p, extraClass) {
-    return el('div', { class: 'meter ' + (extraClass || '') },
+  // Fill levels warn for what runs out (memory, disk); a busy GPU or CPU
+  // is not a problem, so 'busy' meters never turn red.
+  function meter(label, valueText, p, kind) {
+    return el('div', { class: 'meter' + (kind === 'busy' ? ' with-spark' : '') },
       el('div', { class: 'meter-top' }, el('span', { class: 'meter-label', text: label }), el('span', { class: 'meter-value', text: valueText })),
       el('div', { class: 'bar' + (p === null ? ' unknown' : '') },
-        el('span', { class: 'fill ' + level(p), style: null })));
+        el('span', { class: 'fill ' + (kind === 'busy' ? 'busy' : level(p)) })));
   }
 
   // setFill sizes the bar of a meter built by meter(); CSSOM, not markup,
@@ -440,8 +442,9 @@
       const util = isNum(g.utilization_percent) ? g.utilization_percent : null;
       const memP = pct(g.memory_used_bytes, g.memory_total_bytes);
       const hist = pushHistory('gpu' + (g.uuid || g.index), util);
-      const utilM = meter('Utilisation', util === null ? 'n/a' : util.toFixed(0) + '%', util);
+      const utilM = meter('Utilisation', util === null ? 'n/a' : util.toFixed(0) + '%', util, 'busy');
       setFill(utilM, util);
+      utilM.querySelector('.meter-value').before(sparkline(hist));
       const memM = meter('Memory', g.memory_total_bytes ? formatBytes(g.memory_used_bytes) + ' / ' + formatBytes(g.memory_total_bytes) : 'n/a', memP);
       setFill(memM, memP);
       const stats = el('div', { class: 'stats' });
@@ -460,8 +463,7 @@
       return el('article', { class: 'gpu' },
         el('div', { class: 'gpu-head' },
           el('span', { class: 'gpu-index', text: 'GPU ' + g.index }),
-          el('span', { class: 'gpu-name', text: g.name || '' }),
-          sparkline(hist)),
+          el('span', { class: 'gpu-name', text: g.name || '', title: [g.name, g.uuid, g.pci_bus_id].filter(Boolean).join(' · ') })),
         utilM, memM, stats,
         warn.length ? el('div', { class: 'gpu-warn', text: warn.join(' · ') }) : null);
     });
@@ -475,7 +477,7 @@
     const cpu = isNum(s.cpu_percent) ? s.cpu_percent : null;
     const cpuHist = pushHistory('cpu', cpu);
     const cores = isNum(s.cpu_limit_cores) ? s.cpu_limit_cores : null;
-    const cpuM = meter('CPU' + (cores ? ' · ' + (Number.isInteger(cores) ? cores : cores.toFixed(1)) + ' cores' : ''), cpu === null ? '…' : cpu.toFixed(0) + '%', cpu, 'with-spark');
+    const cpuM = meter('CPU' + (cores ? ' · ' + (Number.isInteger(cores) ? cores : cores.toFixed(1)) + ' cores' : ''), cpu === null ? '…' : cpu.toFixed(0) + '%', cpu, 'busy');
     setFill(cpuM, cpu);
     cpuM.querySelector('.meter-value').before(sparkline(cpuHist));
     items.push(cpuM);
@@ -493,22 +495,25 @@
     box.replaceChildren(...items);
   }
 
+  // renderMetrics shows one /api/metrics answer (gpumetrics.Snapshot).
+  function renderMetrics(m) {
+    renderGPUs(m);
+    renderSystem(m);
+    const meta = [];
+    if (m.driver_version) meta.push('driver ' + m.driver_version);
+    if (m.cuda_version) meta.push('CUDA ' + m.cuda_version);
+    if (m.stale) meta.push('stale' + (m.stale_reason ? ': ' + m.stale_reason : ''));
+    $('metrics-meta').textContent = meta.join(' · ');
+    $('metrics-meta').classList.toggle('warn-text', !!m.stale);
+    if (m.hostname) state.hostname = m.hostname;
+    renderHeader();
+  }
+
   async function pollMetrics() {
     try {
       const m = await getJSON('api/metrics', 5000);
       setConn(true);
-      renderGPUs(m);
-      renderSystem(m);
-      const meta = [];
-      if (m.driver_version) meta.push('driver ' + m.driver_version);
-      if (m.cuda_version) meta.push('CUDA ' + m.cuda_version);
-      if (m.stale) meta.push('stale' + (m.stale_reason ? ': ' + m.stale_reason : ''));
-      $('metrics-meta').textContent = meta.join(' · ');
-      $('metrics-meta').classList.toggle('warn-text', !!m.stale);
-      if (m.hostname && m.hostname !== state.hostname) {
-        state.hostname = m.hostname;
-      }
-      renderHeader();
+      renderMetrics(m);
     } catch (e) {
       setConn(false, e.message);
     }
@@ -1066,7 +1071,9 @@
   }
 
   // For tests and for the curious: the pure parts, callable from a console.
-  window.portalDashboard = Object.freeze({ appLinks: appLinks, accessMode: accessMode, parseLogLine: parseLogLine, tunnelTarget: tunnelTarget, state: state, logs: logs });
+  window.portalDashboard = Object.freeze({
+    appLinks: appLinks, accessMode: accessMode, parseLogLine: parseLogLine, renderMetrics: renderMetrics,
+  });
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();
