@@ -258,12 +258,27 @@ func TestDashboardInChromium(t *testing.T) {
 	b.waitJS("the progress line rewritten", progressLines+` === 'progress 90%'`)
 	appendFile(t, logFile, "\rprogress 100%\nafter the bar\n")
 	b.waitJS("the bar final", progressLines+` === 'progress 100%' && document.getElementById('log').textContent.includes('after the bar')`)
+	// A burst: the page keeps at most ~2000 lines in the DOM.
+	var burst strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&burst, "burst line %04d\n", i)
+	}
+	start := time.Now()
+	appendFile(t, logFile, burst.String())
+	b.waitJS("the burst's last line", `document.getElementById('log').lastElementChild.textContent.endsWith('burst line 4999')`)
+	t.Logf("5000 lines written at once shown in %v", time.Since(start).Round(time.Millisecond))
+	if n := evalJS[int](b, `document.querySelectorAll('#log .ln').length`); n > 2000 || n < 1900 {
+		t.Errorf("%d lines in the DOM after a 5000-line burst, want 1900..2000", n)
+	}
+	if evalJS[bool](b, `document.getElementById('log').textContent.includes('burst line 0000')`) {
+		t.Error("the oldest burst line is still in the DOM")
+	}
 	// One file selected: the download link follows it.
 	b.do("selecting test.log", chromedp.Click(`#log-files .chip[data-file="test.log"]`))
 	if href := evalJS[string](b, `document.getElementById('logs-download').getAttribute('href')`); href != "api/logs/download?file=test.log" {
 		t.Errorf("download link = %q", href)
 	}
-	b.waitJS("the file view", `document.getElementById('log').classList.contains('single') && document.getElementById('log').textContent.includes('after the bar')`)
+	b.waitJS("the file view", `document.getElementById('log').classList.contains('single') && document.getElementById('log').textContent.includes('burst line 4999')`)
 
 	// Tunnels: create one for Echo with its card's button, see its URL,
 	// stop it with the panel's button.
