@@ -276,7 +276,12 @@ func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings) reversep
 		"X-Real-Ip":         {"{http.request.remote.host}"},
 		"X-Forwarded-Proto": {"{portal.forwarded_proto}"},
 	}
-	if sp.HostLocalhost {
+	if sp.App.IsPortal() {
+		// Our own handlers serve this upstream. They judge WebSocket
+		// handshakes by comparing Origin with Host, so they must see the
+		// Host the browser used (the external port, or a tunnel's name).
+		delete(set, "Host")
+	} else if sp.HostLocalhost {
 		// Apps such as Syncthing refuse a foreign Host (403 "Host check
 		// error") and compare Origin with it.
 		local := "localhost:" + strconv.Itoa(sp.App.InternalPort)
