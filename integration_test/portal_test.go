@@ -397,3 +397,75 @@ func TestPortalSubcommands(t *testing.T) {
 		t.Errorf("bad PORTAL_CONFIG: err=%v out=%s changed=%v", err, out, string(before) != string(after))
 	}
 }
+
+func TestAuthExcludeAndCORS(t *testing.T) {
+	be := echoBackend(t)
+	open, guarded := freePort(t), freePort(t)
+	p := StartPortal(t, portalYAML(appYAML("Open", open, be.Port, "/"), appYAML("Guarded", guarded, be.Port, "/")), PortalOptions{Env: map[string]string{
+		"WEB_PASSWORD": "portal-test-secret-1", "AUTH_EXCLUDE": fmt.Sprint(open),
+		"CADDY_CORS_ALLOWED_ORIGINS": "https://allowed.example",
+	}})
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", open), 200)
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", guarded), 401)
+
+	// CORS on the guarded port: an allowed origin's preflight is answered
+	// without credentials (browsers send none), others are not.
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequest("OPTIONS", fmt.Sprintf("http://127.0.0.1:%d/api", guarded), nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := preflight("https://allowed.example"); r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" ||
+		r.Header.Get("Access-Control-Allow-Credentials") != "true" || r.Header.Get("Access-Control-Allow-Headers") != "content-type" {
+		t.Errorf("allowed preflight: %s %v", r.Status, r.Header)
+	}
+	if r := preflight("https://evil.example"); r.StatusCode != 401 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign preflight: %s %v", r.Status, r.Header)
+	}
+	// An authenticated request from an allowed origin gets the headers.
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", guarded), nil)
+	req.Header.Set("Origin", "https://allowed.example")
+	req.Header.Set("Authorization", "Bearer portal-test-secret-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" {
+		t.Errorf("CORS GET: %s %v", resp.Status, resp.Header)
+	}
+	if strings.Contains(p.AdminConfig(), "portal-test-secret-1") {
+		t.Error("the secret is in the admin API's config")
+	}
+}
+
+// An app that sets its own CORS headers keeps them.
+func TestCORSNeverOverridesTheApp(t *testing.T) {
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "https://app-choice.example")
+		_, _ = io.WriteString(w, "ok")
+	}))
+	ext := freePort(t)
+	StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{
+		"ENABLE_AUTH": "false", "CADDY_CORS_ALLOWED_ORIGINS": "https://allowed.example",
+	}})
+	url := fmt.Sprintf("http://127.0.0.1:%d/", ext)
+	waitStatus(t, nil, url, 200)
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Origin", "https://allowed.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app-choice.example" {
+		t.Errorf("Access-Control-Allow-Origin = %v, want the app's own", got)
+	}
+}
