@@ -6,6 +6,7 @@
 #   bench_build                # bench/bin/{caddy,caddy-stock,backend,coldstart}
 #   bench_free_port            # $BENCH_PORT: a free 127.0.0.1 port, never the same twice
 #   bench_start NAME CMD...    # background process, logged, stopped on exit
+#   bench_run OUT CMD...       # foreground command that a signal still stops
 #   bench_wait_url URL [SECONDS] [CURL ARGS...]
 #   bench_median 3 1 2         # -> 2
 #
@@ -86,7 +87,32 @@ bench_start() {
 	BENCH_PIDS+=("$BENCH_LAST_PID")
 }
 
-# bench_free_port prints a 127.0.0.1 TCP port on which nothing listens,
+# bench_run OUT CMD... runs CMD to completion with stdout in OUT and stderr
+# in OUT.err, and returns its status. CMD runs in the background under
+# `wait` so that a signal reaches the cleanup trap at once (bash defers traps
+# while a foreground command runs) and the cleanup stops CMD as well.
+bench_run() {
+	local out=$1 pid rc=0
+	shift
+	"$@" >"$out" 2>"$out.err" &
+	pid=$!
+	BENCH_PIDS+=("$pid")
+	wait "$pid" || rc=$?
+	bench_forget "$pid"
+	return "$rc"
+}
+
+# bench_forget PID drops an exited process from the cleanup list, so that a
+# later process reusing the number is not signalled.
+bench_forget() {
+	local keep=() p
+	for p in "${BENCH_PIDS[@]}"; do
+		[[ $p == "$1" ]] || keep+=("$p")
+	done
+	BENCH_PIDS=("${keep[@]}")
+}
+
+# bench_free_port sets BENCH_PORT to a 127.0.0.1 TCP port on which nothing listens,
 # below the kernel's ephemeral range (so outgoing connections do not take
 # it meanwhile) and not handed out before in this run. Call it in the main
 # shell, not in $(...), or the "not handed out before" memory is lost:

@@ -138,14 +138,19 @@ done < <(compgen -e)
 side_env() { # NAME -> array SIDE_ENV
 	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data")
 }
-ours_env() { # NAME ADMIN COMPRESSION -> array SIDE_ENV
+ours_env() { # NAME ADMIN COMPRESSION [AUTH TOKEN] -> array SIDE_ENV
 	side_env "$1"
-	SIDE_ENV+=(ENABLE_AUTH=false PORTAL_DEFAULT_TUNNELS=false
+	if [[ -n ${4:-} ]]; then
+		SIDE_ENV+=(ENABLE_AUTH=true "OPEN_BUTTON_TOKEN=$4")
+	else
+		SIDE_ENV+=(ENABLE_AUTH=false)
+	fi
+	SIDE_ENV+=(PORTAL_DEFAULT_TUNNELS=false
 		"PORTAL_ADMIN_LISTEN=127.0.0.1:$2" "CADDY_ENABLE_COMPRESSION=$3"
 		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
 		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key")
 }
-mkdir -p "$BENCH_TMP"/{ours,ours-nocomp,stock}/{config,data,log,state}
+mkdir -p "$BENCH_TMP"/{ours,ours-auth,ours-nocomp,stock}/{config,data,log,state}
 
 OURS_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours.yaml")
 NOCOMP_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours-nocomp.yaml")
@@ -160,38 +165,73 @@ for p in "$B1" "$B2" "$B3"; do bench_wait_url "http://127.0.0.1:$p/" 10; done
 # One start of each side in turn, after one discarded start each (page
 # cache, first-run effects). No pinning here: a start uses the machine as
 # it would in production.
-coldstart_once() { # SIDE-NAME PORT1 PORT2 PORT3 CMD...
+COLD_HEADER=()
+COLD_MS=""
+coldstart_once() { # SIDE-NAME PORT1 PORT2 PORT3 CMD... -> COLD_MS
 	local name=$1 p1=$2 p2=$3 p3=$4
 	shift 4
-	"$BENCH_BIN/coldstart" -runs 1 -log "$BENCH_TMP/$name-start.log" \
-		-url "http://127.0.0.1:$p1/" -url "http://127.0.0.1:$p2/" -url "http://127.0.0.1:$p3/" \
-		-- "$@" 2>/dev/null | cut -d' ' -f1 ||
-		bench_die "cold start of $name failed; see $BENCH_TMP/$name-start.log (run with --keep)"
+	bench_run "$BENCH_TMP/$name-probe.out" "$BENCH_BIN/coldstart" -runs 1 -log "$BENCH_TMP/$name-start.log" \
+		"${COLD_HEADER[@]}" -url "http://127.0.0.1:$p1/" -url "http://127.0.0.1:$p2/" -url "http://127.0.0.1:$p3/" \
+		-- "$@" ||
+		bench_die "cold start of $name failed: $(cat "$BENCH_TMP/$name-probe.out.err"); see $BENCH_TMP/$name-start.log (run with --keep)"
+	read -r COLD_MS _ <"$BENCH_TMP/$name-probe.out"
 }
-bench_log "cold start: $STARTS starts each, interleaved"
 ours_env ours "$OA" true
 OURS_ENV=("${SIDE_ENV[@]}")
 side_env stock
 STOCK_ENV=("${SIDE_ENV[@]}")
-coldstart_once ours "$O1" "$O2" "$O3" "${OURS_ENV[@]}" "${OURS_CMD[@]}" >/dev/null
-coldstart_once stock "$S1" "$S2" "$S3" "${STOCK_ENV[@]}" "${STOCK_CMD[@]}" >/dev/null
+# With vastauth compiled in, also time the production default
+# (ENABLE_AUTH=true), authenticated by a Bearer token: the reference spends
+# seconds here hashing bcrypt passwords before Caddy starts.
+AUTH_TOKEN=""
+if "$BENCH_BIN/caddy" list-modules 2>/dev/null | grep -qx 'http.handlers.vastauth'; then
+	AUTH_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	ours_env ours-auth "$OA" true "$AUTH_TOKEN"
+	AUTH_ENV=("${SIDE_ENV[@]}")
+fi
+coldstart_auth() { # -> COLD_MS of one start of ours with auth on
+	COLD_HEADER=(-header "Authorization: Bearer $AUTH_TOKEN")
+	coldstart_once ours-auth "$O1" "$O2" "$O3" "${AUTH_ENV[@]}" "${OURS_CMD[@]}"
+	COLD_HEADER=()
+}
+bench_log "cold start: $STARTS starts each, interleaved"
+coldstart_once ours "$O1" "$O2" "$O3" "${OURS_ENV[@]}" "${OURS_CMD[@]}"
+coldstart_once stock "$S1" "$S2" "$S3" "${STOCK_ENV[@]}" "${STOCK_CMD[@]}"
 START_OURS=()
 START_STOCK=()
+START_AUTH=()
 for ((i = 0; i < STARTS; i++)); do
-	START_OURS+=("$(coldstart_once ours "$O1" "$O2" "$O3" "${OURS_ENV[@]}" "${OURS_CMD[@]}")")
-	START_STOCK+=("$(coldstart_once stock "$S1" "$S2" "$S3" "${STOCK_ENV[@]}" "${STOCK_CMD[@]}")")
+	coldstart_once ours "$O1" "$O2" "$O3" "${OURS_ENV[@]}" "${OURS_CMD[@]}"
+	START_OURS+=("$COLD_MS")
+	coldstart_once stock "$S1" "$S2" "$S3" "${STOCK_ENV[@]}" "${STOCK_CMD[@]}"
+	START_STOCK+=("$COLD_MS")
+	if [[ -n $AUTH_TOKEN ]]; then
+		coldstart_auth
+		START_AUTH+=("$COLD_MS")
+	fi
 done
 bench_log "  ours  ms: ${START_OURS[*]}"
 bench_log "  stock ms: ${START_STOCK[*]}"
 START_OURS_MED=$(bench_median "${START_OURS[@]}")
 START_STOCK_MED=$(bench_median "${START_STOCK[@]}")
+START_AUTH_MED=""
+if [[ -n $AUTH_TOKEN ]]; then
+	bench_log "  ours, auth on, ms: ${START_AUTH[*]}"
+	START_AUTH_MED=$(bench_median "${START_AUTH[@]}")
+fi
 
 # --- throughput ---------------------------------------------------------------
 bench_log "starting the three proxies for the throughput runs"
+declare -A SIDE_PID
 bench_start ours "${PROXY_PIN[@]}" "${OURS_ENV[@]}" GOMAXPROCS=1 "${OURS_CMD[@]}"
+SIDE_PID[ours]=$BENCH_LAST_PID
 ours_env ours-nocomp "$NA" false
 bench_start ours-nocomp "${PROXY_PIN[@]}" "${SIDE_ENV[@]}" GOMAXPROCS=1 "${NOCOMP_CMD[@]}"
+SIDE_PID[ours-nocomp]=$BENCH_LAST_PID
 bench_start stock "${PROXY_PIN[@]}" "${STOCK_ENV[@]}" GOMAXPROCS=1 "${STOCK_CMD[@]}"
+SIDE_PID[stock]=$BENCH_LAST_PID
+SIDE_PID[ours-gzip]=${SIDE_PID[ours]}
+SIDE_PID[stock-gzip]=${SIDE_PID[stock]}
 for p in "$O1" "$N1" "$S1"; do bench_wait_url "http://127.0.0.1:$p/" 15; done
 
 # Same bytes through every side, uncompressed when the client does not ask.
@@ -201,17 +241,32 @@ for p in "$O1" "$N1" "$S1"; do
 done
 
 WRK_ERRORS=0
-# run_wrk PORT [WRK ARGS...] prints "req/s p99"; wrk's output is kept.
+CLK_TCK=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system CPU time of the process, in clock ticks.
+cpu_ticks() {
+	[[ -r /proc/$1/stat ]] || bench_die "proxy process $1 is gone (logs: run with --keep)"
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+# run_wrk PORT PID [WRK ARGS...] sets WRK_RPS, WRK_P99 and WRK_CPU (the
+# proxy's CPU time per request, from /proc: unlike req/s it barely moves when
+# other work shares the machine). wrk's output is appended to wrk.log.
 run_wrk() {
-	local port=$1 out
-	shift
-	out=$("${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/")
-	printf '%s\n' "$out" >>"$BENCH_TMP/wrk.log"
-	if grep -Eq 'Non-2xx|Socket errors' <<<"$out"; then
+	local port=$1 pid=$2 out=$BENCH_TMP/wrk.out t0 t1
+	shift 2
+	t0=$(cpu_ticks "$pid")
+	bench_run "$out" "${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/" ||
+		bench_die "wrk on :$port failed: $(cat "$out.err")"
+	t1=$(cpu_ticks "$pid")
+	cat "$out" >>"$BENCH_TMP/wrk.log"
+	if grep -Eq 'Non-2xx|Socket errors' "$out"; then
 		WRK_ERRORS=1
-		bench_log "wrk on :$port reported errors: $(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ')"
+		bench_log "wrk on :$port reported errors: $(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ')"
 	fi
-	awk '/^Requests\/sec:/ { rps = $2 } $1 == "99%" { p99 = $2 } END { printf "%s %s\n", rps, p99 }' <<<"$out"
+	read -r WRK_RPS WRK_P99 WRK_CPU < <(awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" '
+		/^Requests\/sec:/ { rps = $2 }
+		/ requests in / { n = $1 }
+		$1 == "99%" { p99 = $2 }
+		END { printf "%s %s %.1f\n", rps, p99, (n > 0) ? ticks * 1e6 / hz / n : 0 }' "$out")
 }
 
 # Sides of the rotation: label, port, extra wrk arguments.
@@ -219,22 +274,24 @@ SIDES=("ours" "ours-nocomp" "stock")
 declare -A SIDE_PORT=([ours]=$O1 [ours-nocomp]=$N1 [stock]=$S1 [ours-gzip]=$O1 [stock-gzip]=$S1)
 declare -A SIDE_ARGS=([ours-gzip]="Accept-Encoding: gzip" [stock-gzip]="Accept-Encoding: gzip")
 if ((GZIP)); then SIDES+=("ours-gzip" "stock-gzip"); fi
-declare -A RPS P99
+declare -A RPS P99 CPU
 
-one_run() { # SIDE -> appends to RPS[SIDE], P99[SIDE]
-	local side=$1 res args=()
+one_run() { # SIDE -> appends to RPS[SIDE], P99[SIDE], CPU[SIDE]
+	local side=$1 args=()
 	[[ -n ${SIDE_ARGS[$side]:-} ]] && args=(-H "${SIDE_ARGS[$side]}")
-	res=$(run_wrk "${SIDE_PORT[$side]}" "${args[@]}")
-	RPS[$side]+="${res% *} "
-	P99[$side]+="${res#* } "
-	bench_log "  $side: ${res% *} req/s, p99 ${res#* }"
+	run_wrk "${SIDE_PORT[$side]}" "${SIDE_PID[$side]}" "${args[@]}"
+	RPS[$side]+="$WRK_RPS "
+	P99[$side]+="$WRK_P99 "
+	CPU[$side]+="$WRK_CPU "
+	bench_log "  $side: $WRK_RPS req/s, p99 $WRK_P99, proxy CPU $WRK_CPU us/request"
 }
 
 bench_log "warm-up: 2s each"
 for side in "${SIDES[@]}"; do
 	args=()
 	[[ -n ${SIDE_ARGS[$side]:-} ]] && args=(-H "${SIDE_ARGS[$side]}")
-	"${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d2s "${args[@]}" "http://127.0.0.1:${SIDE_PORT[$side]}/" >/dev/null
+	bench_run "$BENCH_TMP/warmup.out" "${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d2s "${args[@]}" \
+		"http://127.0.0.1:${SIDE_PORT[$side]}/" || bench_die "wrk warm-up failed: $(cat "$BENCH_TMP/warmup.out.err")"
 done
 for ((r = 1; r <= ROUNDS; r++)); do
 	bench_log "round $r/$ROUNDS: wrk -t1 -c$CONNS -d${DURATION}s"
@@ -246,10 +303,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for side in "${order[@]}"; do one_run "$side"; done
 done
 
-declare -A MED
+declare -A MED CPUMED
 for side in "${SIDES[@]}"; do
 	read -ra vals <<<"${RPS[$side]}"
 	MED[$side]=$(bench_median "${vals[@]}")
+	read -ra vals <<<"${CPU[$side]}"
+	CPUMED[$side]=$(bench_median "${vals[@]}")
 done
 # p99 of the median run is not defined; report the worst p99 seen instead.
 worst_p99() { # SIDE
@@ -281,6 +340,12 @@ printf '%-48s %12s %12s %8s  %s\n' "measure" "ours" "stock" "ratio" "target"
 printf '%-48s %9s ms %9s ms %8s  %s\n' "cold start, median of $STARTS" \
 	"$START_OURS_MED" "$START_STOCK_MED" "$(bench_ratio "$START_OURS_MED" "$START_STOCK_MED")" \
 	"ours < 150 ms: $(verdict "$start_ok")"
+if [[ -n $START_AUTH_MED ]]; then
+	auth_ok=$(awk -v v="$START_AUTH_MED" 'BEGIN { print (v < 150) ? 1 : 0 }')
+	printf '%-48s %9s ms %12s %8s  %s\n' "cold start, ENABLE_AUTH=true, median of $STARTS" \
+		"$START_AUTH_MED" "-" "$(bench_ratio "$START_AUTH_MED" "$START_STOCK_MED")" \
+		"ours < 150 ms: $(verdict "$auth_ok")"
+fi
 printf '%-48s %12s %12s %8s  %s\n' "req/s, median (compression on)" \
 	"${MED[ours]}" "${MED[stock]}" "$tp_ratio" ">= 0.95: $(verdict "$tp_ok")"
 printf '%-48s %12s %12s %8s\n' "req/s, median (CADDY_ENABLE_COMPRESSION=false)" \
@@ -289,12 +354,17 @@ if ((GZIP)); then
 	printf '%-48s %12s %12s %8s\n' "req/s, median, Accept-Encoding: gzip" \
 		"${MED[ours-gzip]}" "${MED[stock-gzip]}" "$(bench_ratio "${MED[ours-gzip]}" "${MED[stock-gzip]}")"
 fi
+printf '%-48s %9s us %9s us %8s\n' "proxy CPU per request, median" \
+	"${CPUMED[ours]}" "${CPUMED[stock]}" "$(bench_ratio "${CPUMED[ours]}" "${CPUMED[stock]}")"
+printf '%-48s %9s us %9s us %8s\n' "proxy CPU per request, median, compression off" \
+	"${CPUMED[ours-nocomp]}" "${CPUMED[stock]}" "$(bench_ratio "${CPUMED[ours-nocomp]}" "${CPUMED[stock]}")"
 printf '%-48s %12s %12s\n' "p99 latency, worst run" "$(worst_p99 ours)" "$(worst_p99 stock)"
 echo
 for side in "${SIDES[@]}"; do
-	printf 'runs %-12s req/s: %s\n' "$side" "${RPS[$side]}"
+	printf 'runs %-12s req/s: %s  CPU us/req: %s\n' "$side" "${RPS[$side]}" "${CPU[$side]}"
 done
 printf 'starts ours ms: %s\nstarts stock ms: %s\n' "${START_OURS[*]}" "${START_STOCK[*]}"
+if [[ -n $AUTH_TOKEN ]]; then printf 'starts ours, auth on, ms: %s\n' "${START_AUTH[*]}"; fi
 if ((WRK_ERRORS)); then
 	echo "WARNING: wrk reported non-2xx responses or socket errors (see the log above)"
 fi
