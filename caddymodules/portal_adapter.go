@@ -166,17 +166,21 @@ func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.C
 	if s.AdminListen == "off" {
 		admin = &caddy.AdminConfig{Disabled: true}
 	}
-	return &caddy.Config{Admin: admin, AppsRaw: apps, Logging: accessLogging(warns)}
+	cfg := &caddy.Config{Admin: admin, AppsRaw: apps}
+	if s.AccessLog {
+		cfg.Logging = accessLogging(warns)
+	}
+	return cfg
 }
 
 // accessLogName is the logger our app servers write access logs to.
 const accessLogName = "access"
 
-// accessLogging sends access logs to stderr through a filter that redacts the
-// `token` query parameter (vastauth strips it before the upstream, but the
-// log records the request as received) and drops Referer, which can carry a
-// URL with a token from another page. Caddy already redacts Cookie and
-// Authorization.
+// accessLogging (PORTAL_ACCESS_LOG=true) sends access logs to stderr through
+// a filter that redacts the `token` query parameter (vastauth strips it
+// before the upstream, but the log records the request as received) and
+// drops Referer, which can carry a URL with a token from another page.
+// Caddy already redacts Cookie and Authorization.
 func accessLogging(warns *[]caddyconfig.Warning) *caddy.Logging {
 	encoder := map[string]any{
 		"format": "filter",
@@ -204,11 +208,13 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 	srv := &caddyhttp.Server{
 		Listen:    []string{":" + strconv.Itoa(sp.Port)},
 		AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true}, // never ACME, never port 80
-		Logs:      &caddyhttp.ServerLogConfig{DefaultLoggerName: accessLogName},
 		Errors:    &caddyhttp.HTTPErrorConfig{Routes: startingUpRoutes(warns)},
 		// No HTTP/3: cloud port mappings forward TCP only, so an Alt-Svc
 		// pointing at UDP would only send browsers on a detour.
 		Protocols: []string{"h1"},
+	}
+	if s.AccessLog {
+		srv.Logs = &caddyhttp.ServerLogConfig{DefaultLoggerName: accessLogName}
 	}
 	if plan.TLS {
 		srv.Protocols = []string{"h1", "h2"}

@@ -86,6 +86,7 @@ func TestVastAuthThroughBinary(t *testing.T) {
 	const cookie = "C.99_auth_token"
 	p := StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{
 		"WEB_PASSWORD": password, "OPEN_BUTTON_TOKEN": token, "VAST_CONTAINERLABEL": "C.99",
+		"PORTAL_ACCESS_LOG": "true", // off by default; on here to check its redaction
 	}})
 	base := fmt.Sprintf("http://127.0.0.1:%d", ext)
 	waitStatus(t, nil, base+"/manifest.json", 200)

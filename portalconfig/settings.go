@@ -63,6 +63,10 @@ type Settings struct {
 
 	// AdminListen is the admin endpoint (PORTAL_ADMIN_LISTEN); "off" disables it.
 	AdminListen string
+	// AccessLog turns on per-request access logs (PORTAL_ACCESS_LOG). Off by
+	// default: building each entry costs about a third of the proxy's CPU
+	// per request (bench/proxy.sh), and the reference logged none.
+	AccessLog bool
 }
 
 // Lookup reads one environment variable; os.LookupEnv fits.
@@ -122,6 +126,7 @@ func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
 	s.CloudflaredBin = str("CLOUDFLARED_BIN", "cloudflared")
 	s.Workspace = str("WORKSPACE", "")
 	s.AdminListen = str("PORTAL_ADMIN_LISTEN", DefaultAdminListen)
+	s.AccessLog = boolean("PORTAL_ACCESS_LOG", false)
 
 	for _, p := range splitList(str("AUTH_EXCLUDE", "")) {
 		n, err := parsePort(p)
