@@ -163,14 +163,16 @@ bench_ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a / b }'
 }
 
-# bench_go_build OUT PKG builds PKG into bench/bin/OUT. Our own packages may
-# be mid-edit by a colleague, so a failed build is retried (BENCH_BUILD_RETRIES,
-# default 2, a minute apart) before giving up.
+# bench_go_build OUT PKG builds PKG into bench/bin/OUT with Go's internal
+# linker, as the Makefile and the image do (GO_LDFLAGS there says why); stock
+# Caddy gets the same linker, so the two are compared alike. Our own packages
+# may be mid-edit by a colleague, so a failed build is retried
+# (BENCH_BUILD_RETRIES, default 2, a minute apart) before giving up.
 bench_go_build() {
 	local out=$1 pkg=$2 try retries=${BENCH_BUILD_RETRIES:-2}
 	mkdir -p "$BENCH_BIN"
 	for ((try = 0; ; try++)); do
-		if (cd "$REPO_ROOT" && go build -o "$BENCH_BIN/$out" "$pkg"); then
+		if (cd "$REPO_ROOT" && go build -ldflags=-linkmode=internal -o "$BENCH_BIN/$out" "$pkg"); then
 			return 0
 		fi
 		((try < retries)) || bench_die "go build $pkg failed"

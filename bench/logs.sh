@@ -41,7 +41,7 @@ free_port() {
 }
 
 echo "building…" >&2
-(cd "$repo" && go build -o "$work/caddy" ./cmd/caddy && go build -o "$work/logsload" ./bench/logsload)
+(cd "$repo" && go build -ldflags=-linkmode=internal -o "$work/caddy" ./cmd/caddy && go build -o "$work/logsload" ./bench/logsload)
 
 internal=$(free_port)
 external=$(free_port)

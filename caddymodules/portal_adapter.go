@@ -14,7 +14,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
-	maphandler "github.com/caddyserver/caddy/v2/modules/caddyhttp/map"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
@@ -254,33 +253,39 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 	if cors != nil {
 		routes = append(routes, cors.responseRoute(warns))
 	}
-	var handlers []json.RawMessage
-	// X-Forwarded-Proto is https for requests that reached us through a
-	// Cloudflare tunnel (they carry Cf-Visitor), whatever our own scheme.
-	handlers = append(handlers, caddyconfig.JSONModuleObject(maphandler.Handler{
-		Source:       "{http.request.header.Cf-Visitor}",
-		Destinations: []string{"{portal.forwarded_proto}"},
-		Mappings:     []maphandler.Mapping{{InputRegexp: ".+", Outputs: []any{"https"}}},
-		Defaults:     []string{"{http.request.scheme}"},
-	}, "handler", "map", warns))
-	if s.Compression {
-		handlers = append(handlers, caddyconfig.JSONModuleObject(encode.Encode{
-			EncodingsRaw: caddy.ModuleMap{"zstd": json.RawMessage("{}"), "gzip": json.RawMessage("{}")},
-			Prefer:       []string{"zstd", "gzip"},
-		}, "handler", "encode", warns))
+	// Requests that came through a Cloudflare tunnel carry Cf-Visitor: the
+	// visitor used https whatever our own scheme. Two proxy routes rather
+	// than a computed header keep the common path free of per-request
+	// placeholder work, and each route carries its own encode rather than
+	// one more route in front (every route is a layer each request crosses;
+	// bench/proxy.sh). Caddy sets X-Forwarded-Proto to our own scheme itself.
+	proxyRoute := func(viaTunnel bool) caddyhttp.Route {
+		var handlers []json.RawMessage
+		if s.Compression {
+			handlers = append(handlers, caddyconfig.JSONModuleObject(encode.Encode{
+				EncodingsRaw: caddy.ModuleMap{"zstd": json.RawMessage("{}"), "gzip": json.RawMessage("{}")},
+				Prefer:       []string{"zstd", "gzip"},
+			}, "handler", "encode", warns))
+		}
+		handlers = append(handlers, caddyconfig.JSONModuleObject(proxyHandler(sp, s, viaTunnel), "handler", "reverse_proxy", warns))
+		return caddyhttp.Route{HandlersRaw: handlers, Terminal: true}
 	}
-	handlers = append(handlers, caddyconfig.JSONModuleObject(proxyHandler(sp, s), "handler", "reverse_proxy", warns))
-	routes = append(routes, caddyhttp.Route{HandlersRaw: handlers, Terminal: true})
+	viaTunnel := proxyRoute(true)
+	viaTunnel.MatcherSetsRaw = caddyhttp.RawMatcherSets{{"header": caddyconfig.JSON(caddyhttp.MatchHeader{"Cf-Visitor": {}}, warns)}}
+	routes = append(routes, viaTunnel, proxyRoute(false))
 	srv.Routes = routes
 	return srv
 }
 
-// proxyHandler proxies to the app, with the forwarded headers of the contract.
-func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings) reverseproxy.Handler {
+// proxyHandler proxies to the app, with the forwarded headers of the
+// contract. viaTunnel: the request came through a Cloudflare tunnel.
+func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings, viaTunnel bool) reverseproxy.Handler {
 	set := http.Header{
-		"Host":              {"{http.reverse_proxy.upstream.hostport}"},
-		"X-Real-Ip":         {"{http.request.remote.host}"},
-		"X-Forwarded-Proto": {"{portal.forwarded_proto}"},
+		"Host":      {sp.App.Upstream()}, // the one upstream's host:port, as the app expects
+		"X-Real-Ip": {"{http.request.remote.host}"},
+	}
+	if viaTunnel {
+		set["X-Forwarded-Proto"] = []string{"https"}
 	}
 	if sp.App.IsPortal() {
 		// Our own handlers serve this upstream. They judge WebSocket
