@@ -69,7 +69,12 @@ func run(base, dir string, pid, clients, rate int, dur time.Duration, samples in
 		return err
 	}
 	got := make(chan time.Duration, samples)
+	// The server subscribes the client after the handshake returns; its
+	// first snapshot says it has. Lines written before that are, with
+	// tail=0, rightly not sent, so writing starts after it.
+	subscribed := make(chan struct{})
 	go func() {
+		first := true
 		for len(got) < samples {
 			_, msg, err := c.Read(ctx)
 			if err != nil {
@@ -77,6 +82,10 @@ func run(base, dir string, pid, clients, rate int, dur time.Duration, samples in
 			}
 			now := time.Now()
 			for _, e := range decode(msg) {
+				if first && e.Type == "snapshot" {
+					first = false
+					close(subscribed)
+				}
 				for _, l := range e.Lines {
 					if ns, ok := strings.CutPrefix(l, "t="); ok {
 						if v, err := strconv.ParseInt(ns, 10, 64); err == nil && e.Type == "append" {
@@ -87,6 +96,11 @@ func run(base, dir string, pid, clients, rate int, dur time.Duration, samples in
 			}
 		}
 	}()
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("latency: no snapshot within 10s of subscribing")
+	}
 	for range samples {
 		if _, err := fmt.Fprintf(f, "t=%d\n", time.Now().UnixNano()); err != nil {
 			return err
