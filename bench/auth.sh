@@ -54,15 +54,10 @@ while (($#)); do
 	esac
 done
 
-in_range() { # NAME VALUE MIN MAX
-	if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
-		bench_die "$1 must be an integer in $3-$4, got '$2'"
-	fi
-}
-in_range duration "$DURATION" 1 60
-in_range connections "$CONNS" 1 1000
-in_range rounds "$ROUNDS" 1 10
-in_range "bcrypt duration" "$BCRYPT_DURATION" 5 120
+bench_in_range duration "$DURATION" 1 60
+bench_in_range connections "$CONNS" 1 1000
+bench_in_range rounds "$ROUNDS" 1 10
+bench_in_range "bcrypt duration" "$BCRYPT_DURATION" 5 120
 
 bench_need_wrk
 command -v curl >/dev/null || bench_die "curl is missing"
@@ -72,14 +67,7 @@ bench_build
 CONDITIONS_BEFORE=$(bench_conditions)
 bench_log "machine: $CONDITIONS_BEFORE"
 
-PROXY_PIN=()
-LOAD_PIN=()
-PIN_NOTE="no CPU pinning"
-if [[ $PIN == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
-	PROXY_PIN=(taskset -c 1)
-	LOAD_PIN=(taskset -c 0)
-	PIN_NOTE="proxy on CPU 1 with GOMAXPROCS=1; wrk -t1 and backend (GOMAXPROCS=1) on CPU 0"
-fi
+bench_pin_cpus "$PIN"
 
 # --- ports, secrets, configs --------------------------------------------------
 port() { bench_free_port; printf -v "$1" '%s' "$BENCH_PORT"; }

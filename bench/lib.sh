@@ -218,3 +218,26 @@ bench_conditions() {
 	printf '%s cores (%s), load %s, %s\n' "$(nproc)" "${model:-unknown CPU}" \
 		"$(cut -d' ' -f1-3 /proc/loadavg)" "$(go version | cut -d' ' -f3-)"
 }
+
+# bench_in_range NAME VALUE MIN MAX dies unless VALUE is an integer in range.
+bench_in_range() {
+	if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
+		bench_die "$1 must be an integer in $3-$4, got '$2'"
+	fi
+}
+
+# bench_pin_cpus PIN sets the CPU layout of the throughput runs in
+# PROXY_PIN, LOAD_PIN (command prefixes) and PIN_NOTE. On 2 cores, giving
+# the proxy a core of its own and wrk plus the backend the other makes the
+# proxy the bottleneck and keeps wrk from stealing its CPU; GOMAXPROCS=1
+# matches its Go scheduler to that one core. PIN=0 turns it off.
+bench_pin_cpus() {
+	PROXY_PIN=()
+	LOAD_PIN=()
+	PIN_NOTE="no CPU pinning"
+	if [[ $1 == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+		PROXY_PIN=(taskset -c 1)
+		LOAD_PIN=(taskset -c 0)
+		PIN_NOTE="proxy on CPU 1 with GOMAXPROCS=1; wrk -t1 and backend (GOMAXPROCS=1) on CPU 0"
+	fi
+}

@@ -54,16 +54,11 @@ while (($#)); do
 	esac
 done
 
-in_range() { # NAME VALUE MIN MAX
-	if ! [[ $2 =~ ^[0-9]+$ ]] || (($2 < $3 || $2 > $4)); then
-		bench_die "$1 must be an integer in $3-$4, got '$2'"
-	fi
-}
-in_range duration "$DURATION" 1 60
-in_range connections "$CONNS" 1 1000
-in_range rounds "$ROUNDS" 1 10
-in_range starts "$STARTS" 1 20
-in_range "body size" "$BODY" 0 16777216
+bench_in_range duration "$DURATION" 1 60
+bench_in_range connections "$CONNS" 1 1000
+bench_in_range rounds "$ROUNDS" 1 10
+bench_in_range starts "$STARTS" 1 20
+bench_in_range "body size" "$BODY" 0 16777216
 
 bench_need_wrk
 command -v curl >/dev/null || bench_die "curl is missing"
@@ -73,18 +68,7 @@ bench_build
 CONDITIONS_BEFORE=$(bench_conditions)
 bench_log "machine: $CONDITIONS_BEFORE"
 
-# CPU layout for the throughput runs. On 2 cores, giving the proxy a core of
-# its own and wrk plus the backend the other makes the proxy the bottleneck
-# and keeps wrk from stealing its CPU; GOMAXPROCS=1 matches its Go scheduler
-# to that one core.
-PROXY_PIN=()
-LOAD_PIN=()
-PIN_NOTE="no CPU pinning"
-if [[ $PIN == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
-	PROXY_PIN=(taskset -c 1)
-	LOAD_PIN=(taskset -c 0)
-	PIN_NOTE="proxy on CPU 1 with GOMAXPROCS=1; wrk -t1 and backend (GOMAXPROCS=1) on CPU 0"
-fi
+bench_pin_cpus "$PIN"
 
 # --- ports, configs ---------------------------------------------------------
 port() { bench_free_port; printf -v "$1" '%s' "$BENCH_PORT"; }

@@ -36,9 +36,9 @@ func TestParseYAML(t *testing.T) {
 		{name: "no applications key", in: "other: 1\n", wantApps: nil, wantWarns: []string{`1: unknown top-level key "other"`}},
 		{name: "null applications", in: "applications:\n", wantApps: nil},
 		{
-			name: "unknown app key is a warning",
-			in:   "applications:\n  A:\n    hostname: localhost\n    external_port: 1\n    internal_port: 2\n    color: red\n",
-			wantApps: []App{{Key: "A", Hostname: "localhost", ExternalPort: 1, InternalPort: 2, Line: 2}},
+			name:      "unknown app key is a warning",
+			in:        "applications:\n  A:\n    hostname: localhost\n    external_port: 1\n    internal_port: 2\n    color: red\n",
+			wantApps:  []App{{Key: "A", Hostname: "localhost", ExternalPort: 1, InternalPort: 2, Line: 2}},
 			wantWarns: []string{`portal.yaml:6: app "A": unknown key "color" ignored`},
 		},
 		{name: "syntax error has line", in: "applications:\n  A: [\n", wantErr: "portal.yaml: YAML syntax: line"},
