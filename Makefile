@@ -7,12 +7,15 @@ BIN         ?= bin/caddy
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 XCADDY      ?= github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5
 FUZZTIME    ?= 10s
-# go-nvml uses cgo, which makes Go link with gcc by default; that layout keeps
-# ~12 MB more of the binary resident (67 vs 55 MB RSS at idle, measured on
-# the same Caddyfile). Go's internal linker handles go-nvml (NVML checked on
-# an H200), so every build here uses it: the integration tests' binary, the
-# benchmarks (bench/lib.sh) and xcaddy.Dockerfile do the same.
-GO_LDFLAGS  ?= -linkmode=internal
+# The flags of the shipped binary, for `make build`, `make xcaddy` (which
+# passes them to xcaddy: setting them replaces xcaddy's own defaults, hence
+# -w -s, -trimpath and the tags, which are those defaults) and bench/lib.sh.
+# -linkmode=internal: go-nvml uses cgo, which makes Go link with gcc by
+# default; that layout keeps ~12 MB more of the binary resident (67 vs 55 MB
+# RSS at idle on the same Caddyfile). Go's own linker handles go-nvml (NVML
+# checked on an H200). The integration tests' binary uses it too.
+GO_LDFLAGS  ?= -linkmode=internal -w -s
+RELEASE_FLAGS = -trimpath -ldflags='$(GO_LDFLAGS)' -tags nobadger,nomysql,nopgx
 # Every bash script we ship or run.
 SHELL_SCRIPTS = $(shell git ls-files 'rootfs/opt/*' 'rootfs/usr/local/bin/*' '*.sh' .ci/run 2>/dev/null | grep -v '\.conf$$')
 
@@ -21,11 +24,11 @@ SHELL_SCRIPTS = $(shell git ls-files 'rootfs/opt/*' 'rootfs/usr/local/bin/*' '*.
 all: build
 
 build:
-	$(GO) build -ldflags=$(GO_LDFLAGS) -o $(BIN) ./cmd/caddy
+	$(GO) build $(RELEASE_FLAGS) -o $(BIN) ./cmd/caddy
 
 # The production build: the same modules through xcaddy (the Dockerfile runs this).
 xcaddy:
-	XCADDY_GO_BUILD_FLAGS="-ldflags='$(GO_LDFLAGS) -w -s' -trimpath -tags nobadger,nomysql,nopgx" $(GO) run $(XCADDY) build v2.11.9 --output $(BIN) \
+	XCADDY_GO_BUILD_FLAGS="$(RELEASE_FLAGS)" $(GO) run $(XCADDY) build v2.11.9 --output $(BIN) \
 		--with github.com/instanceportal/portal@v0.0.0-00010101000000-000000000000=.
 
 run: build

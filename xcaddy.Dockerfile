@@ -17,8 +17,9 @@ FROM ${GO_IMAGE} AS build
 # GPU metrics cannot load NVML (gpumetrics/nvmlgpu): keep it on. cgo would
 # also switch Go to the external (gcc) linker, whose layout leaves ~12 MB
 # more of the binary resident at run time; go-nvml links fine with Go's own
-# linker (checked on an H200), so ask for it (see the Makefile's GO_LDFLAGS).
-# Setting XCADDY_GO_BUILD_FLAGS replaces xcaddy's defaults, which are repeated.
+# linker (checked on an H200), so ask for it: these are the Makefile's
+# RELEASE_FLAGS (setting XCADDY_GO_BUILD_FLAGS replaces xcaddy's defaults,
+# which are repeated).
 ENV CGO_ENABLED=1 \
     GOFLAGS=-buildvcs=false \
     XCADDY_GO_BUILD_FLAGS="-ldflags='-linkmode=internal -w -s' -trimpath -tags nobadger,nomysql,nopgx"

@@ -163,16 +163,19 @@ bench_ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f\n", a / b }'
 }
 
-# bench_go_build OUT PKG builds PKG into bench/bin/OUT with Go's internal
-# linker, as the Makefile and the image do (GO_LDFLAGS there says why); stock
-# Caddy gets the same linker, so the two are compared alike. Our own packages
-# may be mid-edit by a colleague, so a failed build is retried
-# (BENCH_BUILD_RETRIES, default 2, a minute apart) before giving up.
+# BENCH_GO_FLAGS are the flags of the shipped binary (the Makefile's
+# RELEASE_FLAGS, which xcaddy.Dockerfile passes to xcaddy): the benchmarks
+# measure what users run, and stock Caddy is built alike.
+BENCH_GO_FLAGS=(-trimpath "-ldflags=-linkmode=internal -w -s" -tags "nobadger,nomysql,nopgx")
+
+# bench_go_build OUT PKG builds PKG into bench/bin/OUT with BENCH_GO_FLAGS.
+# Our own packages may be mid-edit by a colleague, so a failed build is
+# retried (BENCH_BUILD_RETRIES, default 2, a minute apart) before giving up.
 bench_go_build() {
 	local out=$1 pkg=$2 try retries=${BENCH_BUILD_RETRIES:-2}
 	mkdir -p "$BENCH_BIN"
 	for ((try = 0; ; try++)); do
-		if (cd "$REPO_ROOT" && go build -ldflags=-linkmode=internal -o "$BENCH_BIN/$out" "$pkg"); then
+		if (cd "$REPO_ROOT" && go build "${BENCH_GO_FLAGS[@]}" -o "$BENCH_BIN/$out" "$pkg"); then
 			return 0
 		fi
 		((try < retries)) || bench_die "go build $pkg failed"

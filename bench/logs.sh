@@ -40,8 +40,12 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 echo "building…" >&2
-(cd "$repo" && go build -ldflags=-linkmode=internal -o "$work/caddy" ./cmd/caddy && go build -o "$work/logsload" ./bench/logsload)
+bench_go_build caddy ./cmd/caddy # as shipped (BENCH_GO_FLAGS)
+bench_go_build logsload ./bench/logsload
+cp "$BENCH_BIN/caddy" "$BENCH_BIN/logsload" "$work/"
 
 internal=$(free_port)
 external=$(free_port)
