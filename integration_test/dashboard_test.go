@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -337,28 +338,31 @@ func TestDashboardPageLogic(t *testing.T) {
 		return fmt.Sprintf(`{"protocol":%q,"hostname":%q,"port":%q}`, proto, host, port)
 	}
 	tunnel8080 := `[[8080,"https://abc-def.trycloudflare.com"]]`
+	named18080 := `[[18080,["https://lab.example.com"]]]`
 	cases := []struct {
 		name, app, loc, tunnels, scheme string
 		want                            string // primary URL, "" for none
 		wantExtra                       string // first extra URL
+		named                           string // named-tunnel ingress by port, as linkEnv builds it
 	}{
-		{"portal port, plain http", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", ""},
-		{"portal port over https", jupyter, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "https://203.0.113.5:8080/lab", ""},
-		{"direct URL wins", withDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "https://198.51.100.7:40080/lab", ""},
-		{"public mapping without PUBLIC_IPADDR", publicOnly, loc("http:", "203.0.113.5", "41111"), `[]`, "http", "http://203.0.113.5:40080/lab", ""},
-		{"through a tunnel: the app's tunnel", jupyter, loc("https:", "x-y.trycloudflare.com", ""), tunnel8080, "http", "https://abc-def.trycloudflare.com/lab", ""},
-		{"tunnel offered beside the port", jupyter, loc("http:", "203.0.113.5", "1111"), tunnel8080, "http", "http://203.0.113.5:8080/lab", "https://abc-def.trycloudflare.com/lab"},
-		{"SSH forward: TLS from the settings", jupyter, loc("http:", "localhost", "11111"), `[]`, "https", "https://localhost:8080/lab", ""},
-		{"not exposed: nothing to open", hidden, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "", ""},
-		{"link only: plain http on its port", linkOnly, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "http://203.0.113.5:8384/", ""},
-		{"javascript: direct URL ignored", badDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", ""},
-		{"IPv6 host", jupyter, loc("http:", "[2001:db8::1]", "1111"), `[]`, "http", "http://[2001:db8::1]:8080/lab", ""},
+		{"portal port, plain http", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", "", ""},
+		{"portal port over https", jupyter, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "https://203.0.113.5:8080/lab", "", ""},
+		{"direct URL wins", withDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "https://198.51.100.7:40080/lab", "", ""},
+		{"public mapping without PUBLIC_IPADDR", publicOnly, loc("http:", "203.0.113.5", "41111"), `[]`, "http", "http://203.0.113.5:40080/lab", "", ""},
+		{"through a tunnel: the app's tunnel", jupyter, loc("https:", "x-y.trycloudflare.com", ""), tunnel8080, "http", "https://abc-def.trycloudflare.com/lab", "", ""},
+		{"tunnel offered beside the port", jupyter, loc("http:", "203.0.113.5", "1111"), tunnel8080, "http", "http://203.0.113.5:8080/lab", "https://abc-def.trycloudflare.com/lab", ""},
+		{"SSH forward: TLS from the settings", jupyter, loc("http:", "localhost", "11111"), `[]`, "https", "https://localhost:8080/lab", "", ""},
+		{"not exposed: nothing to open", hidden, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "", "", ""},
+		{"link only: plain http on its port", linkOnly, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "http://203.0.113.5:8384/", "", ""},
+		{"javascript: direct URL ignored", badDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", "", ""},
+		{"IPv6 host", jupyter, loc("http:", "[2001:db8::1]", "1111"), `[]`, "http", "http://[2001:db8::1]:8080/lab", "", ""},
+		{"named tunnel ingress to the app's port", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", "https://lab.example.com/lab", named18080},
 	}
 	for _, c := range cases {
 		got := evalJS[[]string](b, fmt.Sprintf(`(() => {
-			const r = portalDashboard.appLinks(%s, {loc: %s, portal: %s, tunnelURLs: new Map(%s), tunnelScheme: %q});
+			const r = portalDashboard.appLinks(%s, {loc: %s, portal: %s, tunnelURLs: new Map(%s), namedURLs: new Map(%s), tunnelScheme: %q});
 			return [r.primary ? r.primary.url : '', r.extra.length ? r.extra[0].url : ''];
-		})()`, c.app, c.loc, portal, c.tunnels, c.scheme))
+		})()`, c.app, c.loc, portal, c.tunnels, cmp.Or(c.named, "[]"), c.scheme))
 		if got[0] != c.want || got[1] != c.wantExtra {
 			t.Errorf("%s: links %q, want [%q %q]", c.name, got, c.want, c.wantExtra)
 		}

@@ -237,18 +237,35 @@
     }
     const extra = [];
     if (tunnelLink && (!primary || primary.url !== tunnelLink.url)) extra.push(tunnelLink);
+    // The named tunnel's ingress rules that point at this app's ports.
+    for (const port of new Set([appTunnelPort(app), app.internal_port])) {
+      for (const named of (env.namedURLs && env.namedURLs.get(port)) || []) {
+        const u = safeHTTPURL(named);
+        if (u) extra.push({ url: new URL(path, u).href, label: 'Open via ' + new URL(u).hostname, title: 'Through the named Cloudflare tunnel' });
+      }
+    }
     return { primary: primary, extra: extra };
   }
 
   function linkEnv() {
     const urls = new Map();
+    const named = new Map(); // local port → public https URLs of the named tunnel
     for (const t of state.tunnels) {
       if (t.type === 'quick' && t.state === 'running' && t.url) urls.set(tunnelPort(t.target), t.url);
+      if (t.type === 'named' && t.state === 'running' && Array.isArray(t.ingress)) {
+        for (const r of t.ingress) {
+          const port = r.hostname && r.service ? tunnelPort(r.service) : null;
+          if (!port) continue;
+          if (!named.has(port)) named.set(port, []);
+          named.get(port).push('https://' + r.hostname);
+        }
+      }
     }
     return {
       loc: { protocol: location.protocol, hostname: location.hostname, port: location.port },
       portal: state.portal,
       tunnelURLs: urls,
+      namedURLs: named,
       tunnelScheme: state.info.tunnel_scheme,
     };
   }
