@@ -59,23 +59,14 @@ bench_in_range connections "$CONNS" 1 1000
 bench_in_range rounds "$ROUNDS" 1 10
 bench_in_range "bcrypt duration" "$BCRYPT_DURATION" 5 120
 
-bench_need_wrk
-command -v curl >/dev/null || bench_die "curl is missing"
-bench_init
-bench_build
-
-CONDITIONS_BEFORE=$(bench_conditions)
-bench_log "machine: $CONDITIONS_BEFORE"
-
-bench_pin_cpus "$PIN"
+bench_prepare "$PIN"
 
 # --- ports, secrets, configs --------------------------------------------------
-port() { bench_free_port; printf -v "$1" '%s' "$BENCH_PORT"; }
-port BE                 # backend
-port PN; port PNA       # ours, ENABLE_AUTH=false; admin
-port PA; port PAA       # ours, auth on (portal defaults); admin
-port CV; port CVA       # ours, Caddyfile vastauth with the limiter raised; admin
-port SB; port SBA       # stock basic_auth; admin
+bench_port BE                 # backend
+bench_port PN; bench_port PNA       # ours, ENABLE_AUTH=false; admin
+bench_port PA; bench_port PAA       # ours, auth on (portal defaults); admin
+bench_port CV; bench_port CVA       # ours, Caddyfile vastauth with the limiter raised; admin
+bench_port SB; bench_port SBA       # stock basic_auth; admin
 
 TOKEN=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
 PASSWORD="bench-$(head -c 12 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"

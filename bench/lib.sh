@@ -244,3 +244,22 @@ bench_pin_cpus() {
 		PIN_NOTE="proxy on CPU 1 with GOMAXPROCS=1; wrk -t1 and backend (GOMAXPROCS=1) on CPU 0"
 	fi
 }
+
+# bench_prepare PIN does what every load script does before its runs: wrk and
+# curl present, temp dir and traps, binaries built, machine conditions noted
+# in CONDITIONS_BEFORE, CPU layout chosen (bench_pin_cpus PIN).
+bench_prepare() {
+	bench_need_wrk
+	command -v curl >/dev/null || bench_die "curl is missing"
+	bench_init
+	bench_build
+	CONDITIONS_BEFORE=$(bench_conditions)
+	bench_log "machine: $CONDITIONS_BEFORE"
+	bench_pin_cpus "$1"
+}
+
+# bench_port VAR sets VAR to a free 127.0.0.1 port (see bench_free_port).
+bench_port() {
+	bench_free_port
+	printf -v "$1" '%s' "$BENCH_PORT"
+}

@@ -60,22 +60,13 @@ bench_in_range rounds "$ROUNDS" 1 10
 bench_in_range starts "$STARTS" 1 20
 bench_in_range "body size" "$BODY" 0 16777216
 
-bench_need_wrk
-command -v curl >/dev/null || bench_die "curl is missing"
-bench_init
-bench_build
-
-CONDITIONS_BEFORE=$(bench_conditions)
-bench_log "machine: $CONDITIONS_BEFORE"
-
-bench_pin_cpus "$PIN"
+bench_prepare "$PIN"
 
 # --- ports, configs ---------------------------------------------------------
-port() { bench_free_port; printf -v "$1" '%s' "$BENCH_PORT"; }
-port B1; port B2; port B3               # backends
-port O1; port O2; port O3; port OA      # ours (compression on), admin
-port N1; port N2; port N3; port NA      # ours, CADDY_ENABLE_COMPRESSION=false
-port S1; port S2; port S3; port SA      # stock, admin
+bench_port B1; bench_port B2; bench_port B3               # backends
+bench_port O1; bench_port O2; bench_port O3; bench_port OA      # ours (compression on), admin
+bench_port N1; bench_port N2; bench_port N3; bench_port NA      # ours, CADDY_ENABLE_COMPRESSION=false
+bench_port S1; bench_port S2; bench_port S3; bench_port SA      # stock, admin
 
 app_yaml() { # NAME EXTERNAL INTERNAL
 	printf '  %s:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: %s\n' \
