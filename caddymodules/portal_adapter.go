@@ -325,8 +325,9 @@ func vastauthHandler(s *portalconfig.Settings, warns *[]caddyconfig.Warning) jso
 }
 
 // startingUpRoutes answer the 502/503/504 that Caddy raises when the app is
-// not listening (yet) with a page that polls and reloads. An app's own 5xx
-// responses are not errors in Caddy's sense and pass through untouched.
+// not listening (yet) with a page that polls and reloads, always as 502
+// (the app's gateway is what failed). An app's own 5xx responses are not
+// errors in Caddy's sense and pass through untouched.
 // Cloudflare replaces 5xx bodies with its own page, so requests that came
 // through a tunnel (Cf-Ray) get the page with 200.
 func startingUpRoutes(warns *[]caddyconfig.Warning) caddyhttp.RouteList {
@@ -354,7 +355,7 @@ func startingUpRoutes(warns *[]caddyconfig.Warning) caddyhttp.RouteList {
 		},
 		{
 			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"vars": upstreamDown}},
-			HandlersRaw:    []json.RawMessage{page("{http.error.status_code}")},
+			HandlersRaw:    []json.RawMessage{page("502")},
 			Terminal:       true,
 		},
 	}
