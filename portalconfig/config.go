@@ -6,6 +6,7 @@ package portalconfig
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -79,19 +80,7 @@ func (c *Config) Find(name string) (App, bool) {
 }
 
 func joinHostPort(host string, port int) string {
-	if len(host) > 0 && host[0] != '[' && containsColon(host) {
-		return "[" + host + "]:" + strconv.Itoa(port)
-	}
-	return host + ":" + strconv.Itoa(port)
-}
-
-func containsColon(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return true
-		}
-	}
-	return false
+	return net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port))
 }
 
 // FieldError is a validation failure that names where it happened: the

@@ -33,8 +33,8 @@ type Settings struct {
 	AuthExclude map[int]bool
 	// ContainerLabel is VAST_CONTAINERLABEL; the cookie is <label>_auth_token.
 	ContainerLabel string
-	// PublicPorts maps an internal-to-the-container external port p to its
-	// public mapping, from VAST_TCP_PORT_<p>.
+	// PublicPorts maps a container port p (an app's external_port) to the
+	// host's public port, from VAST_TCP_PORT_<p>.
 	PublicPorts map[int]int
 	PublicIP    string
 
