@@ -51,19 +51,24 @@ const certTag = "portal_instance"
 // the input in messages.
 func (PortalAdapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
 	filename, _ := options["filename"].(string)
-	if filename == "" {
+	// Only a file (caddy run/reload/adapt --config) has a last good config;
+	// a body POSTed to the admin API's /load gets its error straight back.
+	fromFile := filename != ""
+	if !fromFile {
 		filename = "portal.yaml"
 	}
 	plan, warns, err := loadPlan(body, filename)
 	if err != nil {
-		if out, ok := lastGood.fallback(filename, err, &warns); ok {
-			return out, warns, nil
+		if fromFile {
+			if out, ok := lastGood.fallback(filename, err, &warns); ok {
+				return out, warns, nil
+			}
 		}
 		return nil, warns, err
 	}
 	cfg := buildConfig(plan, &warns)
 	out, err := json.Marshal(cfg)
-	if err == nil {
+	if err == nil && fromFile {
 		lastGood.remember(filename, out)
 	}
 	return out, warns, err
@@ -74,7 +79,7 @@ func (PortalAdapter) Adapt(body []byte, options map[string]any) ([]byte, []caddy
 // and stops watching for good at the first adapter error, so one broken edit
 // would silently end all later reloads. With this, a broken edit re-serves
 // the running config (the watcher sees no change and keeps polling) and the
-// error is logged once as a warning; the next good edit is applied. A fresh
+// error is logged once; the next good edit is applied. A fresh
 // process — `caddy run`'s first load, `caddy reload`, `caddy adapt` — has no
 // earlier output and gets the error itself.
 var lastGood = &lastGoodCache{enabled: true, byFile: map[string]*lastGoodEntry{}}
