@@ -267,9 +267,16 @@ func TestCrashRestartsWithNewURL(t *testing.T) {
 	if err := syscall.Kill(first.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	var ghost *Status // "running" without a process: what a client must never see
 	second := h.wait("http://localhost:18085", "restart", func(s Status) bool {
+		if s.State == StateRunning && s.Pid == 0 && ghost == nil {
+			ghost = &s
+		}
 		return s.State == StateRunning && s.Pid != first.Pid && s.URL != ""
 	})
+	if ghost != nil {
+		t.Errorf("status said running with no process after the crash: %+v", *ghost)
+	}
 	if second.URL == first.URL || second.Restarts != 1 || !strings.Contains(second.LastError, "killed by killed") {
 		t.Fatalf("after kill -9: %+v (first URL %s)", second, first.URL)
 	}

@@ -315,7 +315,14 @@ func (t *tunnel) runOnce(ctx context.Context) error {
 		lw.Flush()
 		// The leader is gone; anything left in its group is killed now.
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		t.update(func(s *Status) { s.Pid = 0 })
+		t.update(func(s *Status) {
+			s.Pid = 0
+			// The process and its URL are gone: never report "running"
+			// without one. The supervisor (or stop) sets the next state.
+			if s.State == StateRunning || s.State == StateStarting {
+				s.State, s.URL, s.StartedAt = StateRestarting, "", nil
+			}
+		})
 		m.writeLog(label, "portal: cloudflared pid "+strconv.Itoa(pid)+" ended: "+exitText(werr))
 	}
 	// halt stops the process and returns reason once it is gone.
