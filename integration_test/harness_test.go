@@ -277,17 +277,21 @@ func waitStatus(t testing.TB, client *http.Client, url string, want int) {
 		client = http.DefaultClient
 	}
 	last := "no answer"
-	waitFor(t, 15*time.Second, url+" → "+fmt.Sprint(want), func() bool {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
 		resp, err := client.Get(url)
-		if err != nil {
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+			last = resp.Status
+		} else {
 			last = err.Error()
-			return false
 		}
-		resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == want
-	})
-	_ = last
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after 15s waiting for %s → %d; last answer: %s", url, want, last)
 }
 
 // backend is a real HTTP server on 127.0.0.1 standing in for an app.

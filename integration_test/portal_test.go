@@ -223,9 +223,14 @@ func TestTLSWithInstancePair(t *testing.T) {
 			cert := genPair(t, certFile, keyFile, key)
 			be := echoBackend(t)
 			ext := freePort(t)
-			StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{
+			p := StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{
 				"ENABLE_AUTH": "false", "ENABLE_HTTPS": "true", "INSTANCE_CERT": certFile, "INSTANCE_KEY": keyFile,
 			}})
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("caddy output:\n%s", p.Logs())
+				}
+			})
 			pool := x509.NewCertPool()
 			pool.AddCert(cert)
 			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
