@@ -3,7 +3,6 @@ package caddymodules
 import (
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -42,31 +41,17 @@ func (h *GPUMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("gpu_metrics: duplicate option %q", opt)
-		}
-		seen[opt] = true
-		var arg string
-		if !d.AllArgs(&arg) {
-			return d.ArgErr()
+	const module = "gpu_metrics"
+	return forEachOption(d, module, nil, func(opt string, args []string) error {
+		arg, err := oneArg(d, args)
+		if err != nil {
+			return err
 		}
 		switch opt {
-		case "interval", "timeout":
-			dur, err := caddy.ParseDuration(arg)
-			if err != nil || dur <= 0 {
-				return d.Errf("gpu_metrics: %s %q: want a positive duration", opt, arg)
-			}
-			if opt == "interval" {
-				if dur < 100*time.Millisecond {
-					return d.Errf("gpu_metrics: interval %q: want at least 100ms", arg)
-				}
-				h.Interval = caddy.Duration(dur)
-			} else {
-				h.Timeout = caddy.Duration(dur)
-			}
+		case "interval":
+			h.Interval, err = durationArg(d, module, opt, arg, 100*time.Millisecond)
+		case "timeout":
+			h.Timeout, err = durationArg(d, module, opt, arg, positive)
 		case "workspace":
 			h.Workspace = arg
 		case "root":
@@ -76,8 +61,8 @@ func (h *GPUMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("gpu_metrics: unrecognized option %q", opt)
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // Interface guard

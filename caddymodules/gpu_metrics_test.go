@@ -37,16 +37,18 @@ func TestGPUMetricsCaddyfile(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		`gpu_metrics xml`:                      "want json or prometheus",
-		`gpu_metrics json extra`:               "wrong argument count",
-		"gpu_metrics {\n interval\n}":          "wrong argument count",
-		"gpu_metrics {\n interval 1s 2s\n}":    "wrong argument count",
-		"gpu_metrics {\n interval soon\n}":     "want a positive duration",
-		"gpu_metrics {\n interval 10ms\n}":     "at least 100ms",
-		"gpu_metrics {\n timeout -1s\n}":       "want a positive duration",
-		"gpu_metrics {\n colour blue\n}":       "unrecognized option",
-		"gpu_metrics {\n root /a\n root /b\n}": "duplicate option",
-		"gpu_metrics {\n workspace /a {\n}\n}": "expecting argument",
+		`gpu_metrics xml`:                            "want json or prometheus",
+		`gpu_metrics json extra`:                     "wrong argument count",
+		"gpu_metrics {\n interval\n}":                "wrong argument count",
+		"gpu_metrics {\n interval 1s 2s\n}":          "wrong argument count",
+		"gpu_metrics {\n interval soon\n}":           "want a duration",
+		"gpu_metrics {\n interval 10ms\n}":           "at least 100ms",
+		"gpu_metrics {\n timeout -1s\n}":             "want a duration",
+		"gpu_metrics {\n timeout 0s\n}":              "want a positive duration",
+		"gpu_metrics {\n colour blue\n}":             "unrecognized option",
+		"gpu_metrics {\n root /a\n root /b\n}":       "duplicate option",
+		"gpu_metrics {\n workspace /a {\n}\n}":       "takes no block",
+		"gpu_metrics {\n workspace /a {\n  x\n }\n}": "takes no block",
 	}
 	for in, want := range bad {
 		var got GPUMetrics

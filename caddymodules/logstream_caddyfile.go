@@ -1,8 +1,6 @@
 package caddymodules
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -43,74 +41,47 @@ func (h *LogStream) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("logstream: duplicate option %q", opt)
-		}
-		seen[opt] = true
-		switch opt {
-		case "dir":
+	const module = "logstream"
+	ints := map[string]*int{"ring_lines": &h.RingLines, "ring_bytes": &h.RingBytes, "block_lines": &h.BlockLines,
+		"max_line_bytes": &h.MaxLineBytes, "queue": &h.Queue}
+	durations := map[string]*caddy.Duration{"poll_interval": &h.PollInterval, "write_timeout": &h.WriteTimeout,
+		"ping_interval": &h.PingInterval}
+	return forEachOption(d, module, nil, func(opt string, args []string) error {
+		switch {
+		case opt == "dir":
 			if h.Dir != "" {
 				return d.Errf("logstream: directory given twice")
 			}
-			if !d.AllArgs(&h.Dir) {
-				return d.ArgErr()
+			v, err := oneArg(d, args)
+			h.Dir = v
+			return err
+		case ints[opt] != nil:
+			v, err := oneArg(d, args)
+			if err == nil {
+				*ints[opt], err = countArg(d, module, opt, v, 0)
 			}
-		case "ring_lines", "ring_bytes", "block_lines", "max_line_bytes", "queue":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
+			return err
+		case durations[opt] != nil:
+			v, err := oneArg(d, args)
+			if err == nil {
+				*durations[opt], err = durationArg(d, module, opt, v, positive)
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return d.Errf("logstream: %s: want a non-negative integer, got %q", opt, v)
-			}
-			switch opt {
-			case "ring_lines":
-				h.RingLines = n
-			case "ring_bytes":
-				h.RingBytes = n
-			case "block_lines":
-				h.BlockLines = n
-			case "max_line_bytes":
-				h.MaxLineBytes = n
-			case "queue":
-				h.Queue = n
-			}
-		case "poll_interval", "write_timeout", "ping_interval":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("logstream: %s: want a positive duration, got %q", opt, v)
-			}
-			switch opt {
-			case "poll_interval":
-				h.PollInterval = caddy.Duration(dur)
-			case "write_timeout":
-				h.WriteTimeout = caddy.Duration(dur)
-			case "ping_interval":
-				h.PingInterval = caddy.Duration(dur)
-			}
-		case "force_polling":
-			if d.NextArg() {
+			return err
+		case opt == "force_polling":
+			if len(args) > 0 {
 				return d.ArgErr()
 			}
 			h.ForcePolling = true
-		case "allowed_origins":
-			h.AllowedOrigins = d.RemainingArgs()
-			if len(h.AllowedOrigins) == 0 {
+		case opt == "allowed_origins":
+			if len(args) == 0 {
 				return d.ArgErr()
 			}
+			h.AllowedOrigins = args
 		default:
 			return d.Errf("logstream: unrecognized option %q", opt)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guards

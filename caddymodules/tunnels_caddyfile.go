@@ -59,50 +59,27 @@ func (a *TunnelsApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		"rate_limit_cooldown": &a.RateLimitCooldown, "start_spacing": &a.StartSpacing,
 	}
 	strs := map[string]*string{"cloudflared": &a.Cloudflared, "protocol": &a.Protocol, "log_dir": &a.LogDir, "state_dir": &a.StateDir}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if opt != "quick" {
-			if seen[opt] {
-				return d.Errf("duplicate option %q", opt)
-			}
-			seen[opt] = true
-		}
-		args := d.RemainingArgs()
-		if d.NextBlock(1) {
-			return d.Errf("%s takes no block", opt)
-		}
+	const module = "tunnels"
+	return forEachOption(d, module, []string{"quick"}, func(opt string, args []string) error {
+		var err error
 		switch {
 		case strs[opt] != nil:
-			if len(args) != 1 {
-				return d.ArgErr()
-			}
-			*strs[opt] = args[0]
+			*strs[opt], err = oneArg(d, args)
 		case durations[opt] != nil:
-			if len(args) != 1 {
-				return d.ArgErr()
+			var v string
+			if v, err = oneArg(d, args); err == nil {
+				*durations[opt], err = durationArg(d, module, opt, v, 0)
 			}
-			v, err := caddy.ParseDuration(args[0])
-			if err != nil || v < 0 {
-				return d.Errf("%s: invalid duration %q", opt, args[0])
-			}
-			*durations[opt] = caddy.Duration(v)
-		case opt == "backoff":
+		case opt == "backoff": // <base> <max>
 			if len(args) != 2 {
 				return d.ArgErr()
 			}
-			var vs [2]time.Duration
-			for i, s := range args {
-				v, err := caddy.ParseDuration(s)
-				if err != nil || v <= 0 {
-					return d.Errf("backoff: invalid duration %q", s)
-				}
-				vs[i] = v
+			if a.BackoffBase, err = durationArg(d, module, "backoff base", args[0], positive); err != nil {
+				return err
 			}
-			if vs[1] < vs[0] {
-				return d.Errf("backoff: max %s is below base %s", args[1], args[0])
+			if a.BackoffMax, err = durationArg(d, module, "backoff max", args[1], time.Duration(a.BackoffBase)); err != nil {
+				return err
 			}
-			a.BackoffBase, a.BackoffMax = caddy.Duration(vs[0]), caddy.Duration(vs[1])
 		case opt == "quick":
 			if len(args) == 0 {
 				return d.ArgErr()
@@ -111,18 +88,19 @@ func (a *TunnelsApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.Quick = append(a.Quick, QuickTunnelConfig{Target: t})
 			}
 		case opt == "named_token":
-			if len(args) != 1 {
-				return d.ArgErr()
+			var v string
+			if v, err = oneArg(d, args); err != nil {
+				return err
 			}
-			if !isPlaceholder(args[0]) {
+			if !isPlaceholder(v) {
 				return d.Err("named_token must be a placeholder such as {env.CF_TUNNEL_TOKEN}, not a literal token")
 			}
-			a.Named = &NamedTunnelConfig{Token: args[0]}
+			a.Named = &NamedTunnelConfig{Token: v}
 		default:
 			return d.Errf("unrecognized tunnels option %q", opt)
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // parseTunnelsAPICaddyfile delegates to TunnelsAPI.UnmarshalCaddyfile.

@@ -1,9 +1,8 @@
 package caddymodules
 
 import (
-	"strconv"
+	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -39,85 +38,40 @@ func (h *VastAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] && opt != "secret" {
-			return d.Errf("vastauth: duplicate option %q", opt)
-		}
-		seen[opt] = true
-		args := d.RemainingArgs()
-		if d.NextBlock(1) {
-			return d.Errf("vastauth: option %q takes no block", opt)
-		}
-		one := func() (string, error) {
-			if len(args) != 1 {
-				return "", d.ArgErr()
-			}
-			return args[0], nil
-		}
-		switch opt {
-		case "secret":
+	const module = "vastauth"
+	strs := map[string]*string{"username": &h.Username, "cookie_name": &h.CookieName, "state_dir": &h.StateDir, "realm": &h.Realm}
+	return forEachOption(d, module, []string{"secret"}, func(opt string, args []string) error {
+		var err error
+		switch {
+		case opt == "secret":
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
 			h.Secrets = append(h.Secrets, args...)
-		case "username", "cookie_name", "state_dir", "realm":
-			v, err := one()
-			if err != nil {
-				return err
+		case strs[opt] != nil:
+			*strs[opt], err = oneArg(d, args)
+		case opt == "session_ttl":
+			var v string
+			if v, err = oneArg(d, args); err == nil {
+				h.SessionTTL, err = durationArg(d, module, opt, v, time.Second)
 			}
-			switch opt {
-			case "username":
-				h.Username = v
-			case "cookie_name":
-				h.CookieName = v
-			case "state_dir":
-				h.StateDir = v
-			case "realm":
-				h.Realm = v
-			}
-		case "session_ttl":
-			v, err := one()
-			if err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur < 1e9 {
-				return d.Errf("vastauth: session_ttl %q: want a duration of at least 1s", v)
-			}
-			h.SessionTTL = caddy.Duration(dur)
-		case "failure_limit":
+		case opt == "failure_limit": // <count> [<window>]
 			if len(args) < 1 || len(args) > 2 {
 				return d.ArgErr()
 			}
-			n, err := strconv.Atoi(args[0])
-			if err != nil || n < 1 {
-				return d.Errf("vastauth: failure_limit %q: want a count of at least 1", args[0])
+			if h.FailureLimit, err = countArg(d, module, opt, args[0], 1); err == nil && len(args) == 2 {
+				h.FailureWindow, err = durationArg(d, module, "failure_limit window", args[1], time.Second)
 			}
-			h.FailureLimit = n
-			if len(args) == 2 {
-				dur, err := caddy.ParseDuration(args[1])
-				if err != nil || dur < 1e9 {
-					return d.Errf("vastauth: failure_limit window %q: want a duration of at least 1s", args[1])
-				}
-				h.FailureWindow = caddy.Duration(dur)
+		case opt == "max_tracked_clients":
+			var v string
+			if v, err = oneArg(d, args); err == nil {
+				h.MaxTrackedClients, err = countArg(d, module, opt, v, 1)
 			}
-		case "max_tracked_clients":
-			v, err := one()
-			if err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return d.Errf("vastauth: max_tracked_clients %q: want a count of at least 1", v)
-			}
-			h.MaxTrackedClients = n
 		default:
 			return d.Errf("vastauth: unrecognized option %q", opt)
 		}
-	}
-	return nil
+		return err
+	})
 }
 
 // Interface guards
