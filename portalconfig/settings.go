@@ -11,13 +11,12 @@ import (
 // Default paths. Each has an environment override so that tests (and odd
 // images) can run everything inside a temporary directory.
 const (
-	DefaultCertFile         = "/etc/instance.crt"
-	DefaultKeyFile          = "/etc/instance.key"
-	DefaultLogDir           = "/var/log/portal"
-	DefaultStateDir         = "/var/lib/portal"
-	DefaultSupervisorSocket = "/var/run/supervisor.sock"
-	DefaultWebUsername      = "vastai"
-	DefaultAdminListen      = "localhost:2019"
+	DefaultCertFile    = "/etc/instance.crt"
+	DefaultKeyFile     = "/etc/instance.key"
+	DefaultLogDir      = "/var/log/portal"
+	DefaultStateDir    = "/var/lib/portal"
+	DefaultWebUsername = "vastai"
+	DefaultAdminListen = "localhost:2019"
 )
 
 // Settings is everything the environment contributes to the portal. It holds
@@ -26,9 +25,6 @@ const (
 type Settings struct {
 	EnableAuth  bool
 	WebUsername string
-	// HasWebPassword / HasOpenButtonToken: the variable is set and non-empty.
-	HasWebPassword     bool
-	HasOpenButtonToken bool
 	// AuthExclude holds external ports served without authentication.
 	AuthExclude map[int]bool
 	// ContainerLabel is VAST_CONTAINERLABEL; the cookie is <label>_auth_token.
@@ -55,11 +51,10 @@ type Settings struct {
 	TunnelProtocol   string
 	DefaultTunnels   bool
 
-	LogDir           string
-	StateDir         string
-	SupervisorSocket string
-	CloudflaredBin   string
-	Workspace        string
+	LogDir         string
+	StateDir       string
+	CloudflaredBin string
+	Workspace      string
 
 	// AdminListen is the admin endpoint (PORTAL_ADMIN_LISTEN); "off" disables it.
 	AdminListen string
@@ -109,8 +104,6 @@ func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
 
 	s.EnableAuth = boolean("ENABLE_AUTH", true)
 	s.WebUsername = str("WEB_USERNAME", DefaultWebUsername)
-	s.HasWebPassword = present("WEB_PASSWORD")
-	s.HasOpenButtonToken = present("OPEN_BUTTON_TOKEN")
 	s.ContainerLabel = str("VAST_CONTAINERLABEL", "")
 	s.PublicIP = str("PUBLIC_IPADDR", "")
 	s.EnableHTTPS = boolean("ENABLE_HTTPS", false)
@@ -122,7 +115,6 @@ func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
 	s.DefaultTunnels = boolean("PORTAL_DEFAULT_TUNNELS", true)
 	s.LogDir = str("PORTAL_LOG_DIR", DefaultLogDir)
 	s.StateDir = str("PORTAL_STATE_DIR", DefaultStateDir)
-	s.SupervisorSocket = str("SUPERVISOR_SOCKET", DefaultSupervisorSocket)
 	s.CloudflaredBin = str("CLOUDFLARED_BIN", "cloudflared")
 	s.Workspace = str("WORKSPACE", "")
 	s.AdminListen = str("PORTAL_ADMIN_LISTEN", DefaultAdminListen)

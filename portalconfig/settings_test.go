@@ -13,7 +13,7 @@ func TestSettingsDefaults(t *testing.T) {
 	}
 	if !s.EnableAuth || s.WebUsername != "vastai" || s.EnableHTTPS || !s.Compression || s.FlushInterval != -1 ||
 		s.TunnelProtocol != "http2" || !s.DefaultTunnels || s.CertFile != DefaultCertFile || s.KeyFile != DefaultKeyFile ||
-		s.LogDir != DefaultLogDir || s.StateDir != DefaultStateDir || s.SupervisorSocket != DefaultSupervisorSocket ||
+		s.LogDir != DefaultLogDir || s.StateDir != DefaultStateDir ||
 		s.CloudflaredBin != "cloudflared" || s.AdminListen != DefaultAdminListen || s.CookieName() != "_auth_token" {
 		t.Errorf("defaults wrong: %+v", s)
 	}
@@ -45,7 +45,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.EnableAuth || s.WebUsername != "alice" || !s.HasWebPassword || s.HasOpenButtonToken || !s.AuthExclude[8080] || !s.AuthExclude[7860] ||
+	if s.EnableAuth || s.WebUsername != "alice" || !s.AuthExclude[8080] || !s.AuthExclude[7860] ||
 		s.CookieName() != "C.42_auth_token" || !s.EnableHTTPS || s.CertFile != "/tmp/c.pem" || s.Compression ||
 		s.FlushInterval != 100*time.Millisecond || len(s.CORSOrigins) != 2 || !s.HostLocalhost(18384) || s.HostLocalhost(1) ||
 		!s.HasCFTunnelToken || s.DefaultTunnels || s.AdminListen != "off" {
