@@ -123,6 +123,17 @@ func (b *dashboardBrowser) waitJS(what, expr string) {
 	}
 }
 
+// screenshotDir is where the Chromium tests leave their screenshots for a
+// person to look at (git-ignored): integration_test/screenshots, or
+// PORTAL_SCREENSHOT_DIR.
+func screenshotDir(t testing.TB) string {
+	dir := cmp.Or(os.Getenv("PORTAL_SCREENSHOT_DIR"), "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func (b *dashboardBrowser) screenshot(name string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
@@ -131,7 +142,7 @@ func (b *dashboardBrowser) screenshot(name string) {
 	if err != nil {
 		b.t.Fatalf("screenshot: %v", err)
 	}
-	path := filepath.Join(os.TempDir(), name)
+	path := filepath.Join(screenshotDir(b.t), name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
@@ -275,6 +286,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Error("the oldest burst line is still in the DOM")
 	}
 	// One file selected: the download link follows it.
+	b.do("opening the Logs tab", chromedp.Click(`#tab-logs`))
 	b.do("selecting test.log", chromedp.Click(`#log-files .chip[data-file="test.log"]`))
 	if href := evalJS[string](b, `document.getElementById('logs-download').getAttribute('href')`); href != "api/logs/download?file=test.log" {
 		t.Errorf("download link = %q", href)
@@ -285,11 +297,13 @@ func TestDashboardInChromium(t *testing.T) {
 	// stop it with the panel's button.
 	target := fmt.Sprintf("http://localhost:%d", echoExt)
 	b.waitJS("the empty tunnels list", `document.getElementById('tunnels').textContent.includes('No tunnels')`)
+	b.do("back to the overview", chromedp.Click(`#tab-overview`))
 	b.do("creating a tunnel", chromedp.Click(`article.app[data-app="Echo"] button.tunnel-btn`))
 	b.waitJS("the running tunnel with its URL", fmt.Sprintf(
 		`(() => { const t = document.querySelector('.tunnel[data-target=%q]'); return !!t && !!t.querySelector('.pill.state-running') && /^https:\/\/.+trycloudflare\.com/.test((t.querySelector('.tunnel-url a') || {}).href || ''); })()`, target))
 	b.waitJS("the tunnel link on the app card", `[...document.querySelectorAll('article.app[data-app="Echo"] a.btn')].some(a => a.textContent.startsWith('Open via tunnel'))`)
 	b.screenshot("portal-dashboard.png")
+	b.do("opening the Tunnels tab", chromedp.Click(`#tab-tunnels`))
 	b.do("stopping the tunnel", chromedp.Click(fmt.Sprintf(`.tunnel[data-target=%q] button.danger`, target)))
 	b.waitJS("the tunnel no longer running", fmt.Sprintf(`!document.querySelector('.tunnel[data-target=%q] .pill.state-running')`, target))
 	b.waitJS("the Tunnel button back on the card", `!!document.querySelector('article.app[data-app="Echo"] button.tunnel-btn')`)
@@ -357,7 +371,9 @@ func TestDashboardPageLogic(t *testing.T) {
 		{"link only: plain http on its port", linkOnly, loc("https:", "203.0.113.5", "1111"), `[]`, "http://203.0.113.5:8384/", "", ""},
 		{"javascript: direct URL ignored", badDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http://203.0.113.5:8080/lab", "", ""},
 		{"IPv6 host", jupyter, loc("http:", "[2001:db8::1]", "1111"), `[]`, "http://[2001:db8::1]:8080/lab", "", ""},
-		{"named tunnel ingress to the app's port", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http://203.0.113.5:8080/lab", "https://lab.example.com/lab", named18080},
+		{"named tunnel preferred when it routes the app", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "https://lab.example.com/lab", "http://203.0.113.5:8080/lab", named18080},
+		{"named tunnel preferred over the quick one", jupyter, loc("https:", "x-y.trycloudflare.com", ""), tunnel8080, "https://lab.example.com/lab", "https://abc-def.trycloudflare.com/lab", named18080},
+		{"not listening: the tunnel only", strings.Replace(jupyter, `"listening":true`, `"listening":false`, 1), loc("http:", "203.0.113.5", "1111"), tunnel8080, "https://abc-def.trycloudflare.com/lab", "", ""},
 	}
 	for _, c := range cases {
 		got := evalJS[[]string](b, fmt.Sprintf(`(() => {
@@ -369,6 +385,138 @@ func TestDashboardPageLogic(t *testing.T) {
 		}
 	}
 
+	// The Open flow: which links need a handoff token (another host: the
+	// session cookie does not go there), and only for apps behind auth.
+	handoffs := []struct {
+		name, app, loc, tunnels, named string
+		want                           []bool // primary, then each extra
+	}{
+		{"same host, other port: the cookie goes along", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, `[]`, []bool{false}},
+		{"quick tunnel beside the port", jupyter, loc("http:", "203.0.113.5", "1111"), tunnel8080, `[]`, []bool{false, true}},
+		{"direct IP from a tunnel page", withDirect, loc("https:", "x-y.trycloudflare.com", ""), `[]`, `[]`, []bool{true}},
+		{"named tunnel", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, named18080, []bool{true, false}},
+		{"no auth: nothing to hand off", strings.Replace(jupyter, `"auth":true`, `"auth":false`, 1), loc("http:", "203.0.113.5", "1111"), tunnel8080, `[]`, []bool{false, false}},
+	}
+	for _, c := range handoffs {
+		got := evalJS[[]bool](b, fmt.Sprintf(`(() => {
+			const r = portalDashboard.appLinks(%s, {loc: %s, portal: %s, tunnelURLs: new Map(%s), namedURLs: new Map(%s)});
+			return [r.primary].concat(r.extra).map(l => !!l.handoff);
+		})()`, c.app, c.loc, portal, c.tunnels, c.named))
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: handoff flags %v, want %v", c.name, got, c.want)
+		}
+	}
+	if got := evalJS[string](b, `portalDashboard.withHandoff('https://a.example.com/lab?x=1#frag', 'T0k/+=')`); got != "https://a.example.com/lab?x=1&portal_handoff=T0k%2F%2B%3D#frag" {
+		t.Errorf("withHandoff = %q", got)
+	}
+	// The secure link offered to a page on plain http://IP:port.
+	portalTunnel := `[[1111,"https://portal-q.trycloudflare.com"]]`
+	for _, c := range []struct{ name, loc, tunnels, named, want string }{
+		{"plain http on the IP, quick tunnel", loc("http:", "203.0.113.5", "1111"), portalTunnel, `[]`, "https://portal-q.trycloudflare.com/"},
+		{"the named tunnel first", loc("http:", "203.0.113.5", "1111"), portalTunnel, `[[1111,["https://portal.example.com"]]]`, "https://portal.example.com/"},
+		{"already https", loc("https:", "203.0.113.5", "1111"), portalTunnel, `[]`, ""},
+		{"SSH forward (loopback)", loc("http:", "localhost", "11111"), portalTunnel, `[]`, ""},
+		{"no tunnel", loc("http:", "203.0.113.5", "1111"), `[]`, `[]`, ""},
+	} {
+		got := evalJS[string](b, fmt.Sprintf(`portalDashboard.secureOffer({loc: %s, portal: %s, tunnelURLs: new Map(%s), namedURLs: new Map(%s)}) || ''`, c.loc, portal, c.tunnels, c.named))
+		if got != c.want {
+			t.Errorf("secureOffer, %s: %q, want %q", c.name, got, c.want)
+		}
+	}
+
+	// App states: stopped and not-configured apps sort last, the rest keep
+	// the API's order.
+	sorted := evalJS[[]string](b, `portalDashboard.sortApps([
+		{name: 'a', state: 'stopped'}, {name: 'b', state: 'running'}, {name: 'c', state: 'not_configured'},
+		{name: 'd', state: 'failed'}, {name: 'e', state: 'starting'}, {name: 'f'}, {name: 'g', state: 'external'}]).map(a => a.name)`)
+	if strings.Join(sorted, "") != "bdefgac" {
+		t.Errorf("sortApps order %q, want bdefgac", sorted)
+	}
+	for in, want := range map[string]string{"jupyter": "jupyter.log", "web:api": "api.log", "": ".log"} {
+		if got := evalJS[string](b, fmt.Sprintf(`portalDashboard.programLog(%q)`, in)); got != want {
+			t.Errorf("programLog(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, c := range []struct{ proc, want string }{
+		{`{"state":"RUNNING"}`, "stop,restart"},
+		{`{"state":"RUNNING","protected":true}`, ""},
+		{`{"state":"STOPPED","protected":true}`, "start"},
+		{`{"state":"EXITED"}`, "start,restart"},
+		{`{"state":"FATAL"}`, "start,restart"},
+		{`{"state":"BACKOFF"}`, "stop,restart"},
+		{`{"state":"STOPPING"}`, "stop,restart"},
+	} {
+		if got := evalJS[string](b, fmt.Sprintf(`portalDashboard.procButtons(%s).join(',')`, c.proc)); got != c.want {
+			t.Errorf("procButtons(%s) = %q, want %q", c.proc, got, c.want)
+		}
+	}
+	for sec, want := range map[int]string{0: "0 s", 59: "59 s", 61: "1 m 01 s", 3725: "1 h 02 m", 200000: "2 d 7 h"} {
+		if got := evalJS[string](b, fmt.Sprintf(`portalDashboard.formatDuration(%d)`, sec)); got != want {
+			t.Errorf("formatDuration(%d) = %q, want %q", sec, got, want)
+		}
+	}
+
+	// Disks as df shows them: Use% = used / (used + available), rounded up.
+	// The issue's example: 19.4 GiB used of 252 GiB, 72 GiB available → 22%.
+	disk := evalJS[[]any](b, `(() => { const f = portalDashboard.diskFigures({used_bytes: 20830000000, available_bytes: 77310000000, total_bytes: 270580000000}); return [f.usePct, f.text]; })()`)
+	if disk[0] != float64(22) || disk[1] != "19.4 GiB used · 72.0 GiB free (22%)" {
+		t.Errorf("diskFigures: %v", disk)
+	}
+
+	// What a user types into the Tunnels form.
+	for in, want := range map[string]string{
+		"8080":                    "http://localhost:8080",
+		" :8443 ":                 "https://localhost:8443", // an https app serves 8443
+		"localhost:7860":          "http://localhost:7860",
+		"127.0.0.1:7860/x":        "http://127.0.0.1:7860/x",
+		"[::1]:9000":              "http://[::1]:9000",
+		"https://localhost:8443/": "https://localhost:8443/",
+		"example.com:80":          "example.com:80", // the API's rule refuses it, with its message
+		"70000":                   "error: A port is a number from 1 to 65535",
+		"":                        "error: Type a port (8080), localhost:8080 or a URL",
+	} {
+		got := evalJS[string](b, fmt.Sprintf(`(() => { const r = portalDashboard.parseTunnelInput(%q, [{tunnel_port: 8443, scheme: 'https'}]); return r.error ? 'error: ' + r.error : r.target; })()`, in))
+		if got != want {
+			t.Errorf("parseTunnelInput(%q) = %q, want %q", in, got, want)
+		}
+	}
+
+	// Log search: occurrences over the text, across colour spans, marked.
+	marked := evalJS[[]string](b, `(() => {
+		const d = document.createElement('div');
+		const tag = document.createElement('span'); tag.className = 'lf'; tag.textContent = 'err.log'; d.append(tag);
+		portalDashboard.parseLogLine('an <span class="term-fg31">Err</span>or, ERRORs &amp; err', d);
+		const n = portalDashboard.highlight(d, 'err');
+		return [String(n), [...d.querySelectorAll('mark')].map(m => m.dataset.k + ':' + m.textContent).join(','), d.textContent];
+	})()`)
+	if marked[0] != "3" || marked[1] != "0:Err,1:ERR,2:err" || marked[2] != "err.logan Error, ERRORs & err" {
+		t.Errorf("highlight: %q", marked)
+	}
+	spanning := evalJS[[]string](b, `(() => {
+		const d = document.createElement('div');
+		portalDashboard.parseLogLine('ab<span class="term-fg32">cd</span>ef', d);
+		const n = portalDashboard.highlight(d, 'bcde');
+		return [String(n), [...d.querySelectorAll('mark')].map(m => m.dataset.k + ':' + m.textContent).join(',')];
+	})()`)
+	if spanning[0] != "1" || spanning[1] != "0:b,0:cd,0:e" {
+		t.Errorf("a match across spans: %q", spanning)
+	}
+	if got := evalJS[string](b, `portalDashboard.linesAsText([{file: 'a.log', text: 'x\u00a0y'}, {file: 'b.log', text: '<b>'}], true)`); got != "a.log │ x y\nb.log │ <b>\n" {
+		t.Errorf("linesAsText = %q", got)
+	}
+	if got := evalJS[string](b, `portalDashboard.logLineText('<span class="term-fg31">a&lt;b&gt;</span><img src=x>c')`); got != "a<b>c" {
+		t.Errorf("logLineText = %q", got)
+	}
+
+	// Tools & Help icons: the fixed set, each drawn (no request, no font).
+	icons := evalJS[[]string](b, `portalDashboard.iconNames.filter(n => portalDashboard.icon(n).childElementCount > 0)`)
+	if strings.Join(icons, " ") != "link book code terminal cube globe tool tag grid gpu rocket image download star zap database" {
+		t.Errorf("icons drawn: %q", icons)
+	}
+	if got := evalJS[string](b, `portalDashboard.icon('nope" onload="x').dataset.icon`); got != "link" {
+		t.Errorf("an unknown icon name falls back to %q, want link", got)
+	}
+
 	lines := map[string]string{
 		`plain &lt;b&gt; &amp; &#47;x&#39;`:                                                    `plain &lt;b&gt; &amp; /x'`,
 		`<span class="term-fg31 term-fg1">red</span> ok`:                                       `<span class="term-fg31 term-fg1">red</span> ok`,
@@ -377,6 +525,12 @@ func TestDashboardPageLogic(t *testing.T) {
 		`<span class="term-fg31" onclick="x()">q</span>`:                                       `q`,
 		`<span class="evil term-fg32">g</span></span></span>tail`:                              `<span class="term-fg32">g</span>tail`,
 		`&#0; &#x110000; &bogus; &#128512;`:                                                    "\ufffd \ufffd &amp;bogus; \U0001F600",
+		// 24-bit colour: exactly term-fgt-/term-bgt- and six lowercase hex digits.
+		`<span class="term-fgt-ff8800 term-bgt-0a0b0c">t</span>`:   `<span style="color: rgb(255, 136, 0); background-color: rgb(10, 11, 12);">t</span>`,
+		`<span class="term-fgt-FF8800">u</span>`:                   `<span>u</span>`,
+		`<span class="term-fgt-ff880 term-fgt-ff88001">v</span>`:   `<span>v</span>`,
+		`<span class="term-fgt-ff8800;background:url(x)">w</span>`: `<span>w</span>`,
+		`<span class="term-fgt-#ff8800 term-fgtff8800">x</span>`:   `<span>x</span>`,
 	}
 	for in, want := range lines {
 		inJSON, _ := json.Marshal(in)

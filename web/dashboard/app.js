@@ -3,7 +3,7 @@
 //
 // Safety rule of this file: data from the APIs reaches the DOM only through
 // textContent, attributes set one by one, or the log-line parser below,
-// which builds nodes from a whitelist. innerHTML is never used.
+// which builds nodes from a whitelist. Markup is never parsed from data.
 //
 // Every URL is relative to the page ("api/apps", not "/api/apps"): the page
 // is reached through the portal's port, SSH forwards, Cloudflare tunnels and
@@ -44,6 +44,20 @@
     return (i === 0 ? String(v) : v.toFixed(v >= 100 ? 0 : 1)) + ' ' + units[i];
   }
 
+  // formatDuration: 42 → "42 s", 3725 → "1 h 02 m", 200000 → "2 d 7 h".
+  function formatDuration(sec) {
+    if (!isNum(sec) || sec < 0) return '';
+    sec = Math.floor(sec);
+    const d = Math.floor(sec / 86400), h = Math.floor(sec / 3600) % 24, m = Math.floor(sec / 60) % 60, s = sec % 60;
+    const two = (n) => (n < 10 ? '0' : '') + n;
+    if (d) return d + ' d ' + h + ' h';
+    if (h) return h + ' h ' + two(m) + ' m';
+    if (m) return m + ' m ' + two(s) + ' s';
+    return s + ' s';
+  }
+
+  function plural(n, one, many) { return n + ' ' + (n === 1 ? one : many); }
+
   function pct(used, total) {
     if (!total || used === undefined || used === null) return null;
     return Math.max(0, Math.min(100, (used / total) * 100));
@@ -81,12 +95,13 @@
   // copyText uses the Clipboard API where the page is a secure context
   // (https, localhost) and a hidden textarea elsewhere (plain http on the
   // instance's IP, where navigator.clipboard does not exist).
-  async function copyText(text) {
+  async function copyText(text, what) {
+    const done = (what || 'Copied') + ' to the clipboard';
     try {
       if (navigator.clipboard && window.isSecureContext) {
         await navigator.clipboard.writeText(text);
-        toast('Copied to the clipboard');
-        return;
+        toast(done);
+        return true;
       }
     } catch (e) { /* fall through to the textarea */ }
     const ta = el('textarea', { class: 'offscreen', readonly: true });
@@ -96,7 +111,17 @@
     let ok = false;
     try { ok = document.execCommand('copy'); } catch (e) { ok = false; }
     ta.remove();
-    toast(ok ? 'Copied to the clipboard' : 'Copy failed: select the text and copy it by hand', ok ? '' : 'error');
+    toast(ok ? done : 'Copy failed: select the text and copy it by hand', ok ? '' : 'error');
+    return ok;
+  }
+
+  // apiError carries the HTTP status and the JSON body of a failed call:
+  // the APIs say what was wrong in body.error.
+  function apiError(r, body) {
+    const err = new Error(body && typeof body.error === 'string' && body.error ? body.error : r.status + ' ' + r.statusText);
+    err.status = r.status;
+    err.body = body;
+    return err;
   }
 
   async function getJSON(url, timeoutMs) {
@@ -105,50 +130,62 @@
     try {
       const r = await fetch(url, { cache: 'no-store', credentials: 'same-origin', signal: ctl.signal });
       const body = await r.json().catch(() => null);
-      if (!r.ok) {
-        const msg = body && body.error ? body.error : r.status + ' ' + r.statusText;
-        throw new Error(msg);
-      }
+      if (!r.ok) throw apiError(r, body);
       return body;
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async function postJSON(url, data) {
-    const r = await fetch(url, {
-      method: 'POST',
-      cache: 'no-store',
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(data),
-    });
-    const body = await r.json().catch(() => null);
-    if (!r.ok) throw new Error(body && body.error ? body.error : r.status + ' ' + r.statusText);
-    return body;
+  // postJSON sends a state-changing call. Content-Type: application/json is
+  // what the APIs require (a cross-site form cannot send it).
+  async function postJSON(url, data, timeoutMs) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeoutMs || 40000);
+    try {
+      const r = await fetch(url, {
+        method: 'POST',
+        cache: 'no-store',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(data || {}),
+        signal: ctl.signal,
+      });
+      const body = await r.json().catch(() => null);
+      if (!r.ok) throw apiError(r, body);
+      return body;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // poller runs fn now and then every interval ms (interval may be a
-  // function of the last result), never two at once, and pauses while the
-  // tab is hidden.
-  function poller(fn, interval) {
+  // function of the last result), never two at once. It pauses while the
+  // browser tab is hidden or active() says no (a dashboard tab not shown);
+  // wake() resumes it, now() runs it at once (after a running call).
+  function poller(fn, interval, active) {
     let timer = 0;
     let running = false;
+    let again = false;
+    const isActive = () => !document.hidden && (!active || active());
     async function tick() {
+      clearTimeout(timer);
       timer = 0;
-      if (running) return;
+      if (running) { again = true; return; }
       running = true;
       let next;
-      try { next = await fn(); } finally { running = false; }
-      if (!document.hidden) {
+      try { next = await fn(); } catch (e) { next = undefined; } finally { running = false; }
+      if (again) {
+        again = false;
+        timer = setTimeout(tick, 0);
+      } else if (isActive()) {
         timer = setTimeout(tick, typeof interval === 'function' ? interval(next) : interval);
       }
     }
-    document.addEventListener('visibilitychange', () => {
-      if (!document.hidden && !timer && !running) tick();
-    });
-    tick();
-    return { now: () => { clearTimeout(timer); tick(); } };
+    const wake = () => { if (isActive() && !timer && !running) tick(); };
+    document.addEventListener('visibilitychange', wake);
+    if (isActive()) tick();
+    return { now: tick, wake: wake };
   }
 
   // ------------------------------------------------------------ shared state
@@ -160,11 +197,139 @@
     info: { instance_label: '', tunnel_scheme: 'http' },
     tunnels: [],
     tunnelsError: '',
-    sshOpen: new Set(), // apps whose SSH hint is unfolded, kept across re-renders
+    procs: [],
+    procsLoaded: false,
+    procsError: '',
+    busy: new Map(), // program id → action in flight ('start', 'stop', 'restart')
+    procErrors: new Map(), // program id → the last action's error
     appsKey: '', // what the app cards were last built from
     hostname: '',
     gpuSummary: '',
+    tab: 'overview',
   };
+
+  const polls = {};
+
+  // ------------------------------------------------------------------ theme
+
+  // The theme follows the system unless the user picked one; the choice is
+  // kept in localStorage (which may be unavailable: then it lasts the visit).
+  const THEMES = ['system', 'light', 'dark'];
+  function storedTheme() {
+    try { return localStorage.getItem('portal-theme') || 'system'; } catch (e) { return 'system'; }
+  }
+  function applyTheme(t) {
+    if (THEMES.indexOf(t) < 0) t = 'system';
+    if (t === 'system') document.documentElement.removeAttribute('data-theme');
+    else document.documentElement.setAttribute('data-theme', t);
+    const b = $('theme');
+    b.textContent = t === 'light' ? '☀' : t === 'dark' ? '☾' : '◐';
+    b.title = 'Theme: ' + (t === 'system' ? 'follows the system' : t) + ' (click to change)';
+    b.setAttribute('aria-label', b.title);
+  }
+  function cycleTheme() {
+    const next = THEMES[(THEMES.indexOf(storedTheme()) + 1) % THEMES.length];
+    try {
+      if (next === 'system') localStorage.removeItem('portal-theme'); else localStorage.setItem('portal-theme', next);
+    } catch (e) { /* not kept */ }
+    applyTheme(next);
+  }
+
+  // ------------------------------------------------------------------- tabs
+
+  const TABS = ['overview', 'processes', 'tunnels', 'logs', 'help'];
+
+  function tabFromHash(hash) {
+    const t = String(hash || '').replace(/^#/, '');
+    return TABS.indexOf(t) >= 0 ? t : 'overview';
+  }
+
+  function showTab(tab, initial) {
+    state.tab = tab;
+    for (const t of TABS) {
+      const on = t === tab;
+      $('view-' + t).hidden = !on;
+      const a = $('tab-' + t);
+      a.classList.toggle('active', on);
+      a.setAttribute('aria-selected', String(on));
+      if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
+    if (tab === 'logs') logsShown();
+    if (initial) return; // the pollers have just started
+    if (tab === 'overview') { polls.apps.now(); polls.metrics.now(); }
+    if (tab === 'processes') polls.procs.now();
+    if (tab === 'tunnels') polls.tunnels.now();
+    if (tab === 'help') polls.links.now();
+  }
+
+  function goTab(tab) {
+    if (location.hash !== '#' + tab) location.hash = tab; // hashchange shows it
+    else showTab(tab);
+  }
+
+  // ----------------------------------------------------------- the Open flow
+
+  // needsHandoff: a link to another host does not carry this page's session
+  // cookie (cookies belong to a host, whatever its port), so the user would
+  // meet a password prompt there. Such links are opened with a handoff token.
+  function needsHandoff(url, loc) {
+    try {
+      return new URL(url).hostname !== loc.hostname;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // withHandoff adds the one-time token to a URL, keeping its path, query
+  // and fragment.
+  function withHandoff(url, token) {
+    const u = new URL(url);
+    u.searchParams.set('portal_handoff', token);
+    return u.href;
+  }
+
+  // handoffLink asks the portal for a token bound to the link's origin
+  // (valid 60 s, usable once) and returns the link that carries it. The
+  // page never holds the login secret itself.
+  async function handoffLink(url) {
+    const origin = new URL(url).origin;
+    const body = await postJSON('api/handoff', { origin: origin }, 8000);
+    if (body && typeof body.url === 'string' && safeHTTPURL(body.url) && new URL(body.url).origin === origin) return body.url;
+    if (body && typeof body.token === 'string' && body.token) return withHandoff(url, body.token);
+    throw new Error('the portal gave no handoff token');
+  }
+
+  // openWithHandoff opens url in a new tab, logged in. The tab is opened
+  // at once (inside the click, so no popup blocker objects) and sent on
+  // when the token arrives. Without a token the plain link is opened: the
+  // user can still log in there.
+  async function openWithHandoff(url) {
+    const w = window.open('', '_blank');
+    if (w) w.opener = null;
+    let target = url;
+    try {
+      target = await handoffLink(url);
+    } catch (e) {
+      toast('Opening without a login handoff: ' + e.message, 'error');
+    }
+    if (w && !w.closed) w.location.replace(target);
+    else if (!w) location.assign(target);
+  }
+
+  // linkButton is an <a> that opens in a new tab; links to another host go
+  // through the handoff.
+  function linkButton(link, cls) {
+    const a = el('a', { class: cls, href: link.url, target: '_blank', rel: 'noopener noreferrer', title: (link.title ? link.title + ': ' : '') + link.url }, link.label + ' ↗');
+    if (link.handoff) {
+      a.dataset.handoff = '1';
+      a.addEventListener('click', (ev) => {
+        if (ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.altKey) return; // the browser's own way
+        ev.preventDefault();
+        openWithHandoff(link.url);
+      });
+    }
+    return a;
+  }
 
   // ------------------------------------------------------------ app links
 
@@ -205,25 +370,38 @@
   function canTunnel(app) { return appTunnelPort(app) > 0; }
 
   // appLinks decides the app's links. env: {loc: {protocol, hostname, port},
-  // portal, tunnelURLs: Map(port → running tunnel URL), namedURLs}. The
-  // app's scheme and ports are the portal's resolved facts (/api/apps).
-  // Returns {primary: {url, label, title} | null, extra: [{url, label}]}.
+  // portal, tunnelURLs: Map(port → running tunnel URL), namedURLs: Map(port →
+  // [https URL])}. The app's scheme and ports are the portal's resolved
+  // facts (/api/apps). Returns {primary: link | null, extra: [link]}, a link
+  // being {url, label, title, handoff}: handoff when the link leaves this
+  // host for an app behind the portal's authentication.
   function appLinks(app, env) {
     const path = normPath(app.open_path);
     const mode = accessMode(env.loc, env.portal);
-    const tunnel = safeHTTPURL(env.tunnelURLs.get(appTunnelPort(app)) || '');
-    const tunnelLink = tunnel ? { url: new URL(path, tunnel).href, label: 'Open via tunnel', title: 'Through its Cloudflare tunnel' } : null;
-    const direct = safeHTTPURL(app.direct_url);
     const host = env.loc.hostname;
+    const mk = (url, label, title) => ({ url: url, label: label, title: title, handoff: !!app.auth && needsHandoff(url, env.loc) });
 
-    let primary = null;
-    if (!app.listening) {
-      primary = tunnelLink; // nothing listens on its port: tunnel or SSH only
-    } else if (mode === 'other' && tunnelLink) {
-      primary = tunnelLink; // other ports of this host are unreachable from here
-    } else if (direct) {
-      primary = { url: direct, label: 'Open', title: 'Direct: public IP and port' };
-    } else {
+    const tunnel = safeHTTPURL(env.tunnelURLs.get(appTunnelPort(app)) || '');
+    const tunnelLink = tunnel ? mk(new URL(path, tunnel).href, 'Open via tunnel', 'Through its Cloudflare quick tunnel') : null;
+    // The named tunnel's ingress rules that route this app's ports.
+    const named = [];
+    for (const port of new Set([appTunnelPort(app), app.internal_port])) {
+      for (const n of (env.namedURLs && env.namedURLs.get(port)) || []) {
+        const u = safeHTTPURL(n);
+        if (u) named.push(mk(new URL(path, u).href, 'Open via ' + new URL(u).hostname, 'Through the named Cloudflare tunnel'));
+      }
+    }
+    const direct = safeHTTPURL(app.direct_url);
+
+    // The app's own port on this host (or its direct public address); only
+    // when something listens there. Through a tunnel or another proxy the
+    // other ports of this host are out of reach: the tunnels come first and
+    // the port is a last guess.
+    let portLink = null;
+    if (app.listening && direct) {
+      portLink = mk(direct, 'Open', 'Direct: public IP and port');
+      portLink.extraLabel = 'Open via IP';
+    } else if (app.listening && (mode !== 'other' || (!tunnelLink && !named.length))) {
       let port = app.external_port;
       let scheme = app.scheme === 'https' ? 'https:' : 'http:';
       if (app.served) {
@@ -231,21 +409,44 @@
         if (mode === 'public' && app.public_port) port = app.public_port;
       }
       try {
-        primary = { url: new URL(scheme + '//' + host + ':' + port + path).href, label: 'Open', title: 'Port ' + port + ' of this host' };
+        portLink = mk(new URL(scheme + '//' + host + ':' + port + path).href, 'Open', 'Port ' + port + ' of this host');
+        portLink.extraLabel = 'Open on :' + port;
       } catch (e) {
-        primary = null;
+        portLink = null;
       }
     }
+
+    // Preference: the named tunnel (a stable https name) when it routes the
+    // app; the quick tunnel when nothing listens on the port or the page
+    // came through a tunnel or other proxy (other ports of this host are
+    // out of reach then); else the port.
+    let primary;
+    if (named.length) primary = named[0];
+    else if (!app.listening) primary = tunnelLink;
+    else if (mode === 'other' && tunnelLink) primary = tunnelLink;
+    else primary = portLink;
     const extra = [];
-    if (tunnelLink && (!primary || primary.url !== tunnelLink.url)) extra.push(tunnelLink);
-    // The named tunnel's ingress rules that point at this app's ports.
-    for (const port of new Set([appTunnelPort(app), app.internal_port])) {
-      for (const named of (env.namedURLs && env.namedURLs.get(port)) || []) {
-        const u = safeHTTPURL(named);
-        if (u) extra.push({ url: new URL(path, u).href, label: 'Open via ' + new URL(u).hostname, title: 'Through the named Cloudflare tunnel' });
-      }
+    const seen = new Set(primary ? [primary.url] : []);
+    for (const l of [portLink, tunnelLink].concat(named)) {
+      if (!l || seen.has(l.url)) continue;
+      seen.add(l.url);
+      extra.push(l === portLink ? Object.assign({}, l, { label: l.extraLabel }) : l);
     }
     return { primary: primary, extra: extra };
+  }
+
+  // secureOffer: a page that came over plain http to an address other than
+  // loopback (an SSH forward is encrypted already) is offered the portal's
+  // own https tunnel when one runs: the named tunnel first, else the quick.
+  function secureOffer(env) {
+    if (!env.portal || env.loc.protocol !== 'http:') return null;
+    const h = env.loc.hostname;
+    if (h === 'localhost' || h === '127.0.0.1' || h === '[::1]' || h === '::1') return null;
+    const port = appTunnelPort(env.portal);
+    const named = ((env.namedURLs && env.namedURLs.get(port)) || []).map(safeHTTPURL).filter((u) => u && u.startsWith('https:'));
+    const quick = safeHTTPURL(env.tunnelURLs.get(port) || '');
+    const u = named[0] || (quick && quick.startsWith('https:') ? quick : null);
+    return u ? new URL('/', u).href : null;
   }
 
   function linkEnv() {
@@ -270,29 +471,68 @@
     };
   }
 
+  // ------------------------------------------------------------- app states
+
+  // APP_STATES: the live states /api/apps gives each app, with what the
+  // card says about them.
+  const APP_STATES = {
+    running: { label: 'running', title: 'The app answers on its port' },
+    starting: { label: 'starting', title: 'Its program runs but the port does not answer yet' },
+    stopped: { label: 'stopped', title: 'Its program is stopped: Start runs it again' },
+    failed: { label: 'failed', title: 'Its program crashed or could not start: see its log' },
+    not_configured: { label: 'not configured', title: 'Installed, but not in portal.yaml: its start script skipped it' },
+    external: { label: 'external', title: 'No supervisord program of this portal runs it' },
+  };
+
+  // ACTIONS: a program action's button text, idle and in flight.
+  const ACTIONS = { start: ['Start', 'Starting…'], stop: ['Stop', 'Stopping…'], restart: ['Restart', 'Restarting…'] };
+
+  // sortApps keeps the API's order but puts stopped and not-configured apps
+  // last: what can be opened comes first.
+  function sortApps(apps) {
+    const rank = (a) => (a.state === 'stopped' || a.state === 'not_configured' ? 1 : 0);
+    return apps.map((a, i) => [a, i]).sort((x, y) => rank(x[0]) - rank(y[0]) || x[1] - y[1]).map((x) => x[0]);
+  }
+
+  // programLog is the log file of a supervisord program: <name>.log, the
+  // name being the part of the id after its group.
+  function programLog(id) {
+    const s = String(id || '');
+    return s.slice(s.lastIndexOf(':') + 1) + '.log';
+  }
+
   // renderApps rebuilds the cards when their inputs changed (the apps, the
-  // running tunnels), so a poll that changes nothing leaves the DOM alone.
+  // running tunnels, actions in flight), so a poll that changes nothing
+  // leaves the DOM alone.
   function renderApps() {
     if (!state.appsLoaded) return; // keep "Loading…" until /api/apps answers
     const box = $('apps');
-    const apps = state.apps;
-    const key = JSON.stringify([apps, state.info, state.tunnels.map((t) => [t.type, t.target, t.state, t.url])]);
+    const apps = sortApps(state.apps);
+    const key = JSON.stringify([apps, state.info, state.tunnels.map((t) => [t.type, t.target, t.state, t.url, t.ingress]),
+      [...state.busy], [...state.procErrors]]);
     if (key === state.appsKey) return;
     state.appsKey = key;
-    $('apps-count').textContent = apps.length ? apps.length + (apps.length === 1 ? ' app' : ' apps') : '';
+    $('apps-count').textContent = apps.length ? plural(apps.length, 'app', 'apps') : '';
+    const env = linkEnv();
+    renderSecureHint(env);
     if (!apps.length) {
       box.replaceChildren(el('div', { class: 'empty', text: 'No applications in portal.yaml.' }));
+      renderTunnelSelect();
       return;
     }
-    const env = linkEnv();
     const tunnelByPort = new Map();
     for (const t of state.tunnels) if (t.type === 'quick') tunnelByPort.set(tunnelPort(t.target), t);
+    box.replaceChildren(...apps.map((app) => appCard(app, env, tunnelByPort)));
+    renderTunnelSelect();
+  }
 
-    const cards = apps.map((app) => {
-      const isPortal = state.portal === app;
-      const links = appLinks(app, env);
-      const badges = el('div', { class: 'badges' });
-      if (isPortal) badges.append(el('span', { class: 'badge accent', text: 'this page' }));
+  function appCard(app, env, tunnelByPort) {
+    const isPortal = state.portal === app;
+    const st = APP_STATES[app.state] ? app.state : '';
+    const notConfigured = st === 'not_configured';
+    const badges = el('div', { class: 'badges' });
+    if (isPortal) badges.append(el('span', { class: 'badge accent', text: 'this page' }));
+    if (!notConfigured) {
       if (!app.proxied) badges.append(el('span', { class: 'badge', text: 'link only', title: 'The app serves this port itself; the portal does not proxy it' }));
       else if (!app.served) badges.append(el('span', { class: 'badge warn', text: 'not exposed', title: 'No public port mapping: reach it with a tunnel or an SSH forward' }));
       if (app.served) {
@@ -300,60 +540,88 @@
           ? el('span', { class: 'badge ok lock', text: 'auth', title: 'Requests need the instance token' })
           : el('span', { class: 'badge warn', text: 'no auth', title: 'Anyone who can reach the port can use the app' }));
       }
-      const t = tunnelByPort.get(appTunnelPort(app));
-      if (t && t.state !== 'stopped') badges.append(el('span', { class: 'badge state-' + t.state, text: 'tunnel ' + t.state.replace('_', ' ') }));
+    }
+    const t = tunnelByPort.get(appTunnelPort(app));
+    if (t && t.state !== 'stopped') badges.append(el('span', { class: 'badge state-' + t.state, text: 'tunnel ' + t.state.replace('_', ' ') }));
 
-      const ports = app.proxied
-        ? ':' + app.external_port + (app.public_port ? ' (public :' + app.public_port + ')' : '') + ' → ' + app.hostname + ':' + app.internal_port
-        : app.hostname + ':' + app.internal_port;
+    let ports;
+    if (notConfigured) ports = 'program ' + (app.program || app.name) + ' · not in portal.yaml';
+    else if (app.proxied) ports = ':' + app.external_port + (app.public_port ? ' (public :' + app.public_port + ')' : '') + ' → ' + app.hostname + ':' + app.internal_port;
+    else ports = app.hostname + ':' + app.internal_port;
 
-      const actions = el('div', { class: 'actions' });
-      if (links.primary) {
-        actions.append(el('a', { class: 'btn primary', href: links.primary.url, target: '_blank', rel: 'noopener noreferrer', title: links.primary.title + ': ' + links.primary.url }, links.primary.label + ' ↗'));
-      } else {
-        actions.append(el('span', { class: 'btn disabled', title: 'No address reaches it from here; use a tunnel or the SSH forward' }, 'Open'));
-      }
-      for (const x of links.extra) {
-        actions.append(el('a', { class: 'btn', href: x.url, target: '_blank', rel: 'noopener noreferrer', title: x.url }, x.label + ' ↗'));
+    const actions = el('div', { class: 'actions' });
+    const busy = app.program ? state.busy.get(app.program) : '';
+    const progButton = (action, cls) => el('button', {
+      class: 'btn ' + cls, type: 'button', 'data-action': action, disabled: !!busy,
+      title: ACTIONS[action][0] + ' the supervisord program ' + app.program,
+      onclick: () => processAction(app.program, action),
+    }, busy === action ? ACTIONS[action][1] : ACTIONS[action][0]);
+
+    if (notConfigured) {
+      if (app.program) actions.append(progButton('start', 'ghost'));
+    } else {
+      const links = appLinks(app, env);
+      const stoppedLike = st === 'stopped' || st === 'failed';
+      if (st === 'stopped' && app.program) actions.append(progButton('start', 'primary'));
+      if (st === 'failed' && app.program) actions.append(progButton('restart', 'primary'));
+      if (links.primary) actions.append(linkButton(links.primary, 'btn ' + (stoppedLike ? '' : 'primary')));
+      else actions.append(el('span', { class: 'btn disabled', title: 'No address reaches it from here; use a tunnel or the SSH forward' }, 'Open'));
+      for (const x of links.extra) actions.append(linkButton(x, 'btn'));
+      if (st === 'failed' && app.program) {
+        actions.append(el('button', { class: 'btn ghost', type: 'button', onclick: () => showLog(programLog(app.program)) }, 'Show log'));
       }
       if (canTunnel(app) && (!t || t.state === 'stopped')) {
         actions.append(el('button', { class: 'btn ghost tunnel-btn', type: 'button', title: 'Publish through a Cloudflare quick tunnel', onclick: () => createTunnel(app) }, 'Tunnel'));
       }
-      const sshBtn = el('button', { class: 'btn ghost', type: 'button', 'aria-expanded': 'false' }, 'SSH');
-      actions.append(sshBtn);
+      if (app.ssh_command || app.ssh_missing) {
+        actions.append(el('button', { class: 'btn ghost ssh-btn', type: 'button', 'aria-haspopup': 'dialog', onclick: () => openSSH(app) }, 'SSH'));
+      }
+    }
 
-      // Copy puts exactly one runnable command on the clipboard; what to
-      // open afterwards is separate text.
-      const ssh = app.ssh_command
-        ? el('div', { class: 'ssh', hidden: !state.sshOpen.has(app.name) },
-          el('code', { text: app.ssh_command }),
-          el('button', { class: 'btn small', type: 'button', onclick: () => copyText(app.ssh_command) }, 'Copy'),
-          el('span', { class: 'muted', text: 'then open ' + app.ssh_open_url }))
-        : el('div', { class: 'ssh', hidden: !state.sshOpen.has(app.name) },
-          el('span', { class: 'muted', text: app.ssh_missing + ', then open ' + app.ssh_open_url }));
-      sshBtn.setAttribute('aria-expanded', String(!ssh.hidden));
-      sshBtn.addEventListener('click', () => {
-        ssh.hidden = !ssh.hidden;
-        if (ssh.hidden) state.sshOpen.delete(app.name); else state.sshOpen.add(app.name);
-        sshBtn.setAttribute('aria-expanded', String(!ssh.hidden));
-      });
+    const notes = [];
+    if (notConfigured) notes.push(notConfiguredHelp(app));
+    const err = app.program ? state.procErrors.get(app.program) : '';
+    if (err) notes.push(el('div', { class: 'card-error', text: err }));
 
-      return el('article', { class: 'app' + (isPortal ? ' self' : ''), 'data-app': app.name },
-        el('div', { class: 'app-head' },
-          el('span', { class: 'app-icon', text: (app.name || '?').trim().charAt(0).toUpperCase() || '?' }),
-          el('div', { class: 'app-title' },
-            el('h3', { text: app.name }),
-            el('div', { class: 'ports mono', text: ports }))),
-        badges, actions, ssh);
-    });
-    box.replaceChildren(...cards);
-    renderTunnelSelect();
+    return el('article', { class: 'app' + (isPortal ? ' self' : '') + (st ? ' is-' + st : ''), 'data-app': app.name, 'data-state': st || null },
+      el('div', { class: 'app-head' },
+        el('span', { class: 'app-icon', text: (app.name || '?').trim().charAt(0).toUpperCase() || '?' }),
+        el('div', { class: 'app-title' },
+          el('h3', { text: app.name }),
+          el('div', { class: 'ports mono', text: ports })),
+        st ? el('span', { class: 'pill app-state state-' + st, title: APP_STATES[st].title + (app.program_state ? ' (supervisord: ' + app.program_state + ')' : ''), text: APP_STATES[st].label }) : null),
+      badges, ...notes, actions);
+  }
+
+  // notConfiguredHelp explains how to add an app whose program skipped
+  // itself: an entry in portal.yaml (the ports are the user's to choose).
+  function notConfiguredHelp(app) {
+    const key = /^[A-Za-z0-9_-]+$/.test(app.name) ? app.name : JSON.stringify(app.name);
+    const yaml = '  ' + key + ':\n    hostname: localhost\n    external_port: <public port>\n    internal_port: <port the app listens on>\n    open_path: /\n    name: ' + app.name;
+    return el('details', { class: 'howto' },
+      el('summary', null, 'How to add it'),
+      el('p', null, 'Its start script skipped it because ', el('code', { text: app.name }), ' is not under ',
+        el('code', { text: 'applications:' }), ' in ', el('code', { text: '/etc/portal.yaml' }),
+        '. Add an entry like this one (or the same in PORTAL_CONFIG), then press Start:'),
+      el('div', { class: 'codebox' },
+        el('pre', { class: 'mono', text: yaml }),
+        el('button', { class: 'btn small ghost', type: 'button', onclick: () => copyText(yaml, 'Entry copied') }, 'Copy')));
+  }
+
+  function renderSecureHint(env) {
+    const box = $('secure-hint');
+    const u = secureOffer(env);
+    if (!u) { box.hidden = true; box.replaceChildren(); return; }
+    box.replaceChildren(
+      el('span', null, 'This page came over plain HTTP. A secure address for it runs: '),
+      linkButton({ url: u, label: 'Open ' + new URL(u).hostname, title: 'The portal through its https tunnel, logged in', handoff: true }, 'btn small'));
+    box.hidden = false;
   }
 
   async function loadApps() {
     try {
       const apps = await getJSON('api/apps');
-      state.apps = Array.isArray(apps) ? apps : [];
+      state.apps = Array.isArray(apps) ? apps.filter((a) => a && typeof a === 'object') : [];
       state.appsLoaded = true;
       state.portal = state.apps.find((a) => a.name === 'Instance Portal') || null;
       renderApps();
@@ -361,6 +629,7 @@
     } catch (e) {
       $('apps').replaceChildren(el('div', { class: 'empty error', text: 'Could not load the applications: ' + e.message }));
     }
+    return state.apps.some((a) => a.state === 'starting');
   }
 
   async function loadInfo() {
@@ -383,6 +652,157 @@
     document.title = (state.info.instance_label ? state.info.instance_label + ' · ' : '') + 'Instance Portal';
   }
 
+  // ------------------------------------------------------------ SSH dialog
+
+  // openSSH shows the forward for one app: exactly one runnable command
+  // with a Copy button, and what to open once it runs as separate text.
+  // Without the instance's address or SSH port the dialog says what is
+  // missing instead of offering a command with placeholders.
+  function openSSH(app) {
+    const dlg = $('ssh-dialog');
+    $('ssh-title').textContent = 'SSH port forward: ' + app.name;
+    const open = safeHTTPURL(app.ssh_open_url);
+    const body = [];
+    if (app.ssh_command) {
+      body.push(
+        el('p', { class: 'step' }, el('span', { class: 'step-n', text: '1' }), 'Run this on your computer (it keeps the forward open while it runs):'),
+        el('div', { class: 'codebox' },
+          el('code', { class: 'mono ssh-command', text: app.ssh_command }),
+          el('button', { class: 'btn small primary ssh-copy', type: 'button', onclick: () => copyText(app.ssh_command, 'Command copied') }, 'Copy')));
+    } else {
+      body.push(el('p', { class: 'warn-box', text: (app.ssh_missing || 'The SSH address of this instance is unknown') + '.' }));
+    }
+    if (open) {
+      body.push(el('p', { class: 'step' }, el('span', { class: 'step-n', text: app.ssh_command ? '2' : '→' }), 'Then open ',
+        el('a', { href: open, target: '_blank', rel: 'noopener noreferrer', class: 'mono ssh-open', text: open }),
+        ' in your browser.'));
+    }
+    body.push(el('p', { class: 'muted small', text: 'The forward reaches the app on its own port without the portal in between: no TLS and no login needed, as if it ran on your computer.' }));
+    $('ssh-body').replaceChildren(...body);
+    if (typeof dlg.showModal === 'function') dlg.showModal(); else dlg.setAttribute('open', '');
+  }
+
+  // ------------------------------------------------------------- processes
+
+  // PROC_KIND maps supervisord's states to the pill colours.
+  const PROC_KIND = {
+    RUNNING: 'ok', STARTING: 'warn', STOPPING: 'warn', BACKOFF: 'bad', FATAL: 'bad', UNKNOWN: 'bad', STOPPED: '', EXITED: '',
+  };
+
+  // procButtons: which actions a program offers. Protected programs can
+  // only be started; Stop and Restart would be refused (403).
+  function procButtons(p) {
+    const running = p.state === 'RUNNING' || p.state === 'STARTING' || p.state === 'BACKOFF';
+    const out = [];
+    if (!running && p.state !== 'STOPPING') out.push('start');
+    if (!p.protected && (running || p.state === 'STOPPING')) out.push('stop');
+    if (!p.protected) out.push('restart');
+    return out;
+  }
+
+  async function loadProcs() {
+    try {
+      const body = await getJSON('api/processes');
+      state.procs = body && Array.isArray(body.processes) ? body.processes.filter((p) => p && typeof p.name === 'string') : [];
+      state.procsError = '';
+    } catch (e) {
+      state.procsError = e.status === 404 ? 'This portal has no process control.' : 'Processes unavailable: ' + e.message;
+    }
+    state.procsLoaded = true;
+    renderProcs();
+  }
+
+  let procsKey = '';
+  function renderProcs() {
+    const box = $('procs');
+    if (state.procsError) {
+      procsKey = '';
+      box.replaceChildren(el('div', { class: 'empty error', text: state.procsError }));
+      $('procs-meta').textContent = '';
+      return;
+    }
+    if (!state.procsLoaded) return;
+    const list = state.procs;
+    const running = list.filter((p) => p.state === 'RUNNING').length;
+    $('procs-meta').textContent = list.length ? running + ' of ' + list.length + ' running' : '';
+    if (!list.length) {
+      procsKey = '';
+      box.replaceChildren(el('div', { class: 'empty', text: 'supervisord runs no programs.' }));
+      return;
+    }
+    // A poll where only the clocks moved updates them in place: rebuilding
+    // the rows every 2 s would swallow a click that spans a rebuild.
+    const key = JSON.stringify([list.map((p) => Object.assign({}, p, { uptime_seconds: 0, description: '' })), [...state.busy], [...state.procErrors]]);
+    if (key === procsKey) {
+      for (const p of list) {
+        const row = box.querySelector('article.proc[data-id="' + CSS.escape(p.id || p.name) + '"]');
+        if (!row) continue;
+        const up = row.querySelector('.uptime');
+        if (up && isNum(p.uptime_seconds)) up.textContent = 'up ' + formatDuration(p.uptime_seconds);
+        const desc = row.querySelector('.proc-desc');
+        if (desc) desc.textContent = p.description || '';
+      }
+      return;
+    }
+    procsKey = key;
+    const rows = list.map((p) => {
+      const id = p.id || p.name;
+      const busy = state.busy.get(id);
+      const kind = PROC_KIND[p.state] !== undefined ? PROC_KIND[p.state] : 'bad';
+      const facts = [];
+      if (p.state === 'RUNNING' && isNum(p.uptime_seconds)) facts.push(el('span', { class: 'uptime', title: 'Uptime', text: 'up ' + formatDuration(p.uptime_seconds) }));
+      if (p.pid) facts.push(el('span', { class: 'muted mono', text: 'pid ' + p.pid }));
+      if ((p.state === 'EXITED' || p.state === 'FATAL' || p.state === 'BACKOFF') && isNum(p.exit_status)) facts.push(el('span', { class: 'muted', text: 'exit status ' + p.exit_status }));
+      const badges = [];
+      if (p.group && p.group !== p.name) badges.push(el('span', { class: 'badge', text: 'group ' + p.group }));
+      if (p.protected) badges.push(el('span', { class: 'badge lock', title: p.protected_reason || 'Protected: it cannot be stopped from here', text: 'protected' }));
+      if (p.skipped) badges.push(el('span', { class: 'badge warn', title: 'Its start script found its app missing from portal.yaml', text: 'skipped' + (p.app ? ': ' + p.app + ' not configured' : '') }));
+      const actions = el('div', { class: 'actions' });
+      for (const a of procButtons(p)) {
+        actions.append(el('button', {
+          class: 'btn small' + (a === 'stop' ? ' danger' : '') + (a === 'start' ? ' primary' : ''), type: 'button', 'data-action': a, disabled: !!busy,
+          onclick: () => processAction(id, a),
+        }, busy === a ? ACTIONS[a][1] : ACTIONS[a][0]));
+      }
+      actions.append(el('button', { class: 'btn small ghost', type: 'button', 'data-action': 'log', onclick: () => showLog(programLog(p.name)) }, 'Show log'));
+      const err = state.procErrors.get(id);
+      return el('article', { class: 'proc', 'data-proc': p.name, 'data-id': id, 'data-state': p.state },
+        el('div', { class: 'proc-head' },
+          el('span', { class: 'pill ' + kind, text: String(p.state || '?').toLowerCase() }),
+          el('strong', { class: 'proc-name', text: p.name }),
+          ...badges, ...facts, actions),
+        p.description ? el('div', { class: 'muted small proc-desc', text: p.description }) : null,
+        p.spawn_error ? el('div', { class: 'card-error', text: p.spawn_error }) : null,
+        err ? el('div', { class: 'card-error', text: err }) : null);
+    });
+    box.replaceChildren(...rows);
+  }
+
+  // processAction starts, stops or restarts a program. The API waits for
+  // the state change (bounded), then the lists are read again.
+  async function processAction(id, action) {
+    if (!id || state.busy.has(id)) return;
+    state.busy.set(id, action);
+    state.procErrors.delete(id);
+    renderProcs();
+    renderApps();
+    try {
+      const body = await postJSON('api/processes/' + encodeURIComponent(id) + '/' + action, {});
+      const p = body && body.process;
+      if (p && typeof p.name === 'string') {
+        const i = state.procs.findIndex((x) => (x.id || x.name) === id);
+        if (i >= 0) state.procs[i] = p;
+      }
+    } catch (e) {
+      state.procErrors.set(id, action.charAt(0).toUpperCase() + action.slice(1) + ' failed: ' + e.message);
+    } finally {
+      state.busy.delete(id);
+    }
+    renderProcs();
+    polls.procs.now();
+    polls.apps.now();
+  }
+
   // --------------------------------------------------------------- metrics
 
   const HISTORY = 60;
@@ -397,12 +817,15 @@
   }
 
   const SVG = 'http://www.w3.org/2000/svg';
+  function svgEl(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+
   function sparkline(values) {
     const w = 120, hgt = 28;
-    const svg = document.createElementNS(SVG, 'svg');
-    svg.setAttribute('viewBox', '0 0 ' + w + ' ' + hgt);
-    svg.setAttribute('class', 'spark');
-    svg.setAttribute('aria-hidden', 'true');
+    const svg = svgEl('svg', { viewBox: '0 0 ' + w + ' ' + hgt, class: 'spark', 'aria-hidden': 'true' });
     const pts = [];
     values.forEach((v, i) => {
       if (v === null) return;
@@ -411,14 +834,10 @@
       pts.push(x.toFixed(1) + ',' + y.toFixed(1));
     });
     if (pts.length > 1) {
-      const area = document.createElementNS(SVG, 'polygon');
       const first = pts[0].split(',')[0], last = pts[pts.length - 1].split(',')[0];
-      area.setAttribute('points', first + ',' + hgt + ' ' + pts.join(' ') + ' ' + last + ',' + hgt);
-      area.setAttribute('class', 'spark-area');
-      const line = document.createElementNS(SVG, 'polyline');
-      line.setAttribute('points', pts.join(' '));
-      line.setAttribute('class', 'spark-line');
-      svg.append(area, line);
+      svg.append(
+        svgEl('polygon', { points: first + ',' + hgt + ' ' + pts.join(' ') + ' ' + last + ',' + hgt, class: 'spark-area' }),
+        svgEl('polyline', { points: pts.join(' '), class: 'spark-line' }));
     }
     return svg;
   }
@@ -444,6 +863,25 @@
 
   function stat(label, value) {
     return el('div', { class: 'stat' }, el('span', { class: 'stat-label', text: label }), el('span', { class: 'stat-value', text: value }));
+  }
+
+  // diskFigures shows a disk as df does: Use% is used / (used + available
+  // to unprivileged users), rounded up, so blocks reserved for root and
+  // space this container cannot use do not make a full disk look roomy.
+  function diskFigures(d) {
+    const used = Number(d.used_bytes) || 0;
+    if (!isNum(d.available_bytes)) {
+      const p = pct(used, d.total_bytes);
+      return { p: p, text: formatBytes(used) + ' / ' + formatBytes(d.total_bytes), usePct: p === null ? null : Math.ceil(p) };
+    }
+    const avail = d.available_bytes;
+    const size = used + avail;
+    const usePct = size > 0 ? Math.ceil((used * 100) / size) : 0;
+    return {
+      p: size > 0 ? Math.min(100, (used * 100) / size) : 0,
+      usePct: usePct,
+      text: formatBytes(used) + ' used · ' + formatBytes(avail) + ' free (' + usePct + '%)',
+    };
   }
 
   function renderGPUs(m) {
@@ -509,9 +947,12 @@
     setFill(memM, memP);
     items.push(memM);
     for (const d of Array.isArray(s.disks) ? s.disks : []) {
-      const p = pct(d.used_bytes, d.total_bytes);
-      const dm = meter('Disk ' + d.label + ' (' + d.path + ')', formatBytes(d.used_bytes) + ' / ' + formatBytes(d.total_bytes), p);
-      setFill(dm, p);
+      const f = diskFigures(d);
+      const dm = meter('Disk ' + d.label + ' (' + d.path + ')', f.text, f.p);
+      dm.classList.add('disk');
+      dm.dataset.path = d.path;
+      dm.title = 'As df shows it: ' + formatBytes(d.used_bytes) + ' used, ' + formatBytes(d.available_bytes) + ' available to this container, ' + formatBytes(d.total_bytes) + ' in all (space reserved for root and used by others counts as used)';
+      setFill(dm, f.p);
       items.push(dm);
     }
     if (Array.isArray(s.errors) && s.errors.length) items.push(el('div', { class: 'sys-errors', text: s.errors.join('; ') }));
@@ -556,36 +997,71 @@
     return state.apps.find((a) => appTunnelPort(a) === port) || null;
   }
 
+  // parseTunnelInput turns what a user typed into a tunnel target: a port
+  // ("8080"), host:port ("localhost:8080") or a URL. A bare port takes the
+  // scheme of the app served there (https when the portal serves it with
+  // TLS). Which hosts are allowed is the API's rule: its error is shown.
+  // Returns {target} or {error}.
+  function parseTunnelInput(input, apps) {
+    const s = String(input || '').trim();
+    if (!s) return { error: 'Type a port (8080), localhost:8080 or a URL' };
+    let m = /^:?([0-9]{1,5})$/.exec(s);
+    if (m) {
+      const port = Number(m[1]);
+      if (port < 1 || port > 65535) return { error: 'A port is a number from 1 to 65535' };
+      const app = (apps || []).find((a) => appTunnelPort(a) === port);
+      return { target: (app && app.scheme === 'https' ? 'https' : 'http') + '://localhost:' + port };
+    }
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
+      m = /^(localhost|127\.0\.0\.1|\[::1\]):([0-9]{1,5})(\/.*)?$/i.exec(s);
+      if (m) return { target: 'http://' + s };
+    }
+    return { target: s };
+  }
+
+  function tunnelTitle(t) {
+    if (t.type === 'named') return 'Named tunnel';
+    const app = appForTunnel(t);
+    return app ? app.name : t.target;
+  }
+
+  let tunnelsKey = '';
   function renderTunnels() {
     const box = $('tunnels');
+    const key = JSON.stringify([state.tunnelsError, state.tunnels, state.apps.map((a) => [a.name, a.tunnel_port, a.auth])]);
+    if (key === tunnelsKey) return;
+    tunnelsKey = key;
     if (state.tunnelsError) {
       box.replaceChildren(el('div', { class: 'empty error', text: state.tunnelsError }));
       return;
     }
     const list = state.tunnels;
+    const up = list.filter((t) => t.state === 'running').length;
+    $('tunnels-meta').textContent = list.length ? up + ' of ' + list.length + ' running' : '';
     if (!list.length) {
       box.replaceChildren(el('div', { class: 'empty', text: 'No tunnels. Create one to reach an app through a public trycloudflare.com address.' }));
       return;
     }
     const rows = list.map((t) => {
-      const app = t.type === 'quick' ? appForTunnel(t) : null;
       const url = safeHTTPURL(t.url);
-      const title = t.type === 'named' ? 'Named tunnel' : (app ? app.name : t.target);
+      const app = t.type === 'quick' ? appForTunnel(t) : null;
       const actions = el('div', { class: 'actions' });
+      if (url) actions.append(el('button', { class: 'btn small ghost', type: 'button', 'data-action': 'copy', onclick: () => copyText(url, 'Address copied') }, 'Copy'));
       if (t.type === 'quick') {
         if (t.state === 'stopped') {
-          actions.append(el('button', { class: 'btn small', type: 'button', onclick: () => tunnelAction('', t.target, 'Starting the tunnel…') }, 'Start'));
+          actions.append(el('button', { class: 'btn small', type: 'button', 'data-action': 'start', onclick: () => tunnelAction('', t.target, 'Starting the tunnel…') }, 'Start'));
         } else {
+          // A failed tunnel is retried; a working one gets a new address.
+          const retry = t.state === 'failed';
           actions.append(
-            el('button', { class: 'btn small', type: 'button', title: 'Restart cloudflared for a new address', onclick: () => tunnelAction('refresh', t.target, 'Asking for a new address…') }, 'Refresh'),
-            el('button', { class: 'btn small danger', type: 'button', onclick: () => tunnelAction('stop', t.target, 'Stopping the tunnel…') }, 'Stop'));
+            el('button', { class: 'btn small', type: 'button', 'data-action': 'refresh', title: retry ? 'Start cloudflared again' : 'Restart cloudflared for a new address', onclick: () => tunnelAction('refresh', t.target, retry ? 'Retrying the tunnel…' : 'Asking for a new address…') }, retry ? 'Retry' : 'Refresh'),
+            el('button', { class: 'btn small danger', type: 'button', 'data-action': 'stop', onclick: () => tunnelAction('stop', t.target, 'Stopping the tunnel…') }, 'Stop'));
         }
       }
       const lines = [];
       if (url) {
-        lines.push(el('div', { class: 'tunnel-url' },
-          el('a', { href: url, target: '_blank', rel: 'noopener noreferrer', class: 'mono', text: url }),
-          el('button', { class: 'btn small ghost', type: 'button', onclick: () => copyText(url) }, 'Copy')));
+        const link = { url: url, label: url.replace(/\/$/, ''), title: 'Open through the tunnel', handoff: !!(app && app.auth) || (t.type === 'quick' && state.portal && appTunnelPort(state.portal) === tunnelPort(t.target) && state.portal.auth) };
+        lines.push(el('div', { class: 'tunnel-url' }, linkButton(link, 'mono url-link')));
       } else if (t.state === 'starting' || t.state === 'restarting') {
         lines.push(el('div', { class: 'muted', text: 'Waiting for Cloudflare to register the tunnel…' }));
       }
@@ -595,36 +1071,115 @@
           const u = safeHTTPURL('https://' + r.hostname + (r.path || ''));
           lines.push(el('div', { class: 'tunnel-url' },
             u ? el('a', { href: u, target: '_blank', rel: 'noopener noreferrer', class: 'mono', text: r.hostname + (r.path || '') }) : el('span', { class: 'mono', text: r.hostname }),
-            el('span', { class: 'muted mono', text: ' → ' + (r.service || '') })));
+            el('span', { class: 'muted mono', text: ' → ' + (r.service || '') }),
+            u ? el('button', { class: 'btn small ghost', type: 'button', onclick: () => copyText(u, 'Address copied') }, 'Copy') : null));
         }
       }
       if (t.cooldown_until && t.state === 'rate_limited') {
         const until = new Date(t.cooldown_until);
         lines.push(el('div', { class: 'warn-text', text: 'Cloudflare rate limit: next try at ' + (isNaN(until) ? t.cooldown_until : until.toLocaleTimeString()) }));
       }
+      if (t.warning) lines.push(tunnelWarning(t));
       if (t.last_error) lines.push(el('div', { class: 'tunnel-error mono', text: t.last_error }));
-      return el('article', { class: 'tunnel', 'data-target': t.target || 'named' },
+      return el('article', { class: 'tunnel', 'data-target': t.target || 'named', 'data-state': t.state || '' },
         el('div', { class: 'tunnel-head' },
           el('span', { class: 'pill state-' + t.state, text: (t.state || '').replace('_', ' ') }),
-          el('strong', { text: title }),
+          el('strong', { text: tunnelTitle(t) }),
           el('span', { class: 'muted mono', text: t.type === 'quick' ? t.target : t.type }),
-          t.restarts ? el('span', { class: 'muted', text: t.restarts + (t.restarts === 1 ? ' restart' : ' restarts') }) : null,
+          t.restarts ? el('span', { class: 'muted', text: plural(t.restarts, 'restart', 'restarts') }) : null,
           actions),
         ...lines);
     });
     box.replaceChildren(...rows);
   }
 
+  // tunnelWarning: the API warns about a tunnel to an app's internal port
+  // (it skips the portal's authentication) and suggests the external one.
+  function tunnelWarning(t) {
+    const box = el('div', { class: 'warn-box tunnel-warning' }, el('span', { text: t.warning }));
+    const suggested = typeof t.suggested_target === 'string' ? t.suggested_target : '';
+    if (suggested && suggested !== t.target) {
+      box.append(' ', el('button', {
+        class: 'btn small', type: 'button', 'data-action': 'use-suggested',
+        onclick: async () => {
+          await tunnelAction('stop', t.target, 'Stopping the unauthenticated tunnel…');
+          await tunnelAction('', suggested, 'Creating a tunnel to ' + suggested + '…');
+        },
+      }, 'Use ' + suggested + ' (with login)'));
+    }
+    return box;
+  }
+
+  const CUSTOM = '__custom__';
+
+  let tunnelChoice = ''; // what the user picked in the select, kept across re-renders
   function renderTunnelSelect() {
     const sel = $('tunnel-app');
-    const prev = sel.value;
+    const prev = tunnelChoice;
     const active = new Set(state.tunnels.filter((t) => t.type === 'quick' && t.state !== 'stopped').map((t) => tunnelPort(t.target)));
     const opts = state.apps.filter((a) => canTunnel(a) && !active.has(appTunnelPort(a)))
       .map((a) => el('option', { value: String(appTunnelPort(a)), text: a.name + ' (:' + appTunnelPort(a) + ')' }));
-    if (!opts.length) opts.push(el('option', { value: '', text: 'Every app has a tunnel' }));
+    opts.push(el('option', { value: CUSTOM, text: 'Another local port or URL…' }));
     sel.replaceChildren(...opts);
     if ([...sel.options].some((o) => o.value === prev)) sel.value = prev;
-    $('tunnel-create').disabled = !sel.value;
+    syncTunnelForm();
+  }
+
+  function syncTunnelForm() {
+    const custom = $('tunnel-app').value === CUSTOM;
+    $('tunnel-custom').hidden = !custom;
+  }
+
+  function setFormMsg(text, kind, extra) {
+    const box = $('tunnel-form-msg');
+    if (!text) { box.hidden = true; box.replaceChildren(); return; }
+    box.className = 'form-msg ' + (kind || 'error');
+    box.replaceChildren(el('span', { text: text }), ...(extra || []));
+    box.hidden = false;
+  }
+
+  // submitTunnelForm creates the tunnel the form names; an error (the
+  // client's or the API's own) is shown under the form, not in a toast.
+  async function submitTunnelForm() {
+    const v = $('tunnel-app').value;
+    let target;
+    if (v === CUSTOM) {
+      const r = parseTunnelInput($('tunnel-custom').value, state.apps);
+      if (r.error) { setFormMsg(r.error); $('tunnel-custom').focus(); return; }
+      target = r.target;
+    } else {
+      const app = state.apps.find((a) => canTunnel(a) && appTunnelPort(a) === Number(v));
+      if (!app) { setFormMsg('Choose an application or another port'); return; }
+      target = tunnelTarget(app);
+    }
+    setFormMsg('');
+    $('tunnel-create').disabled = true;
+    try {
+      const body = await postJSON('api/tunnels', { target: target });
+      const t = body && body.tunnel;
+      if (body && typeof body.warning === 'string' && body.warning) {
+        showCreateWarning(Object.assign({}, t || {}, { target: (t && t.target) || target, warning: body.warning, suggested_target: body.suggested_target }));
+      } else if (t && t.warning) {
+        showCreateWarning(t);
+      } else {
+        $('tunnel-custom').value = '';
+        setFormMsg('Tunnel to ' + ((t && t.target) || target) + ' created: its address follows in a moment.', 'ok');
+      }
+      polls.tunnels.now();
+    } catch (e) {
+      setFormMsg(e.message);
+    } finally {
+      $('tunnel-create').disabled = false;
+    }
+  }
+
+  function showCreateWarning(t) {
+    const w = tunnelWarning(t);
+    setFormMsg('', '');
+    const box = $('tunnel-form-msg');
+    box.className = 'form-msg warn';
+    box.replaceChildren(...w.childNodes);
+    box.hidden = false;
   }
 
   function tunnelTarget(app) {
@@ -641,17 +1196,18 @@
   async function tunnelAction(action, target, msg) {
     toast(msg);
     try {
-      await postJSON('api/tunnels' + (action ? '/' + action : ''), { target: target });
-      tunnelsPoll.now();
+      const body = await postJSON('api/tunnels' + (action ? '/' + action : ''), { target: target });
+      if (body && typeof body.warning === 'string' && body.warning) toast(body.warning, 'error');
     } catch (e) {
       toast('Tunnel: ' + e.message, 'error');
     }
+    polls.tunnels.now();
   }
 
   async function pollTunnels() {
     try {
       const body = await getJSON('api/tunnels');
-      state.tunnels = body && Array.isArray(body.tunnels) ? body.tunnels : [];
+      state.tunnels = body && Array.isArray(body.tunnels) ? body.tunnels.filter((t) => t && typeof t === 'object') : [];
       state.tunnelsError = '';
     } catch (e) {
       state.tunnelsError = 'Tunnels unavailable: ' + e.message;
@@ -659,6 +1215,80 @@
     renderTunnels();
     renderApps();
     return state.tunnels.some((t) => t.state === 'starting' || t.state === 'restarting');
+  }
+
+  // ------------------------------------------------------------- Tools & Help
+
+  // ICONS: the fixed set /api/links may name, drawn here as strokes on a
+  // 24×24 grid (no icon font, no request). Each is a list of shapes:
+  // a string is a path, an array is a circle [cx, cy, r].
+  const ICONS = {
+    link: ['M9.5 14.5l5-5', 'M11 7l1.6-1.6a3.9 3.9 0 0 1 5.5 5.5L16.5 12.5', 'M13 17l-1.6 1.6a3.9 3.9 0 0 1-5.5-5.5L7.5 11.5'],
+    book: ['M5 5a2 2 0 0 1 2-2h12v15H7a2 2 0 0 0-2 2z', 'M5 20a2 2 0 0 0 2 2h12v-4', 'M9 7h6'],
+    code: ['M8 7l-5 5 5 5', 'M16 7l5 5-5 5', 'M13.5 4l-3 16'],
+    terminal: ['M3 5h18v14H3z', 'M7 10l3 2.5L7 15', 'M12.5 15H17'],
+    cube: ['M12 3l8 4.5v9L12 21l-8-4.5v-9z', 'M4 7.5l8 4.5 8-4.5', 'M12 12v9'],
+    globe: [[12, 12, 9], 'M3 12h18', 'M12 3c2.8 2.5 4 5.5 4 9s-1.2 6.5-4 9', 'M12 3c-2.8 2.5-4 5.5-4 9s1.2 6.5 4 9'],
+    tool: ['M14.5 4a5 5 0 0 0 5.5 6.8L11 19.8a2.3 2.3 0 0 1-3.3-3.3l9-9A5 5 0 0 1 14.5 4z', 'M14.5 4l-1 3.5 3 3 3.5-1'],
+    tag: ['M3 3h8.5L21 12.5 12.5 21 3 11.5z', [7.5, 7.5, 1.6]],
+    grid: ['M4 4h6.5v6.5H4z', 'M13.5 4H20v6.5h-6.5z', 'M4 13.5h6.5V20H4z', 'M13.5 13.5H20V20h-6.5z'],
+    gpu: ['M2.5 6.5h17v10h-17z', [8, 11.5, 2.5], [14.5, 11.5, 2.5], 'M5 16.5v3', 'M9 16.5v3', 'M13 16.5v3', 'M19.5 9h2'],
+    rocket: ['M12 2.5c3.5 2.5 5 6.5 3.5 12h-7C7 9 8.5 5 12 2.5z', [12, 9, 1.7], 'M8.5 14.5L5.5 17l.5-4.5 2.2-2', 'M15.5 14.5l3 2.5-.5-4.5-2.2-2', 'M10.5 17.5L12 21l1.5-3.5'],
+    image: ['M3 4.5h18v15H3z', [8.5, 9.5, 1.7], 'M21 15.5l-5-5-9.5 9'],
+    download: ['M12 3.5v11', 'M7 10l5 5 5-5', 'M4.5 19.5h15'],
+    star: ['M12 3l2.7 5.6 6.1.8-4.4 4.3 1 6.1L12 16.9l-5.4 2.9 1-6.1-4.4-4.3 6.1-.8z'],
+    zap: ['M13.5 2.5L4.5 14H11l-1 7.5 9-11.5h-6.5z'],
+    database: ['M4 6c0-1.7 3.6-3 8-3s8 1.3 8 3-3.6 3-8 3-8-1.3-8-3z', 'M4 6v12c0 1.7 3.6 3 8 3s8-1.3 8-3V6', 'M4 12c0 1.7 3.6 3 8 3s8-1.3 8-3'],
+  };
+
+  function icon(name) {
+    const shapes = ICONS[name] || ICONS.link;
+    const svg = svgEl('svg', { viewBox: '0 0 24 24', class: 'icon', 'aria-hidden': 'true', 'data-icon': ICONS[name] ? name : 'link' });
+    for (const s of shapes) {
+      svg.append(Array.isArray(s) ? svgEl('circle', { cx: s[0], cy: s[1], r: s[2] }) : svgEl('path', { d: s }));
+    }
+    return svg;
+  }
+
+  function helpCard(c) {
+    const url = safeHTTPURL(c.url);
+    const links = Array.isArray(c.links) ? c.links.filter((l) => l && typeof l.label === 'string' && safeHTTPURL(l.url)) : [];
+    const snippet = typeof c.snippet === 'string' && c.snippet ? c.snippet : '';
+    return el('article', { class: 'help-card', 'data-source': String(c.source || ''), 'data-id': c.id || null },
+      el('div', { class: 'help-head' },
+        el('span', { class: 'help-icon' }, icon(c.icon)),
+        el('h3', { text: String(c.label || '') })),
+      c.description ? el('p', { class: 'help-desc', text: String(c.description) }) : null,
+      snippet ? el('div', { class: 'codebox' },
+        el('pre', { class: 'mono', text: snippet }),
+        el('button', { class: 'btn small ghost', type: 'button', onclick: () => copyText(snippet) }, 'Copy')) : null,
+      (url || links.length) ? el('div', { class: 'actions' },
+        url ? el('a', { class: 'btn primary', href: url, target: '_blank', rel: 'noopener noreferrer', title: url }, String(c.button_text || 'Open') + ' ↗') : null,
+        ...links.map((l) => el('a', { class: 'btn small ghost', href: safeHTTPURL(l.url), target: '_blank', rel: 'noopener noreferrer', title: l.url }, l.label + ' ↗'))) : null);
+  }
+
+  let linksKey = '';
+  async function loadLinks() {
+    let body;
+    try {
+      body = await getJSON('api/links');
+    } catch (e) {
+      linksKey = '';
+      $('help').replaceChildren(el('div', { class: 'empty error', text: e.status === 404 ? 'This portal serves no Tools & Help links.' : 'Tools & Help unavailable: ' + e.message }));
+      return;
+    }
+    const key = JSON.stringify(body);
+    if (key === linksKey) return;
+    linksKey = key;
+    const cards = body && Array.isArray(body.cards) ? body.cards.filter((c) => c && typeof c === 'object') : [];
+    const warnings = body && Array.isArray(body.warnings) ? body.warnings.filter((w) => typeof w === 'string') : [];
+    const wbox = $('help-warnings');
+    wbox.hidden = !warnings.length;
+    wbox.replaceChildren(...(warnings.length ? [
+      el('strong', { text: plural(warnings.length, 'entry', 'entries') + ' of the links file skipped' }),
+      el('ul', null, ...warnings.map((w) => el('li', { class: 'mono', text: w })))] : []));
+    $('help-meta').textContent = cards.length ? plural(cards.length, 'card', 'cards') : '';
+    $('help').replaceChildren(...(cards.length ? cards.map(helpCard) : [el('div', { class: 'empty', text: 'No links.' })]));
   }
 
   // ------------------------------------------------------------------ logs
@@ -671,6 +1301,8 @@
   const NAMED = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
   const CLASS_OK = /^term-(fg|bg)(i?[0-9]{1,3})$/;
   const CLASS_X = /^term-(fg|bg)x([0-9]{1,3})$/;
+  // 24-bit colour: exactly six lowercase hex digits, nothing else.
+  const CLASS_T = /^term-(fg|bg)t-([0-9a-f]{6})$/;
 
   function xterm256(n) {
     const base = ['#000000', '#cd3131', '#0dbc79', '#e5e510', '#2472c8', '#bc3fbc', '#11a8cd', '#e5e5e5',
@@ -683,6 +1315,11 @@
     }
     const g = 8 + (n - 232) * 10;
     return 'rgb(' + g + ',' + g + ',' + g + ')';
+  }
+
+  function hexRGB(hex) {
+    const n = parseInt(hex, 16);
+    return 'rgb(' + (n >> 16) + ',' + ((n >> 8) & 255) + ',' + (n & 255) + ')';
   }
 
   function decodeRef(ref) {
@@ -722,6 +1359,9 @@
           else if ((x = CLASS_X.exec(c)) && Number(x[2]) < 256) {
             if (x[1] === 'fg') span.style.color = xterm256(Number(x[2]));
             else span.style.backgroundColor = xterm256(Number(x[2]));
+          } else if ((x = CLASS_T.exec(c))) {
+            if (x[1] === 'fg') span.style.color = hexRGB(x[2]);
+            else span.style.backgroundColor = hexRGB(x[2]);
           }
         }
         stack[stack.length - 1].append(span);
@@ -736,14 +1376,73 @@
     flush();
   }
 
+  // logLineText is the plain text of one HTML line, as the page shows it.
+  function logLineText(html) {
+    const d = document.createElement('div');
+    parseLogLine(typeof html === 'string' ? html : '', d);
+    return d.textContent;
+  }
+
+  // linesAsText joins lines for the clipboard; with several files each
+  // line names its file, as the view does.
+  function linesAsText(lines, withFile) {
+    return lines.map((l) => (withFile ? l.file + ' │ ' : '') + l.text.replace(/\u00a0/g, ' ')).join('\n') + (lines.length ? '\n' : '');
+  }
+
+  // findAll lists where needle occurs in hay, ignoring case where lower
+  // case keeps the length (so offsets stay valid), else matching exactly.
+  function findAll(hay, needle) {
+    const out = [];
+    if (!needle) return out;
+    let h = hay, n = needle;
+    const hl = hay.toLowerCase(), nl = needle.toLowerCase();
+    if (hl.length === hay.length && nl.length === needle.length) { h = hl; n = nl; }
+    for (let i = h.indexOf(n); i >= 0; i = h.indexOf(n, i + n.length)) out.push(i);
+    return out;
+  }
+
+  // highlight wraps each occurrence of needle in the text of line (the
+  // file tag excluded) in <mark>, across colour spans, and returns the
+  // number marked. Each mark carries its occurrence's number in the line.
+  function highlight(line, needle) {
+    const nodes = [];
+    let text = '';
+    const walk = document.createTreeWalker(line, NodeFilter.SHOW_TEXT, {
+      acceptNode: (n) => (n.parentNode.closest && n.parentNode.closest('.lf') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT),
+    });
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+      nodes.push({ node: n, start: text.length });
+      text += n.data;
+    }
+    const hits = findAll(text, needle);
+    for (let k = hits.length - 1; k >= 0; k--) {
+      const a = hits[k], b = a + needle.length;
+      for (let j = nodes.length - 1; j >= 0; j--) {
+        const { node, start } = nodes[j];
+        const end = start + node.data.length;
+        if (end <= a || start >= b) continue;
+        const r = document.createRange();
+        r.setStart(node, Math.max(a, start) - start);
+        r.setEnd(node, Math.min(b, end) - start);
+        const mark = document.createElement('mark');
+        mark.dataset.k = String(k);
+        r.surroundContents(mark);
+      }
+    }
+    return hits.length;
+  }
+
   const MAX_DOM_LINES = 2000;  // lines kept in the page
   const MAX_MODEL_LINES = 6000; // lines kept in memory across files
   const REOPEN_KEEP = 64;      // final lines per file an update may reopen
+  const MAX_PAUSED_EVENTS = 20000; // events held while paused; beyond, resync on resume
 
-  // The model: entries in arrival order, each {file, html, live, dead, el};
-  // per file, its last final entries (an update may reopen a few) and its
-  // live block (the unfinished line or the redrawn window). The DOM shows
-  // the last MAX_DOM_LINES entries that pass the file filter.
+  // The model: entries in arrival order, each {file, html, live, dead, el,
+  // text}; per file, its last final entries (an update may reopen a few)
+  // and its live block (the unfinished line or the redrawn window). The DOM
+  // shows the last MAX_DOM_LINES entries that pass the file filter, or,
+  // while a search result further back is shown ("detached"), a window
+  // around it.
   const logs = {
     entries: [],
     dead: 0,
@@ -752,13 +1451,25 @@
     filter: '',
     stick: true,
     unseen: 0,
+    detached: false,
+    paused: false,
+    queue: [], // events received while paused
+    queuedLines: 0,
+    overflow: false,
   };
+
+  const search = { q: '', list: [], total: 0, curEntry: null, curK: 0, cur: -1 };
 
   const fileHue = (name) => {
     let h = 0;
     for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
     return h % 360;
   };
+
+  function entryText(e) {
+    if (e.text === undefined) e.text = logLineText(e.html);
+    return e.text;
+  }
 
   function entryEl(e) {
     if (e.el) return e.el;
@@ -770,6 +1481,8 @@
     tag.style.color = 'hsl(' + fileHue(e.file) + ' 70% 68%)';
     d.append(tag);
     parseLogLine(e.html, d);
+    if (e.text === undefined) e.text = d.textContent.slice(e.file.length);
+    if (search.q && findAll(e.text, search.q).length) highlight(d, search.q);
     e.el = d;
     return d;
   }
@@ -805,29 +1518,64 @@
     logs.files.delete(name);
   }
 
-  // add places new entries at the end, or before anchor (an entry of the
-  // same file still alive), in the model and, if shown, in the DOM.
+  // ordIndex: where an entry with arrival number ord goes among entries
+  // sorted by arrival (entries without one count as before it).
+  function ordIndex(ord) {
+    let lo = 0, hi = logs.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const o = logs.entries[mid].ord;
+      if (o !== undefined && o > ord) hi = mid; else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  // add places new entries at the end, before anchor (an entry of the same
+  // file still alive), or, for lines that carry an arrival number older
+  // than the newest (a snapshot), where they arrived; in the model and, if
+  // shown, in the DOM.
   function add(list, anchor) {
     if (!list.length) return;
-    let idx = anchor ? logs.entries.lastIndexOf(anchor) : -1;
+    const idx = anchor ? logs.entries.lastIndexOf(anchor) : -1;
+    const last = logs.entries.length ? logs.entries[logs.entries.length - 1].ord : undefined;
+    const ordered = idx < 0 && list[0].ord !== undefined && last !== undefined && list[0].ord < last;
     if (idx >= 0) logs.entries.splice(idx, 0, ...list);
-    else { for (const e of list) logs.entries.push(e); }
+    else if (ordered) {
+      for (const e of list) logs.entries.splice(ordIndex(e.ord), 0, e);
+    } else {
+      for (const e of list) logs.entries.push(e);
+    }
     const shown = list.filter(visible);
     if (!shown.length) return;
+    if (logs.detached) { logs.unseen += shown.length; return; }
+    if (ordered) { needRebuild = true; return; }
     const els = shown.map(entryEl);
     if (idx >= 0 && anchor.el && anchor.el.parentNode === logView) anchor.el.before(...els);
     else logView.append(...els);
     logs.unseen += shown.length;
   }
 
-  const mk = (file, html, live) => ({ file: file, html: typeof html === 'string' ? html : '', live: live, dead: false, el: null });
+  let needRebuild = false;
+
+  const mk = (file, html, live, ord) => ({ file: file, html: typeof html === 'string' ? html : '', live: live, dead: false, el: null, ord: ord, text: undefined });
+
+  // lineOrds: the arrival numbers of an event's lines when the stream sends
+  // them (so "All files" interleaves files by arrival, snapshots included).
+  function lineOrds(ev, n) {
+    if (Array.isArray(ev.order) && ev.order.length === n && ev.order.every(isNum)) return ev.order;
+    if (isNum(ev.order)) return Array.from({ length: n }, (_, i) => ev.order + i);
+    return null;
+  }
 
   function onSnapshot(ev) {
     killFile(ev.file);
     const st = fileState(ev.file);
-    const finals = (ev.lines || []).map((h) => mk(ev.file, h, false));
+    const lines = Array.isArray(ev.lines) ? ev.lines : [];
+    const ords = lineOrds(ev, lines.length);
+    const finals = lines.map((h, i) => mk(ev.file, h, false, ords ? ords[i] : undefined));
     const live = (ev.live || []).map((h) => mk(ev.file, h, true));
-    add(finals.concat(live));
+    add(finals);
+    add(live, null);
     st.finals = finals.slice(-REOPEN_KEEP);
     st.live = live;
   }
@@ -836,7 +1584,9 @@
     const st = fileState(ev.file);
     kill(st.live);
     st.live = [];
-    const finals = (ev.lines || []).map((h) => mk(ev.file, h, false));
+    const lines = Array.isArray(ev.lines) ? ev.lines : [];
+    const ords = lineOrds(ev, lines.length);
+    const finals = lines.map((h, i) => mk(ev.file, h, false, ords ? ords[i] : undefined));
     add(finals);
     st.finals.push(...finals);
     if (st.finals.length > REOPEN_KEEP * 2) st.finals = st.finals.slice(-REOPEN_KEEP);
@@ -877,14 +1627,22 @@
     }
   }
 
-  // afterBatch bounds the DOM and the model, then follows the end.
+  // afterBatch bounds the DOM and the model, refreshes the search, then
+  // follows the end.
   function afterBatch() {
-    const excess = logView.childElementCount - MAX_DOM_LINES;
-    if (excess > 0) {
-      const r = document.createRange();
-      r.setStartBefore(logView.firstElementChild);
-      r.setEndAfter(logView.children[excess - 1]);
-      r.deleteContents();
+    if (needRebuild) {
+      needRebuild = false;
+      rebuildLogView(true);
+      return;
+    }
+    if (!logs.detached) {
+      const excess = logView.childElementCount - MAX_DOM_LINES;
+      if (excess > 0) {
+        const r = document.createRange();
+        r.setStartBefore(logView.firstElementChild);
+        r.setEndAfter(logView.children[excess - 1]);
+        r.deleteContents();
+      }
     }
     if (logs.entries.length > MAX_MODEL_LINES || logs.dead > 2000) {
       let alive = logs.entries.filter((e) => !e.dead);
@@ -896,15 +1654,19 @@
       logs.entries = alive;
       logs.dead = 0;
     }
-    if (logs.stick) {
+    if (search.q) updateSearch();
+    if (logs.stick && !logs.detached) {
       logView.scrollTop = logView.scrollHeight;
       logs.unseen = 0;
     }
-    $('log-jump').hidden = logs.stick || logs.unseen === 0;
-    if (!logs.stick && logs.unseen) $('log-jump').textContent = '↓ ' + logs.unseen + ' new';
+    const jump = $('log-jump');
+    jump.hidden = (logs.stick && !logs.detached) || (!logs.detached && logs.unseen === 0);
+    if (!jump.hidden) jump.textContent = logs.unseen ? '↓ ' + logs.unseen + ' new' : '↓ Latest';
   }
 
-  function rebuildLogView() {
+  // rebuildLogView shows the last MAX_DOM_LINES lines of the filter and
+  // follows the end (keepScroll: unless the user had scrolled up).
+  function rebuildLogView(keepScroll) {
     const shown = [];
     for (let i = logs.entries.length - 1; i >= 0 && shown.length < MAX_DOM_LINES; i--) {
       const e = logs.entries[i];
@@ -914,9 +1676,25 @@
     logView.replaceChildren(...shown.map(entryEl));
     logView.classList.toggle('single', !!logs.filter);
     if (!shown.length) logView.append(el('div', { class: 'log-empty', text: logs.filter ? 'No lines in ' + logs.filter + ' yet.' : 'No log lines yet.' }));
-    logs.stick = true;
+    logs.detached = false;
+    if (!keepScroll) logs.stick = true;
     logs.unseen = 0;
     afterBatch();
+  }
+
+  // showAround shows a window of lines around e (a search result older
+  // than the lines on screen); new lines are counted until "↓" returns to
+  // the end.
+  function showAround(e) {
+    const all = logs.entries.filter((x) => !x.dead && visible(x));
+    const i = all.indexOf(e);
+    if (i < 0) return;
+    const from = Math.max(0, i - MAX_DOM_LINES / 2);
+    const to = Math.min(all.length, from + MAX_DOM_LINES);
+    logView.replaceChildren(...all.slice(from, to).map(entryEl));
+    logs.detached = to < all.length;
+    logs.stick = false;
+    logs.unseen = 0;
   }
 
   function setFilter(name) {
@@ -925,10 +1703,13 @@
     if (name) {
       dl.href = 'api/logs/download?file=' + encodeURIComponent(name);
       dl.textContent = 'Download ' + name;
+      dl.title = 'This log file';
     } else {
       dl.href = 'api/logs/download';
-      dl.textContent = 'Download all';
+      dl.textContent = 'Download';
+      dl.title = 'The portal\'s log files as one archive';
     }
+    search.curEntry = null;
     renderChips();
     rebuildLogView();
   }
@@ -936,12 +1717,19 @@
   function renderChips() {
     const box = $('log-files');
     const names = [...logs.known.keys()].sort();
+    if (logs.filter && !logs.known.has(logs.filter)) names.push(logs.filter);
     const chip = (name, label, size) => el('button', {
       class: 'chip' + (logs.filter === name ? ' active' : ''), type: 'button', role: 'tab',
       'aria-selected': String(logs.filter === name), 'data-file': name,
       onclick: () => { if (logs.filter !== name) setFilter(name); },
     }, label, size !== null && size !== undefined ? el('span', { class: 'chip-size', text: formatBytes(size) }) : null);
     box.replaceChildren(chip('', 'All files', null), ...names.map((n) => chip(n, n, logs.known.get(n))));
+  }
+
+  // showLog opens the log view on one file (a program's "Show log").
+  function showLog(file) {
+    goTab('logs');
+    if (logs.filter !== file) setFilter(file);
   }
 
   async function loadLogFiles() {
@@ -953,8 +1741,7 @@
       for (const n of [...logs.known.keys()]) {
         if (!now.has(n)) { logs.known.delete(n); killFile(n); }
       }
-      if (logs.filter && !now.has(logs.filter)) setFilter('');
-      else renderChips();
+      renderChips();
       if (!files.length && !logs.entries.length) rebuildLogView();
     } catch (e) {
       setLogState('unavailable', 'bad', e.message);
@@ -968,23 +1755,141 @@
     s.title = title || '';
   }
 
+  // ---- search
+
+  // updateSearch lists the matches over the loaded lines of the selected
+  // files (not only those on screen) and keeps the current one.
+  function updateSearch() {
+    const list = [];
+    let total = 0;
+    if (search.q) {
+      for (const e of logs.entries) {
+        if (e.dead || !visible(e)) continue;
+        const n = findAll(entryText(e), search.q).length;
+        if (n) { list.push({ e: e, n: n, before: total }); total += n; }
+      }
+    }
+    search.list = list;
+    search.total = total;
+    search.cur = -1;
+    if (search.curEntry) {
+      const hit = list.find((x) => x.e === search.curEntry);
+      if (hit && search.curK < hit.n) search.cur = hit.before + search.curK;
+      else search.curEntry = null;
+    }
+    renderHits();
+  }
+
+  function renderHits() {
+    const hits = $('log-hits');
+    if (!search.q) { hits.textContent = ''; hits.className = 'hits'; return; }
+    hits.textContent = search.total ? (search.cur >= 0 ? search.cur + 1 : '–') + ' / ' + search.total : 'no match';
+    hits.className = 'hits' + (search.total ? '' : ' none');
+  }
+
+  function setSearch(q) {
+    if (q === search.q) return;
+    search.q = q;
+    search.curEntry = null;
+    // Lines are drawn again with (or without) their marks.
+    for (const e of logs.entries) e.el = null;
+    const wasDetached = logs.detached;
+    rebuildLogView(!wasDetached);
+    updateSearch();
+  }
+
+  // stepSearch moves to the next (dir 1) or previous (-1) match, bringing
+  // its line into view even when it is older than the lines on screen.
+  function stepSearch(dir) {
+    if (!search.total) return;
+    let i = search.cur < 0 ? (dir > 0 ? 0 : search.total - 1) : (search.cur + dir + search.total) % search.total;
+    if (search.cur < 0 && dir < 0) i = search.total - 1;
+    let lo = 0, hi = search.list.length - 1;
+    while (lo < hi) { // the entry holding occurrence i
+      const mid = (lo + hi + 1) >> 1;
+      if (search.list[mid].before <= i) lo = mid; else hi = mid - 1;
+    }
+    const hit = search.list[lo];
+    search.curEntry = hit.e;
+    search.curK = i - hit.before;
+    search.cur = i;
+    if (!hit.e.el || !hit.e.el.isConnected) showAround(hit.e);
+    for (const m of logView.querySelectorAll('mark.current')) m.classList.remove('current');
+    const line = entryEl(hit.e);
+    const marks = line.querySelectorAll('mark[data-k="' + search.curK + '"]');
+    for (const m of marks) m.classList.add('current');
+    logs.stick = false;
+    (marks[0] || line).scrollIntoView({ block: 'center' });
+    renderHits();
+    afterBatch();
+  }
+
+  // ---- pause, copy
+
+  function setPaused(p) {
+    logs.paused = p;
+    const b = $('log-pause');
+    b.setAttribute('aria-pressed', String(p));
+    b.classList.toggle('active', p);
+    if (p) {
+      renderPause();
+      return;
+    }
+    b.textContent = 'Pause';
+    const q = logs.queue;
+    const overflow = logs.overflow;
+    logs.queue = [];
+    logs.queuedLines = 0;
+    logs.overflow = false;
+    if (overflow) {
+      // Too much arrived to replay: start the stream again (fresh snapshots).
+      restartLogStream();
+      return;
+    }
+    for (const ev of q) handleEvent(ev);
+    afterBatch();
+  }
+
+  function renderPause() {
+    $('log-pause').textContent = logs.queuedLines ? 'Resume · ' + logs.queuedLines + ' new' : 'Resume';
+  }
+
+  function copyVisibleLines() {
+    const lines = logs.entries.filter((e) => !e.dead && e.el && e.el.isConnected).map((e) => ({ file: e.file, text: entryText(e) }));
+    if (!lines.length) { toast('No lines to copy'); return; }
+    copyText(linesAsText(lines, !logs.filter), plural(lines.length, 'line', 'lines') + ' copied');
+  }
+
+  // ---- transport
+
   let logView = null;
   let wsAttempt = 0;
   let wsRefused = 0; // WebSocket handshakes in a row that never opened
   let wsTimer = 0;
+  let logConn = null; // the open WebSocket or EventSource
+  let useSSE = false;
 
   function onLogMessage(data) {
     if (typeof data !== 'string') return;
+    const events = [];
     // One message may carry several events, one JSON object per line.
     for (const line of data.split('\n')) {
       if (!line) continue;
-      let ev;
-      try { ev = JSON.parse(line); } catch (e) { continue; }
-      handleEvent(ev);
+      try { events.push(JSON.parse(line)); } catch (e) { /* skip */ }
     }
+    if (logs.paused) {
+      for (const ev of events) {
+        if (ev && ev.type === 'append' && Array.isArray(ev.lines)) logs.queuedLines += ev.lines.length;
+        if (!logs.overflow) logs.queue.push(ev);
+      }
+      if (logs.queue.length > MAX_PAUSED_EVENTS) { logs.queue = []; logs.overflow = true; }
+      renderPause();
+      return;
+    }
+    for (const ev of events) handleEvent(ev);
     const empty = logView.querySelector('.log-empty');
     if (empty && logs.entries.length) empty.remove();
-    if ($('logs-state').textContent === 'resyncing') setLogState('live', 'ok', 'Streaming');
+    if ($('logs-state').textContent === 'resyncing') setLogState('live', 'ok', logConn && logConn.url && logConn.url.startsWith('ws') ? 'Streaming over a WebSocket' : 'Streaming over Server-Sent Events');
     afterBatch();
   }
 
@@ -995,7 +1900,8 @@
   // to the same events over Server-Sent Events.
   function connectLogs() {
     clearTimeout(wsTimer);
-    if (wsRefused >= 2 && window.EventSource) {
+    if ((useSSE || wsRefused >= 2) && window.EventSource) {
+      useSSE = true;
       connectSSE();
       return;
     }
@@ -1010,6 +1916,7 @@
       scheduleReconnect();
       return;
     }
+    logConn = ws;
     setLogState(wsAttempt ? 'reconnecting…' : 'connecting…', 'warn');
     ws.onopen = () => {
       opened = Date.now();
@@ -1022,6 +1929,7 @@
       onLogMessage(msg.data);
     };
     ws.onclose = () => {
+      if (logConn !== ws) return; // replaced on purpose
       if (!opened) wsRefused++;
       else if (Date.now() - opened > 5000) wsAttempt = 0;
       scheduleReconnect();
@@ -1031,6 +1939,7 @@
 
   function connectSSE() {
     const es = new EventSource('api/logs/stream?tail=400');
+    logConn = es;
     setLogState('connecting…', 'warn');
     es.onopen = () => {
       setLogState('live', 'ok', 'Streaming over Server-Sent Events (the WebSocket was refused)');
@@ -1038,10 +1947,12 @@
     };
     es.onmessage = (msg) => onLogMessage(msg.data);
     es.onerror = () => {
+      if (logConn !== es) return;
       // EventSource retries by itself while CONNECTING; CLOSED means the
       // server answered with an error: start over, WebSocket first.
       if (es.readyState === EventSource.CLOSED) {
         wsRefused = 0;
+        useSSE = false;
         scheduleReconnect();
       } else {
         setLogState('reconnecting…', 'bad', 'The log stream closed; the browser retries');
@@ -1049,25 +1960,63 @@
     };
   }
 
+  // restartLogStream drops the stream and opens a new one: its snapshots
+  // replace what the page holds.
+  function restartLogStream() {
+    const c = logConn;
+    logConn = null;
+    if (c) c.close();
+    connectLogs();
+  }
+
   function scheduleReconnect() {
+    logConn = null;
     const delay = wsRefused === 1 ? 200 : Math.min(15000, 500 * Math.pow(2, wsAttempt)) * (0.75 + Math.random() * 0.5);
     wsAttempt = Math.min(wsAttempt + 1, 10);
     setLogState('reconnecting in ' + Math.ceil(delay / 1000) + ' s', 'bad', 'The log stream closed; retrying with backoff');
     wsTimer = setTimeout(connectLogs, delay);
   }
 
+  // logsShown: the view was hidden while lines arrived; show the end.
+  function logsShown() {
+    if (logs.stick && !logs.detached) logView.scrollTop = logView.scrollHeight;
+  }
+
   function initLogs() {
     logView = $('log');
     logView.addEventListener('scroll', () => {
+      if (logView.clientHeight === 0) return; // hidden tab
       const atEnd = logView.scrollTop + logView.clientHeight >= logView.scrollHeight - 24;
-      logs.stick = atEnd;
-      if (atEnd) { logs.unseen = 0; $('log-jump').hidden = true; }
+      logs.stick = atEnd && !logs.detached;
+      if (logs.stick) { logs.unseen = 0; $('log-jump').hidden = true; }
     }, { passive: true });
     $('log-jump').addEventListener('click', () => {
       logs.stick = true;
-      afterBatch();
+      if (logs.detached) rebuildLogView(); else afterBatch();
     });
     $('log-wrap').addEventListener('change', (e) => logView.classList.toggle('wrap', e.target.checked));
+    $('log-pause').addEventListener('click', () => setPaused(!logs.paused));
+    $('log-copy').addEventListener('click', copyVisibleLines);
+    let qTimer = 0;
+    $('log-q').addEventListener('input', (e) => {
+      clearTimeout(qTimer);
+      const v = e.target.value;
+      qTimer = setTimeout(() => setSearch(v), 120);
+    });
+    $('log-q').addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        clearTimeout(qTimer);
+        setSearch(e.target.value);
+        stepSearch(e.shiftKey ? -1 : 1);
+      } else if (e.key === 'Escape') {
+        e.target.value = '';
+        setSearch('');
+      }
+    });
+    $('log-search').addEventListener('submit', (e) => e.preventDefault());
+    $('log-next').addEventListener('click', () => { setSearch($('log-q').value); stepSearch(1); });
+    $('log-prev').addEventListener('click', () => { setSearch($('log-q').value); stepSearch(-1); });
     renderChips();
     rebuildLogView();
     connectLogs();
@@ -1075,27 +2024,46 @@
 
   // ------------------------------------------------------------------ start
 
-  let tunnelsPoll = null;
-
   function start() {
+    applyTheme(storedTheme());
+    $('theme').addEventListener('click', cycleTheme);
     $('tunnel-form').addEventListener('submit', (e) => {
       e.preventDefault();
-      const port = Number($('tunnel-app').value);
-      const app = state.apps.find((a) => canTunnel(a) && appTunnelPort(a) === port);
-      if (app) createTunnel(app);
+      submitTunnelForm();
     });
-    $('tunnel-app').addEventListener('change', () => { $('tunnel-create').disabled = !$('tunnel-app').value; });
+    $('tunnel-app').addEventListener('change', () => {
+      tunnelChoice = $('tunnel-app').value;
+      syncTunnelForm();
+      setFormMsg('');
+      if ($('tunnel-app').value === CUSTOM) $('tunnel-custom').focus();
+    });
+    renderTunnelSelect();
     renderHeader();
     loadInfo().then(() => renderApps());
-    poller(loadApps, 30000);
-    poller(pollMetrics, 2000);
-    tunnelsPoll = poller(pollTunnels, (busy) => (busy ? 1500 : 5000));
+    const on = (tab) => () => state.tab === tab;
+    state.tab = tabFromHash(location.hash);
+    // App states change while programs start: every 5 s on the overview
+    // (2 s while one is starting), every 30 s otherwise (the tunnel list
+    // and the Open links need them).
+    polls.apps = poller(loadApps, (starting) => (state.tab !== 'overview' ? 30000 : starting ? 2000 : 5000));
+    polls.metrics = poller(pollMetrics, () => (state.tab === 'overview' ? 2000 : 15000));
+    polls.tunnels = poller(pollTunnels, (busy) => (busy ? 1500 : 5000));
+    polls.procs = poller(loadProcs, 2000, on('processes'));
+    polls.links = poller(loadLinks, 15000, on('help'));
+    window.addEventListener('hashchange', () => showTab(tabFromHash(location.hash)));
     initLogs();
+    showTab(state.tab, true);
+    const dlg = $('ssh-dialog');
+    dlg.addEventListener('click', (e) => { if (e.target === dlg) dlg.close(); }); // a click on the backdrop
   }
 
   // For tests and for the curious: the pure parts, callable from a console.
   window.portalDashboard = Object.freeze({
     appLinks: appLinks, accessMode: accessMode, parseLogLine: parseLogLine, renderMetrics: renderMetrics,
+    secureOffer: secureOffer, needsHandoff: needsHandoff, withHandoff: withHandoff, handoffLink: handoffLink,
+    sortApps: sortApps, programLog: programLog, procButtons: procButtons, formatDuration: formatDuration,
+    diskFigures: diskFigures, parseTunnelInput: parseTunnelInput, logLineText: logLineText,
+    linesAsText: linesAsText, findAll: findAll, highlight: highlight, icon: icon, iconNames: Object.keys(ICONS),
   });
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
