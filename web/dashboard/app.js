@@ -1080,7 +1080,9 @@
         lines.push(el('div', { class: 'warn-text', text: 'Cloudflare rate limit: next try at ' + (isNaN(until) ? t.cooldown_until : until.toLocaleTimeString()) }));
       }
       if (t.warning) lines.push(tunnelWarning(t));
-      if (t.last_error) lines.push(el('div', { class: 'tunnel-error mono', text: t.last_error }));
+      // The API keeps the last error after a recovery; it matters only
+      // while the tunnel is not running.
+      if (t.last_error && t.state !== 'running') lines.push(el('div', { class: 'tunnel-error mono', text: t.last_error }));
       return el('article', { class: 'tunnel', 'data-target': t.target || 'named', 'data-state': t.state || '' },
         el('div', { class: 'tunnel-head' },
           el('span', { class: 'pill state-' + t.state, text: (t.state || '').replace('_', ' ') }),
@@ -1195,6 +1197,7 @@
 
   async function tunnelAction(action, target, msg) {
     toast(msg);
+    setFormMsg(''); // the form's last answer is stale now
     try {
       const body = await postJSON('api/tunnels' + (action ? '/' + action : ''), { target: target });
       if (body && typeof body.warning === 'string' && body.warning) toast(body.warning, 'error');
@@ -2031,6 +2034,7 @@
       e.preventDefault();
       submitTunnelForm();
     });
+    $('tunnel-custom').addEventListener('input', () => setFormMsg(''));
     $('tunnel-app').addEventListener('change', () => {
       tunnelChoice = $('tunnel-app').value;
       syncTunnelForm();

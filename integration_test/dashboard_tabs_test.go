@@ -1,0 +1,206 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// openTab switches the dashboard to one of its tabs the way a user does,
+// with a click on the tab, and waits until its view is shown.
+func (b *dashboardBrowser) openTab(tab string) {
+	b.t.Helper()
+	b.do("opening the "+tab+" tab", chromedp.Click(`#tab-`+tab))
+	b.waitJS("the "+tab+" view", fmt.Sprintf(`!document.getElementById('view-%s').hidden`, tab))
+}
+
+// setColorScheme makes the page see prefers-color-scheme: light or dark.
+func (b *dashboardBrowser) setColorScheme(scheme string) {
+	b.t.Helper()
+	b.do("emulating "+scheme, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		})
+		return err
+	}))
+}
+
+// stubClipboard replaces the Clipboard API's writeText with one that keeps
+// the text in window.__copied, so the test can read what Copy copied.
+func (b *dashboardBrowser) stubClipboard() {
+	b.t.Helper()
+	evalJS[bool](b, `(() => {
+		window.__copied = null;
+		if (!navigator.clipboard) return false;
+		navigator.clipboard.writeText = async (t) => { window.__copied = t; };
+		return true;
+	})()`)
+}
+
+// screenshotTabs shoots every tab in the light and the dark theme.
+func (b *dashboardBrowser) screenshotTabs(prefix string) {
+	b.t.Helper()
+	for _, scheme := range []string{"light", "dark"} {
+		b.setColorScheme(scheme)
+		for _, tab := range []string{"overview", "processes", "tunnels", "logs", "help"} {
+			b.openTab(tab)
+			b.waitJS("the "+scheme+" theme", fmt.Sprintf(`matchMedia('(prefers-color-scheme: %s)').matches`, scheme))
+			time.Sleep(150 * time.Millisecond) // let the tab's first poll draw
+			b.screenshot(fmt.Sprintf("%s-%s-%s.png", prefix, tab, scheme))
+		}
+	}
+	b.setColorScheme("light")
+}
+
+// TestDashboardTunnelsAndLogsTabs drives the Tunnels and Logs tabs in
+// Chromium against the real binary: a tunnel to a typed port (errors from
+// the page and from the API shown under the form), a failed tunnel offering
+// Retry (cloudflared missing), then running after Retry once it is
+// installed, Copy, Refresh, Stop; in the Logs tab search with next/previous
+// (including a match older than the lines on screen), pause and resume with
+// the lines counted meanwhile, and Copy of the lines shown.
+func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
+	skipShort(t)
+	b := startChromium(t)
+	fake := buildFakeCloudflared(t)
+	binDir := t.TempDir()
+	cloudflared := filepath.Join(binDir, "cloudflared") // installed later
+
+	const password = "tabs-test-secret-9876"
+	echo := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "echo %s\n", r.URL.Path)
+	}))
+	portalExt, portalInt, echoExt := freePort(t), freePort(t), freePort(t)
+	p := StartPortal(t, portalYAML(
+		appYAML("Instance Portal", portalExt, portalInt, "/"),
+		appYAML("Echo", echoExt, echo.Port, "/"),
+	), PortalOptions{Env: map[string]string{
+		"ENABLE_AUTH":                "true",
+		"WEB_PASSWORD":               password,
+		"CLOUDFLARED_BIN":            cloudflared,
+		"FAKE_CLOUDFLARED_STATE_DIR": t.TempDir(),
+	}})
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	logDir := filepath.Join(p.Dir, "log")
+	appendFile(t, filepath.Join(logDir, "a.log"), "alpha one\nneedle in a\n")
+	appendFile(t, filepath.Join(logDir, "b.log"), "bravo one\nNEEDLE in b\n")
+
+	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s#tunnels", portalExt, password)))
+	b.waitJS("the Tunnels tab from the URL", `!document.getElementById('view-tunnels').hidden && document.getElementById('tab-tunnels').getAttribute('aria-selected') === 'true'`)
+	// The refusals below are shown on the page; Chromium logs each too.
+	b.expect("status of 400 (Bad Request) (http://127.0.0.1:" + fmt.Sprint(portalExt) + "/api/tunnels:")
+	b.expect("status of 503 (Service Unavailable) (http://127.0.0.1:" + fmt.Sprint(portalExt) + "/api/tunnels:")
+	b.waitJS("the app list in the form", `[...document.querySelectorAll('#tunnel-app option')].some(o => o.textContent.startsWith('Echo'))`)
+
+	// Typed targets: the page's own check, then the API's rule, inline.
+	formMsg := `document.getElementById('tunnel-form-msg').textContent`
+	b.do("choosing another port", chromedp.SetValue(`#tunnel-app`, "__custom__"), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`document.getElementById('tunnel-app').dispatchEvent(new Event('change'))`)(ctx, tg)
+		return err
+	}))
+	b.waitJS("the port field", `!document.getElementById('tunnel-custom').hidden`)
+	b.do("typing a bad port", chromedp.SendKeys(`#tunnel-custom`, "70000"), chromedp.Click(`#tunnel-create`))
+	b.waitJS("the page's error", formMsg+` === 'A port is a number from 1 to 65535'`)
+	b.do("typing a foreign host", chromedp.SetValue(`#tunnel-custom`, "http://example.com:80"), chromedp.Click(`#tunnel-create`))
+	b.waitJS("the API's error", formMsg+`.includes('host must be localhost, 127.0.0.1 or ::1')`)
+
+	// cloudflared is missing: the API answers 503 and the tunnel is failed.
+	b.do("typing Echo's port", chromedp.SetValue(`#tunnel-custom`, fmt.Sprint(echoExt)), chromedp.Click(`#tunnel-create`))
+	b.waitJS("the missing-binary error", formMsg+`.includes('cloudflared')`)
+	target := fmt.Sprintf("http://localhost:%d", echoExt)
+	row := fmt.Sprintf(`document.querySelector('.tunnel[data-target=%q]')`, target)
+	b.waitJS("the failed tunnel with Retry", row+`?.dataset.state === 'failed' && `+row+`.querySelector('button[data-action=refresh]').textContent === 'Retry'`)
+	if got := evalJS[string](b, row+`.querySelector('strong').textContent`); got != "Echo" {
+		t.Errorf("the tunnel to Echo's port is titled %q", got)
+	}
+
+	// Installed now: Retry starts it.
+	data, err := os.ReadFile(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cloudflared, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.do("retrying", chromedp.Click(fmt.Sprintf(`.tunnel[data-target=%q] button[data-action=refresh]`, target)))
+	b.waitJS("the tunnel running with its URL and Refresh", row+`?.dataset.state === 'running' && /trycloudflare\.com/.test(`+row+`.querySelector('.tunnel-url a')?.href || '') && `+row+`.querySelector('button[data-action=refresh]').textContent === 'Refresh'`)
+	b.stubClipboard()
+	b.do("copying the address", chromedp.Click(fmt.Sprintf(`.tunnel[data-target=%q] button[data-action=copy]`, target)))
+	b.waitJS("the copied address", `typeof window.__copied === 'string' && window.__copied === `+row+`.querySelector('.tunnel-url a').href`)
+	b.screenshot("tunnels-running.png")
+	b.do("stopping", chromedp.Click(fmt.Sprintf(`.tunnel[data-target=%q] button[data-action=stop]`, target)))
+	b.waitJS("the tunnel gone", `!`+row)
+	b.waitJS("its app back in the form", `[...document.querySelectorAll('#tunnel-app option')].some(o => o.textContent.startsWith('Echo'))`)
+
+	// Logs: search over both files, marks, next/previous.
+	b.openTab("logs")
+	b.waitJS("both files' lines", `document.getElementById('log').textContent.includes('NEEDLE in b') && document.getElementById('log').textContent.includes('needle in a')`)
+	hits := `document.getElementById('log-hits').textContent`
+	b.do("searching", chromedp.SendKeys(`#log-q`, "needle"))
+	b.waitJS("two matches, none current yet", hits+` === '– / 2' && document.querySelectorAll('#log mark').length === 2`)
+	b.do("next", chromedp.Click(`#log-next`))
+	b.waitJS("the first match current", hits+` === '1 / 2' && document.querySelector('#log mark.current')?.textContent === 'needle'`)
+	b.do("next", chromedp.Click(`#log-next`))
+	b.waitJS("the second match current", hits+` === '2 / 2' && document.querySelector('#log mark.current')?.textContent === 'NEEDLE'`)
+	b.do("previous", chromedp.Click(`#log-prev`))
+	b.waitJS("back to the first", hits+` === '1 / 2'`)
+	// One file selected: only its lines are searched.
+	b.do("selecting b.log", chromedp.Click(`#log-files .chip[data-file="b.log"]`))
+	b.waitJS("one match in b.log", hits+` === '– / 1'`)
+	b.do("all files again", chromedp.Click(`#log-files .chip[data-file=""]`))
+
+	// A match older than the 2000 lines on screen is still found and shown.
+	var burst strings.Builder
+	burst.WriteString("ancient needle line\n")
+	for i := range 2500 {
+		fmt.Fprintf(&burst, "filler %04d\n", i)
+	}
+	appendFile(t, filepath.Join(logDir, "a.log"), burst.String())
+	b.waitJS("the burst", `document.getElementById('log').lastElementChild.textContent.endsWith('filler 2499')`)
+	if evalJS[bool](b, `document.getElementById('log').textContent.includes('ancient needle')`) {
+		t.Fatal("the old line is still on screen: the test no longer tests an off-screen match")
+	}
+	b.waitJS("three matches", hits+` === '– / 3'`)
+	b.do("first match", chromedp.Click(`#log-next`))
+	b.do("second match", chromedp.Click(`#log-next`))
+	b.do("third match", chromedp.Click(`#log-next`))
+	b.waitJS("the old line shown and current", hits+` === '3 / 3' && document.querySelector('#log mark.current')?.closest('.ln')?.textContent.includes('ancient needle line')`)
+	b.waitJS("the way back to the end", `!document.getElementById('log-jump').hidden`)
+	b.do("back to the end", chromedp.Click(`#log-jump`))
+	b.waitJS("the end again", `document.getElementById('log').lastElementChild.textContent.endsWith('filler 2499')`)
+	b.do("clearing the search with Escape", chromedp.SendKeys(`#log-q`, kb.Escape))
+	b.waitJS("no marks", hits+` === '' && !document.querySelector('#log mark')`)
+
+	// Pause: new lines are kept and counted, not shown, until Resume.
+	b.do("pausing", chromedp.Click(`#log-pause`))
+	appendFile(t, filepath.Join(logDir, "b.log"), "while paused 1\nwhile paused 2\nwhile paused 3\n")
+	b.waitJS("three lines counted", `document.getElementById('log-pause').textContent === 'Resume · 3 new'`)
+	if evalJS[bool](b, `document.getElementById('log').textContent.includes('while paused')`) {
+		t.Error("lines arrived on screen while paused")
+	}
+	b.do("resuming", chromedp.Click(`#log-pause`))
+	b.waitJS("the kept lines shown", `document.getElementById('log').lastElementChild.textContent.endsWith('while paused 3') && document.getElementById('log-pause').textContent === 'Pause'`)
+
+	// Copy: the lines shown, as plain text; with one file, without its name.
+	b.do("selecting b.log", chromedp.Click(`#log-files .chip[data-file="b.log"]`))
+	b.stubClipboard()
+	b.do("copying the lines", chromedp.Click(`#log-copy`))
+	b.waitJS("the copied lines", `typeof window.__copied === 'string'`)
+	if got, want := evalJS[string](b, `window.__copied`), "bravo one\nNEEDLE in b\nwhile paused 1\nwhile paused 2\nwhile paused 3\n"; got != want {
+		t.Errorf("copied %q, want %q", got, want)
+	}
+
+	if probs := b.problems(); len(probs) > 0 {
+		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
+	}
+}
