@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/supervisor/supervisordtest"
 )
 
 // These tests run the real supervisord (Debian package supervisor) with
@@ -56,77 +57,8 @@ startsecs=0
 programs=worker
 `
 
-// startSupervisord runs supervisord with programs until the test ends and
-// returns its socket once it answers. The directory is short: a unix
-// socket path has to fit in 108 bytes.
 func startSupervisord(t *testing.T, programs string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("runs supervisord: skipped under -short")
-	}
-	if _, err := exec.LookPath("supervisord"); err != nil {
-		t.Skipf("supervisord is not installed (Debian package supervisor): %v", err)
-	}
-	dir, err := os.MkdirTemp("", "sv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "s.sock")
-	conf := fmt.Sprintf(`[unix_http_server]
-file=%s
-chmod=0700
-
-[supervisord]
-nodaemon=true
-logfile=%s
-pidfile=%s
-childlogdir=%s
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-%s`, sock, filepath.Join(dir, "supervisord.log"), filepath.Join(dir, "supervisord.pid"), dir, programs)
-	confPath := filepath.Join(dir, "supervisord.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("supervisord", "-n", "-c", confPath)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	c := NewClient(sock)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.GetAllProcessInfo(ctx)
-		cancel()
-		if err == nil {
-			return sock
-		}
-		select {
-		case <-done:
-			t.Fatalf("supervisord exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("supervisord never answered on %s: %v\n%s", sock, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return supervisordtest.Start(t, programs)
 }
 
 // waitState polls until the program reaches state.
