@@ -7,31 +7,31 @@ package appstate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
 )
 
-// Config is the app list and how to judge its states.
+// Config is the app list and how to judge its states. supervisord's
+// settings (socket, skip_dir, …) are embedded: this JSON holds them at its
+// top level, as the processes handler's does.
 type Config struct {
+	supervisor.Config
 	// Apps is every app of the configuration, in its order, as /api/apps
 	// reports it; the portal_yaml adapter writes it from its plan.
 	// Default: none
 	Apps []App `json:"apps,omitempty"`
-	// Supervisor says how to reach supervisord and where the skip markers
-	// are. Default: supervisor.Default()
-	Supervisor supervisor.Config `json:"supervisor,omitempty"`
 	// ProbeTimeout bounds one TCP connect to an app's internal port.
 	// Default: 300ms
-	ProbeTimeout time.Duration `json:"probe_timeout,omitempty"`
+	ProbeTimeout confdecl.Duration `json:"probe_timeout,omitempty"`
 	// ProbeCache is how long a probe's answer is reused; at most 2s, so a
 	// card never lags its app by more. Default: 2s
-	ProbeCache time.Duration `json:"probe_cache,omitempty"`
+	ProbeCache confdecl.Duration `json:"probe_cache,omitempty"`
 	// ProbeConcurrency bounds the connects in flight at once. Default: 8
 	ProbeConcurrency int `json:"probe_concurrency,omitempty"`
 }
@@ -45,56 +45,37 @@ type App struct {
 }
 
 // maxProbeCache is the longest a probe may be reused (issue 10).
-const maxProbeCache = 2 * time.Second
+const maxProbeCache = confdecl.Duration(2 * time.Second)
 
 // Default is the configuration used for every zero field.
 func Default() Config {
 	return Config{
-		Supervisor:       supervisor.Default(),
-		ProbeTimeout:     300 * time.Millisecond,
+		Config:           supervisor.Default(),
+		ProbeTimeout:     confdecl.Duration(300 * time.Millisecond),
 		ProbeCache:       maxProbeCache,
 		ProbeConcurrency: 8,
 	}
 }
 
-func (c Config) withDefaults() Config {
-	d := Default()
-	if c.ProbeTimeout == 0 {
-		c.ProbeTimeout = d.ProbeTimeout
-	}
-	if c.ProbeCache == 0 {
-		c.ProbeCache = d.ProbeCache
-	}
-	if c.ProbeConcurrency == 0 {
-		c.ProbeConcurrency = d.ProbeConcurrency
-	}
-	return c
-}
-
 // Validate checks the configuration; each message names the JSON field.
 func (c Config) Validate() error {
-	var errs []error
-	if err := c.Supervisor.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("supervisor: %w", err))
-	}
-	if c.ProbeTimeout < 0 || c.ProbeTimeout > 0 && c.ProbeTimeout < time.Millisecond {
-		errs = append(errs, fmt.Errorf("probe_timeout %v: want at least 1ms", c.ProbeTimeout))
+	var check confdecl.Check
+	if c.ProbeTimeout != 0 {
+		check.DurationAtLeast("probe_timeout", c.ProbeTimeout, confdecl.Duration(time.Millisecond))
 	}
 	if c.ProbeCache < 0 || c.ProbeCache > maxProbeCache {
-		errs = append(errs, fmt.Errorf("probe_cache %v: want at most %v", c.ProbeCache, maxProbeCache))
+		check.Failf("probe_cache", "must be at most %v, got %v", maxProbeCache, c.ProbeCache)
 	}
-	if c.ProbeConcurrency < 0 {
-		errs = append(errs, fmt.Errorf("probe_concurrency %d: want at least 1", c.ProbeConcurrency))
-	}
+	check.NotNegative("probe_concurrency", int64(c.ProbeConcurrency))
 	for i, a := range c.Apps {
 		if strings.TrimSpace(a.Name) == "" && strings.TrimSpace(a.Key) == "" {
-			errs = append(errs, fmt.Errorf("apps[%d]: name: missing", i))
+			check.Failf("apps", "entry %d: name: missing", i+1)
 		}
 		if a.InternalPort < 0 || a.InternalPort > 65535 {
-			errs = append(errs, fmt.Errorf("apps[%d] %q: internal_port %d: want 1-65535", i, a.Name, a.InternalPort))
+			check.Failf("apps", "entry %d %q: internal_port %d: want 1-65535", i+1, a.Name, a.InternalPort)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(c.Config.Validate(), check.Err())
 }
 
 // The states of an app card (docs/processes.md).
@@ -133,12 +114,12 @@ func New(cfg Config) (*Tracker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
-	procs, err := supervisor.New(cfg.Supervisor)
+	confdecl.FillDefaults(&cfg, Default())
+	procs, err := supervisor.New(cfg.Config)
 	if err != nil {
 		return nil, err
 	}
-	return &Tracker{cfg: cfg, procs: procs, prober: newProber(cfg.ProbeTimeout, cfg.ProbeCache, cfg.ProbeConcurrency)}, nil
+	return &Tracker{cfg: cfg, procs: procs, prober: newProber(cfg.ProbeTimeout.Std(), cfg.ProbeCache.Std(), cfg.ProbeConcurrency)}, nil
 }
 
 // States returns every app with its state, then the skipped programs whose
@@ -152,30 +133,42 @@ func (t *Tracker) States(ctx context.Context) (states []State, supervisorErr err
 	if err != nil && !errors.Is(err, supervisor.ErrNotRunning) {
 		supervisorErr = err
 	}
-	var addrs []string
-	for _, a := range t.cfg.Apps {
-		if addr, ok := probeAddr(a); ok {
-			addrs = append(addrs, addr)
-		}
-	}
+	addrs := probeAddrs(t.cfg.Apps)
 	open := t.prober.probe(ctx, addrs)
-	return derive(t.cfg.Apps, procs, haveProcs, func(a App) bool {
-		addr, ok := probeAddr(a)
-		return ok && open[addr]
-	}), supervisorErr
+	reachable := make([]bool, len(addrs))
+	for i, addr := range addrs {
+		reachable[i] = addr != "" && open[addr]
+	}
+	return derive(t.cfg.Apps, procs, haveProcs, reachable), supervisorErr
 }
 
-// probeAddr is where an app listens: hostname:internal_port. The portal
-// entry is not probed: this binary serves it, and it is answering.
-func probeAddr(a App) (string, bool) {
-	if isPortal(a) || a.InternalPort <= 0 || a.InternalPort > 65535 {
-		return "", false
+// probeAddrs gives, for each app, where it listens: hostname:internal_port,
+// or "" for none. A link-only entry that shares a proxied app's external
+// port (Jupyter Terminal beside Jupyter) is served by that app, so its
+// upstream is probed, not the portal's own listener. The portal entry is
+// not probed: this binary serves it, and it is answering.
+func probeAddrs(apps []App) []string {
+	proxiedOn := map[int]App{}
+	for _, a := range apps {
+		if _, seen := proxiedOn[a.ExternalPort]; a.Proxied && !seen {
+			proxiedOn[a.ExternalPort] = a
+		}
 	}
-	host := strings.Trim(a.Hostname, "[]")
-	if host == "" {
-		host = "localhost"
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		if target, ok := proxiedOn[a.ExternalPort]; ok && !a.Proxied {
+			a = target
+		}
+		if isPortal(a) || a.InternalPort <= 0 || a.InternalPort > 65535 {
+			continue
+		}
+		host := strings.Trim(a.Hostname, "[]")
+		if host == "" {
+			host = "localhost"
+		}
+		out[i] = net.JoinHostPort(host, strconv.Itoa(a.InternalPort))
 	}
-	return net.JoinHostPort(host, strconv.Itoa(a.InternalPort)), true
+	return out
 }
 
 func isPortal(a App) bool {
@@ -186,7 +179,7 @@ func isPortal(a App) bool {
 // (the rule of `caddy portal check --has`: key or display name, ignoring
 // case; a skip marker's app name counts too), then map each program's
 // state and the probe to the card's state.
-func derive(apps []App, procs []supervisor.Process, haveProcs bool, reachable func(App) bool) []State {
+func derive(apps []App, procs []supervisor.Process, haveProcs bool, reachable []bool) []State {
 	lookup := &portalconfig.Config{Apps: make([]portalconfig.App, len(apps))}
 	for i, a := range apps {
 		// The index rides in Line, which Find returns with the app.
@@ -220,7 +213,7 @@ func derive(apps []App, procs []supervisor.Process, haveProcs bool, reachable fu
 	}
 	out := make([]State, 0, len(apps)+len(unconfigured))
 	for i, a := range apps {
-		s := State{App: a, Reachable: isPortal(a) || reachable(a)}
+		s := State{App: a, Reachable: isPortal(a) || i < len(reachable) && reachable[i]}
 		if p := programOf[i]; p != nil {
 			s.Program, s.ProgramState = p.ID, p.State
 		}

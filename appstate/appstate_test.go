@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
@@ -57,7 +59,13 @@ func TestDerive(t *testing.T) {
 		proc("cron", "RUNNING"), // no app, not skipped: not listed
 	}
 	answering := map[int]bool{18080: true, 18000: true, 17002: true, 18188: true}
-	reach := func(a App) bool { return answering[a.InternalPort] }
+	reach := func(apps []App) []bool {
+		out := make([]bool, len(apps))
+		for i, a := range apps {
+			out[i] = answering[a.InternalPort]
+		}
+		return out
+	}
 
 	type want struct{ name, state, program, programState string }
 	check := func(t *testing.T, got []State, wants []want) {
@@ -74,7 +82,7 @@ func TestDerive(t *testing.T) {
 	}
 
 	t.Run("with supervisord", func(t *testing.T) {
-		got := derive(apps, procs, true, reach)
+		got := derive(apps, procs, true, reach(apps))
 		check(t, got, []want{
 			{"Instance Portal", Running, "caddy", "RUNNING"},
 			{"Jupyter", Running, "jupyter", "RUNNING"}, // the first program of that name wins
@@ -105,7 +113,7 @@ func TestDerive(t *testing.T) {
 	})
 
 	t.Run("without supervisord", func(t *testing.T) {
-		got := derive(apps[:3], nil, false, reach)
+		got := derive(apps[:3], nil, false, reach(apps[:3]))
 		check(t, got, []want{
 			{"Instance Portal", Running, "", ""},
 			{"Jupyter", Running, "", ""},
@@ -121,13 +129,13 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{Config{}, ""},
 		{Default(), ""},
-		{Config{ProbeCache: 3 * time.Second}, "probe_cache 3s: want at most 2s"},
-		{Config{ProbeCache: -1}, "probe_cache -1ns: want at most 2s"},
-		{Config{ProbeTimeout: time.Microsecond}, "probe_timeout 1µs: want at least 1ms"},
-		{Config{ProbeConcurrency: -2}, "probe_concurrency -2: want at least 1"},
-		{Config{Supervisor: supervisor.Config{Socket: "rel"}}, `supervisor: socket "rel": want an absolute path`},
-		{Config{Apps: []App{{}}}, "apps[0]: name: missing"},
-		{Config{Apps: []App{app("a", "A", 70000)}}, `apps[0] "A": internal_port 70000: want 1-65535`},
+		{Config{ProbeCache: confdecl.Duration(3 * time.Second)}, "probe_cache: must be at most 2s, got 3s"},
+		{Config{ProbeCache: -1}, "probe_cache: must be at most 2s, got -1ns"},
+		{Config{ProbeTimeout: confdecl.Duration(time.Microsecond)}, "probe_timeout: must be at least 1ms, got 1µs"},
+		{Config{ProbeConcurrency: -2}, "probe_concurrency: must not be negative, got -2"},
+		{Config{Config: supervisor.Config{Socket: "rel"}}, `socket: "rel": want an absolute path`},
+		{Config{Apps: []App{{}}}, "apps: entry 1: name: missing"},
+		{Config{Apps: []App{app("a", "A", 70000)}}, `apps: entry 1 "A": internal_port 70000: want 1-65535`},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -135,23 +143,26 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want %q", tt.cfg, err, tt.want)
 		}
 	}
+	if _, err := New(Config{ProbeConcurrency: -1}); err == nil {
+		t.Error("New accepted an invalid config")
+	}
 }
 
-func TestProbeAddr(t *testing.T) {
-	for _, tt := range []struct {
-		a    App
-		want string
-	}{
-		{app("x", "X", 8080), "localhost:8080"},
-		{App{AppInfo: portalconfig.AppInfo{Name: "v6", Hostname: "[::1]", InternalPort: 80}}, "[::1]:80"},
-		{App{AppInfo: portalconfig.AppInfo{Name: "nohost", InternalPort: 80}}, "localhost:80"},
-		{app("Instance Portal", "Instance Portal", 11111), ""},
-		{app("x", "X", 0), ""},
-	} {
-		got, _ := probeAddr(tt.a)
-		if got != tt.want {
-			t.Errorf("probeAddr(%+v) = %q, want %q", tt.a, got, tt.want)
-		}
+func TestProbeAddrs(t *testing.T) {
+	jupyter := App{Key: "Jupyter", AppInfo: portalconfig.AppInfo{Name: "Jupyter", Hostname: "127.0.0.1", ExternalPort: 8080, InternalPort: 18080, Proxied: true}}
+	terminal := App{Key: "Jupyter Terminal", AppInfo: portalconfig.AppInfo{Name: "Jupyter Terminal", Hostname: "localhost", ExternalPort: 8080, InternalPort: 8080}}
+	linkOnly := App{Key: "Own", AppInfo: portalconfig.AppInfo{Name: "Own", Hostname: "localhost", ExternalPort: 9000, InternalPort: 9000}}
+	got := probeAddrs([]App{
+		app("x", "X", 8080),
+		{AppInfo: portalconfig.AppInfo{Name: "v6", Hostname: "[::1]", InternalPort: 80}},
+		{AppInfo: portalconfig.AppInfo{Name: "nohost", InternalPort: 80}},
+		app("Instance Portal", "Instance Portal", 11111),
+		app("x", "X", 0),
+		terminal, jupyter, linkOnly,
+	})
+	want := []string{"localhost:8080", "[::1]:80", "localhost:80", "", "", "127.0.0.1:18080", "127.0.0.1:18080", "localhost:9000"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("probeAddrs = %q, want %q", got, want)
 	}
 }
 
@@ -328,7 +339,7 @@ exitcodes=0
 		{Key: "Worker", AppInfo: portalconfig.AppInfo{Name: "Worker", Hostname: "127.0.0.1", InternalPort: closedPort}},
 		{Key: "Outside", AppInfo: portalconfig.AppInfo{Name: "Outside", Hostname: "127.0.0.1", InternalPort: openPort}},
 	}
-	tr, err := New(Config{Apps: apps, Supervisor: supervisor.Config{Socket: sock, SkipDir: skip}, ProbeCache: time.Millisecond})
+	tr, err := New(Config{Apps: apps, Config: supervisor.Config{Socket: sock, SkipDir: skip}, ProbeCache: confdecl.Duration(time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +376,7 @@ exitcodes=0
 	waitFor("Web=running Worker=starting Outside=external Extra App=not_configured")
 
 	// supervisord gone: probes only, and no error.
-	tr2, _ := New(Config{Apps: apps, Supervisor: supervisor.Config{Socket: filepath.Join(skip, "none.sock")}})
+	tr2, _ := New(Config{Apps: apps, Config: supervisor.Config{Socket: filepath.Join(skip, "none.sock")}})
 	states, err := tr2.States(context.Background())
 	if err != nil {
 		t.Fatalf("missing supervisord reported as an error: %v", err)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // Builtin returns the built-in help cards. origin is how the browser
@@ -15,7 +17,7 @@ import (
 // portal on localhost. No card ever holds a secret: the login card says
 // where the token is, never what it is.
 func Builtin(c Config, origin string) []Card {
-	c = c.withDefaults()
+	confdecl.FillDefaults(&c, Default())
 	u, ok := parseOrigin(origin)
 	if !ok {
 		u = &url.URL{Scheme: "http", Host: net.JoinHostPort("localhost", strconv.Itoa(c.PortalPort))}

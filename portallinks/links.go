@@ -15,6 +15,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // Config says where the links come from and what the built-in cards say.
@@ -54,46 +56,32 @@ func Default() Config {
 	}
 }
 
-func (c Config) withDefaults() Config {
-	d := Default()
-	if c.File == "" {
-		c.File = d.File
-	}
-	if c.Username == "" {
-		c.Username = d.Username
-	}
-	if c.PortalPort == 0 {
-		c.PortalPort = d.PortalPort
-	}
-	if c.DocsURL == "" {
-		c.DocsURL = d.DocsURL
-	}
-	return c
-}
-
 // Validate checks the configuration; each message names the JSON field.
 // The inline links are not checked here: a bad one is a warning on the
 // page, like a bad entry of the file.
 func (c Config) Validate() error {
-	var errs []error
+	var check confdecl.Check
 	if c.File != "" && !filepath.IsAbs(c.File) {
-		errs = append(errs, fmt.Errorf("file %q: want an absolute path", c.File))
+		check.Failf("file", "%q: want an absolute path", c.File)
 	}
 	if c.SSHPort < 0 || c.SSHPort > 65535 {
-		errs = append(errs, fmt.Errorf("ssh_port %d: want 1-65535", c.SSHPort))
+		check.Failf("ssh_port", "%d: want 1-65535", c.SSHPort)
 	}
 	if c.PortalPort < 0 || c.PortalPort > 65535 {
-		errs = append(errs, fmt.Errorf("portal_port %d: want 1-65535", c.PortalPort))
+		check.Failf("portal_port", "%d: want 1-65535", c.PortalPort)
 	}
 	if c.DocsURL != "" {
 		if err := checkURL(c.DocsURL); err != nil {
-			errs = append(errs, fmt.Errorf("docs_url: %w", err))
+			check.Failf("docs_url", "%v", err)
 		}
 	}
-	if strings.ContainsFunc(c.Username+c.SSHHost, unicode.IsControl) {
-		errs = append(errs, errors.New("username, ssh_host: control characters"))
+	if strings.ContainsFunc(c.Username, unicode.IsControl) {
+		check.Failf("username", "contains control characters")
 	}
-	return errors.Join(errs...)
+	if strings.ContainsFunc(c.SSHHost, unicode.IsControl) {
+		check.Failf("ssh_host", "contains control characters")
+	}
+	return check.Err()
 }
 
 // Icons is the fixed set of icon names a card may use.

@@ -206,11 +206,11 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{Config{}, ""},
 		{Default(), ""},
-		{Config{File: "links.yaml"}, `file "links.yaml": want an absolute path`},
-		{Config{SSHPort: 70000}, "ssh_port 70000: want 1-65535"},
-		{Config{PortalPort: -1}, "portal_port -1: want 1-65535"},
+		{Config{File: "links.yaml"}, `file: "links.yaml": want an absolute path`},
+		{Config{SSHPort: 70000}, "ssh_port: 70000: want 1-65535"},
+		{Config{PortalPort: -1}, "portal_port: -1: want 1-65535"},
 		{Config{DocsURL: "ftp://x"}, `docs_url: "ftp://x": want an http or https URL`},
-		{Config{Username: "a\nb"}, "username, ssh_host: control characters"},
+		{Config{Username: "a\nb", SSHHost: "\x00"}, "username: contains control characters\nssh_host: contains control characters"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()

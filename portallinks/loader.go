@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // maxFileBytes bounds the links file: a hundred cards fit in a few KiB.
@@ -56,7 +58,8 @@ func NewLoader(cfg Config, warn func(string)) (*Loader, error) {
 	if warn == nil {
 		warn = func(string) {}
 	}
-	l := &Loader{cfg: cfg.withDefaults(), warn: warn, now: time.Now, logged: map[string]bool{}}
+	confdecl.FillDefaults(&cfg, Default())
+	l := &Loader{cfg: cfg, warn: warn, now: time.Now, logged: map[string]bool{}}
 	l.inlineCards, l.inlineWarns = ParseInline(cfg.Inline)
 	return l, nil
 }

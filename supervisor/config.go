@@ -6,11 +6,12 @@
 package supervisor
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // Config says how to reach supervisord and what the portal may do to its
@@ -31,13 +32,13 @@ type Config struct {
 	Unstoppable []string `json:"unstoppable,omitempty"`
 	// CallTimeout bounds a call that waits for nothing (listing,
 	// describing a program). Default: 5s
-	CallTimeout time.Duration `json:"call_timeout,omitempty"`
+	CallTimeout confdecl.Duration `json:"call_timeout,omitempty"`
 	// WaitTimeout bounds a start, stop or restart, which waits for the
 	// program's state to change. supervisord kills a program that does not
 	// stop within its stopwaitsecs; a program slower than this bound is
 	// reported as still changing, and supervisord carries on.
 	// Default: 30s
-	WaitTimeout time.Duration `json:"wait_timeout,omitempty"`
+	WaitTimeout confdecl.Duration `json:"wait_timeout,omitempty"`
 }
 
 // Default is the configuration used for every zero field.
@@ -45,8 +46,8 @@ func Default() Config {
 	return Config{
 		Socket:      "/var/run/supervisor.sock",
 		SkipDir:     "/tmp/supervisor-skip",
-		CallTimeout: 5 * time.Second,
-		WaitTimeout: 30 * time.Second,
+		CallTimeout: confdecl.Duration(5 * time.Second),
+		WaitTimeout: confdecl.Duration(30 * time.Second),
 	}
 }
 
@@ -54,45 +55,28 @@ func Default() Config {
 // the portal itself.
 const AlwaysProtected = "caddy"
 
-// withDefaults returns c with every zero field taken from Default().
-func (c Config) withDefaults() Config {
-	d := Default()
-	if c.Socket == "" {
-		c.Socket = d.Socket
-	}
-	if c.SkipDir == "" {
-		c.SkipDir = d.SkipDir
-	}
-	if c.CallTimeout == 0 {
-		c.CallTimeout = d.CallTimeout
-	}
-	if c.WaitTimeout == 0 {
-		c.WaitTimeout = d.WaitTimeout
-	}
-	return c
-}
-
 // Validate checks the configuration; each message names the JSON field.
+// Zero values are valid: they mean the default.
 func (c Config) Validate() error {
-	var errs []error
+	var check confdecl.Check
 	if c.Socket != "" && !filepath.IsAbs(c.Socket) {
-		errs = append(errs, fmt.Errorf("socket %q: want an absolute path", c.Socket))
+		check.Failf("socket", "%q: want an absolute path", c.Socket)
 	}
 	if c.SkipDir != "" && !filepath.IsAbs(c.SkipDir) {
-		errs = append(errs, fmt.Errorf("skip_dir %q: want an absolute path", c.SkipDir))
+		check.Failf("skip_dir", "%q: want an absolute path", c.SkipDir)
 	}
 	for i, name := range c.Unstoppable {
 		if strings.TrimSpace(name) == "" || strings.ContainsAny(name, "/\x00") {
-			errs = append(errs, fmt.Errorf("unstoppable[%d] %q: want a program name", i, name))
+			check.Failf("unstoppable", "entry %d %q: want a program name", i+1, name)
 		}
 	}
-	if c.CallTimeout < 0 || (c.CallTimeout > 0 && c.CallTimeout < 100*time.Millisecond) {
-		errs = append(errs, fmt.Errorf("call_timeout %v: want at least 100ms", c.CallTimeout))
+	if c.CallTimeout != 0 {
+		check.DurationAtLeast("call_timeout", c.CallTimeout, confdecl.Duration(100*time.Millisecond))
 	}
-	if c.WaitTimeout < 0 || (c.WaitTimeout > 0 && c.WaitTimeout < time.Second) {
-		errs = append(errs, fmt.Errorf("wait_timeout %v: want at least 1s", c.WaitTimeout))
+	if c.WaitTimeout != 0 {
+		check.DurationAtLeast("wait_timeout", c.WaitTimeout, confdecl.Duration(time.Second))
 	}
-	return errors.Join(errs...)
+	return check.Err()
 }
 
 // protectedReason says why a program may not be stopped, or "" when it may.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -16,14 +18,14 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"zero is valid", Config{}, ""},
 		{"defaults are valid", Default(), ""},
-		{"relative socket", Config{Socket: "run/s.sock"}, `socket "run/s.sock": want an absolute path`},
-		{"relative skip dir", Config{SkipDir: "skip"}, `skip_dir "skip": want an absolute path`},
-		{"blank unstoppable", Config{Unstoppable: []string{"ok", " "}}, `unstoppable[1] " ": want a program name`},
-		{"unstoppable with a slash", Config{Unstoppable: []string{"a/b"}}, `unstoppable[0] "a/b": want a program name`},
-		{"negative call timeout", Config{CallTimeout: -1}, "call_timeout -1ns: want at least 100ms"},
-		{"tiny call timeout", Config{CallTimeout: time.Millisecond}, "call_timeout 1ms: want at least 100ms"},
-		{"short wait timeout", Config{WaitTimeout: 500 * time.Millisecond}, "wait_timeout 500ms: want at least 1s"},
-		{"every error at once", Config{Socket: "x", SkipDir: "y"}, "socket \"x\": want an absolute path\nskip_dir \"y\": want an absolute path"},
+		{"relative socket", Config{Socket: "run/s.sock"}, `socket: "run/s.sock": want an absolute path`},
+		{"relative skip dir", Config{SkipDir: "skip"}, `skip_dir: "skip": want an absolute path`},
+		{"blank unstoppable", Config{Unstoppable: []string{"ok", " "}}, `unstoppable: entry 2 " ": want a program name`},
+		{"unstoppable with a slash", Config{Unstoppable: []string{"a/b"}}, `unstoppable: entry 1 "a/b": want a program name`},
+		{"negative call timeout", Config{CallTimeout: -1}, "call_timeout: must be at least 100ms, got -1ns"},
+		{"tiny call timeout", Config{CallTimeout: ms(1)}, "call_timeout: must be at least 100ms, got 1ms"},
+		{"short wait timeout", Config{WaitTimeout: ms(500)}, "wait_timeout: must be at least 1s, got 500ms"},
+		{"every error at once", Config{Socket: "x", SkipDir: "y"}, "socket: \"x\": want an absolute path\nskip_dir: \"y\": want an absolute path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,6 +45,8 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func ms(n int) confdecl.Duration { return confdecl.Duration(time.Duration(n) * time.Millisecond) }
 
 func TestNewFillsDefaults(t *testing.T) {
 	s, err := New(Config{SkipDir: "/x"})

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // Process is one program as the portal reports it (GET /api/processes).
@@ -73,7 +75,7 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	confdecl.FillDefaults(&cfg, Default())
 	return &Service{cfg: cfg, client: NewClient(cfg.Socket)}, nil
 }
 
@@ -82,7 +84,7 @@ func (s *Service) Config() Config { return s.cfg }
 
 // List returns every program, in supervisord's order.
 func (s *Service) List(ctx context.Context) ([]Process, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout.Std())
 	defer cancel()
 	infos, err := s.client.GetAllProcessInfo(ctx)
 	if err != nil {
@@ -248,16 +250,16 @@ func (s *Service) Restart(ctx context.Context, name string) (Process, error) {
 // as it is afterwards. When the bound passes first, the error wraps
 // ErrStillChanging and the program is described as it is at that moment.
 func (s *Service) change(ctx context.Context, p Process, do func(context.Context) error) (Process, error) {
-	waitCtx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout)
+	waitCtx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout.Std())
 	err := do(waitCtx)
 	timedOut := waitCtx.Err() == context.DeadlineExceeded && ctx.Err() == nil
 	cancel()
 	if timedOut {
-		err = fmt.Errorf("%w: %s after %v; supervisord carries on", ErrStillChanging, p.ID, s.cfg.WaitTimeout)
+		err = fmt.Errorf("%w: %s after %v; supervisord carries on", ErrStillChanging, p.ID, s.cfg.WaitTimeout.Std())
 	}
 	// Describe the outcome, fault or not, with a fresh bound: the page
 	// shows the state the call left.
-	infoCtx, cancelInfo := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+	infoCtx, cancelInfo := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout.Std())
 	defer cancelInfo()
 	if info, infoErr := s.client.GetProcessInfo(infoCtx, p.ID); infoErr == nil {
 		p = s.describe(info)

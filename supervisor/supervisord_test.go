@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
 )
 
@@ -138,7 +139,7 @@ func TestRealSupervisordList(t *testing.T) {
 
 func TestRealSupervisordControl(t *testing.T) {
 	sock := startSupervisord(t, testPrograms)
-	s := newTestService(t, Config{Socket: sock, SkipDir: t.TempDir(), WaitTimeout: 10 * time.Second})
+	s := newTestService(t, Config{Socket: sock, SkipDir: t.TempDir(), WaitTimeout: confdecl.Duration(10 * time.Second)})
 	ctx := context.Background()
 	first := waitState(t, s, "sleeper", "RUNNING")
 
@@ -247,7 +248,7 @@ stopasgroup=false
 killasgroup=true
 `
 	sock := startSupervisord(t, stubborn)
-	s := newTestService(t, Config{Socket: sock, SkipDir: t.TempDir(), WaitTimeout: time.Second})
+	s := newTestService(t, Config{Socket: sock, SkipDir: t.TempDir(), WaitTimeout: confdecl.Duration(time.Second)})
 	waitState(t, s, "stubborn", "RUNNING")
 	start := time.Now()
 	p, err := s.Stop(context.Background(), "stubborn")
