@@ -29,11 +29,11 @@ type Config struct {
 	Inline string `json:"inline,omitempty"`
 	// Username is the login user name the login card shows. Default: vastai
 	Username string `json:"username,omitempty"`
-	// SSHHost is the instance's public address, for the SSH recipe.
-	// Default: none (the recipe says <instance-ip>)
+	// SSHHost is the instance's public address, for the SSH recipe; when
+	// it is unknown the recipe says <instance-ip>. Default: none
 	SSHHost string `json:"ssh_host,omitempty"`
-	// SSHPort is the public port that reaches the instance's SSH server.
-	// Default: none (the recipe says <ssh-port>)
+	// SSHPort is the public port that reaches the instance's SSH server;
+	// when it is unknown the recipe says <ssh-port>. Default: none
 	SSHPort int `json:"ssh_port,omitempty"`
 	// PortalPort is the portal's internal port, which the SSH recipe
 	// forwards. Default: 11111
