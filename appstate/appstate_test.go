@@ -395,3 +395,31 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// BenchmarkStatesRealSupervisord is one /api/apps answer's work against
+// real supervisord (one getAllProcessInfo over the socket, the skip-marker
+// checks) with the probes cached, as under a dashboard's polling.
+func BenchmarkStatesRealSupervisord(b *testing.B) {
+	sock := supervisordtest.Start(b, `
+[program:web]
+command=/bin/sh -c "exec sleep 300"
+startsecs=0
+[program:worker]
+command=/bin/sh -c "exec sleep 300"
+startsecs=0
+`)
+	apps := []App{
+		{Key: "Web", AppInfo: portalconfig.AppInfo{Name: "Web", Hostname: "127.0.0.1", InternalPort: 1}},
+		{Key: "Worker", AppInfo: portalconfig.AppInfo{Name: "Worker", Hostname: "127.0.0.1", InternalPort: 2}},
+	}
+	tr, err := New(Config{Apps: apps, Config: supervisor.Config{Socket: sock, SkipDir: b.TempDir()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.States(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

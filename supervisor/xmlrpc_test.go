@@ -327,3 +327,44 @@ func escapeForTest(b *bytes.Buffer, s string) {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// BenchmarkParseGetAllProcessInfo decodes an answer the size of a busy
+// image's (20 programs), as every /api/processes and /api/apps request does.
+func BenchmarkParseGetAllProcessInfo(b *testing.B) {
+	var doc strings.Builder
+	doc.WriteString("<?xml version='1.0'?>\n<methodResponse><params><param><value><array><data>\n")
+	for i := 0; i < 20; i++ {
+		fmt.Fprintf(&doc, `<value><struct>
+<member><name>name</name><value><string>program-%d</string></value></member>
+<member><name>group</name><value><string>program-%d</string></value></member>
+<member><name>start</name><value><int>1764590000</int></value></member>
+<member><name>stop</name><value><int>0</int></value></member>
+<member><name>now</name><value><int>1764590600</int></value></member>
+<member><name>state</name><value><int>20</int></value></member>
+<member><name>statename</name><value><string>RUNNING</string></value></member>
+<member><name>spawnerr</name><value><string></string></value></member>
+<member><name>exitstatus</name><value><int>0</int></value></member>
+<member><name>logfile</name><value><string>/dev/stdout</string></value></member>
+<member><name>stdout_logfile</name><value><string>/dev/stdout</string></value></member>
+<member><name>stderr_logfile</name><value><string></string></value></member>
+<member><name>pid</name><value><int>%d</int></value></member>
+<member><name>description</name><value><string>pid %d, uptime 0:10:00</string></value></member>
+</struct></value>
+`, i, i, 100+i, 100+i)
+	}
+	doc.WriteString("</data></array></value></param></params></methodResponse>\n")
+	data := []byte(doc.String())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := parseResponse(bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, item := range v.([]any) {
+			if _, err := processFromValue(item); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
