@@ -39,7 +39,9 @@ startsecs=0
 
 [program:crasher]
 command=/bin/sh -c "exit 3"
-startsecs=1
+; Far longer than the program lives, even on a loaded machine: always
+; "exited too quickly".
+startsecs=10
 startretries=0
 autorestart=false
 
