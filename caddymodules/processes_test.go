@@ -364,3 +364,76 @@ func freeTCPPort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestAdapterWritesProcessesSettings: the environment reaches the three
+// handlers as explicit values, read once by SettingsFromEnv.
+func TestAdapterWritesProcessesSettings(t *testing.T) {
+	yaml := "applications:\n  Instance Portal:\n    hostname: localhost\n    external_port: 1111\n    internal_port: 11111\n    open_path: /\n    name: Instance Portal\n" +
+		"  Jupyter:\n    hostname: localhost\n    external_port: 8080\n    internal_port: 18080\n    open_path: /tree\n    name: Jupyter Notebook\n"
+	env := portalconfig.Environ{
+		"SUPERVISOR_SOCKET":  "/run/sv.sock",
+		"PORTAL_SKIP_DIR":    "/run/skip",
+		"PORTAL_UNSTOPPABLE": "jupyter, syncthing",
+		"PORTAL_LINKS_FILE":  "/opt/links.yaml",
+		"PORTAL_LINKS":       "Docs|https://docs.example|Read",
+		"WEB_USERNAME":       "alice",
+		"WEB_PASSWORD":       "not-in-the-json",
+		"PUBLIC_IPADDR":      "203.0.113.7",
+		"VAST_TCP_PORT_22":   "40022",
+	}
+	out, _, err := adaptPortal([]byte(yaml), "portal.yaml", env, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "not-in-the-json") {
+		t.Fatal("a secret reached the JSON")
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []json.RawMessage `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	handlers := map[string]json.RawMessage{}
+	for _, r := range cfg.Apps.HTTP.Servers["portal"].Routes {
+		for _, h := range r.Handle {
+			var name struct {
+				Handler string `json:"handler"`
+			}
+			_ = json.Unmarshal(h, &name)
+			handlers[name.Handler] = h
+		}
+	}
+	var procs PortalProcesses
+	if err := json.Unmarshal(handlers["portal_processes"], &procs); err != nil {
+		t.Fatal(err)
+	}
+	if want := (supervisor.Config{Socket: "/run/sv.sock", SkipDir: "/run/skip", Unstoppable: []string{"jupyter", "syncthing"}}); !reflect.DeepEqual(procs.Config, want) {
+		t.Errorf("portal_processes %+v, want %+v", procs.Config, want)
+	}
+	var apps PortalApps
+	if err := json.Unmarshal(handlers["portal_apps"], &apps); err != nil {
+		t.Fatal(err)
+	}
+	if apps.Socket != "/run/sv.sock" || apps.SkipDir != "/run/skip" || len(apps.Apps) != 2 ||
+		apps.Apps[1].Key != "Jupyter" || apps.Apps[1].Name != "Jupyter Notebook" || apps.Apps[1].InternalPort != 18080 {
+		t.Errorf("portal_apps %+v", apps.Config)
+	}
+	var links PortalLinks
+	if err := json.Unmarshal(handlers["portal_links"], &links); err != nil {
+		t.Fatal(err)
+	}
+	want := portallinks.Config{File: "/opt/links.yaml", Inline: "Docs|https://docs.example|Read", Username: "alice",
+		SSHHost: "203.0.113.7", SSHPort: 40022, PortalPort: 11111}
+	if links.Config != want {
+		t.Errorf("portal_links %+v, want %+v", links.Config, want)
+	}
+}
