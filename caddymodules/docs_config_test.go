@@ -4,7 +4,10 @@ import (
 	"os"
 	"testing"
 
+	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/portallinks"
+	"github.com/instanceportal/portal/supervisor"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -17,7 +20,11 @@ var configDocs = []struct {
 	doc, name string // the Markdown file and the marker name
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
-}{}
+}{
+	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
+	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
+	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
+}
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {
 	for _, c := range configDocs {
