@@ -1492,6 +1492,7 @@
 
   const visible = (e) => !logs.filter || e.file === logs.filter;
 
+  let filesTimer = 0;
   function fileState(name) {
     let st = logs.files.get(name);
     if (!st) {
@@ -1501,6 +1502,9 @@
     if (!logs.known.has(name)) {
       logs.known.set(name, null);
       renderChips();
+      // A file created after the list was read: read it again for its size.
+      clearTimeout(filesTimer);
+      filesTimer = setTimeout(loadLogFiles, 1000);
     }
     return st;
   }

@@ -1,0 +1,344 @@
+package integration_test
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/target"
+	"github.com/chromedp/chromedp"
+	"github.com/instanceportal/portal/supervisor/supervisordtest"
+)
+
+// procsPortal is the portal of the process-control tests: the binary under
+// test beside real supervisord running three dummy programs — "web", a
+// Python web server that is the app Web; "worker", listed in
+// PORTAL_UNSTOPPABLE; "extra", which skips itself the way exit_portal.sh
+// does (its app "Extra App" is not in portal.yaml) — plus a links file with
+// one good card and one bad entry, and the stand-in cloudflared.
+type procsPortal struct {
+	*Portal
+	ext, internal, webExt, laterExt int
+	password                        string
+	logDir                          string
+}
+
+func startProcsPortal(t *testing.T) *procsPortal {
+	t.Helper()
+	skipShort(t)
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skipf("python3 serves the dummy web app: %v", err)
+	}
+	pp := &procsPortal{password: "procs-dash-secret-5150"}
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "log")
+	skipDir := filepath.Join(dir, "skip")
+	site := filepath.Join(dir, "site")
+	for _, d := range []string{logDir, site} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<!doctype html><title>Web</title><p id=hello>hello from the web program</p>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	webPort := freePort(t)
+	pp.ext, pp.internal, pp.webExt, pp.laterExt = freePort(t), freePort(t), freePort(t), freePort(t)
+	sock := supervisordtest.Start(t, fmt.Sprintf(`
+[program:web]
+command=%[1]s -u -m http.server %[2]d --bind 127.0.0.1 --directory %[3]s
+startsecs=1
+stopwaitsecs=5
+redirect_stderr=true
+stdout_logfile=%[4]s/web.log
+
+[program:worker]
+command=/bin/sh -c 'echo "worker: ready to take jobs"; exec sleep 300'
+startsecs=0
+redirect_stderr=true
+stdout_logfile=%[4]s/worker.log
+
+[program:extra]
+command=/bin/sh -c 'mkdir -p "$SKIP" && echo "Extra App" > "$SKIP/$SUPERVISOR_PROCESS_NAME" && echo "Skipping extra startup (not in portal.yaml)" && exit 0'
+environment=SKIP="%[5]s"
+startsecs=0
+autorestart=false
+exitcodes=0
+redirect_stderr=true
+stdout_logfile=%[4]s/extra.log
+`, python, webPort, site, logDir, skipDir))
+
+	links := filepath.Join(dir, "links.yaml")
+	linksYAML := `- label: Model hub
+  url: https://hub.example/models
+  description: Browse the models this template knows.
+  icon: cube
+  position: before
+  button_text: Browse
+  links:
+    - label: Datasets
+      url: https://hub.example/datasets
+- label: Broken FTP
+  url: ftp://files.example/
+- label: Release notes <script>alert(1)</script>
+  url: https://notes.example/
+  icon: rocket
+`
+	if err := os.WriteFile(links, []byte(linksYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cloudflared := buildFakeCloudflared(t)
+	pp.Portal = StartPortal(t, portalYAML(
+		appYAML("Instance Portal", pp.ext, pp.internal, "/"),
+		appYAML("Web", pp.webExt, webPort, "/"),
+		appYAML("Later", pp.laterExt, freePort(t), "/"), // no program, nothing listens: the starting-up page
+	), PortalOptions{Env: map[string]string{
+		"ENABLE_AUTH":         "true",
+		"WEB_PASSWORD":        pp.password,
+		"VAST_CONTAINERLABEL": "C.5150",
+		"PORTAL_LOG_DIR":      logDir,
+		"SUPERVISOR_SOCKET":   sock,
+		"PORTAL_SKIP_DIR":     skipDir,
+		"PORTAL_UNSTOPPABLE":  "worker",
+		"PORTAL_LINKS_FILE":   links,
+		"PORTAL_LINKS":        "Team wiki|https://wiki.example/|Notes of the team",
+		// The page is opened on 127.0.0.1; PUBLIC_IPADDR=localhost makes the
+		// apps' direct links another origin, which needs the handoff.
+		"PUBLIC_IPADDR":                              "localhost",
+		fmt.Sprintf("VAST_TCP_PORT_%d", pp.ext):      fmt.Sprint(pp.ext),
+		fmt.Sprintf("VAST_TCP_PORT_%d", pp.webExt):   fmt.Sprint(pp.webExt),
+		fmt.Sprintf("VAST_TCP_PORT_%d", pp.laterExt): fmt.Sprint(pp.laterExt),
+		"VAST_TCP_PORT_22":                           "40022",
+		"CLOUDFLARED_BIN":                            cloudflared,
+		"FAKE_CLOUDFLARED_STATE_DIR":                 t.TempDir(),
+	}})
+	pp.logDir = logDir
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", pp.internal), 200)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("caddy's output:\n%s", pp.Logs())
+		}
+	})
+	return pp
+}
+
+// card is the predicate source for the app card named name.
+func card(name string) string {
+	return fmt.Sprintf(`document.querySelector('#apps article.app[data-app=%q]')`, name)
+}
+
+// procRow is the predicate source for the Processes row of program name.
+func procRow(name string) string {
+	return fmt.Sprintf(`document.querySelector('#procs article.proc[data-proc=%q]')`, name)
+}
+
+// TestDashboardProcessesAndApps drives process control and the app states
+// in Chromium through the portal's external port: the Processes tab lists
+// the three programs, the protected one without Stop or Restart; Stop on
+// "web" turns its app card "stopped" (sorted last, with Start), Start turns
+// it "running" again; the skipped program's app is "not configured" with the
+// recipe; "Show log" opens the program's log; the Tools & Help tab shows the
+// links file's card before the built-in ones and a warning for the bad
+// entry, all text as text. Screenshots of every tab, light and dark.
+func TestDashboardProcessesAndApps(t *testing.T) {
+	pp := startProcsPortal(t)
+	b := startChromium(t)
+	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s", pp.ext, pp.password)))
+
+	// Overview: every app with its live state.
+	b.waitJS("Web running", card("Web")+`?.dataset.state === 'running'`)
+	// No program of supervisord's matches Later: external, whether or not
+	// its port answers.
+	b.waitJS("Later external", card("Later")+`?.dataset.state === 'external'`)
+	b.waitJS("Extra App not configured", card("Extra App")+`?.dataset.state === 'not_configured'`)
+	if got := evalJS[string](b, card("Extra App")+`.querySelector('.howto').textContent`); !strings.Contains(got, "/etc/portal.yaml") || !strings.Contains(got, "name: Extra App") {
+		t.Errorf("the not-configured card does not say how to add it: %q", got)
+	}
+	if got := evalJS[string](b, card("Instance Portal")+`.dataset.state`); got != "running" {
+		t.Errorf("the portal's own card is %q", got)
+	}
+	order := evalJS[[]string](b, `[...document.querySelectorAll('#apps article.app')].map(a => a.dataset.app)`)
+	if strings.Join(order, ",") != "Instance Portal,Web,Later,Extra App" {
+		t.Errorf("app order %q: the not-configured app goes last", order)
+	}
+
+	// Processes: the protected program has neither Stop nor Restart.
+	b.openTab("processes")
+	b.waitJS("the three programs", `!!(`+procRow("web")+` && `+procRow("worker")+` && `+procRow("extra")+`)`)
+	b.waitJS("worker running", procRow("worker")+`.dataset.state === 'RUNNING'`)
+	if got := evalJS[[]string](b, `[...`+procRow("worker")+`.querySelectorAll('button')].map(b => b.dataset.action)`); strings.Join(got, ",") != "log" {
+		t.Errorf("the protected program's buttons: %q, want only Show log", got)
+	}
+	if got := evalJS[string](b, procRow("worker")+`.textContent`); !strings.Contains(got, "protected") || !strings.Contains(got, "up ") {
+		t.Errorf("the protected program's row: %q", got)
+	}
+	if got := evalJS[string](b, procRow("extra")+`.textContent`); !strings.Contains(got, "skipped: Extra App not configured") {
+		t.Errorf("the skipped program's row: %q", got)
+	}
+
+	// Stop "web" here; its card turns stopped, sorts last, offers Start.
+	b.waitJS("web running", procRow("web")+`.dataset.state === 'RUNNING' && !!`+procRow("web")+`.querySelector('button[data-action=stop]')`)
+	b.do("stopping web", chromedp.Click(`#procs article.proc[data-proc="web"] button[data-action=stop]`))
+	b.waitJS("web stopped", procRow("web")+`.dataset.state === 'STOPPED' && !!`+procRow("web")+`.querySelector('button[data-action=start]')`)
+	b.openTab("overview")
+	b.waitJS("Web's card stopped", card("Web")+`?.dataset.state === 'stopped'`)
+	order = evalJS[[]string](b, `[...document.querySelectorAll('#apps article.app')].map(a => a.dataset.app)`)
+	if strings.Join(order, ",") != "Instance Portal,Later,Web,Extra App" {
+		t.Errorf("app order %q: the stopped app goes to the end", order)
+	}
+	b.screenshot("apps-web-stopped.png")
+	// Start it from the Processes tab again; the card follows.
+	b.openTab("processes")
+	b.do("starting web", chromedp.Click(`#procs article.proc[data-proc="web"] button[data-action=start]`))
+	b.waitJS("web running again", procRow("web")+`.dataset.state === 'RUNNING'`)
+	b.openTab("overview")
+	b.waitJS("Web's card running", card("Web")+`?.dataset.state === 'running'`)
+	// And once more from the card itself.
+	b.openTab("processes")
+	b.do("stopping web", chromedp.Click(`#procs article.proc[data-proc="web"] button[data-action=stop]`))
+	b.waitJS("web stopped", procRow("web")+`.dataset.state === 'STOPPED'`)
+	b.openTab("overview")
+	b.waitJS("Start on the card", `!!`+card("Web")+`?.querySelector('button[data-action=start]')`)
+	b.do("starting from the card", chromedp.Click(`#apps article.app[data-app="Web"] button[data-action=start]`))
+	b.waitJS("Web's card running", card("Web")+`?.dataset.state === 'running'`)
+
+	// Show log: the program's own file in the Logs tab.
+	b.openTab("processes")
+	b.do("showing worker's log", chromedp.Click(`#procs article.proc[data-proc="worker"] button[data-action=log]`))
+	b.waitJS("the Logs tab on worker.log", `!document.getElementById('view-logs').hidden && document.querySelector('#log-files .chip.active')?.dataset.file === 'worker.log'`)
+	b.waitJS("worker's line", `document.getElementById('log').textContent.includes('worker: ready to take jobs')`)
+
+	// Tools & Help: the file's card before the built-in ones, the bad
+	// entry warned about, markup in a label shown as text.
+	b.openTab("help")
+	b.waitJS("the cards", `document.querySelectorAll('#help article.help-card').length >= 7`)
+	cards := evalJS[[]string](b, `[...document.querySelectorAll('#help article.help-card')].map(c => c.dataset.source + ':' + c.querySelector('h3').textContent)`)
+	if len(cards) < 3 || cards[0] != "file:Model hub" || !strings.HasPrefix(cards[1], "builtin:") || cards[len(cards)-1] != "env:Team wiki" {
+		t.Errorf("card order %q: want the file's 'before' card first, the built-in cards, …, PORTAL_LINKS last", cards)
+	}
+	if !strings.Contains(strings.Join(cards, "|"), "file:Release notes <script>alert(1)</script>") {
+		t.Errorf("the label with markup is not shown as text: %q", cards)
+	}
+	if n := evalJS[int](b, `document.querySelectorAll('#help script, #help-warnings script').length`); n != 0 {
+		t.Errorf("%d script elements in the Tools & Help page", n)
+	}
+	hub := evalJS[[]string](b, `(() => { const c = document.querySelector('#help article.help-card'); return [c.querySelector('a.btn.primary').href, c.querySelector('a.btn.primary').textContent, c.querySelector('.icon').dataset.icon, [...c.querySelectorAll('a.btn.small')].map(a => a.textContent + '=' + a.href).join(',')]; })()`)
+	if hub[0] != "https://hub.example/models" || hub[1] != "Browse ↗" || hub[2] != "cube" || hub[3] != "Datasets ↗=https://hub.example/datasets" {
+		t.Errorf("the Model hub card: %q", hub)
+	}
+	b.waitJS("the warning for the bad entry", `!document.getElementById('help-warnings').hidden && document.getElementById('help-warnings').textContent.includes('Broken FTP')`)
+	if got := evalJS[string](b, `document.getElementById('help-warnings').textContent`); !strings.Contains(got, "ftp://files.example/") || !strings.Contains(got, "links.yaml") {
+		t.Errorf("the warning %q does not name the file and the URL", got)
+	}
+	if got := evalJS[string](b, `document.getElementById('help').textContent`); strings.Contains(got, pp.password) {
+		t.Error("the Tools & Help page shows the login secret")
+	}
+
+	// A tunnel, so that the Tunnels tab has something to show.
+	b.openTab("tunnels")
+	b.do("a tunnel for Web", chromedp.SetValue(`#tunnel-app`, fmt.Sprint(pp.webExt)), chromedp.Click(`#tunnel-create`))
+	b.waitJS("Web's tunnel running", fmt.Sprintf(`document.querySelector('.tunnel[data-target="http://localhost:%d"]')?.dataset.state === 'running'`, pp.webExt))
+
+	// Logs with colours, 24-bit included, for the screenshots.
+	appendFile(t, filepath.Join(pp.logDir, "colours.log"),
+		"\x1b[32mINFO\x1b[0m plain 16 colours, \x1b[38;5;208m256-colour orange\x1b[0m, \x1b[38;2;255;105;180mtruecolor pink\x1b[0m on \x1b[48;2;20;40;80mtruecolor navy\x1b[0m\n"+
+			"\x1b[1;31mERROR\x1b[0m something failed \x1b[38;2;0;200;120m(24-bit green)\x1b[0m\n")
+	b.openTab("logs")
+	b.do("all files", chromedp.Click(`#log-files .chip[data-file=""]`))
+	b.waitJS("the coloured lines", `document.getElementById('log').textContent.includes('truecolor navy')`)
+	b.screenshot("logs-truecolor.png")
+
+	b.screenshotTabs("tab")
+
+	// The SSH dialog: one runnable command and what to open after it.
+	b.openTab("overview")
+	b.do("opening Web's SSH dialog", chromedp.Click(`#apps article.app[data-app="Web"] button.ssh-btn`))
+	b.waitJS("the dialog", `document.getElementById('ssh-dialog').open`)
+	if got := evalJS[string](b, `document.querySelector('#ssh-dialog .ssh-command').textContent`); !strings.HasPrefix(got, "ssh -p 40022 root@localhost -L ") || strings.ContainsAny(got, ",<>") {
+		t.Errorf("the SSH command %q is not one runnable command", got)
+	}
+	b.screenshot("ssh-dialog.png")
+	b.do("closing it", chromedp.Click(`#ssh-dialog button[value=close]`))
+	b.waitJS("the dialog closed", `!document.getElementById('ssh-dialog').open`)
+
+	if probs := b.problems(); len(probs) > 0 {
+		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
+	}
+}
+
+// TestDashboardOpenWithHandoff opens an app on another origin from the
+// dashboard: the page is on 127.0.0.1, Web's direct link on localhost
+// (PUBLIC_IPADDR=localhost), where the session cookie does not go. The
+// click asks POST /api/handoff for a one-time token and the new tab arrives
+// logged in, the token gone from its address; the same token used again is
+// refused. Then the pages around the dashboard, for a person to look at:
+// the starting-up page, the logout page, the 401 page.
+func TestDashboardOpenWithHandoff(t *testing.T) {
+	pp := startProcsPortal(t)
+	b := startChromium(t)
+	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s", pp.ext, pp.password)))
+	webURL := fmt.Sprintf("http://localhost:%d/", pp.webExt)
+	b.waitJS("Web's Open link on the other origin", card("Web")+fmt.Sprintf(`?.dataset.state === 'running' && `+card("Web")+`.querySelector('a.btn.primary')?.href === %q`, webURL))
+	if got := evalJS[string](b, card("Web")+`.querySelector('a.btn.primary').dataset.handoff || ''`); got != "1" {
+		t.Fatalf("the cross-origin Open link is not marked for a handoff (%q)", got)
+	}
+
+	// The click: a new tab, logged in on localhost, the token stripped.
+	newTab := chromedp.WaitNewTarget(b.ctx, func(info *target.Info) bool { return info.Type == "page" })
+	b.do("clicking Open", chromedp.Click(`#apps article.app[data-app="Web"] a.btn.primary`))
+	var id target.ID
+	select {
+	case id = <-newTab:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no new tab after clicking Open")
+	}
+	tabCtx, cancelTab := chromedp.NewContext(b.ctx, chromedp.WithTargetID(id))
+	defer cancelTab()
+	tab := &dashboardBrowser{t: t, ctx: tabCtx}
+	tab.waitJS("the app, logged in, without the token in its address",
+		fmt.Sprintf(`location.href === %q && document.getElementById('hello')?.textContent === 'hello from the web program'`, webURL))
+
+	// Replay: a token the page obtains works once.
+	link := evalJS[string](b, fmt.Sprintf(`portalDashboard.handoffLink(%q)`, webURL))
+	if !strings.Contains(link, "portal_handoff=") || strings.Contains(link, pp.password) {
+		t.Fatalf("handoff link %q", link)
+	}
+	noRedirect := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	first, err := noRedirect.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Body.Close()
+	if first.StatusCode >= 400 || len(first.Cookies()) == 0 {
+		t.Errorf("first use of the handoff link: %s, cookies %v; want accepted with a session cookie", first.Status, first.Cookies())
+	}
+	again, err := noRedirect.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the replayed handoff link: %s, want 401", again.Status)
+	}
+
+	// The starting-up page of an app nothing listens for (logged in).
+	b.do("opening Later", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", pp.laterExt)))
+	b.waitJS("the starting-up page", `document.body.textContent.includes('starting')`)
+	b.screenshot("page-starting.png")
+	// Logging out, then the 401 answer a browser without a session gets.
+	b.do("logging out", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/.portal/logout", pp.ext)))
+	b.waitJS("the logout page", `document.readyState === 'complete' && document.body.textContent.length > 0`)
+	b.screenshot("page-logout.png")
+	b.do("the dashboard without a session", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", pp.ext)))
+	b.waitJS("the 401 page", `document.readyState === 'complete'`)
+	b.screenshot("page-401.png")
+	if got := evalJS[string](b, `document.documentElement.textContent`); strings.Contains(got, pp.password) {
+		t.Error("the 401 page shows the login secret")
+	}
+}
