@@ -310,7 +310,9 @@
     try {
       target = await handoffLink(url);
     } catch (e) {
-      toast('Opening without a login handoff: ' + e.message, 'error');
+      // 404: no vastauth in front of this page (an SSH forward to the
+      // internal port), so there is no session to hand off: say nothing.
+      if (e.status !== 404) toast('Opened without a login handoff (' + e.message + '): log in there', 'error');
     }
     if (w && !w.closed) w.location.replace(target);
     else if (!w) location.assign(target);
