@@ -264,6 +264,20 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 		t.Errorf("the SSH command %q is not one runnable command", got)
 	}
 	b.screenshot("ssh-dialog.png")
+	// Copy puts exactly that command on the clipboard, and ssh parses it.
+	b.stubClipboard()
+	b.do("copying the command", chromedp.Click(`#ssh-dialog button.ssh-copy`))
+	b.waitJS("the copied command", `typeof window.__copied === 'string'`)
+	copied := evalJS[string](b, `window.__copied`)
+	if want := evalJS[string](b, `document.querySelector('#ssh-dialog .ssh-command').textContent`); copied != want {
+		t.Errorf("Copy copied %q, the dialog shows %q", copied, want)
+	}
+	if ssh, err := exec.LookPath("ssh"); err == nil {
+		args := strings.Fields(copied)
+		if out, err := exec.Command(ssh, append([]string{"-G", "-F", "/dev/null"}, args[1:]...)...).CombinedOutput(); err != nil || !strings.Contains(string(out), "port 40022") {
+			t.Errorf("ssh -G refuses the copied command %q: %v\n%s", copied, err, out)
+		}
+	}
 	b.do("closing it", chromedp.Click(`#ssh-dialog button[value=close]`))
 	b.waitJS("the dialog closed", `!document.getElementById('ssh-dialog').open`)
 
