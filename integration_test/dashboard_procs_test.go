@@ -281,6 +281,14 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 	b.do("closing it", chromedp.Click(`#ssh-dialog button[value=close]`))
 	b.waitJS("the dialog closed", `!document.getElementById('ssh-dialog').open`)
 
+	// A phone: every tab in one column, nothing wider than the screen.
+	b.do("a phone-sized viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	for _, tab := range []string{"overview", "processes", "tunnels", "logs", "help"} {
+		b.openTab(tab)
+		b.waitJS("no horizontal overflow at 390 px on "+tab, `document.documentElement.scrollWidth <= window.innerWidth`)
+		b.screenshot("phone-" + tab + ".png")
+	}
+
 	if probs := b.problems(); len(probs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
 	}
