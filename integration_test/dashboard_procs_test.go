@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
@@ -325,6 +328,16 @@ func TestDashboardOpenWithHandoff(t *testing.T) {
 	tab := &dashboardBrowser{t: t, ctx: tabCtx}
 	tab.waitJS("the app, logged in, without the token in its address",
 		fmt.Sprintf(`location.href === %q && document.getElementById('hello')?.textContent === 'hello from the web program'`, webURL))
+	// Close it: a page in a background tab is hidden, and the dashboard
+	// polls nothing while hidden.
+	if err := chromedp.Cancel(tabCtx); err != nil {
+		t.Fatal(err)
+	}
+	b.do("the dashboard's tab in front", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.BringToFront, cdp.Empty{})
+		return err
+	}))
+	b.waitJS("the dashboard visible", `!document.hidden`)
 
 	// Replay: a token the page obtains works once.
 	link := evalJS[string](b, fmt.Sprintf(`portalDashboard.handoffLink(%q)`, webURL))
@@ -349,17 +362,29 @@ func TestDashboardOpenWithHandoff(t *testing.T) {
 		t.Errorf("the replayed handoff link: %s, want 401", again.Status)
 	}
 
-	// The starting-up page of an app nothing listens for (logged in).
+	// The starting-up page of an app nothing listens for (logged in): its
+	// 502s are how it knows, and Chromium logs each.
+	b.expect(fmt.Sprintf("status of 502 (Bad Gateway) (http://127.0.0.1:%d/", pp.laterExt))
 	b.do("opening Later", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", pp.laterExt)))
 	b.waitJS("the starting-up page", `document.body.textContent.includes('starting')`)
 	b.screenshot("page-starting.png")
-	// Logging out, then the 401 answer a browser without a session gets.
-	b.do("logging out", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/.portal/logout", pp.ext)))
-	b.waitJS("the logout page", `document.readyState === 'complete' && document.body.textContent.length > 0`)
+	// The dashboard's Log out leads to vastauth's logout page; its button
+	// (a POST) ends the session; the dashboard then answers 401 with the
+	// page that says how to log in.
+	b.do("back to the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", pp.ext)))
+	b.waitJS("the Log out button", `!document.getElementById('logout').hidden`)
+	b.do("Log out", chromedp.Click(`#logout`))
+	b.waitJS("the logout page", `location.pathname === '/.portal/logout' && !!document.querySelector('form[method=post] button')`)
 	b.screenshot("page-logout.png")
+	b.do("confirming", chromedp.Click(`form[method=post] button`))
+	b.waitJS("the logged-out page", `document.readyState === 'complete' && !document.querySelector('form[method=post] button')`)
+	b.screenshot("page-logged-out.png")
+	stop := b.cancelLoginPrompts()
+	b.expect(fmt.Sprintf("status of 401 (Unauthorized) (http://127.0.0.1:%d/", pp.ext))
 	b.do("the dashboard without a session", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", pp.ext)))
-	b.waitJS("the 401 page", `document.readyState === 'complete'`)
+	b.waitJS("the 401 page", `document.readyState === 'complete' && !window.portalDashboard`)
 	b.screenshot("page-401.png")
+	stop()
 	if got := evalJS[string](b, `document.documentElement.textContent`); strings.Contains(got, pp.password) {
 		t.Error("the 401 page shows the login secret")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -202,5 +203,54 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 
 	if probs := b.problems(); len(probs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
+	}
+}
+
+// cancelLoginPrompts makes Chromium answer every HTTP authentication
+// challenge the way a user cancelling the browser's login prompt does, so
+// the 401 page's body is shown (headless Chromium otherwise fails the load
+// with ERR_INVALID_AUTH_CREDENTIALS). It lasts until the returned stop.
+func (b *dashboardBrowser) cancelLoginPrompts() (stop func()) {
+	b.t.Helper()
+	ctx, cancel := context.WithCancel(b.ctx)
+	paused := chromedp.Events(ctx, fetch.RequestPaused)
+	challenged := chromedp.Events(ctx, fetch.AuthRequired)
+	call := func(f func(context.Context, *chromedp.Target) error) {
+		_ = chromedp.Do(ctx, chromedp.Func(f))
+	}
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			call(func(c context.Context, t *chromedp.Target) error {
+				_, err := cdp.Call(c, t, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				return err
+			})
+		}
+	}()
+	go func() {
+		for ev, err := range challenged {
+			if err != nil {
+				return
+			}
+			call(func(c context.Context, t *chromedp.Target) error {
+				_, err := cdp.Call(c, t, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}})
+				return err
+			})
+		}
+	}()
+	on := true
+	b.do("answering login prompts with Cancel", chromedp.Func(func(c context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(c, t, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &on})
+		return err
+	}))
+	return func() {
+		b.do("login prompts back to normal", chromedp.Func(func(c context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(c, t, fetch.Disable, cdp.Empty{})
+			return err
+		}))
+		cancel()
 	}
 }

@@ -112,12 +112,13 @@ func (b *dashboardBrowser) do(what string, steps ...chromedp.Action[chromedp.Voi
 	}
 }
 
-// eval evaluates a JavaScript expression and decodes its value into T.
+// eval evaluates a JavaScript expression and decodes its value into T
+// (a promise's, once it settles).
 func evalJS[T any](b *dashboardBrowser, expr string) T {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		b.t.Fatalf("evaluating %s: %v", expr, err)
 	}
@@ -130,8 +131,17 @@ func (b *dashboardBrowser) waitJS(what, expr string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 12*time.Second)
 	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+	var err error
+	for {
+		_, err = chromedp.Run(ctx, chromedp.Poll[bool](expr,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+		// A navigation (a form posted, a redirect) replaces the page the
+		// poll ran in: poll the new one.
+		if err == nil || ctx.Err() != nil || !(strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed") || strings.Contains(err.Error(), "navigated or closed")) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		b.t.Fatalf("waiting for %s: %v\npredicate: %s\nconsole: %q\npage text:\n%s", what, err, expr, b.problems(), text)
