@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -271,6 +272,28 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 	b.waitJS("system memory and disk meters", `document.querySelectorAll('#system .meter').length >= 3`)
+	// Each disk as df shows it on this machine: its Use% in the meter.
+	if _, err := exec.LookPath("df"); err == nil {
+		disks := evalJS[[][]string](b, `[...document.querySelectorAll('#system .meter.disk')].map(m => [m.dataset.path, m.querySelector('.meter-value').textContent])`)
+		if len(disks) == 0 {
+			t.Error("no disk meter")
+		}
+		for _, d := range disks {
+			out, err := exec.Command("df", "--output=pcent", d[0]).Output()
+			if err != nil {
+				t.Fatalf("df %s: %v", d[0], err)
+			}
+			// The page shows "… (22%)". Other processes write meanwhile (the
+			// metrics are sampled every 2 s): one point apart is the same.
+			fields := strings.Fields(string(out))
+			var shown, df int
+			_, err1 := fmt.Sscanf(d[1][strings.LastIndex(d[1], "(")+1:], "%d%%)", &shown)
+			_, err2 := fmt.Sscanf(fields[len(fields)-1], "%d%%", &df)
+			if err1 != nil || err2 != nil || shown < df-1 || shown > df+1 {
+				t.Errorf("disk %s shows %q; df says %s", d[0], d[1], fields[len(fields)-1])
+			}
+		}
+	}
 
 	// Logs: the snapshot, then live lines over the WebSocket.
 	b.waitJS("the test.log chip", `!!document.querySelector('#log-files .chip[data-file="test.log"]')`)
@@ -486,6 +509,10 @@ func TestDashboardPageLogic(t *testing.T) {
 	disk := evalJS[[]any](b, `(() => { const f = portalDashboard.diskFigures({used_bytes: 20830000000, available_bytes: 77310000000, total_bytes: 270580000000}); return [f.usePct, f.text]; })()`)
 	if disk[0] != float64(22) || disk[1] != "19.4 GiB used · 72.0 GiB free (22%)" {
 		t.Errorf("diskFigures: %v", disk)
+	}
+	// The API's used_percent, when present, is the figure shown.
+	if got := evalJS[float64](b, `portalDashboard.diskFigures({used_bytes: 1, available_bytes: 99, total_bytes: 200, used_percent: 7}).usePct`); got != 7 {
+		t.Errorf("diskFigures ignores the API's used_percent: %v", got)
 	}
 
 	// What a user types into the Tunnels form.

@@ -878,7 +878,8 @@
     }
     const avail = d.available_bytes;
     const size = used + avail;
-    const usePct = size > 0 ? Math.ceil((used * 100) / size) : 0;
+    // The API's own figure when it gives one (the same rule, computed once).
+    const usePct = isNum(d.used_percent) ? d.used_percent : size > 0 ? Math.ceil((used * 100) / size) : 0;
     return {
       p: size > 0 ? Math.min(100, (used * 100) / size) : 0,
       usePct: usePct,
