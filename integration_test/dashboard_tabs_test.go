@@ -143,6 +143,23 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	b.waitJS("the tunnel gone", `!`+row)
 	b.waitJS("its app back in the form", `[...document.querySelectorAll('#tunnel-app option')].some(o => o.textContent.startsWith('Echo'))`)
 
+	// A tunnel to Echo's internal port would skip the portal's login: the
+	// API's warning shows under the form with the external port offered.
+	b.do("choosing another port", chromedp.SetValue(`#tunnel-app`, "__custom__"), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`document.getElementById('tunnel-app').dispatchEvent(new Event('change'))`)(ctx, tg)
+		return err
+	}))
+	b.do("typing Echo's internal port", chromedp.SetValue(`#tunnel-custom`, fmt.Sprint(echo.Port)), chromedp.Click(`#tunnel-create`))
+	b.waitJS("the warning", formMsg+fmt.Sprintf(`.includes('internal port of "Echo"') && !!document.querySelector('#tunnel-form-msg button[data-action=use-suggested]')`))
+	if got := evalJS[string](b, `document.querySelector('#tunnel-form-msg button[data-action=use-suggested]').textContent`); got != "Use "+target+" (with login)" {
+		t.Errorf("the suggestion reads %q", got)
+	}
+	b.waitJS("the row saying so", fmt.Sprintf(`document.querySelector('.tunnel[data-target="http://localhost:%d"]')?.textContent.includes('Echo · internal port') && document.querySelector('.tunnel[data-target="http://localhost:%d"] .badge.warn')?.textContent === 'no login'`, echo.Port, echo.Port))
+	b.screenshot("tunnels-warning.png")
+	b.do("taking the suggestion", chromedp.Click(`#tunnel-form-msg button[data-action=use-suggested]`))
+	internalRow := fmt.Sprintf(`document.querySelector('.tunnel[data-target="http://localhost:%d"]')`, echo.Port)
+	b.waitJS("the authenticated tunnel running, the other gone", `!`+internalRow+` && `+row+`?.dataset.state === 'running'`)
+
 	// Logs: search over both files, marks, next/previous.
 	b.openTab("logs")
 	b.waitJS("both files' lines", `document.getElementById('log').textContent.includes('NEEDLE in b') && document.getElementById('log').textContent.includes('needle in a')`)

@@ -1022,10 +1022,19 @@
     return { target: s };
   }
 
+  // internalApp: the proxied app whose internal port a tunnel targets; such
+  // a tunnel reaches the app without the portal's login.
+  function internalApp(t) {
+    const port = tunnelPort(t.target);
+    return state.apps.find((a) => a.proxied && a.internal_port === port && a.external_port !== port) || null;
+  }
+
   function tunnelTitle(t) {
     if (t.type === 'named') return 'Named tunnel';
     const app = appForTunnel(t);
-    return app ? app.name : t.target;
+    if (app) return app.name;
+    const inner = internalApp(t);
+    return inner ? inner.name + ' · internal port' : t.target;
   }
 
   let tunnelsKey = '';
@@ -1092,6 +1101,7 @@
           el('strong', { text: tunnelTitle(t) }),
           el('span', { class: 'muted mono', text: t.type === 'quick' ? t.target : t.type }),
           t.restarts ? el('span', { class: 'muted', text: plural(t.restarts, 'restart', 'restarts') }) : null,
+          t.type === 'quick' && internalApp(t) ? el('span', { class: 'badge warn', title: 'This tunnel reaches the app behind the portal\'s back: anyone with its address can use it', text: 'no login' }) : null,
           actions),
         ...lines);
     });
