@@ -1469,6 +1469,7 @@
     unseen: 0,
     detached: false,
     paused: false,
+    unfollowed: new Set(), // files the portal stopped following (too many files)
     queue: [], // events received while paused
     queuedLines: 0,
     overflow: false,
@@ -1538,64 +1539,37 @@
     logs.files.delete(name);
   }
 
-  // ordIndex: where an entry with arrival number ord goes among entries
-  // sorted by arrival (entries without one count as before it).
-  function ordIndex(ord) {
-    let lo = 0, hi = logs.entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const o = logs.entries[mid].ord;
-      if (o !== undefined && o > ord) hi = mid; else lo = mid + 1;
-    }
-    return lo;
-  }
-
-  // add places new entries at the end, before anchor (an entry of the same
-  // file still alive), or, for lines that carry an arrival number older
-  // than the newest (a snapshot), where they arrived; in the model and, if
-  // shown, in the DOM.
+  // add places new entries at the end (the stream sends events in arrival
+  // order across files, snapshots included, so "All files" interleaves
+  // them as they arrived) or before anchor (an entry of the same file still
+  // alive: a progress bar redrawn in place), in the model and, if shown, in
+  // the DOM.
   function add(list, anchor) {
     if (!list.length) return;
     const idx = anchor ? logs.entries.lastIndexOf(anchor) : -1;
-    const last = logs.entries.length ? logs.entries[logs.entries.length - 1].ord : undefined;
-    const ordered = idx < 0 && list[0].ord !== undefined && last !== undefined && list[0].ord < last;
     if (idx >= 0) logs.entries.splice(idx, 0, ...list);
-    else if (ordered) {
-      for (const e of list) logs.entries.splice(ordIndex(e.ord), 0, e);
-    } else {
-      for (const e of list) logs.entries.push(e);
-    }
+    else { for (const e of list) logs.entries.push(e); }
     const shown = list.filter(visible);
     if (!shown.length) return;
     if (logs.detached) { logs.unseen += shown.length; return; }
-    if (ordered) { needRebuild = true; return; }
     const els = shown.map(entryEl);
     if (idx >= 0 && anchor.el && anchor.el.parentNode === logView) anchor.el.before(...els);
     else logView.append(...els);
     logs.unseen += shown.length;
   }
 
-  let needRebuild = false;
+  const mk = (file, html, live) => ({ file: file, html: typeof html === 'string' ? html : '', live: live, dead: false, el: null, text: undefined });
 
-  const mk = (file, html, live, ord) => ({ file: file, html: typeof html === 'string' ? html : '', live: live, dead: false, el: null, ord: ord, text: undefined });
-
-  // lineOrds: the arrival numbers of an event's lines when the stream sends
-  // them (so "All files" interleaves files by arrival, snapshots included).
-  function lineOrds(ev, n) {
-    if (Array.isArray(ev.order) && ev.order.length === n && ev.order.every(isNum)) return ev.order;
-    if (isNum(ev.order)) return Array.from({ length: n }, (_, i) => ev.order + i);
-    return null;
-  }
-
+  // onSnapshot forgets a file. The stream sends its lines with it (older
+  // portals) or as the appends that follow, merged across files in arrival
+  // order, and its live block as an update.
   function onSnapshot(ev) {
     killFile(ev.file);
     const st = fileState(ev.file);
-    const lines = Array.isArray(ev.lines) ? ev.lines : [];
-    const ords = lineOrds(ev, lines.length);
-    const finals = lines.map((h, i) => mk(ev.file, h, false, ords ? ords[i] : undefined));
-    const live = (ev.live || []).map((h) => mk(ev.file, h, true));
-    add(finals);
-    add(live, null);
+    logs.unfollowed.delete(ev.file);
+    const finals = (Array.isArray(ev.lines) ? ev.lines : []).map((h) => mk(ev.file, h, false));
+    const live = (Array.isArray(ev.live) ? ev.live : []).map((h) => mk(ev.file, h, true));
+    add(finals.concat(live));
     st.finals = finals.slice(-REOPEN_KEEP);
     st.live = live;
   }
@@ -1604,9 +1578,7 @@
     const st = fileState(ev.file);
     kill(st.live);
     st.live = [];
-    const lines = Array.isArray(ev.lines) ? ev.lines : [];
-    const ords = lineOrds(ev, lines.length);
-    const finals = lines.map((h, i) => mk(ev.file, h, false, ords ? ords[i] : undefined));
+    const finals = (Array.isArray(ev.lines) ? ev.lines : []).map((h) => mk(ev.file, h, false));
     add(finals);
     st.finals.push(...finals);
     if (st.finals.length > REOPEN_KEEP * 2) st.finals = st.finals.slice(-REOPEN_KEEP);
@@ -1640,6 +1612,9 @@
           else renderChips();
         }
         break;
+      case 'unfollowed': // past max_files: its lines stay, nothing new comes
+        if (ev.file) { logs.unfollowed.add(ev.file); renderChips(); }
+        break;
       case 'lagged':
         setLogState('resyncing', 'warn', 'The log stream fell behind; the view is being refreshed');
         break;
@@ -1650,11 +1625,6 @@
   // afterBatch bounds the DOM and the model, refreshes the search, then
   // follows the end.
   function afterBatch() {
-    if (needRebuild) {
-      needRebuild = false;
-      rebuildLogView(true);
-      return;
-    }
     if (!logs.detached) {
       const excess = logView.childElementCount - MAX_DOM_LINES;
       if (excess > 0) {
@@ -1739,7 +1709,8 @@
     const names = [...logs.known.keys()].sort();
     if (logs.filter && !logs.known.has(logs.filter)) names.push(logs.filter);
     const chip = (name, label, size) => el('button', {
-      class: 'chip' + (logs.filter === name ? ' active' : ''), type: 'button', role: 'tab',
+      class: 'chip' + (logs.filter === name ? ' active' : '') + (logs.unfollowed.has(name) ? ' unfollowed' : ''), type: 'button', role: 'tab',
+      title: logs.unfollowed.has(name) ? 'Not followed now (the portal follows the most recently written files): new lines show once it is written to again' : null,
       'aria-selected': String(logs.filter === name), 'data-file': name,
       onclick: () => { if (logs.filter !== name) setFilter(name); },
     }, label, size !== null && size !== undefined ? el('span', { class: 'chip-size', text: formatBytes(size) }) : null);
@@ -1757,7 +1728,10 @@
       const body = await getJSON('api/logs/files');
       const files = body && Array.isArray(body.files) ? body.files : [];
       const now = new Set(files.map((f) => f.name));
-      for (const f of files) logs.known.set(f.name, f.size);
+      for (const f of files) {
+        logs.known.set(f.name, f.size);
+        if (f.followed === false) logs.unfollowed.add(f.name); else logs.unfollowed.delete(f.name);
+      }
       for (const n of [...logs.known.keys()]) {
         if (!now.has(n)) { logs.known.delete(n); killFile(n); }
       }
