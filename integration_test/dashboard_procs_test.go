@@ -255,6 +255,16 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 	b.openTab("logs")
 	b.do("all files", chromedp.Click(`#log-files .chip[data-file=""]`))
 	b.waitJS("the coloured lines", `document.getElementById('log').textContent.includes('truecolor navy')`)
+	// 24-bit colours arrive as term-fgt-/term-bgt- classes and are drawn as
+	// inline colours; 256 colours likewise.
+	colours := evalJS[[]string](b, `[...document.querySelectorAll('#log span')].filter(s => /truecolor|orange/.test(s.textContent) && s.style.cssText).map(s => s.textContent + '=' + s.style.cssText)`)
+	if got := strings.Join(colours, "|"); got != "256-colour orange=color: rgb(255, 135, 0);|truecolor pink=color: rgb(255, 105, 180);|truecolor navy=background-color: rgb(20, 40, 80);" {
+		t.Errorf("coloured spans: %q", got)
+	}
+	// Download /var/log: one archive of the portal's logs and log-tee's copies.
+	if got := evalJS[string](b, `fetch(document.getElementById('logs-download-all').href).then(r => r.status + ' ' + r.headers.get('content-type') + ' ' + r.headers.get('content-disposition'))`); !strings.HasPrefix(got, "200 ") || !strings.Contains(got, "gzip") {
+		t.Errorf("Download /var/log answered %q", got)
+	}
 	b.screenshot("logs-truecolor.png")
 
 	b.screenshotTabs("tab")

@@ -93,8 +93,17 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	}})
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
 	logDir := filepath.Join(p.Dir, "log")
-	appendFile(t, filepath.Join(logDir, "a.log"), "alpha one\nneedle in a\n")
-	appendFile(t, filepath.Join(logDir, "b.log"), "bravo one\nNEEDLE in b\n")
+	// Lines of two files written alternately while the portal follows them
+	// (its first request starts the tailers): All files must show them in
+	// that order, not one file after the other.
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", portalInt), 200)
+	for i, w := range []struct{ file, line string }{{"a.log", "alpha one"}, {"b.log", "bravo one"}, {"a.log", "needle in a"}, {"b.log", "NEEDLE in b"}} {
+		if i > 0 {
+			time.Sleep(400 * time.Millisecond) // beyond a poll: each write is read on its own
+		}
+		appendFile(t, filepath.Join(logDir, w.file), w.line+"\n")
+	}
+	time.Sleep(400 * time.Millisecond)
 
 	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s#tunnels", portalExt, password)))
 	b.waitJS("the Tunnels tab from the URL", `!document.getElementById('view-tunnels').hidden && document.getElementById('tab-tunnels').getAttribute('aria-selected') === 'true'`)
@@ -163,6 +172,10 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	// Logs: search over both files, marks, next/previous.
 	b.openTab("logs")
 	b.waitJS("both files' lines", `document.getElementById('log').textContent.includes('NEEDLE in b') && document.getElementById('log').textContent.includes('needle in a')`)
+	order := evalJS[[]string](b, `[...document.querySelectorAll('#log .ln')].map(l => l.textContent).filter(t => /alpha one|bravo one|needle in a|NEEDLE in b/.test(t))`)
+	if strings.Join(order, "|") != "a.logalpha one|b.logbravo one|a.logneedle in a|b.logNEEDLE in b" {
+		t.Errorf("All files shows the snapshot as %q, want the lines interleaved as they arrived", order)
+	}
 	hits := `document.getElementById('log-hits').textContent`
 	b.do("searching", chromedp.SendKeys(`#log-q`, "needle"))
 	b.waitJS("two matches, none current yet", hits+` === '– / 2' && document.querySelectorAll('#log mark').length === 2`)
