@@ -220,18 +220,18 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 	// Tools & Help: the file's card before the built-in ones, the bad
 	// entry warned about, markup in a label shown as text.
 	b.openTab("help")
-	b.waitJS("the cards", `document.querySelectorAll('#help article.help-card').length >= 7`)
-	cards := evalJS[[]string](b, `[...document.querySelectorAll('#help article.help-card')].map(c => c.dataset.source + ':' + c.querySelector('h3').textContent)`)
+	b.waitJS("the cards", `document.querySelectorAll('#help-list article.help-card').length >= 7`)
+	cards := evalJS[[]string](b, `[...document.querySelectorAll('#help-list article.help-card')].map(c => c.dataset.source + ':' + c.querySelector('h3').textContent)`)
 	if len(cards) < 3 || cards[0] != "file:Model hub" || !strings.HasPrefix(cards[1], "builtin:") || cards[len(cards)-1] != "env:Team wiki" {
 		t.Errorf("card order %q: want the file's 'before' card first, the built-in cards, …, PORTAL_LINKS last", cards)
 	}
 	if !strings.Contains(strings.Join(cards, "|"), "file:Release notes <script>alert(1)</script>") {
 		t.Errorf("the label with markup is not shown as text: %q", cards)
 	}
-	if n := evalJS[int](b, `document.querySelectorAll('#help script, #help-warnings script').length`); n != 0 {
+	if n := evalJS[int](b, `document.querySelectorAll('#help-list script, #help-warnings script').length`); n != 0 {
 		t.Errorf("%d script elements in the Tools & Help page", n)
 	}
-	hub := evalJS[[]string](b, `(() => { const c = document.querySelector('#help article.help-card'); return [c.querySelector('a.btn.primary').href, c.querySelector('a.btn.primary').textContent, c.querySelector('.icon').dataset.icon, [...c.querySelectorAll('a.btn.small')].map(a => a.textContent + '=' + a.href).join(',')]; })()`)
+	hub := evalJS[[]string](b, `(() => { const c = document.querySelector('#help-list article.help-card'); return [c.querySelector('a.btn.primary').href, c.querySelector('a.btn.primary').textContent, c.querySelector('.icon').dataset.icon, [...c.querySelectorAll('a.btn.small')].map(a => a.textContent + '=' + a.href).join(',')]; })()`)
 	if hub[0] != "https://hub.example/models" || hub[1] != "Browse ↗" || hub[2] != "cube" || hub[3] != "Datasets ↗=https://hub.example/datasets" {
 		t.Errorf("the Model hub card: %q", hub)
 	}
@@ -239,7 +239,7 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 	if got := evalJS[string](b, `document.getElementById('help-warnings').textContent`); !strings.Contains(got, "ftp://files.example/") || !strings.Contains(got, "links.yaml") {
 		t.Errorf("the warning %q does not name the file and the URL", got)
 	}
-	if got := evalJS[string](b, `document.getElementById('help').textContent`); strings.Contains(got, pp.password) {
+	if got := evalJS[string](b, `document.getElementById('help-list').textContent`); strings.Contains(got, pp.password) {
 		t.Error("the Tools & Help page shows the login secret")
 	}
 

@@ -344,7 +344,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// Tunnels: create one for Echo with its card's button, see its URL,
 	// stop it with the panel's button.
 	target := fmt.Sprintf("http://localhost:%d", echoExt)
-	b.waitJS("the empty tunnels list", `document.getElementById('tunnels').textContent.includes('No tunnels')`)
+	b.waitJS("the empty tunnels list", `document.getElementById('tunnel-list').textContent.includes('No tunnels')`)
 	b.do("back to the overview", chromedp.Click(`#tab-overview`))
 	b.do("creating a tunnel", chromedp.Click(`article.app[data-app="Echo"] button.tunnel-btn`))
 	b.waitJS("the running tunnel with its URL", fmt.Sprintf(
@@ -388,6 +388,12 @@ func TestDashboardPageLogic(t *testing.T) {
 	b.waitJS("the page script", `!!window.portalDashboard`)
 	// Here (the internal port: Host and Origin agree) logs use the WebSocket.
 	b.waitJS("the log WebSocket", `document.getElementById('logs-state').title === 'Streaming over a WebSocket'`)
+
+	// A tab is a #fragment: an element with that id would make the browser
+	// jump to it on every tab switch.
+	if clash := evalJS[[]string](b, `['overview', 'processes', 'tunnels', 'logs', 'help'].filter(t => document.getElementById(t))`); len(clash) > 0 {
+		t.Errorf("elements with a tab's name as id: %q", clash)
+	}
 
 	portal := `{"name":"Instance Portal","external_port":1111,"internal_port":11111,"public_port":41111,"proxied":true,"served":true,"listening":true,"scheme":"http","tunnel_port":1111,"auth":true,"open_path":"/"}`
 	jupyter := `{"name":"Jupyter","external_port":8080,"internal_port":18080,"proxied":true,"served":true,"listening":true,"scheme":"http","tunnel_port":8080,"auth":true,"open_path":"/lab"}`

@@ -1039,7 +1039,7 @@
 
   let tunnelsKey = '';
   function renderTunnels() {
-    const box = $('tunnels');
+    const box = $('tunnel-list');
     const key = JSON.stringify([state.tunnelsError, state.tunnels, state.apps.map((a) => [a.name, a.tunnel_port, a.auth])]);
     if (key === tunnelsKey) return;
     tunnelsKey = key;
@@ -1290,7 +1290,7 @@
       body = await getJSON('api/links');
     } catch (e) {
       linksKey = '';
-      $('help').replaceChildren(el('div', { class: 'empty error', text: e.status === 404 ? 'This portal serves no Tools & Help links.' : 'Tools & Help unavailable: ' + e.message }));
+      $('help-list').replaceChildren(el('div', { class: 'empty error', text: e.status === 404 ? 'This portal serves no Tools & Help links.' : 'Tools & Help unavailable: ' + e.message }));
       return;
     }
     const key = JSON.stringify(body);
@@ -1304,7 +1304,7 @@
       el('strong', { text: plural(warnings.length, 'entry', 'entries') + ' of the links file skipped' }),
       el('ul', null, ...warnings.map((w) => el('li', { class: 'mono', text: w })))] : []));
     $('help-meta').textContent = cards.length ? plural(cards.length, 'card', 'cards') : '';
-    $('help').replaceChildren(...(cards.length ? cards.map(helpCard) : [el('div', { class: 'empty', text: 'No links.' })]));
+    $('help-list').replaceChildren(...(cards.length ? cards.map(helpCard) : [el('div', { class: 'empty', text: 'No links.' })]));
   }
 
   // ------------------------------------------------------------------ logs
