@@ -1625,6 +1625,8 @@
   // afterBatch bounds the DOM and the model, refreshes the search, then
   // follows the end.
   function afterBatch() {
+    const empty = logView.querySelector('.log-empty');
+    if (empty && logView.querySelector('.ln')) empty.remove();
     if (!logs.detached) {
       const excess = logView.childElementCount - MAX_DOM_LINES;
       if (excess > 0) {
@@ -1836,7 +1838,13 @@
     logs.queuedLines = 0;
     logs.overflow = false;
     if (overflow) {
-      // Too much arrived to replay: start the stream again (fresh snapshots).
+      // Too much arrived to replay: forget what the page holds and start
+      // the stream again; its snapshots bring every file's recent lines.
+      kill(logs.entries);
+      logs.entries = [];
+      logs.dead = 0;
+      logs.files.clear();
+      rebuildLogView();
       restartLogStream();
       return;
     }
@@ -1881,8 +1889,6 @@
       return;
     }
     for (const ev of events) handleEvent(ev);
-    const empty = logView.querySelector('.log-empty');
-    if (empty && logs.entries.length) empty.remove();
     if ($('logs-state').textContent === 'resyncing') setLogState('live', 'ok', logConn && logConn.url && logConn.url.startsWith('ws') ? 'Streaming over a WebSocket' : 'Streaming over Server-Sent Events');
     afterBatch();
   }
