@@ -159,7 +159,7 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 		return err
 	}))
 	b.do("typing Echo's internal port", chromedp.SetValue(`#tunnel-custom`, fmt.Sprint(echo.Port)), chromedp.Click(`#tunnel-create`))
-	b.waitJS("the warning", formMsg+fmt.Sprintf(`.includes('internal port of "Echo"') && !!document.querySelector('#tunnel-form-msg button[data-action=use-suggested]')`))
+	b.waitJS("the warning", formMsg+`.includes('internal port of "Echo"') && !!document.querySelector('#tunnel-form-msg button[data-action=use-suggested]')`)
 	if got := evalJS[string](b, `document.querySelector('#tunnel-form-msg button[data-action=use-suggested]').textContent`); got != "Use "+target+" (with login)" {
 		t.Errorf("the suggestion reads %q", got)
 	}
