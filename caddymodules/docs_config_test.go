@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/tunnels"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -17,7 +18,10 @@ var configDocs = []struct {
 	doc, name string // the Markdown file and the marker name
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
-}{}
+}{
+	{"../docs/tunnels.md", "tunnels-config", "../tunnels", "Config", tunnels.Default()},
+	{"../docs/tunnels.md", "tunnels-app", "../tunnels", "App", tunnels.App{}},
+}
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {
 	for _, c := range configDocs {
