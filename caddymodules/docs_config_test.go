@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/tunnels"
 )
 
@@ -21,6 +22,7 @@ var configDocs = []struct {
 }{
 	{"../docs/tunnels.md", "tunnels-config", "../tunnels", "Config", tunnels.Default()},
 	{"../docs/tunnels.md", "tunnels-app", "../tunnels", "App", tunnels.App{}},
+	{"../docs/gpu_metrics.md", "gpu-metrics-config", "../gpumetrics", "Config", gpumetrics.Default()},
 }
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {

@@ -6,11 +6,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DiskUsage reports the filesystems holding paths, df-style: total and
+// diskUsage reports the filesystems holding paths, df-style: total and
 // available in fragment-size units, used = total - free. A path on the same
 // filesystem (device) as an earlier one is skipped, so a workspace that is
 // just a directory on / is not reported twice. An empty path is skipped.
-func DiskUsage(paths []DiskPath) ([]Disk, []string) {
+func diskUsage(paths []DiskPath) ([]Disk, []string) {
 	disks := make([]Disk, 0, len(paths))
 	var errs []string
 	seen := map[uint64]bool{}

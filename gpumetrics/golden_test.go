@@ -65,10 +65,10 @@ func golden(t *testing.T, name string, got []byte) {
 func sample(t *testing.T, api nvmlgpu.API) *gpumetrics.Sample {
 	t.Helper()
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	c := gpumetrics.NewCollector(gpumetrics.Config{
+	c := gpumetrics.NewCollector(gpumetrics.Config{}, gpumetrics.Sources{
 		GPU: nvmlgpu.NewSource(api), System: fixedSystem{}, Hostname: "instance-1",
 		Now: func() time.Time { return at },
-	})
+	}, nil)
 	t.Cleanup(func() { _ = c.Close() })
 	return c.Latest(context.Background())
 }
