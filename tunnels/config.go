@@ -2,6 +2,7 @@ package tunnels
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -150,16 +151,13 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	var ck confdecl.Check
 	ck.OneOf("protocol", c.Protocol, "auto", "http2", "quic")
-	for _, d := range []struct {
-		field string
-		v     confdecl.Duration
-	}{
-		{"ready_timeout", c.ReadyTimeout}, {"unready_restart", c.UnreadyRestart}, {"kill_grace", c.KillGrace},
-		{"poll_interval", c.PollInterval}, {"backoff_base", c.BackoffBase}, {"backoff_max", c.BackoffMax},
-		{"failure_decay", c.FailureDecay}, {"rate_limit_cooldown", c.RateLimitCooldown},
-		{"start_spacing", c.StartSpacing}, {"create_interval", c.CreateInterval},
-	} {
-		ck.NotNegativeDuration(d.field, d.v)
+	// No duration may be negative. They are found by type, so that no list
+	// here names them again (and a new one cannot be forgotten).
+	v := reflect.ValueOf(c)
+	for _, f := range confdecl.Fields(c) {
+		if d, ok := v.FieldByIndex(f.Index).Interface().(confdecl.Duration); ok {
+			ck.NotNegativeDuration(f.JSON, d)
+		}
 	}
 	if c.BackoffMax < c.BackoffBase {
 		ck.Failf("backoff_max", "%v is less than backoff_base %v", c.BackoffMax, c.BackoffBase)

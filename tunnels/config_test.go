@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +233,26 @@ func TestCreateIsCappedAndPaced(t *testing.T) {
 		if i > 10 {
 			t.Fatal("refresh never paced")
 		}
+	}
+}
+
+// TestEveryDurationRefusesNegative sets each duration setting, found by
+// type, to -1ms in turn: Validate must name that field.
+func TestEveryDurationRefusesNegative(t *testing.T) {
+	n := 0
+	for _, f := range confdecl.Fields(Config{}) {
+		cfg := Default()
+		fv := reflect.ValueOf(&cfg).Elem().FieldByIndex(f.Index)
+		if fv.Type() != reflect.TypeOf(confdecl.Duration(0)) {
+			continue
+		}
+		n++
+		fv.SetInt(int64(-time.Millisecond))
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), f.JSON+": must not be negative, got -1ms") {
+			t.Errorf("%s = -1ms: %v", f.JSON, err)
+		}
+	}
+	if n != 10 {
+		t.Fatalf("%d duration settings, want 10", n)
 	}
 }
