@@ -4,8 +4,11 @@ import (
 	"os"
 	"testing"
 
+	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/portallinks"
+	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/tunnels"
 )
 
@@ -20,6 +23,9 @@ var configDocs = []struct {
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
 }{
+	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
+	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
+	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
 	{"../docs/tunnels.md", "tunnels-config", "../tunnels", "Config", tunnels.Default()},
 	{"../docs/tunnels.md", "tunnels-app", "../tunnels", "App", tunnels.App{}},
 	{"../docs/gpu_metrics.md", "gpu-metrics-config", "../gpumetrics", "Config", gpumetrics.Default()},
