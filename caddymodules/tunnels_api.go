@@ -79,7 +79,7 @@ func (h *TunnelsAPI) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("tunnels app has unexpected type %T", appIface)
 	}
-	h.manager, h.apps = app.Manager, app.Apps
+	h.manager, h.apps = app.Manager, app.AppPorts
 	return nil
 }
 

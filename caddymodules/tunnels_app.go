@@ -154,9 +154,9 @@ func (a *TunnelsApp) Cleanup() error {
 // Manager is the running tunnel manager, for the API handler.
 func (a *TunnelsApp) Manager() *tunnels.Manager { return a.manager }
 
-// Apps are the portal's apps as this config lists them, for the API's
+// AppPorts are the portal's apps as this config lists them, for the API's
 // advice on targets.
-func (a *TunnelsApp) Apps() []tunnels.App { return a.resolved.Apps }
+func (a *TunnelsApp) AppPorts() []tunnels.App { return a.resolved.Apps }
 
 // tunnelsAppFor configures the app for the portal_yaml adapter: a quick
 // tunnel per served port (when PORTAL_DEFAULT_TUNNELS is on) to that
