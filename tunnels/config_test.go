@@ -256,3 +256,40 @@ func TestEveryDurationRefusesNegative(t *testing.T) {
 		t.Fatalf("%d duration settings, want 10", n)
 	}
 }
+
+// FuzzAdviseTarget: whatever the target, a warning is given only for an
+// app's internal port that is no app's tunnel port, and a suggested
+// target is always a valid local target on that app's tunnel port.
+func FuzzAdviseTarget(f *testing.F) {
+	for _, s := range []string{"http://localhost:18080", "https://[::1]:11111", "http://127.0.0.1:8080", "http://localhost:0", "http://localhost:x", "%zz", ""} {
+		f.Add(s)
+	}
+	apps := []App{
+		{Name: "Portal", InternalPort: 11111, ExternalPort: 1111, Served: true, TunnelPort: 1111, Scheme: "https"},
+		{Name: "Jupyter", InternalPort: 18080, ExternalPort: 8080, Served: true, TunnelPort: 8080, Scheme: "http"},
+		{Name: "Link", InternalPort: 8384, ExternalPort: 8384, TunnelPort: 8384},
+		{Name: "Hidden", InternalPort: 17860, ExternalPort: 7860},
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		a := AdviseTarget(apps, target)
+		if a.Warning == "" {
+			if a.SuggestedTarget != "" {
+				t.Fatalf("%q: a suggestion without a warning: %+v", target, a)
+			}
+			return
+		}
+		norm, err := NormalizeTarget(target)
+		if err != nil {
+			t.Fatalf("%q: warned about a target that is not valid: %+v", target, a)
+		}
+		if !strings.HasSuffix(norm, ":18080") && !strings.HasSuffix(norm, ":11111") && !strings.HasSuffix(norm, ":17860") {
+			t.Fatalf("%q: warned about a port that is no app's internal port: %+v", target, a)
+		}
+		if a.SuggestedTarget != "" {
+			if s, err := NormalizeTarget(a.SuggestedTarget); err != nil || s != a.SuggestedTarget ||
+				!(strings.HasSuffix(s, ":8080") || strings.HasSuffix(s, ":1111")) {
+				t.Fatalf("%q: suggestion %q is not an app's served port (%v)", target, a.SuggestedTarget, err)
+			}
+		}
+	})
+}

@@ -86,7 +86,7 @@ type Advice struct {
 	SuggestedTarget string `json:"suggested_target,omitempty"`
 }
 
-// AdviseTarget warns when target (a normalized target) is an app's
+// AdviseTarget warns when target is an app's
 // internal port: a tunnel there publishes the app without the portal's
 // authentication. The tunnel is still allowed (any local port may be
 // tunnelled); the advice names the app's external port, served behind the
@@ -94,7 +94,11 @@ type Advice struct {
 // tunnel port (a link-only app's own port, or a served port) is never
 // warned about.
 func AdviseTarget(apps []App, target string) Advice {
-	u, err := url.Parse(target)
+	norm, err := NormalizeTarget(target)
+	if err != nil {
+		return Advice{} // not a target at all: the create is refused anyway
+	}
+	u, err := url.Parse(norm)
 	if err != nil {
 		return Advice{}
 	}
