@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/connlimit"
+	"github.com/instanceportal/portal/hostguard"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -17,7 +19,10 @@ var configDocs = []struct {
 	doc, name string // the Markdown file and the marker name
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
-}{}
+}{
+	{"../SECURITY.md", "connlimit", "../connlimit", "Config", connlimit.Default()},
+	{"../SECURITY.md", "hostguard", "../hostguard", "Config", hostguard.Default()},
+}
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {
 	for _, c := range configDocs {
