@@ -4,9 +4,12 @@ import (
 	"os"
 	"testing"
 
+	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/connlimit"
 	"github.com/instanceportal/portal/hostguard"
+	"github.com/instanceportal/portal/portallinks"
+	"github.com/instanceportal/portal/supervisor"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -20,6 +23,9 @@ var configDocs = []struct {
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
 }{
+	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
+	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
+	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
 	{"../SECURITY.md", "connlimit", "../connlimit", "Config", connlimit.Default()},
 	{"../SECURITY.md", "hostguard", "../hostguard", "Config", hostguard.Default()},
 }

@@ -21,19 +21,30 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 )
 
-// walkStrings calls f with every string in a decoded JSON value.
-func walkStrings(v any, f func(string)) {
+// literalHandlers are our handlers that serve their config as data and
+// never run it through Caddy's replacer: user text belongs there as
+// written (escaping it would show the backslashes).
+var literalHandlers = map[string]bool{"portal_apps": true, "portal_processes": true, "portal_links": true}
+
+// walkStrings calls f with every string in a decoded JSON value, and
+// literal with each handler object of literalHandlers instead of walking
+// into it.
+func walkStrings(v any, f func(string), literal func(map[string]any)) {
 	switch v := v.(type) {
 	case string:
 		f(v)
 	case []any:
 		for _, e := range v {
-			walkStrings(e, f)
+			walkStrings(e, f, literal)
 		}
 	case map[string]any:
+		if h, _ := v["handler"].(string); literalHandlers[h] {
+			literal(v)
+			return
+		}
 		for k, e := range v {
 			f(k)
-			walkStrings(e, f)
+			walkStrings(e, f, literal)
 		}
 	}
 }
@@ -42,8 +53,10 @@ func walkStrings(v any, f func(string)) {
 // portal.yaml text a user writes (key, name, open_path) and runs Caddy's
 // own replacer over every string of the adapted JSON, as static_response
 // bodies and header values are expanded at request time: the secret's
-// value must never come out. Fails on the code before literalText, where
-// /api/apps served "leak=<the password>".
+// value must never come out. Only our handlers that serve their config as
+// data (literalHandlers) keep user text as written, which is checked too.
+// Fails on the code before literalText, where /api/apps (then a
+// static_response) served "leak=<the password>".
 func TestUserTextIsNeverExpanded(t *testing.T) {
 	const secret = "s3cret-value-never-served"
 	t.Setenv("PORTAL_TEST_LEAK", secret)
@@ -80,26 +93,29 @@ func TestUserTextIsNeverExpanded(t *testing.T) {
 		if strings.Contains(served, secret) {
 			t.Errorf("a config string expands to the secret: %.200q", s)
 		}
-		if strings.HasPrefix(served, `[{"name":"Instance Portal"`) {
-			apps++
-			var got []portalconfig.AppInfo
-			if err := json.Unmarshal([]byte(served), &got); err != nil {
-				t.Fatalf("/api/apps body after expansion: %v", err)
-			}
-			if got[1].Name != "leak={env.PORTAL_TEST_LEAK}" || got[1].OpenPath != `/x/{env.PORTAL_TEST_LEAK}/\{env.PORTAL_TEST_LEAK}` ||
-				got[2].Name != "{env.PORTAL_TEST_LEAK}}{" {
-				t.Errorf("/api/apps must serve user text as written: %+v", got)
-			}
-		}
 		if strings.Contains(served, "is starting up</title>") && strings.Contains(served, "leak=") {
 			pages++
 			if !strings.Contains(served, "<title>leak={env.PORTAL_TEST_LEAK} is starting up</title>") {
 				t.Errorf("starting-up page does not name the app as written: %.300q", served)
 			}
 		}
+	}, func(handler map[string]any) {
+		if handler["handler"] != "portal_apps" {
+			return
+		}
+		apps++
+		b, _ := json.Marshal(handler["apps"])
+		var got []portalconfig.AppInfo
+		if err := json.Unmarshal(b, &got); err != nil || len(got) != 3 {
+			t.Fatalf("portal_apps' apps: %v %s", err, b)
+		}
+		if got[1].Name != "leak={env.PORTAL_TEST_LEAK}" || got[1].OpenPath != `/x/{env.PORTAL_TEST_LEAK}/\{env.PORTAL_TEST_LEAK}` ||
+			got[2].Name != "{env.PORTAL_TEST_LEAK}}{" {
+			t.Errorf("/api/apps must serve user text as written: %+v", got)
+		}
 	})
 	if apps != 1 || pages != 2 {
-		t.Errorf("found %d /api/apps bodies and %d starting-up pages of the app, want 1 and 2", apps, pages)
+		t.Errorf("found %d /api/apps handlers and %d starting-up pages of the app, want 1 and 2", apps, pages)
 	}
 }
 
