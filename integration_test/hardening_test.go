@@ -114,6 +114,9 @@ func TestInternalServerRefusesDNSRebinding(t *testing.T) {
 		{"GET", "/api/logs/download?file=jupyter.log", ""},
 		{"GET", "/api/logs/download", ""},
 		{"GET", "/api/apps", ""},
+		{"GET", "/api/processes", ""},
+		{"POST", "/api/processes/caddy/stop", "{}"},
+		{"GET", "/api/links", ""},
 		{"GET", "/", ""},
 	} {
 		status, body := hostRequest(t, c.method, base+c.path, evil, evilOrigin, c.body)
