@@ -45,7 +45,7 @@ func (PortalFront) CaddyModule() caddy.ModuleInfo {
 }
 
 func (f *PortalFront) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	hostguard.PrepareFront(r.Header, hostguard.PeerLoopback(r.RemoteAddr), f.MarkInternal)
+	hostguard.PrepareFront(r.Header, r.RemoteAddr, f.MarkInternal)
 	return next.ServeHTTP(w, r)
 }
 

@@ -341,3 +341,15 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAcquireRelease is the limiter's work per accepted connection.
+func BenchmarkAcquireRelease(b *testing.B) {
+	l := NewLimiter()
+	lim, _ := Default().Resolve(65536)
+	a := netip.MustParseAddr("203.0.113.7")
+	b.ReportAllocs()
+	for b.Loop() {
+		t, _ := l.Acquire(a, &lim)
+		l.Release(t)
+	}
+}

@@ -132,23 +132,35 @@ type FrontConfig struct {
 // cloudflaredHeaders are set by our own cloudflared, which connects from
 // loopback. From any other peer they are forgeries: Cf-Visitor would make
 // the app believe the visitor used https, Cf-Connecting-Ip would name any
-// client address the sender liked.
+// client address the sender liked. (Canonical forms: the server's request
+// headers are canonical, so plain map deletes suffice.)
 var cloudflaredHeaders = []string{"Cf-Visitor", "Cf-Connecting-Ip"}
 
 // PrepareFront cleans a request the front is about to proxy: a client's
 // FrontHeader is dropped (and the secret set when mark), an h2c upgrade is
 // dropped (h2c over a proxied connection would tunnel HTTP/2 requests past
 // everything the front checks), and the Cloudflare headers are dropped
-// unless the peer is loopback (our cloudflared).
-func PrepareFront(h http.Header, peerLoopback, mark bool) {
-	h.Del(FrontHeader)
+// unless the peer (remoteAddr, "ip:port") is loopback: our cloudflared.
+// It runs on every proxied request, so it does no work a request does not
+// call for.
+func PrepareFront(h http.Header, remoteAddr string, mark bool) {
+	delete(h, FrontHeader)
 	if mark {
-		h.Set(FrontHeader, secret())
+		h[FrontHeader] = []string{secret()}
 	}
-	DropH2C(h)
-	if !peerLoopback {
-		for _, k := range cloudflaredHeaders {
-			h.Del(k)
+	if _, ok := h["Upgrade"]; ok {
+		DropH2C(h)
+	} else {
+		delete(h, "Http2-Settings")
+	}
+	for _, k := range cloudflaredHeaders {
+		if _, ok := h[k]; ok {
+			if !PeerLoopback(remoteAddr) {
+				for _, k := range cloudflaredHeaders {
+					delete(h, k)
+				}
+			}
+			break
 		}
 	}
 }
@@ -157,7 +169,7 @@ func PrepareFront(h http.Header, peerLoopback, mark bool) {
 // header when nothing else is left) and the HTTP2-Settings header that
 // goes with it. WebSocket upgrades pass untouched.
 func DropH2C(h http.Header) {
-	h.Del("Http2-Settings")
+	delete(h, "Http2-Settings")
 	vals, ok := h["Upgrade"]
 	if !ok {
 		return
@@ -185,7 +197,7 @@ func DropH2C(h http.Header) {
 		return
 	}
 	if len(keep) == 0 {
-		h.Del("Upgrade")
+		delete(h, "Upgrade")
 		return
 	}
 	h["Upgrade"] = keep
