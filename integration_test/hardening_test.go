@@ -242,7 +242,7 @@ func flood(t *testing.T, sources []string, perSource int, addr string) (held []n
 		wg.Add(1)
 		go func(c net.Conn) {
 			defer wg.Done()
-			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			_ = c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond)) // ample for a loaded machine to accept and reset
 			_, err := c.Read(make([]byte, 1))
 			var ne net.Error
 			mu.Lock()
