@@ -6,7 +6,9 @@ import (
 
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/connlimit"
 	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/hostguard"
 	"github.com/instanceportal/portal/portallinks"
 	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/tunnels"
@@ -29,6 +31,8 @@ var configDocs = []struct {
 	{"../docs/tunnels.md", "tunnels-config", "../tunnels", "Config", tunnels.Default()},
 	{"../docs/tunnels.md", "tunnels-app", "../tunnels", "App", tunnels.App{}},
 	{"../docs/gpu_metrics.md", "gpu-metrics-config", "../gpumetrics", "Config", gpumetrics.Default()},
+	{"../SECURITY.md", "connlimit", "../connlimit", "Config", connlimit.Default()},
+	{"../SECURITY.md", "hostguard", "../hostguard", "Config", hostguard.Default()},
 }
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {
