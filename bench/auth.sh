@@ -85,9 +85,10 @@ cat >"$BENCH_TMP/vastauth.Caddyfile" <<EOF
 }
 http://127.0.0.1:$CV {
 	vastauth {
-		secret {env.OPEN_BUTTON_TOKEN}
+		secrets {env.OPEN_BUTTON_TOKEN}
 		state_dir $BENCH_TMP/vastauth/state
-		failure_limit 2000000000 1s
+		failure_limit 2000000000
+		failure_window 1s
 	}
 	reverse_proxy 127.0.0.1:$BE
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -17,7 +18,10 @@ var configDocs = []struct {
 	doc, name string // the Markdown file and the marker name
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
-}{}
+}{
+	{"../docs/vastauth.md", "vastauth", "../vastauth", "Config", vastauth.Default()},
+	{"../docs/vastauth.md", "vastauth-secrets", "../vastauth", "SecretSource", vastauth.Default().SecretSource},
+}
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {
 	for _, c := range configDocs {
