@@ -4,7 +4,10 @@ import (
 	"os"
 	"testing"
 
+	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/portallinks"
+	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/vastauth"
 )
 
@@ -19,6 +22,9 @@ var configDocs = []struct {
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
 }{
+	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
+	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
+	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
 	{"../docs/vastauth.md", "vastauth", "../vastauth", "Config", vastauth.Default()},
 	{"../docs/vastauth.md", "vastauth-secrets", "../vastauth", "SecretSource", vastauth.Default().SecretSource},
 }

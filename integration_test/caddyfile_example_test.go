@@ -36,6 +36,7 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 		t.Fatalf("caddy adapt: %v\n%s", err, adapted)
 	}
 	for _, directive := range []string{`"handler":"vastauth"`, `"handler":"logstream"`, `"handler":"gpu_metrics"`, `"handler":"tunnels_api"`, `"tunnels":{`,
+		`"handler":"portal_processes"`, `"handler":"portal_apps"`, `"handler":"portal_links"`,
 		`"filter":"vastauth_redact"`, `"secrets":["{env.OPEN_BUTTON_TOKEN}","{env.WEB_PASSWORD}"]`} {
 		if !strings.Contains(adapted, directive) {
 			t.Errorf("Caddyfile.example lacks %s", directive)
