@@ -1105,3 +1105,19 @@ func TestVastAuthRedactFilter(t *testing.T) {
 		t.Errorf("Caddyfile: %+v, %v", c, err)
 	}
 }
+
+// The portal's internal server answers /api/handoff with a JSON 404 (the
+// lead lists the route in portalServerRoutes), so a dashboard reached
+// without vastauth in front knows to open the plain link.
+func TestHandoffElsewhereRoute(t *testing.T) {
+	var warns []caddyconfig.Warning
+	b, err := json.Marshal(handoffElsewhereRoute(&warns))
+	if err != nil || len(warns) != 0 {
+		t.Fatal(err, warns)
+	}
+	for _, want := range []string{`"path":["/api/handoff"]`, `"status_code":404`, `"Content-Type":["application/json"]`, `"terminal":true`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("route lacks %s: %s", want, b)
+		}
+	}
+}

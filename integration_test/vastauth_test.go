@@ -250,8 +250,8 @@ func TestVastAuthThroughBinary(t *testing.T) {
 	}
 	// The start-up line says how to log in, masked; no log line holds a
 	// secret or a session value, while the access log did record the requests.
-	waitFor(t, 5*time.Second, "access log of the logout request", func() bool {
-		return strings.Contains(p.Logs(), "/.portal/logout")
+	waitFor(t, 5*time.Second, "access log of the last request", func() bool {
+		return strings.Contains(p.Logs(), `"uri":"/logged?pw=`)
 	})
 	logs := p.Logs()
 	if !strings.Contains(logs, "authentication on") || !strings.Contains(logs, `"secrets_from":["{env.OPEN_BUTTON_TOKEN}","{env.WEB_PASSWORD}"]`) {
