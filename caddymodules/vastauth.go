@@ -427,7 +427,9 @@ func (h *VastAuth) tooMany(w http.ResponseWriter, r *http.Request, wait time.Dur
 	return caddyhttp.Error(http.StatusTooManyRequests, errTooManyFailures)
 }
 
-// sessionCookie is our cookie with value v; maxAge < 0 deletes it.
+// sessionCookie is our cookie with value v; maxAge < 0 deletes it. It is
+// Secure whenever the browser used https, also through a tunnel that
+// speaks plain HTTP to us.
 func (h *VastAuth) sessionCookie(r *http.Request, v string, maxAge int) *http.Cookie {
 	return &http.Cookie{
 		Name:     h.cfg.CookieName,
@@ -436,7 +438,7 @@ func (h *VastAuth) sessionCookie(r *http.Request, v string, maxAge int) *http.Co
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
-		Secure:   r.TLS != nil,
+		Secure:   vastauth.BrowserUsedHTTPS(r),
 	}
 }
 

@@ -705,6 +705,10 @@ func TestVastAuthHandoff(t *testing.T) {
 	if res.status != 302 || res.rec.Header().Get("Location") != "/lab?x=1" || findCookie(t, res.rec, vaCookie) == nil {
 		t.Fatalf("redeem: %d, Location %q, Set-Cookie %q", res.status, res.rec.Header().Get("Location"), res.rec.Header().Get("Set-Cookie"))
 	}
+	// The visitor used https (through the tunnel): the cookie is Secure.
+	if !findCookie(t, res.rec, vaCookie).Secure {
+		t.Errorf("cookie set for an https visitor without Secure: %q", res.rec.Header().Get("Set-Cookie"))
+	}
 	if res := serveVA(h, req("GET", "/", "Cookie", findCookie(t, res.rec, vaCookie).String())); !res.app.called {
 		t.Errorf("the session from the handoff does not work: %d", res.status)
 	}

@@ -46,13 +46,19 @@ func peerAddr(r *http.Request) (netip.Addr, bool) {
 	return ap.Addr().Unmap(), true
 }
 
-// RequestOrigin is the origin the browser sent r to: https when the
-// connection is TLS or when the request came through our own cloudflared
-// with Cf-Visitor saying https, otherwise http; and the Host header. It is
-// normalised as NormalizeOrigin does ("" when Host is unusable).
+// BrowserUsedHTTPS reports whether the browser reached us over https: the
+// connection is TLS, or the request came through our own cloudflared with
+// Cf-Visitor saying https (the tunnel speaks plain HTTP to us).
+func BrowserUsedHTTPS(r *http.Request) bool {
+	return r.TLS != nil || (ViaOurTunnel(r) && strings.Contains(strings.ReplaceAll(r.Header.Get("Cf-Visitor"), " ", ""), `"scheme":"https"`))
+}
+
+// RequestOrigin is the origin the browser sent r to: its scheme
+// (BrowserUsedHTTPS) and the Host header, normalised as NormalizeOrigin
+// does ("" when Host is unusable).
 func RequestOrigin(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil || (ViaOurTunnel(r) && strings.Contains(strings.ReplaceAll(r.Header.Get("Cf-Visitor"), " ", ""), `"scheme":"https"`)) {
+	if BrowserUsedHTTPS(r) {
 		scheme = "https"
 	}
 	o, err := NormalizeOrigin(scheme + "://" + r.Host)

@@ -26,7 +26,9 @@ type limiterSettings struct {
 type Limiter struct {
 	cfg limiterSettings
 
-	mu        sync.Mutex
+	// mu is read-locked by Blocked, which every guarded request calls,
+	// and write-locked only by failures.
+	mu        sync.RWMutex
 	clients   map[netip.Addr]failures
 	lastSweep time.Time
 }
@@ -112,9 +114,9 @@ func (l *Limiter) Fail(addr netip.Addr, now time.Time) (ok bool, retryAfter time
 // right guess would otherwise still be told apart from a wrong one.
 func (l *Limiter) Blocked(addr netip.Addr, now time.Time) (bool, time.Duration) {
 	key := ClientKey(addr)
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
 	f, found := l.clients[key]
+	l.mu.RUnlock()
 	if !found {
 		return false, 0
 	}
@@ -127,8 +129,8 @@ func (l *Limiter) Blocked(addr netip.Addr, now time.Time) (bool, time.Duration) 
 
 // Len is the number of clients tracked.
 func (l *Limiter) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	return len(l.clients)
 }
 
