@@ -158,7 +158,7 @@ func (p *pooledLimiter) fail(client netip.Addr, now time.Time) (bool, time.Durat
 	if reached {
 		limit, window, _ := p.Settings()
 		p.loggers.current().Warn("client reached the failure limit; its passwords and tokens are refused unchecked until the window passes",
-			zap.Stringer("client", vastauth.ClientKey(client)), zap.Int("failure_limit", limit), zap.Duration("failure_window", window))
+			zap.Stringer("client", vastauth.ClientKey(client)), zap.Int("limit", limit), zap.Duration("window", window))
 	}
 	return ok, wait
 }

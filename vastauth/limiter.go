@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/instanceportal/portal/confdecl"
 )
 
 // limiterSettings are the fields of Config the limiter uses.
@@ -43,26 +41,16 @@ type failures struct {
 const evictionSample = 16
 
 // NewLimiter returns a Limiter for the failure_limit, failure_window and
-// max_tracked_clients of c (zero fields take the defaults).
+// max_tracked_clients of c (zero fields take the defaults; they are checked
+// by Config.Validate, the one place that knows their bounds).
 func NewLimiter(c Config) (*Limiter, error) {
-	d := Default()
-	cfg := limiterSettings{limit: c.FailureLimit, window: c.FailureWindow.Std(), maxClients: c.MaxTrackedClients}
-	if cfg.limit == 0 {
-		cfg.limit = d.FailureLimit
-	}
-	if cfg.window == 0 {
-		cfg.window = d.FailureWindow.Std()
-	}
-	if cfg.maxClients == 0 {
-		cfg.maxClients = d.MaxTrackedClients
-	}
-	var ck confdecl.Check
-	ck.AtLeast("failure_limit", int64(cfg.limit), 1)
-	ck.DurationAtLeast("failure_window", confdecl.Duration(cfg.window), confdecl.Duration(time.Second))
-	ck.AtLeast("max_tracked_clients", int64(cfg.maxClients), 1)
-	if err := ck.Err(); err != nil {
+	full := Default()
+	full.FailureLimit, full.FailureWindow, full.MaxTrackedClients = c.FailureLimit, c.FailureWindow, c.MaxTrackedClients
+	full = full.WithDefaults()
+	if err := full.Validate(); err != nil {
 		return nil, err
 	}
+	cfg := limiterSettings{limit: full.FailureLimit, window: full.FailureWindow.Std(), maxClients: full.MaxTrackedClients}
 	return &Limiter{cfg: cfg, clients: make(map[netip.Addr]failures)}, nil
 }
 
