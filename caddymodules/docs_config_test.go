@@ -6,8 +6,10 @@ import (
 
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/portallinks"
 	"github.com/instanceportal/portal/supervisor"
+	"github.com/instanceportal/portal/tunnels"
 	"github.com/instanceportal/portal/vastauth"
 )
 
@@ -25,6 +27,9 @@ var configDocs = []struct {
 	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
 	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
 	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
+	{"../docs/tunnels.md", "tunnels-config", "../tunnels", "Config", tunnels.Default()},
+	{"../docs/tunnels.md", "tunnels-app", "../tunnels", "App", tunnels.App{}},
+	{"../docs/gpu_metrics.md", "gpu-metrics-config", "../gpumetrics", "Config", gpumetrics.Default()},
 	{"../docs/vastauth.md", "vastauth", "../vastauth", "Config", vastauth.Default()},
 	{"../docs/vastauth.md", "vastauth-secrets", "../vastauth", "SecretSource", vastauth.Default().SecretSource},
 }
