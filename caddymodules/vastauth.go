@@ -100,53 +100,20 @@ type poolKey struct {
 	key  string
 }
 
-// loggerStack lets a pooled object log through the logger of the newest
-// config that holds it: each handler pushes its config's logger in
-// Provision and removes it in Cleanup, so after a reload the new config's
-// logger is used, and after a failed reload (whose Cleanup runs) the
-// running config's again. The first config's logger, whose sink a reload
-// may close, is never kept.
-type loggerStack struct {
-	mu      sync.Mutex
-	entries []loggerEntry
-}
-
-type loggerEntry struct {
-	owner  any
-	logger *zap.Logger
-}
-
-func (s *loggerStack) push(owner any, l *zap.Logger) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.entries = append(s.entries, loggerEntry{owner, l})
-}
-
-func (s *loggerStack) remove(owner any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := len(s.entries) - 1; i >= 0; i-- {
-		if s.entries[i].owner == owner {
-			s.entries = append(s.entries[:i], s.entries[i+1:]...)
-			return
-		}
-	}
-}
-
-func (s *loggerStack) current() *zap.Logger {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.entries) == 0 {
-		return zap.NewNop()
-	}
-	return s.entries[len(s.entries)-1].logger
-}
-
 // pooledLimiter is a failure limiter shared by every handler with the same
 // limiter settings.
 type pooledLimiter struct {
 	*vastauth.Limiter
-	loggers loggerStack
+	loggers *configLoggers
+	log     *zap.Logger // follows the newest config holding it
+}
+
+// vastauthLogName names the pooled objects' log entries like the module's.
+const vastauthLogName = "http.handlers.vastauth"
+
+func newPooledLimiter(l *vastauth.Limiter) *pooledLimiter {
+	loggers := newConfigLoggers(vastauthLogName)
+	return &pooledLimiter{Limiter: l, loggers: loggers, log: loggers.Logger()}
 }
 
 func (*pooledLimiter) Destruct() error { return nil }
@@ -157,7 +124,7 @@ func (p *pooledLimiter) fail(client netip.Addr, now time.Time) (bool, time.Durat
 	ok, wait, reached := p.Fail(client, now)
 	if reached {
 		limit, window, _ := p.Settings()
-		p.loggers.current().Warn("client reached the failure limit; its passwords and tokens are refused unchecked until the window passes",
+		p.log.Warn("client reached the failure limit; its passwords and tokens are refused unchecked until the window passes",
 			zap.Stringer("client", vastauth.ClientKey(client)), zap.Int("limit", limit), zap.Duration("window", window))
 	}
 	return ok, wait
@@ -167,7 +134,8 @@ func (p *pooledLimiter) fail(client netip.Addr, now time.Time) (bool, time.Durat
 type authState struct {
 	store    vastauth.SessionStore
 	handoffs *vastauth.HandoffLedger
-	loggers  loggerStack
+	loggers  *configLoggers
+	log      *zap.Logger // follows the newest config holding it
 }
 
 func (*authState) Destruct() error { return nil }
@@ -213,14 +181,15 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 		if store.SaltReplaced != nil {
 			h.logger.Warn("session state", zap.Error(store.SaltReplaced))
 		}
-		return &authState{store: store, handoffs: ledger}, nil
+		loggers := newConfigLoggers(vastauthLogName)
+		return &authState{store: store, handoffs: ledger, loggers: loggers, log: loggers.Logger()}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
 	h.poolKeys = append(h.poolKeys, poolKey{vastauthPool, stateKey})
 	h.state = val.(*authState)
-	h.state.loggers.push(h, h.logger)
+	h.state.loggers.add(h, h.logger)
 
 	h.auth, err = vastauth.New(vastauth.Params{
 		Username:    cfg.Username,
@@ -237,14 +206,17 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	limiterKey := fmt.Sprintf("vastauth/limiter/%d/%d/%d", cfg.FailureLimit, cfg.FailureWindow, cfg.MaxTrackedClients)
 	val, _, err = vastauthPool.LoadOrNew(limiterKey, func() (caddy.Destructor, error) {
 		l, err := vastauth.NewLimiter(cfg)
-		return &pooledLimiter{Limiter: l}, err
+		if err != nil {
+			return nil, err
+		}
+		return newPooledLimiter(l), nil
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
 	h.poolKeys = append(h.poolKeys, poolKey{vastauthPool, limiterKey})
 	h.limiter = val.(*pooledLimiter)
-	h.limiter.loggers.push(h, h.logger)
+	h.limiter.loggers.add(h, h.logger)
 	return nil
 }
 
@@ -460,7 +432,7 @@ func (h *VastAuth) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	if v, ok := vastauth.CookieValue(r.Header["Cookie"], h.cfg.CookieName); ok {
 		revoked, floorRaised, err := h.auth.Revoke(v, h.now())
-		logger := h.state.loggers.current()
+		logger := h.state.log
 		if err != nil {
 			logger.Error("logout: the session is revoked until restart only", zap.Error(err))
 		}

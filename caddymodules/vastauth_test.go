@@ -595,13 +595,11 @@ func TestVastAuthPooledLimiterLogsThroughCurrentConfig(t *testing.T) {
 	}
 	first := newTestVastAuth(t, cfg)
 	firstLog, firstLogs := observed()
-	first.limiter.loggers.remove(first)
-	first.limiter.loggers.push(first, firstLog) // as if its ctx.Logger() were this one
+	first.limiter.loggers.add(first, firstLog) // as if its ctx.Logger() were this one
 
 	second := newTestVastAuth(t, cfg) // the reload
 	secondLog, secondLogs := observed()
-	second.limiter.loggers.remove(second)
-	second.limiter.loggers.push(second, secondLog)
+	second.limiter.loggers.add(second, secondLog)
 	if first.limiter != second.limiter {
 		t.Fatal("the reload got another limiter")
 	}
@@ -615,8 +613,7 @@ func TestVastAuthPooledLimiterLogsThroughCurrentConfig(t *testing.T) {
 	// logger is the current one again.
 	third := newTestVastAuth(t, cfg)
 	thirdLog, thirdLogs := observed()
-	third.limiter.loggers.remove(third)
-	third.limiter.loggers.push(third, thirdLog)
+	third.limiter.loggers.add(third, thirdLog)
 	_ = third.Cleanup()
 	r := req("GET", "/", "Authorization", "Bearer wrong")
 	r.RemoteAddr = "198.51.100.200:1"
