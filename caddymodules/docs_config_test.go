@@ -12,6 +12,7 @@ import (
 	"github.com/instanceportal/portal/portallinks"
 	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/tunnels"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -33,6 +34,8 @@ var configDocs = []struct {
 	{"../docs/gpu_metrics.md", "gpu-metrics-config", "../gpumetrics", "Config", gpumetrics.Default()},
 	{"../SECURITY.md", "connlimit", "../connlimit", "Config", connlimit.Default()},
 	{"../SECURITY.md", "hostguard", "../hostguard", "Config", hostguard.Default()},
+	{"../docs/vastauth.md", "vastauth", "../vastauth", "Config", vastauth.Default()},
+	{"../docs/vastauth.md", "vastauth-secrets", "../vastauth", "SecretSource", vastauth.Default().SecretSource},
 }
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {

@@ -193,7 +193,7 @@ func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.C
 	}
 	cfg := &caddy.Config{Admin: admin, AppsRaw: apps}
 	if s.AccessLog {
-		cfg.Logging = accessLogging(warns)
+		cfg.Logging = accessLogging(s, warns)
 	}
 	return cfg
 }
@@ -202,20 +202,20 @@ func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.C
 const accessLogName = "access"
 
 // accessLogging (PORTAL_ACCESS_LOG=true) sends access logs to stderr through
-// a filter that redacts the `token` query parameter (vastauth strips it
-// before the upstream, but the log records the request as received) and
-// drops Referer, which can carry a URL with a token from another page.
-// Caddy already redacts Cookie and Authorization.
-func accessLogging(warns *[]caddyconfig.Warning) *caddy.Logging {
+// the vastauth_redact filter on the request URI and headers: our
+// credentials are redacted by name (token, portal_handoff, however
+// spelled: ?Token=, ?token[]=, ;token=, %23token=) and by value (any part
+// that carries one of the secrets, whatever it is called). vastauth strips
+// them before the upstream, but the log records the request as received.
+// Caddy itself already redacts Cookie and Authorization.
+func accessLogging(s *portalconfig.Settings, warns *[]caddyconfig.Warning) *caddy.Logging {
+	redact := caddyconfig.JSONModuleObject(VastAuthRedact{SecretSource: portalSecretSource(s)}, "filter", "vastauth_redact", warns)
 	encoder := map[string]any{
 		"format": "filter",
 		"wrap":   map[string]any{"format": "json"},
-		"fields": map[string]any{
-			"request>uri": map[string]any{
-				"filter":  "query",
-				"actions": []map[string]string{{"type": "replace", "parameter": "token", "value": "REDACTED"}},
-			},
-			"request>headers>Referer": map[string]any{"filter": "delete"},
+		"fields": map[string]json.RawMessage{
+			"request>uri":     redact,
+			"request>headers": redact,
 		},
 	}
 	return &caddy.Logging{Logs: map[string]*caddy.CustomLog{
@@ -281,7 +281,12 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 			// authenticated port must answer them itself.
 			routes = append(routes, cors.preflightRoute(warns))
 		}
-		routes = append(routes, caddyhttp.Route{HandlersRaw: []json.RawMessage{vastauthHandler(s, warns)}})
+		routes = append(routes, caddyhttp.Route{HandlersRaw: []json.RawMessage{vastauthHandler(s, false, warns)}})
+	} else if s.EnableAuth {
+		// An AUTH_EXCLUDE port: browsers send our cookie to every port of
+		// the host, so the app here would collect a login that opens all the
+		// others. Remove our credentials, check nothing.
+		routes = append(routes, caddyhttp.Route{HandlersRaw: []json.RawMessage{vastauthHandler(s, true, warns)}})
 	}
 	routes = append(routes, caddyhttp.Route{
 		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON([]string{"/portal-resolver"}, warns)}},
@@ -374,18 +379,6 @@ func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings, viaTunne
 	}
 }
 
-// vastauthHandler is the vastauth config. Secrets are placeholders; the rest
-// is not secret and is written literally.
-func vastauthHandler(s *portalconfig.Settings, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(map[string]any{
-		"username":    s.WebUsername,
-		"secrets":     []string{"{env.WEB_PASSWORD}", "{env.OPEN_BUTTON_TOKEN}"},
-		"cookie_name": s.CookieName(),
-		"state_dir":   s.StateDir,
-		"realm":       portalconfig.PortalAppName,
-	}, "handler", "vastauth", warns)
-}
-
 // startingUpRoutes answer the 502/503/504 that Caddy raises when the app is
 // not listening (yet) with a page that names the app, polls and reloads,
 // always as 502 (the app's gateway is what failed). An app's own 5xx
@@ -460,6 +453,7 @@ func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) c
 		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
 		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
 		tunnelsAPIRoute(warns),
+		handoffElsewhereRoute(warns),
 		dashboardInfoRoute(plan, warns),
 		dashboardIndexRoute(warns),
 		dashboardFilesRoute(warns),
