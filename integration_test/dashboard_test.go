@@ -521,6 +521,22 @@ func TestDashboardPageLogic(t *testing.T) {
 		t.Errorf("diskFigures ignores the API's used_percent: %v", got)
 	}
 
+	// Provisioning (/api/boot): a failure is a banner with the message and
+	// the exit status, a run a quiet notice, the rest nothing.
+	for _, c := range []struct{ boot, want string }{
+		{`{"provisioning":"failed","code":3,"message":"pip install failed: no space left","since":"2026-12-01T12:00:00Z"}`, "bad|Provisioning failed (exit status 3)|pip install failed: no space left"},
+		{`{"provisioning":"failed","message":""}`, "bad|Provisioning failed|The provisioning script did not finish."},
+		{`{"provisioning":"running","since":"2026-12-01T12:00:00Z"}`, "quiet|Provisioning is running|Apps may still be installing (since "},
+		{`{"provisioning":"complete"}`, "none"},
+		{`{"provisioning":"none"}`, "none"},
+		{`null`, "none"},
+	} {
+		got := evalJS[string](b, fmt.Sprintf(`(() => { const n = portalDashboard.bootNotice(%s); return n ? [n.kind, n.title, n.text].join('|') : 'none'; })()`, c.boot))
+		if !strings.HasPrefix(got, c.want) {
+			t.Errorf("bootNotice(%s) = %q, want %q…", c.boot, got, c.want)
+		}
+	}
+
 	// What a user types into the Tunnels form.
 	for in, want := range map[string]string{
 		"8080":                    "http://localhost:8080",

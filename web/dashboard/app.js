@@ -256,7 +256,7 @@
     }
     if (tab === 'logs') logsShown();
     if (initial) return; // the pollers have just started
-    if (tab === 'overview') { polls.apps.now(); polls.metrics.now(); }
+    if (tab === 'overview') { polls.apps.now(); polls.metrics.now(); polls.boot.now(); }
     if (tab === 'processes') polls.procs.now();
     if (tab === 'tunnels') polls.tunnels.now();
     if (tab === 'help') polls.links.now();
@@ -632,6 +632,48 @@
       $('apps').replaceChildren(el('div', { class: 'empty error', text: 'Could not load the applications: ' + e.message }));
     }
     return state.apps.some((a) => a.state === 'starting');
+  }
+
+  // bootNotice says what the instance's provisioning (PROVISIONING_SCRIPT,
+  // /api/boot) means for the user: null when there is nothing to say.
+  function bootNotice(b) {
+    if (!b || typeof b !== 'object') return null;
+    const since = b.since ? new Date(b.since) : null;
+    const when = since && !isNaN(since) ? since.toLocaleString() : '';
+    if (b.provisioning === 'failed') {
+      return {
+        kind: 'bad',
+        title: 'Provisioning failed' + (b.code !== undefined && b.code !== null && b.code !== '' ? ' (exit status ' + b.code + ')' : ''),
+        text: (typeof b.message === 'string' && b.message ? b.message : 'The provisioning script did not finish.') + (when ? '\nSince ' + when + '.' : ''),
+      };
+    }
+    if (b.provisioning === 'running') {
+      return { kind: 'quiet', title: 'Provisioning is running', text: 'Apps may still be installing' + (when ? ' (since ' + when + ')' : '') + '.' };
+    }
+    return null;
+  }
+
+  let bootMissing = false; // an older portal without /api/boot: ask once
+  async function loadBoot() {
+    if (bootMissing) return false;
+    let b = null;
+    try {
+      b = await getJSON('api/boot');
+    } catch (e) {
+      bootMissing = e.status === 404;
+      b = null; // nothing to say
+    }
+    const n = bootNotice(b);
+    const box = $('boot-banner');
+    if (!n) { box.hidden = true; box.replaceChildren(); return false; }
+    box.className = 'banner ' + n.kind;
+    box.dataset.provisioning = b.provisioning;
+    box.replaceChildren(
+      el('strong', { text: n.title }),
+      el('span', { class: 'banner-msg', text: n.text }),
+      el('button', { class: 'btn small' + (n.kind === 'bad' ? '' : ' ghost'), type: 'button', onclick: () => showLog('provisioning.log') }, 'Show provisioning.log'));
+    box.hidden = false;
+    return b.provisioning === 'running';
   }
 
   async function loadInfo() {
@@ -2050,6 +2092,9 @@
     polls.metrics = poller(pollMetrics, () => (state.tab === 'overview' ? 2000 : 15000));
     polls.tunnels = poller(pollTunnels, (busy) => (busy ? 1500 : 5000));
     polls.procs = poller(loadProcs, 2000, on('processes'));
+    // Provisioning: every 5 s while it runs, else every 30 s (it may be
+    // rerun), on the overview only.
+    polls.boot = poller(loadBoot, (running) => (running ? 5000 : 30000), on('overview'));
     polls.links = poller(loadLinks, 15000, on('help'));
     window.addEventListener('hashchange', () => showTab(tabFromHash(location.hash)));
     initLogs();
@@ -2063,7 +2108,7 @@
     appLinks: appLinks, accessMode: accessMode, parseLogLine: parseLogLine, renderMetrics: renderMetrics,
     secureOffer: secureOffer, needsHandoff: needsHandoff, withHandoff: withHandoff, handoffLink: handoffLink,
     sortApps: sortApps, programLog: programLog, procButtons: procButtons, formatDuration: formatDuration,
-    diskFigures: diskFigures, parseTunnelInput: parseTunnelInput, logLineText: logLineText,
+    diskFigures: diskFigures, bootNotice: bootNotice, parseTunnelInput: parseTunnelInput, logLineText: logLineText,
     linesAsText: linesAsText, findAll: findAll, highlight: highlight, icon: icon, iconNames: Object.keys(ICONS),
   });
 
