@@ -21,9 +21,10 @@ import (
 // procsPortal is the portal of the process-control tests: the binary under
 // test beside real supervisord running three dummy programs — "web", a
 // Python web server that is the app Web; "worker", listed in
-// PORTAL_UNSTOPPABLE; "extra", which skips itself the way exit_portal.sh
-// does (its app "Extra App" is not in portal.yaml) — plus a links file with
-// one good card and one bad entry, and the stand-in cloudflared.
+// PORTAL_UNSTOPPABLE; "extra", whose wrapper sources the image's own
+// exit_portal.sh for "Extra App", which portal.yaml lacks, so it skips
+// itself — plus a links file with one good card and one bad entry, and the
+// stand-in cloudflared.
 type procsPortal struct {
 	*Portal
 	ext, internal, webExt, laterExt int
@@ -53,6 +54,28 @@ func startProcsPortal(t *testing.T) *procsPortal {
 	}
 	webPort := freePort(t)
 	pp.ext, pp.internal, pp.webExt, pp.laterExt = freePort(t), freePort(t), freePort(t), freePort(t)
+	yaml := portalYAML(
+		appYAML("Instance Portal", pp.ext, pp.internal, "/"),
+		appYAML("Web", pp.webExt, webPort, "/"),
+		appYAML("Later", pp.laterExt, freePort(t), "/"), // no program, nothing listens: the starting-up page
+	)
+	// exit_portal.sh reads portal.yaml through `caddy portal app`: the same
+	// file the portal gets, with the binary under test as caddy on PATH.
+	wrapperYAML := filepath.Join(dir, "portal.yaml")
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrapperYAML, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(caddyBin, filepath.Join(bin, "caddy")); err != nil {
+		t.Fatal(err)
+	}
+	utils, err := filepath.Abs("../rootfs/opt/supervisor-scripts/utils")
+	if err != nil {
+		t.Fatal(err)
+	}
 	sock := supervisordtest.Start(t, fmt.Sprintf(`
 [program:web]
 command=%[1]s -u -m http.server %[2]d --bind 127.0.0.1 --directory %[3]s
@@ -68,14 +91,14 @@ redirect_stderr=true
 stdout_logfile=%[4]s/worker.log
 
 [program:extra]
-command=/bin/sh -c 'mkdir -p "$SKIP" && echo "Extra App" > "$SKIP/$SUPERVISOR_PROCESS_NAME" && echo "Skipping extra startup (not in portal.yaml)" && exit 0'
-environment=SKIP="%[5]s"
+command=/bin/bash -c '. "%[6]s/exit_portal.sh" "Extra App"; echo "extra: must not get here"; exec sleep 300'
+environment=PROC_NAME="%%(program_name)s",PORTAL_YAML="%[7]s",PORTAL_SKIP_DIR="%[5]s",PORTAL_SKIP_SLEEP="0",PATH="%[8]s:/usr/bin:/bin"
 startsecs=0
 autorestart=false
 exitcodes=0
 redirect_stderr=true
 stdout_logfile=%[4]s/extra.log
-`, python, webPort, site, logDir, skipDir))
+`, python, webPort, site, logDir, skipDir, utils, wrapperYAML, bin))
 
 	links := filepath.Join(dir, "links.yaml")
 	linksYAML := `- label: Model hub
@@ -97,11 +120,7 @@ stdout_logfile=%[4]s/extra.log
 		t.Fatal(err)
 	}
 	cloudflared := buildFakeCloudflared(t)
-	pp.Portal = StartPortal(t, portalYAML(
-		appYAML("Instance Portal", pp.ext, pp.internal, "/"),
-		appYAML("Web", pp.webExt, webPort, "/"),
-		appYAML("Later", pp.laterExt, freePort(t), "/"), // no program, nothing listens: the starting-up page
-	), PortalOptions{Env: map[string]string{
+	pp.Portal = StartPortal(t, yaml, PortalOptions{Env: map[string]string{
 		"ENABLE_AUTH":         "true",
 		"WEB_PASSWORD":        pp.password,
 		"VAST_CONTAINERLABEL": "C.5150",
@@ -183,6 +202,9 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 	}
 	if got := evalJS[string](b, procRow("extra")+`.textContent`); !strings.Contains(got, "skipped: Extra App not configured") {
 		t.Errorf("the skipped program's row: %q", got)
+	}
+	if out, _ := os.ReadFile(filepath.Join(pp.logDir, "extra.log")); !strings.Contains(string(out), "Skipping extra startup (not in ") || strings.Contains(string(out), "must not get here") {
+		t.Errorf("exit_portal.sh did not skip the program; its log:\n%s", out)
 	}
 
 	// Stop "web" here; its card turns stopped, sorts last, offers Start.
