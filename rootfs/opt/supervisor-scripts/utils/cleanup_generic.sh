@@ -11,7 +11,7 @@ __portal_descendants() {
     local -A kids=()
     local f line pid ppid p c
     for f in /proc/[0-9]*/stat; do
-        read -r line <"$f" 2>/dev/null || continue
+        read -r line 2>/dev/null <"$f" || continue
         pid=${f#/proc/}
         pid=${pid%/stat}
         read -r _ ppid _ <<<"${line##*) }"
@@ -34,7 +34,7 @@ __portal_descendants() {
 __portal_alive() {
     local p line
     for p in "$@"; do
-        read -r line <"/proc/${p}/stat" 2>/dev/null || continue
+        read -r line 2>/dev/null <"/proc/${p}/stat" || continue
         line=${line##*) }
         [[ ${line:0:1} != Z ]] && return 0
     done
