@@ -81,7 +81,6 @@ ARG CLOUDFLARED_SHA256_AMD64=5237675a5e806120729acc78c5be02f9db5f406717699587abf
 # Not known offline when this was written: take it from the release's
 # checksums before building for arm64 (the build stops without it).
 ARG CLOUDFLARED_SHA256_ARM64=
-ARG DEBIAN_FRONTEND=noninteractive
 
 # supervisor runs the programs; cron and syncthing are programs; curl fetches
 # a PROVISIONING_SCRIPT given as a URL; git and python3-venv bootstrap uv,
@@ -89,7 +88,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # setpriv (the `pty` helper, Syncthing as `user`) are in the base system.
 # No openssl: the instance certificate is made by `caddy portal cert ensure`.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         supervisor cron syncthing ca-certificates curl git python3 python3-venv ocl-icd-libopencl1 \
     && rm -rf /var/lib/apt/lists/*
 
