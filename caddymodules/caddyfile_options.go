@@ -1,11 +1,14 @@
 package caddymodules
 
 import (
+	"reflect"
 	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // The block parsers of our directives and global options share these: each
@@ -77,4 +80,91 @@ func durationArg(d *caddyfile.Dispenser, module, opt, arg string, min time.Durat
 		return 0, d.Errf("%s: %s %q: want at least %v", module, opt, arg, min)
 	}
 	return caddy.Duration(dur), nil
+}
+
+// unmarshalConfigBlock fills cfg (a pointer to a settings struct, usually
+// the package Config a module embeds) from the block the dispenser is at.
+// Each option is named by the field's JSON key and parsed by the field's
+// type, so a setting declared once in its package is also its Caddyfile
+// option:
+//
+//	string             one argument
+//	integer            one argument, at least 0 (the package's Validate
+//	                   checks the rest)
+//	bool               no argument (true) or one of true/false
+//	confdecl.Duration  one argument such as 500ms, 2s or 7d, not negative
+//	[]string           one or more arguments; the option may repeat
+//
+// special handles options that are not plain fields (or that need another
+// syntax); it is consulted first. Unknown options are refused, and so is
+// an option given twice (lists excepted).
+func unmarshalConfigBlock(d *caddyfile.Dispenser, module string, cfg any, special map[string]func(args []string) error) error {
+	v := reflect.ValueOf(cfg).Elem()
+	byName := map[string]confdecl.Field{}
+	var repeatable []string
+	for _, f := range confdecl.Fields(cfg) {
+		byName[f.JSON] = f
+		if f.Type.Kind() == reflect.Slice {
+			repeatable = append(repeatable, f.JSON)
+		}
+	}
+	for name := range special {
+		// A special option checks its own arity and repetition.
+		repeatable = append(repeatable, name)
+	}
+	return forEachOption(d, module, repeatable, func(opt string, args []string) error {
+		if fn, ok := special[opt]; ok {
+			return fn(args)
+		}
+		f, ok := byName[opt]
+		if !ok {
+			return d.Errf("%s: unrecognized option %q", module, opt)
+		}
+		field := v.FieldByIndex(f.Index)
+		switch {
+		case f.Type == reflect.TypeOf(confdecl.Duration(0)):
+			arg, err := oneArg(d, args)
+			if err != nil {
+				return err
+			}
+			dur, err := confdecl.ParseDuration(arg)
+			if err != nil || dur < 0 {
+				return d.Errf("%s: %s %q: want a duration such as 500ms, 2s or 7d", module, opt, arg)
+			}
+			field.SetInt(int64(dur))
+		case f.Type.Kind() == reflect.String:
+			arg, err := oneArg(d, args)
+			if err != nil {
+				return err
+			}
+			field.SetString(arg)
+		case f.Type.Kind() == reflect.Bool:
+			switch {
+			case len(args) == 0:
+				field.SetBool(true)
+			case len(args) == 1 && (args[0] == "true" || args[0] == "false"):
+				field.SetBool(args[0] == "true")
+			default:
+				return d.Errf("%s: %s: want no argument, true or false", module, opt)
+			}
+		case f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Int64:
+			arg, err := oneArg(d, args)
+			if err != nil {
+				return err
+			}
+			n, err := countArg(d, module, opt, arg, 0)
+			if err != nil {
+				return err
+			}
+			field.SetInt(int64(n))
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			field.Set(reflect.AppendSlice(field, reflect.ValueOf(args)))
+		default:
+			return d.Errf("%s: option %q cannot be set in a Caddyfile; use JSON", module, opt)
+		}
+		return nil
+	})
 }

@@ -19,15 +19,12 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 
+	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/web"
 )
 
 func init() {
 	caddy.RegisterModule(DashboardFS{})
-	registerPortalApp("caddy.filesystems", buildDashboardFilesystems)
-	// Order 90: after every API route, so the file server only answers
-	// what no API claimed.
-	registerPortalRoutes(90, "dashboard", dashboardRoutes)
 }
 
 const (
@@ -151,15 +148,15 @@ func (i memFileInfo) ModTime() time.Time { return time.Time{} }
 func (i memFileInfo) IsDir() bool        { return false }
 func (i memFileInfo) Sys() any           { return nil }
 
-// buildDashboardFilesystems registers the dashboard file system in Caddy's
-// caddy.filesystems app, where file_server finds it by name.
-func buildDashboardFilesystems(pc PortalContext) (json.RawMessage, bool) {
+// dashboardFilesystems is Caddy's caddy.filesystems app holding the
+// dashboard file system, where file_server finds it by name.
+func dashboardFilesystems(warns *[]caddyconfig.Warning) json.RawMessage {
 	return caddyconfig.JSON(map[string]any{
 		"filesystems": []map[string]any{{
 			"name":        dashboardFSName,
-			"file_system": caddyconfig.JSONModuleObject(DashboardFS{}, "backend", "dashboard", pc.Warnings),
+			"file_system": caddyconfig.JSONModuleObject(DashboardFS{}, "backend", "dashboard", warns),
 		}},
-	}, pc.Warnings), true
+	}, warns)
 }
 
 // dashboardInfo is what /api/dashboard tells the page: nothing secret, only
@@ -168,9 +165,10 @@ type dashboardInfo struct {
 	// InstanceLabel is VAST_CONTAINERLABEL ("C.12345"), the name the user
 	// knows the instance by; empty when unset.
 	InstanceLabel string `json:"instance_label"`
-	// TunnelScheme is the scheme of the portal's own quick tunnel targets
-	// (https with ENABLE_HTTPS), so that a tunnel the page creates for an
-	// app is the same tunnel the portal would create.
+	// TunnelScheme is the scheme of the ports the portal serves
+	// (portalconfig.Plan.Scheme: https only when TLS is really on), which
+	// its own quick tunnels target, so that a tunnel the page creates for
+	// an app is the same tunnel the portal would create.
 	TunnelScheme string `json:"tunnel_scheme"`
 }
 
@@ -186,19 +184,10 @@ var dashboardSecurityHeaders = http.Header{
 	"Referrer-Policy":        {"no-referrer"},
 }
 
-// dashboardRoutes serve /api/dashboard and, for every path no earlier
-// route handled, the dashboard's files. index.html is never stored (it is
-// the entry point of a new version); the other files are revalidated on
-// every use with their ETag (304 when unchanged), so an upgrade of the
-// binary shows at once without re-downloading unchanged files.
-func dashboardRoutes(pc PortalContext) []caddyhttp.Route {
-	warns := pc.Warnings
-	scheme := "http"
-	if pc.Settings.EnableHTTPS {
-		scheme = "https" // as buildPortalTunnelsApp does
-	}
-	info := caddyconfig.JSON(dashboardInfo{InstanceLabel: pc.Settings.ContainerLabel, TunnelScheme: scheme}, warns)
-	infoHandler := caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+// dashboardInfoRoute answers /api/dashboard.
+func dashboardInfoRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+	info := caddyconfig.JSON(dashboardInfo{InstanceLabel: plan.Settings.ContainerLabel, TunnelScheme: plan.Scheme}, warns)
+	return terminal(pathRoute(warns, []string{dashboardInfoPath}, caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
 		StatusCode: caddyhttp.WeakString("200"),
 		Headers: http.Header{
 			"Content-Type":           {"application/json"},
@@ -206,30 +195,39 @@ func dashboardRoutes(pc PortalContext) []caddyhttp.Route {
 			"X-Content-Type-Options": {"nosniff"},
 		},
 		Body: string(info) + "\n",
-	}, "handler", "static_response", warns)
+	}, "handler", "static_response", warns)))
+}
 
-	files := func(cacheControl string) []json.RawMessage {
-		set := http.Header{"Cache-Control": {cacheControl}}
-		for k, v := range dashboardSecurityHeaders {
-			set[k] = v
-		}
-		return []json.RawMessage{
-			caddyconfig.JSONModuleObject(headers.Handler{Response: &headers.RespHeaderOps{
-				HeaderOps: &headers.HeaderOps{Set: set},
-				Deferred:  true,
-			}}, "handler", "headers", warns),
-			caddyconfig.JSONModuleObject(fileserver.FileServer{
-				FileSystem:         dashboardFSName,
-				IndexNames:         []string{"index.html"},
-				Hide:               []string{"*" + dashboardEtagSuffix},
-				EtagFileExtensions: []string{dashboardEtagSuffix},
-			}, "handler", "file_server", warns),
-		}
+// dashboardIndexRoute serves the page itself, never stored: index.html is
+// the entry point of a new version.
+func dashboardIndexRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
+	return terminal(pathRoute(warns, []string{"/", "/index.html"}, dashboardFileHandlers("no-store", warns)...))
+}
+
+// dashboardFilesRoute serves every other path from the dashboard's files,
+// revalidated on every use with their ETag (304 when unchanged), so an
+// upgrade of the binary shows at once without re-downloading unchanged
+// files. It comes last: it answers whatever no earlier route claimed.
+func dashboardFilesRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
+	return terminal(caddyhttp.Route{HandlersRaw: dashboardFileHandlers("no-cache", warns)})
+}
+
+func dashboardFileHandlers(cacheControl string, warns *[]caddyconfig.Warning) []json.RawMessage {
+	set := http.Header{"Cache-Control": {cacheControl}}
+	for k, v := range dashboardSecurityHeaders {
+		set[k] = v
 	}
-	return []caddyhttp.Route{
-		terminal(pathRoute(warns, []string{dashboardInfoPath}, infoHandler)),
-		terminal(pathRoute(warns, []string{"/", "/index.html"}, files("no-store")...)),
-		terminal(caddyhttp.Route{HandlersRaw: files("no-cache")}),
+	return []json.RawMessage{
+		caddyconfig.JSONModuleObject(headers.Handler{Response: &headers.RespHeaderOps{
+			HeaderOps: &headers.HeaderOps{Set: set},
+			Deferred:  true,
+		}}, "handler", "headers", warns),
+		caddyconfig.JSONModuleObject(fileserver.FileServer{
+			FileSystem:         dashboardFSName,
+			IndexNames:         []string{"index.html"},
+			Hide:               []string{"*" + dashboardEtagSuffix},
+			EtagFileExtensions: []string{dashboardEtagSuffix},
+		}, "handler", "file_server", warns),
 	}
 }
 

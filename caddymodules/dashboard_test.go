@@ -142,37 +142,29 @@ func TestDashboardFSCaddyfile(t *testing.T) {
 	}
 }
 
-func TestDashboardRouteRegistered(t *testing.T) {
-	var src *portalRouteSource
-	for i := range portalRouteSources {
-		if portalRouteSources[i].name == "dashboard" {
-			src = &portalRouteSources[i]
-		}
+// testPlan adapts a PORTAL_CONFIG string with env (a fixed clock) and
+// returns the plan.
+func testPlan(t *testing.T, portalConfig string, env portalconfig.Environ) *portalconfig.Plan {
+	t.Helper()
+	if env == nil {
+		env = portalconfig.Environ{}
 	}
-	if src == nil {
-		t.Fatal("no dashboard portal route source")
+	env[portalconfig.PortalConfigVar] = portalConfig
+	plan, _, err := loadPlan(nil, "portal.yaml", env, time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if last := portalRouteSources[len(portalRouteSources)-1]; last.name != "dashboard" {
-		t.Errorf("the catch-all dashboard routes must come last, %q (order %d) follows", last.name, last.order)
-	}
-	hasFS := false
-	for _, a := range portalAppSources {
-		hasFS = hasFS || a.name == "caddy.filesystems"
-	}
-	if !hasFS {
-		t.Error("no caddy.filesystems app source: file_server could not find the dashboard fs")
-	}
+	return plan
+}
 
+func TestPortalServerRoutesEndWithTheDashboard(t *testing.T) {
 	var warns []caddyconfig.Warning
-	pc := PortalContext{Config: &portalconfig.Config{}, Settings: &portalconfig.Settings{ContainerLabel: "C.9", EnableHTTPS: true}, Warnings: &warns}
-	routes := src.build(pc)
+	plan := testPlan(t, "localhost:1111:11111:/:Instance Portal", portalconfig.Environ{"VAST_CONTAINERLABEL": "C.9"})
+	routes := portalServerRoutes(plan, &warns)
 	if len(warns) > 0 {
 		t.Fatalf("warnings: %v", warns)
 	}
-	if len(routes) != 3 {
-		t.Fatalf("%d routes, want 3", len(routes))
-	}
-	catchAll := routes[2]
+	catchAll := routes[len(routes)-1]
 	if len(catchAll.MatcherSetsRaw) != 0 || !catchAll.Terminal {
 		t.Errorf("last route: matchers %v terminal %v, want a terminal catch-all", catchAll.MatcherSetsRaw, catchAll.Terminal)
 	}
@@ -182,8 +174,13 @@ func TestDashboardRouteRegistered(t *testing.T) {
 			t.Errorf("catch-all handlers lack %s: %s", want, handlers)
 		}
 	}
-	info, _ := json.Marshal(routes[0])
-	if !strings.Contains(string(info), `\"tunnel_scheme\":\"https\"`) || !strings.Contains(string(info), `\"instance_label\":\"C.9\"`) {
+	for i, r := range routes[:len(routes)-1] {
+		if len(r.MatcherSetsRaw) == 0 {
+			t.Errorf("route %d matches everything, but only the dashboard's last route may", i)
+		}
+	}
+	info, _ := json.Marshal(dashboardInfoRoute(plan, &warns))
+	if !strings.Contains(string(info), `\"tunnel_scheme\":\"http\"`) || !strings.Contains(string(info), `\"instance_label\":\"C.9\"`) {
 		t.Errorf("/api/dashboard route: %s", info)
 	}
 }
@@ -234,9 +231,9 @@ func getDashboard(t *testing.T, url string, hdr ...string) dashboardGet {
 // hidden sidecars, traversal attempts, and /api/dashboard.
 func TestDashboardServedByFileServer(t *testing.T) {
 	var warns []caddyconfig.Warning
-	pc := PortalContext{Config: &portalconfig.Config{}, Settings: &portalconfig.Settings{ContainerLabel: "C.5"}, Warnings: &warns}
+	plan := testPlan(t, "localhost:1111:11111:/:Instance Portal", portalconfig.Environ{"VAST_CONTAINERLABEL": "C.5"})
 	port := dashboardFreePort(t)
-	fsApp, _ := buildDashboardFilesystems(pc)
+	fsApp := dashboardFilesystems(&warns)
 	cfg := caddyconfig.JSON(map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
@@ -245,7 +242,7 @@ func TestDashboardServedByFileServer(t *testing.T) {
 			"http": caddyhttp.App{Servers: map[string]*caddyhttp.Server{"portal": {
 				Listen:    []string{fmt.Sprintf("127.0.0.1:%d", port)},
 				AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
-				Routes:    dashboardRoutes(pc),
+				Routes:    caddyhttp.RouteList{dashboardInfoRoute(plan, &warns), dashboardIndexRoute(&warns), dashboardFilesRoute(&warns)},
 			}}},
 		},
 	}, &warns)

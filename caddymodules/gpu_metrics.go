@@ -14,20 +14,19 @@ import (
 
 	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/gpumetrics/nvmlgpu"
+	"github.com/instanceportal/portal/portalconfig"
 )
 
 func init() {
 	caddy.RegisterModule(GPUMetrics{})
-	registerPortalRoutes(30, "gpu_metrics", func(pc PortalContext) []caddyhttp.Route {
-		// The two handlers share one pooled collector (same settings, same
-		// key): the dashboard and a Prometheus scraper cost one sweep.
-		js := GPUMetrics{Format: "json", Workspace: pc.Settings.Workspace}
-		prom := GPUMetrics{Format: "prometheus", Workspace: pc.Settings.Workspace}
-		return []caddyhttp.Route{
-			pathRoute(pc.Warnings, []string{"/api/metrics"}, caddyconfig.JSONModuleObject(js, "handler", "gpu_metrics", pc.Warnings)),
-			pathRoute(pc.Warnings, []string{"/metrics"}, caddyconfig.JSONModuleObject(prom, "handler", "gpu_metrics", pc.Warnings)),
-		}
-	})
+}
+
+// gpuMetricsRoute serves the metrics in format at path. The JSON and the
+// Prometheus routes share one pooled collector (same settings, same key):
+// the dashboard and a scraper cost one sweep.
+func gpuMetricsRoute(plan *portalconfig.Plan, path, format string, warns *[]caddyconfig.Warning) caddyhttp.Route {
+	h := GPUMetrics{Format: format, Workspace: plan.Settings.Workspace}
+	return pathRoute(warns, []string{path}, caddyconfig.JSONModuleObject(h, "handler", "gpu_metrics", warns))
 }
 
 // gpuCollectors keeps one gpumetrics.Collector per settings, shared by every

@@ -17,11 +17,12 @@ import (
 
 func init() {
 	caddy.RegisterModule(LogStream{})
-	registerPortalRoutes(20, "logstream", func(pc PortalContext) []caddyhttp.Route {
-		h := LogStream{Dir: pc.Settings.LogDir}
-		return []caddyhttp.Route{pathRoute(pc.Warnings, []string{"/api/logs", "/api/logs/*"},
-			caddyconfig.JSONModuleObject(h, "handler", "logstream", pc.Warnings))}
-	})
+}
+
+// logstreamRoute serves the log API for the portal's log directory.
+func logstreamRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+	h := LogStream{Dir: plan.Settings.LogDir}
+	return pathRoute(warns, []string{"/api/logs", "/api/logs/*"}, caddyconfig.JSONModuleObject(h, "handler", "logstream", warns))
 }
 
 // logServices keeps one logstream.Service (watcher, tailers, rings) per

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -24,7 +23,7 @@ import (
 )
 
 func init() {
-	caddyconfig.RegisterAdapter("portal_yaml", PortalAdapter{})
+	caddyconfig.RegisterAdapter("portal_yaml", PortalAdapter{fallback: newLastGoodFallback()})
 }
 
 // PortalAdapter turns portal.yaml (or PORTAL_CONFIG) plus the environment
@@ -35,99 +34,110 @@ func init() {
 // Secrets never enter the output: vastauth receives {env.…} placeholders and
 // resolves them at Provision, because the admin API hands the running config
 // to any local process.
-type PortalAdapter struct{}
-
-// Seams for tests: the environment and the clock (certificate expiry).
-var (
-	adapterLookupEnv = os.LookupEnv
-	adapterEnviron   = os.Environ
-	adapterNow       = time.Now
-)
+//
+// The adaptation itself is adaptPortal, a pure function of the input, an
+// environment snapshot and the clock. Adapt adds only the snapshot, the
+// clock and, for config files, the lastGoodFallback.
+type PortalAdapter struct {
+	// fallback re-serves the last good output of a config file when an edit
+	// breaks it (see lastGoodFallback); nil turns that off.
+	fallback *lastGoodFallback
+}
 
 // certTag selects the instance certificate in TLS connection policies.
 const certTag = "portal_instance"
 
 // Adapt implements caddyconfig.Adapter. options may be nil; "filename" names
 // the input in messages.
-func (PortalAdapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
+func (a PortalAdapter) Adapt(body []byte, options map[string]any) ([]byte, []caddyconfig.Warning, error) {
 	filename, _ := options["filename"].(string)
-	// Only a file (caddy run/reload/adapt --config) has a last good config;
-	// a body POSTed to the admin API's /load gets its error straight back.
-	fromFile := filename != ""
-	if !fromFile {
-		filename = "portal.yaml"
+	if filename == "" {
+		// A body POSTed to the admin API's /load: no file, so no last good
+		// config either; the caller gets the error straight back.
+		out, warns, err := adaptPortal(body, "portal.yaml", portalconfig.OSEnviron(), time.Now())
+		return out, warns, err
 	}
-	plan, warns, err := loadPlan(body, filename)
-	if err != nil {
-		if fromFile {
-			if out, ok := lastGood.fallback(filename, err, &warns); ok {
-				return out, warns, nil
-			}
-		}
-		return nil, warns, err
-	}
-	cfg := buildConfig(plan, &warns)
-	out, err := json.Marshal(cfg)
-	if err == nil && fromFile {
-		lastGood.remember(filename, out)
+	out, warns, err := adaptPortal(body, filename, portalconfig.OSEnviron(), time.Now())
+	if a.fallback != nil {
+		return a.fallback.apply(filename, out, warns, err)
 	}
 	return out, warns, err
 }
 
-// lastGood keeps, per config file, the last output that adapted cleanly in
-// this process. Caddy's `run --watch` poller re-adapts the file every second
-// and stops watching for good at the first adapter error, so one broken edit
-// would silently end all later reloads. With this, a broken edit re-serves
-// the running config (the watcher sees no change and keeps polling) and the
-// error is logged once; the next good edit is applied. A fresh
-// process — `caddy run`'s first load, `caddy reload`, `caddy adapt` — has no
-// earlier output and gets the error itself.
-var lastGood = &lastGoodCache{enabled: true, byFile: map[string]*lastGoodEntry{}}
+// adaptPortal is the adapter proper: the Caddy JSON for body (named
+// filename in messages), the environment env and the time now (which
+// judges the certificate's validity). It reads nothing else.
+func adaptPortal(body []byte, filename string, env portalconfig.Environ, now time.Time) ([]byte, []caddyconfig.Warning, error) {
+	plan, warns, err := loadPlan(body, filename, env, now)
+	if err != nil {
+		return nil, warns, err
+	}
+	out, err := json.Marshal(buildConfig(plan, &warns))
+	return out, warns, err
+}
 
-type lastGoodCache struct {
-	mu      sync.Mutex
-	enabled bool
-	byFile  map[string]*lastGoodEntry
+// lastGoodFallback lets a watched config file survive a broken edit.
+// Caddy's `run --watch` poller re-adapts the file every second and stops
+// watching for good at the first adapter error (cmd/main.go
+// watchConfigFile returns; it has no hook to change that), so one broken
+// edit would silently end all later reloads. With this, a broken edit
+// re-serves the output of the last good adaptation of that file in this
+// process (the watcher sees no change and keeps polling), the error is
+// logged once, and the next good edit applies. A fresh process — `caddy
+// run`'s first load, `caddy reload`, `caddy adapt` — has no earlier output
+// and gets the error itself.
+type lastGoodFallback struct {
+	mu     sync.Mutex
+	byFile map[string]*lastGoodEntry
+	// logError reports a broken edit that is not applied; the watcher
+	// adapts with a no-op logger, so the fallback says it itself.
+	logError func(file string, err error)
 }
 
 type lastGoodEntry struct {
 	out      []byte
-	reported string // the error already logged for this file
+	reported string // the error already reported for this file
 }
 
-func (c *lastGoodCache) remember(filename string, out []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.enabled {
-		c.byFile[filename] = &lastGoodEntry{out: out}
+func newLastGoodFallback() *lastGoodFallback {
+	return &lastGoodFallback{
+		byFile: map[string]*lastGoodEntry{},
+		logError: func(file string, err error) {
+			caddy.Log().Named("portal_yaml").Error(editNotApplied, zap.String("file", file), zap.Error(err))
+		},
 	}
 }
 
-func (c *lastGoodCache) fallback(filename string, err error, warns *[]caddyconfig.Warning) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.byFile[filename]
-	if !c.enabled || !ok {
-		return nil, false
+const editNotApplied = "edit not applied, the running config stays in effect"
+
+// apply remembers a good adaptation of filename, or turns a failed one
+// into the last good output plus a warning.
+func (f *lastGoodFallback) apply(filename string, out []byte, warns []caddyconfig.Warning, err error) ([]byte, []caddyconfig.Warning, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err == nil {
+		f.byFile[filename] = &lastGoodEntry{out: out}
+		return out, warns, nil
+	}
+	e, ok := f.byFile[filename]
+	if !ok {
+		return nil, warns, err
 	}
 	if msg := err.Error(); msg != e.reported {
 		e.reported = msg
-		const note = "edit not applied, the running config stays in effect"
-		*warns = append(*warns, caddyconfig.Warning{File: filename, Message: note + ": " + msg})
-		// The watcher adapts with a no-op logger, so say it here too.
-		caddy.Log().Named("portal_yaml").Error(note, zap.String("file", filename), zap.Error(err))
+		warns = append(warns, caddyconfig.Warning{File: filename, Message: editNotApplied + ": " + msg})
+		f.logError(filename, err)
 	}
-	return e.out, true
+	return e.out, warns, nil
 }
 
-// loadPlan parses and validates the input and reads the environment.
-func loadPlan(body []byte, filename string) (*portalconfig.Plan, []caddyconfig.Warning, error) {
-	settings, err := portalconfig.SettingsFromEnv(adapterLookupEnv, adapterEnviron())
+// loadPlan parses and validates the input against the environment.
+func loadPlan(body []byte, filename string, env portalconfig.Environ, now time.Time) (*portalconfig.Plan, []caddyconfig.Warning, error) {
+	settings, err := portalconfig.SettingsFromEnv(env)
 	if err != nil {
 		return nil, nil, err
 	}
-	portalCfg, _ := adapterLookupEnv(portalconfig.PortalConfigVar)
-	cfg, pwarns, err := portalconfig.Load(body, filename, portalCfg)
+	cfg, pwarns, err := portalconfig.Load(body, filename, env[portalconfig.PortalConfigVar])
 	warns := make([]caddyconfig.Warning, 0, len(pwarns))
 	for _, w := range pwarns {
 		warns = append(warns, caddyconfig.Warning{File: w.Source, Line: w.Line, Directive: w.App, Message: w.Msg})
@@ -135,36 +145,39 @@ func loadPlan(body []byte, filename string) (*portalconfig.Plan, []caddyconfig.W
 	if err != nil {
 		return nil, warns, err
 	}
-	plan := portalconfig.MakePlan(cfg, &settings, adapterNow())
+	plan := portalconfig.MakePlan(cfg, &settings, now)
 	for _, w := range plan.Warnings {
 		warns = append(warns, caddyconfig.Warning{File: filename, Message: w})
 	}
 	return plan, warns, nil
 }
 
-// buildConfig renders the plan as a Caddy config.
+// buildConfig renders the plan as a Caddy config: the http app with one
+// server per exposed port plus the portal's own, the instance certificate
+// when TLS is on, and the apps the portal's routes rely on.
 func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.Config {
 	s := plan.Settings
 	httpApp := caddyhttp.App{Servers: map[string]*caddyhttp.Server{}}
 	for _, sp := range plan.Servers {
 		httpApp.Servers[sp.ServerName()] = appServer(plan, sp, warns)
 	}
-	pc := PortalContext{Config: plan.Config, Settings: s, Exposed: plan.Exposed(), Warnings: warns}
 	if plan.Portal != nil {
-		httpApp.Servers["portal"] = portalServer(plan, pc, warns)
+		httpApp.Servers["portal"] = portalServer(plan, warns)
 	}
-	apps := caddy.ModuleMap{"http": caddyconfig.JSON(httpApp, warns)}
+	apps := caddy.ModuleMap{
+		"http": caddyconfig.JSON(httpApp, warns),
+		// Always present, so that the tunnels API can create tunnels even
+		// when the config starts none.
+		"tunnels": caddyconfig.JSON(tunnelsAppFor(plan), warns),
+		// Where file_server finds the embedded dashboard by name.
+		"caddy.filesystems": dashboardFilesystems(warns),
+	}
 	if plan.TLS {
 		apps["tls"] = caddyconfig.JSON(caddytls.TLS{
 			CertificatesRaw: caddy.ModuleMap{"load_files": caddyconfig.JSON([]caddytls.CertKeyFilePair{{
 				Certificate: s.CertFile, Key: s.KeyFile, Tags: []string{certTag},
 			}}, warns)},
 		}, warns)
-	}
-	for _, src := range portalAppSources {
-		if raw, ok := src.build(pc); ok {
-			apps[src.name] = raw
-		}
 	}
 	admin := &caddy.AdminConfig{Listen: s.AdminListen}
 	if s.AdminListen == "off" {
@@ -369,30 +382,51 @@ func startingUpRoutes(warns *[]caddyconfig.Warning) caddyhttp.RouteList {
 // portalServer is the internal listener of the Instance Portal entry: our
 // own handlers on 127.0.0.1, reached through the entry's external port
 // (behind vastauth) or an SSH forward.
-func portalServer(plan *portalconfig.Plan, pc PortalContext, warns *[]caddyconfig.Warning) *caddyhttp.Server {
-	apps, err := json.Marshal(plan.AppsInfo())
-	if err != nil {
-		*warns = append(*warns, caddyconfig.Warning{Message: fmt.Sprintf("encoding /api/apps: %v", err)})
-	}
-	jsonResponse := func(body string) json.RawMessage {
-		return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
-			StatusCode: caddyhttp.WeakString("200"),
-			Headers:    http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
-			Body:       body,
-		}, "handler", "static_response", warns)
-	}
-	routes := caddyhttp.RouteList{
-		terminal(pathRoute(warns, []string{"/health"}, jsonResponse(`{"status":"ok"}`+"\n"))),
-		terminal(pathRoute(warns, []string{"/api/apps"}, jsonResponse(string(apps)+"\n"))),
-	}
-	for _, src := range portalRouteSources {
-		routes = append(routes, src.build(pc)...)
-	}
+func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyhttp.Server {
 	return &caddyhttp.Server{
 		Listen:    []string{"127.0.0.1:" + strconv.Itoa(plan.Portal.InternalPort)},
 		AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
 		Protocols: []string{"h1"},
-		Routes:    routes,
+		Routes:    portalServerRoutes(plan, warns),
+	}
+}
+
+// portalServerRoutes lists every route of the portal's own server, in the
+// order requests meet them: the APIs first, the dashboard's files last, so
+// that the file server only answers what no API claimed.
+func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
+	apps, err := json.Marshal(plan.Apps)
+	if err != nil {
+		*warns = append(*warns, caddyconfig.Warning{Message: fmt.Sprintf("encoding /api/apps: %v", err)})
+	}
+	return caddyhttp.RouteList{
+		terminal(pathRoute(warns, []string{"/health"}, staticJSON(`{"status":"ok"}`, warns))),
+		terminal(pathRoute(warns, []string{"/api/apps"}, staticJSON(string(apps), warns))),
+		logstreamRoute(plan, warns),
+		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
+		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
+		tunnelsAPIRoute(warns),
+		dashboardInfoRoute(plan, warns),
+		dashboardIndexRoute(warns),
+		dashboardFilesRoute(warns),
+	}
+}
+
+// staticJSON answers 200 with body, a JSON document, never cached.
+func staticJSON(body string, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+		StatusCode: caddyhttp.WeakString("200"),
+		Headers:    http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+		Body:       body + "\n",
+	}, "handler", "static_response", warns)
+}
+
+// pathRoute is a route matching the given path patterns (Caddy path matcher
+// syntax: "/api/logs/*") and running the handlers, in order.
+func pathRoute(warns *[]caddyconfig.Warning, paths []string, handlers ...json.RawMessage) caddyhttp.Route {
+	return caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON(paths, warns)}},
+		HandlersRaw:    handlers,
 	}
 }
 

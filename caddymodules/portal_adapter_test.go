@@ -116,21 +116,7 @@ func parseGoldenEnv(t *testing.T, section string) (map[string]string, time.Time)
 // adaptWithEnv runs the adapter with env as the whole environment.
 func adaptWithEnv(t *testing.T, body []byte, env map[string]string, now time.Time) ([]byte, []caddyconfig.Warning, error) {
 	t.Helper()
-	oldLookup, oldEnviron, oldNow := adapterLookupEnv, adapterEnviron, adapterNow
-	t.Cleanup(func() { adapterLookupEnv, adapterEnviron, adapterNow = oldLookup, oldEnviron, oldNow })
-	adapterLookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	adapterEnviron = func() []string {
-		var out []string
-		for k, v := range env {
-			out = append(out, k+"="+v)
-		}
-		return out
-	}
-	adapterNow = func() time.Time { return now }
-	lastGood.mu.Lock()
-	lastGood.enabled = false // each scenario stands alone
-	lastGood.mu.Unlock()
-	return PortalAdapter{}.Adapt(body, map[string]any{"filename": "portal.yaml"})
+	return adaptPortal(body, "portal.yaml", env, now)
 }
 
 func formatWarning(w caddyconfig.Warning) string {
@@ -185,21 +171,33 @@ func firstDiff(got, want string) string {
 	return "(equal)"
 }
 
-func TestAdaptKeepsLastGoodForTheSameFile(t *testing.T) {
-	c := &lastGoodCache{enabled: true, byFile: map[string]*lastGoodEntry{}}
-	var warns []caddyconfig.Warning
-	if _, ok := c.fallback("a.yaml", errors.New("boom"), &warns); ok {
+func TestLastGoodFallback(t *testing.T) {
+	t.Parallel()
+	var logged []string
+	f := &lastGoodFallback{byFile: map[string]*lastGoodEntry{}, logError: func(file string, err error) {
+		logged = append(logged, file+": "+err.Error())
+	}}
+	boom := errors.New("boom")
+	if out, _, err := f.apply("a.yaml", nil, nil, boom); err != boom || out != nil {
 		t.Fatal("nothing remembered yet: the error must surface")
 	}
-	c.remember("a.yaml", []byte(`{"good":1}`))
-	out, ok := c.fallback("a.yaml", errors.New("boom"), &warns)
-	if !ok || string(out) != `{"good":1}` || len(warns) != 1 || !strings.Contains(warns[0].Message, "boom") {
-		t.Fatalf("fallback: %q %v %v", out, ok, warns)
+	if out, _, err := f.apply("a.yaml", []byte(`{"good":1}`), nil, nil); err != nil || string(out) != `{"good":1}` {
+		t.Fatalf("a good adaptation passes through: %q %v", out, err)
 	}
-	if _, ok := c.fallback("a.yaml", errors.New("boom"), &warns); !ok || len(warns) != 1 {
-		t.Errorf("the same error must be reported once, got %v", warns)
+	out, warns, err := f.apply("a.yaml", nil, nil, boom)
+	if err != nil || string(out) != `{"good":1}` || len(warns) != 1 || warns[0].Message != editNotApplied+": boom" || len(logged) != 1 {
+		t.Fatalf("fallback: %q %v %v, logged %v", out, warns, err, logged)
 	}
-	if _, ok := c.fallback("b.yaml", errors.New("boom"), &warns); ok {
+	if _, warns, _ := f.apply("a.yaml", nil, nil, boom); len(warns) != 0 || len(logged) != 1 {
+		t.Errorf("the same error must be reported once, got %v and %v", warns, logged)
+	}
+	if _, _, err := f.apply("b.yaml", nil, nil, boom); err != boom {
 		t.Error("another file has no last good config")
+	}
+	if out, _, _ := f.apply("a.yaml", []byte(`{"good":2}`), nil, nil); string(out) != `{"good":2}` {
+		t.Error("the next good edit applies")
+	}
+	if _, warns, _ := f.apply("a.yaml", nil, nil, boom); len(warns) != 1 {
+		t.Error("after a good edit the same error is news again")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,11 +16,6 @@ import (
 
 // defaultPortalYAML is where the image keeps the portal configuration.
 const defaultPortalYAML = "/etc/portal.yaml"
-
-func init() {
-	registerPortalSubcommand(writeConfigCommand)
-	registerPortalSubcommand(checkCommand)
-}
 
 func writeConfigCommand() *cobra.Command {
 	var path string
@@ -94,7 +90,7 @@ func runCheck(cmd *cobra.Command, path, has string) int {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return failCheck(cmd, has, err)
 	}
-	plan, warns, err := loadPlan(body, path)
+	plan, warns, err := loadPlan(body, path, portalconfig.OSEnviron(), time.Now())
 	if err != nil {
 		return failCheck(cmd, has, err)
 	}

@@ -8,10 +8,6 @@ import (
 	"github.com/instanceportal/portal/logtee"
 )
 
-func init() {
-	registerPortalSubcommand(logTeeCommand)
-}
-
 func logTeeCommand() *cobra.Command {
 	var opts logtee.Options
 	cmd := &cobra.Command{

@@ -3,18 +3,12 @@ package caddymodules
 import (
 	"fmt"
 	"io"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/vastauth"
 )
-
-func init() {
-	registerPortalSubcommand(tokenCommand)
-}
 
 func tokenCommand() *cobra.Command {
 	return &cobra.Command{
@@ -30,14 +24,14 @@ running portal does. Use it on the instance, e.g. over SSH:
 Only the token is printed, followed by a newline.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return printToken(cmd.OutOrStdout(), os.LookupEnv)
+			return printToken(cmd.OutOrStdout(), portalconfig.OSEnviron())
 		},
 	}
 }
 
 // printToken writes the effective token; lookup reads the environment.
-func printToken(w io.Writer, lookup portalconfig.Lookup) error {
-	tok, err := effectiveToken(lookup)
+func printToken(w io.Writer, env portalconfig.Environ) error {
+	tok, err := effectiveToken(env)
 	if err != nil {
 		return err
 	}
@@ -47,16 +41,13 @@ func printToken(w io.Writer, lookup portalconfig.Lookup) error {
 
 // effectiveToken mirrors what the adapter configures vastauth with: the
 // environment's secrets, else the persisted generated token.
-func effectiveToken(lookup portalconfig.Lookup) (string, error) {
+func effectiveToken(env portalconfig.Environ) (string, error) {
 	for _, k := range []string{"OPEN_BUTTON_TOKEN", "WEB_PASSWORD"} {
-		if v, ok := lookup(k); ok && v != "" {
+		if v := env[k]; v != "" {
 			return v, nil
 		}
 	}
-	dir := portalconfig.DefaultStateDir
-	if v, ok := lookup("PORTAL_STATE_DIR"); ok && strings.TrimSpace(v) != "" {
-		dir = strings.TrimSpace(v)
-	}
+	dir := env.Get("PORTAL_STATE_DIR", portalconfig.DefaultStateDir)
 	tok, _, err := vastauth.LoadOrCreateToken(dir)
 	if err != nil {
 		return "", fmt.Errorf("neither OPEN_BUTTON_TOKEN nor WEB_PASSWORD is set, and %w", err)

@@ -19,10 +19,12 @@ import (
 
 func init() {
 	caddy.RegisterModule(TunnelsAPI{})
-	registerPortalRoutes(40, "tunnels", func(pc PortalContext) []caddyhttp.Route {
-		h := caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", pc.Warnings)
-		return []caddyhttp.Route{pathRoute(pc.Warnings, []string{tunnelsAPIBase, tunnelsAPIBase + "/*"}, h)}
-	})
+}
+
+// tunnelsAPIRoute serves the tunnels API at its default base path.
+func tunnelsAPIRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
+	h := caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", warns)
+	return pathRoute(warns, []string{tunnelsAPIBase, tunnelsAPIBase + "/*"}, h)
 }
 
 const tunnelsAPIBase = "/api/tunnels"

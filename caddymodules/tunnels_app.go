@@ -1,7 +1,6 @@
 package caddymodules
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,15 +8,14 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"go.uber.org/zap"
 
+	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/tunnels"
 )
 
 func init() {
 	caddy.RegisterModule(TunnelsApp{})
-	registerPortalApp("tunnels", buildPortalTunnelsApp)
 }
 
 // TunnelsApp is the `tunnels` app: it supervises cloudflared processes,
@@ -232,32 +230,23 @@ func (a *TunnelsApp) Cleanup() error {
 // Manager is the running tunnel manager, for the API handler.
 func (a *TunnelsApp) Manager() *tunnels.Manager { return a.manager }
 
-// buildPortalTunnelsApp configures the app for the portal_yaml adapter: a
-// quick tunnel per exposed app (when PORTAL_DEFAULT_TUNNELS is on) to its
-// external port, so the app's own authentication still applies through the
-// tunnel, and the named tunnel when CF_TUNNEL_TOKEN is set, as a
-// placeholder. The app is always present so that the API can create tunnels.
-func buildPortalTunnelsApp(pc PortalContext) (json.RawMessage, bool) {
-	s := pc.Settings
+// tunnelsAppFor configures the app for the portal_yaml adapter: a quick
+// tunnel per served port (when PORTAL_DEFAULT_TUNNELS is on) to that
+// external port, in the plan's scheme, so the app's authentication still
+// applies through the tunnel and cloudflared speaks what the port serves;
+// and the named tunnel when CF_TUNNEL_TOKEN is set, as a placeholder.
+func tunnelsAppFor(plan *portalconfig.Plan) TunnelsApp {
+	s := plan.Settings
 	app := TunnelsApp{Cloudflared: s.CloudflaredBin, Protocol: s.TunnelProtocol, LogDir: s.LogDir, StateDir: s.StateDir}
 	if s.DefaultTunnels {
-		scheme := "http"
-		if s.EnableHTTPS {
-			scheme = "https"
-		}
-		seen := map[int]bool{}
-		for _, e := range pc.Exposed {
-			if seen[e.ExternalPort] {
-				continue
-			}
-			seen[e.ExternalPort] = true
-			app.Quick = append(app.Quick, QuickTunnelConfig{Target: fmt.Sprintf("%s://localhost:%d", scheme, e.ExternalPort)})
+		for _, sp := range plan.Servers {
+			app.Quick = append(app.Quick, QuickTunnelConfig{Target: fmt.Sprintf("%s://localhost:%d", plan.Scheme, sp.Port)})
 		}
 	}
 	if s.HasCFTunnelToken {
 		app.Named = &NamedTunnelConfig{Token: "{env.CF_TUNNEL_TOKEN}"}
 	}
-	return caddyconfig.JSON(app, pc.Warnings), true
+	return app
 }
 
 // Interface guards

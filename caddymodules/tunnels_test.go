@@ -89,25 +89,30 @@ func TestTunnelsCaddyfileErrors(t *testing.T) {
 	}
 }
 
-func TestBuildPortalTunnelsApp(t *testing.T) {
-	exposed := []portalconfig.App{{Name: "Instance Portal", ExternalPort: 1111}, {Name: "Jupyter", ExternalPort: 8080}, {Name: "Dup", ExternalPort: 8080}}
+func TestTunnelsAppFor(t *testing.T) {
+	const apps = "localhost:1111:11111:/:Instance Portal|localhost:8080:18080:/:Jupyter|localhost:8080:18080:/lab:Dup|localhost:8384:8384:/:Link"
+	dir := t.TempDir()
 	cases := []struct {
 		name string
-		s    portalconfig.Settings
+		env  portalconfig.Environ
 		want string
 	}{
-		{"defaults off", portalconfig.Settings{CloudflaredBin: "cloudflared", TunnelProtocol: "http2", LogDir: "/l", StateDir: "/s"},
+		{"defaults off", portalconfig.Environ{"PORTAL_DEFAULT_TUNNELS": "false", "PORTAL_LOG_DIR": "/l", "PORTAL_STATE_DIR": "/s"},
 			`{"cloudflared":"cloudflared","protocol":"http2","log_dir":"/l","state_dir":"/s"}`},
-		{"one per external port", portalconfig.Settings{DefaultTunnels: true, CloudflaredBin: "cf", TunnelProtocol: "quic"},
-			`{"cloudflared":"cf","protocol":"quic","quick":[{"target":"http://localhost:1111"},{"target":"http://localhost:8080"}]}`},
-		{"https and named", portalconfig.Settings{DefaultTunnels: true, EnableHTTPS: true, HasCFTunnelToken: true},
-			`{"quick":[{"target":"https://localhost:1111"},{"target":"https://localhost:8080"}],"named":{"token":"{env.CF_TUNNEL_TOKEN}"}}`},
+		{"one per served port", portalconfig.Environ{"CLOUDFLARED_BIN": "cf", "TUNNEL_TRANSPORT_PROTOCOL": "quic", "PORTAL_LOG_DIR": "/l", "PORTAL_STATE_DIR": "/s"},
+			`{"cloudflared":"cf","protocol":"quic","log_dir":"/l","state_dir":"/s","quick":[{"target":"http://localhost:1111"},{"target":"http://localhost:8080"}]}`},
+		// ENABLE_HTTPS without a usable pair serves plain HTTP, so the
+		// tunnels must speak plain HTTP too (they targeted https before).
+		{"https asked, no pair", portalconfig.Environ{"ENABLE_HTTPS": "true", "INSTANCE_CERT": dir + "/none.crt", "INSTANCE_KEY": dir + "/none.key", "PORTAL_LOG_DIR": "/l", "PORTAL_STATE_DIR": "/s", "CF_TUNNEL_TOKEN": "tok"},
+			`{"cloudflared":"cloudflared","protocol":"http2","log_dir":"/l","state_dir":"/s","quick":[{"target":"http://localhost:1111"},{"target":"http://localhost:8080"}],"named":{"token":"{env.CF_TUNNEL_TOKEN}"}}`},
+		{"https with a pair", portalconfig.Environ{"ENABLE_HTTPS": "true", "INSTANCE_CERT": "testdata/certs/instance.crt", "INSTANCE_KEY": "testdata/certs/instance.key", "PORTAL_LOG_DIR": "/l", "PORTAL_STATE_DIR": "/s"},
+			`{"cloudflared":"cloudflared","protocol":"http2","log_dir":"/l","state_dir":"/s","quick":[{"target":"https://localhost:1111"},{"target":"https://localhost:8080"}]}`},
 	}
 	for _, c := range cases {
 		var warns []caddyconfig.Warning
-		raw, ok := buildPortalTunnelsApp(PortalContext{Settings: &c.s, Exposed: exposed, Warnings: &warns})
-		if !ok || string(raw) != c.want || len(warns) != 0 {
-			t.Errorf("%s:\n got %s (%v, %v)\nwant %s", c.name, raw, ok, warns, c.want)
+		raw := caddyconfig.JSON(tunnelsAppFor(testPlan(t, apps, c.env)), &warns)
+		if string(raw) != c.want || len(warns) != 0 {
+			t.Errorf("%s:\n got %s (%v)\nwant %s", c.name, raw, warns, c.want)
 		}
 	}
 }

@@ -540,14 +540,14 @@ func TestVastAuthCaddyfileOrder(t *testing.T) {
 
 func TestPortalTokenCommand(t *testing.T) {
 	dir := t.TempDir()
-	env := func(kv ...string) portalconfig.Lookup {
-		m := map[string]string{"PORTAL_STATE_DIR": dir}
+	env := func(kv ...string) portalconfig.Environ {
+		m := portalconfig.Environ{"PORTAL_STATE_DIR": dir}
 		for i := 0; i+1 < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
 		}
-		return portalconfig.MapLookup(m)
+		return m
 	}
-	printed := func(l portalconfig.Lookup) string {
+	printed := func(l portalconfig.Environ) string {
 		t.Helper()
 		var b strings.Builder
 		if err := printToken(&b, l); err != nil {
@@ -576,8 +576,8 @@ func TestPortalTokenCommand(t *testing.T) {
 	}
 	// The subcommand is registered under `caddy portal`.
 	found := false
-	for _, build := range portalSubcommands {
-		if build().Name() == "token" {
+	for _, c := range portalSubcommands() {
+		if c.Name() == "token" {
 			found = true
 		}
 	}

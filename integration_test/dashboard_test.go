@@ -327,42 +327,43 @@ func TestDashboardPageLogic(t *testing.T) {
 	// Here (the internal port: Host and Origin agree) logs use the WebSocket.
 	b.waitJS("the log WebSocket", `document.getElementById('logs-state').title === 'Streaming over a WebSocket'`)
 
-	portal := `{"name":"Instance Portal","external_port":1111,"internal_port":11111,"public_port":41111,"proxied":true,"exposed":true,"auth":true,"open_path":"/"}`
-	jupyter := `{"name":"Jupyter","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"/lab"}`
-	withDirect := `{"name":"J","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"/lab","public_port":40080,"direct_url":"https://198.51.100.7:40080/lab"}`
-	publicOnly := `{"name":"J","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"/lab","public_port":40080}`
-	hidden := `{"name":"H","external_port":7000,"internal_port":17000,"proxied":true,"exposed":false,"auth":false,"open_path":"/"}`
-	linkOnly := `{"name":"S","external_port":8384,"internal_port":8384,"proxied":false,"exposed":true,"auth":false,"open_path":"/"}`
-	badDirect := `{"name":"B","external_port":8080,"internal_port":18080,"proxied":true,"exposed":true,"auth":true,"open_path":"lab","direct_url":"javascript:alert(1)"}`
+	portal := `{"name":"Instance Portal","external_port":1111,"internal_port":11111,"public_port":41111,"proxied":true,"served":true,"listening":true,"scheme":"http","tunnel_port":1111,"auth":true,"open_path":"/"}`
+	jupyter := `{"name":"Jupyter","external_port":8080,"internal_port":18080,"proxied":true,"served":true,"listening":true,"scheme":"http","tunnel_port":8080,"auth":true,"open_path":"/lab"}`
+	withDirect := `{"name":"J","external_port":8080,"internal_port":18080,"proxied":true,"served":true,"listening":true,"scheme":"http","tunnel_port":8080,"auth":true,"open_path":"/lab","public_port":40080,"direct_url":"https://198.51.100.7:40080/lab"}`
+	publicOnly := `{"name":"J","external_port":8080,"internal_port":18080,"proxied":true,"served":true,"listening":true,"scheme":"http","tunnel_port":8080,"auth":true,"open_path":"/lab","public_port":40080}`
+	hidden := `{"name":"H","external_port":7000,"internal_port":17000,"proxied":true,"served":false,"listening":false,"scheme":"http","tunnel_port":0,"auth":false,"open_path":"/"}`
+	linkOnly := `{"name":"S","external_port":8384,"internal_port":8384,"proxied":false,"served":false,"listening":true,"scheme":"http","tunnel_port":8384,"auth":false,"open_path":"/"}`
+	jupyterTLS := strings.Replace(jupyter, `"scheme":"http"`, `"scheme":"https"`, 1)
+	badDirect := `{"name":"B","external_port":8080,"internal_port":18080,"proxied":true,"served":true,"listening":true,"scheme":"http","tunnel_port":8080,"auth":true,"open_path":"lab","direct_url":"javascript:alert(1)"}`
 	loc := func(proto, host, port string) string {
 		return fmt.Sprintf(`{"protocol":%q,"hostname":%q,"port":%q}`, proto, host, port)
 	}
 	tunnel8080 := `[[8080,"https://abc-def.trycloudflare.com"]]`
 	named18080 := `[[18080,["https://lab.example.com"]]]`
 	cases := []struct {
-		name, app, loc, tunnels, scheme string
-		want                            string // primary URL, "" for none
-		wantExtra                       string // first extra URL
-		named                           string // named-tunnel ingress by port, as linkEnv builds it
+		name, app, loc, tunnels string
+		want                    string // primary URL, "" for none
+		wantExtra               string // first extra URL
+		named                   string // named-tunnel ingress by port, as linkEnv builds it
 	}{
-		{"portal port, plain http", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", "", ""},
-		{"portal port over https", jupyter, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "https://203.0.113.5:8080/lab", "", ""},
-		{"direct URL wins", withDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "https://198.51.100.7:40080/lab", "", ""},
-		{"public mapping without PUBLIC_IPADDR", publicOnly, loc("http:", "203.0.113.5", "41111"), `[]`, "http", "http://203.0.113.5:40080/lab", "", ""},
-		{"through a tunnel: the app's tunnel", jupyter, loc("https:", "x-y.trycloudflare.com", ""), tunnel8080, "http", "https://abc-def.trycloudflare.com/lab", "", ""},
-		{"tunnel offered beside the port", jupyter, loc("http:", "203.0.113.5", "1111"), tunnel8080, "http", "http://203.0.113.5:8080/lab", "https://abc-def.trycloudflare.com/lab", ""},
-		{"SSH forward: TLS from the settings", jupyter, loc("http:", "localhost", "11111"), `[]`, "https", "https://localhost:8080/lab", "", ""},
-		{"not exposed: nothing to open", hidden, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "", "", ""},
-		{"link only: plain http on its port", linkOnly, loc("https:", "203.0.113.5", "1111"), `[]`, "https", "http://203.0.113.5:8384/", "", ""},
-		{"javascript: direct URL ignored", badDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", "", ""},
-		{"IPv6 host", jupyter, loc("http:", "[2001:db8::1]", "1111"), `[]`, "http", "http://[2001:db8::1]:8080/lab", "", ""},
-		{"named tunnel ingress to the app's port", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http", "http://203.0.113.5:8080/lab", "https://lab.example.com/lab", named18080},
+		{"portal port, plain http", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http://203.0.113.5:8080/lab", "", ""},
+		{"portal port over https", jupyter, loc("https:", "203.0.113.5", "1111"), `[]`, "https://203.0.113.5:8080/lab", "", ""},
+		{"direct URL wins", withDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "https://198.51.100.7:40080/lab", "", ""},
+		{"public mapping without PUBLIC_IPADDR", publicOnly, loc("http:", "203.0.113.5", "41111"), `[]`, "http://203.0.113.5:40080/lab", "", ""},
+		{"through a tunnel: the app's tunnel", jupyter, loc("https:", "x-y.trycloudflare.com", ""), tunnel8080, "https://abc-def.trycloudflare.com/lab", "", ""},
+		{"tunnel offered beside the port", jupyter, loc("http:", "203.0.113.5", "1111"), tunnel8080, "http://203.0.113.5:8080/lab", "https://abc-def.trycloudflare.com/lab", ""},
+		{"SSH forward: TLS from the plan", jupyterTLS, loc("http:", "localhost", "11111"), `[]`, "https://localhost:8080/lab", "", ""},
+		{"not exposed: nothing to open", hidden, loc("http:", "203.0.113.5", "1111"), `[]`, "", "", ""},
+		{"link only: plain http on its port", linkOnly, loc("https:", "203.0.113.5", "1111"), `[]`, "http://203.0.113.5:8384/", "", ""},
+		{"javascript: direct URL ignored", badDirect, loc("http:", "203.0.113.5", "1111"), `[]`, "http://203.0.113.5:8080/lab", "", ""},
+		{"IPv6 host", jupyter, loc("http:", "[2001:db8::1]", "1111"), `[]`, "http://[2001:db8::1]:8080/lab", "", ""},
+		{"named tunnel ingress to the app's port", jupyter, loc("http:", "203.0.113.5", "1111"), `[]`, "http://203.0.113.5:8080/lab", "https://lab.example.com/lab", named18080},
 	}
 	for _, c := range cases {
 		got := evalJS[[]string](b, fmt.Sprintf(`(() => {
-			const r = portalDashboard.appLinks(%s, {loc: %s, portal: %s, tunnelURLs: new Map(%s), namedURLs: new Map(%s), tunnelScheme: %q});
+			const r = portalDashboard.appLinks(%s, {loc: %s, portal: %s, tunnelURLs: new Map(%s), namedURLs: new Map(%s)});
 			return [r.primary ? r.primary.url : '', r.extra.length ? r.extra[0].url : ''];
-		})()`, c.app, c.loc, portal, c.tunnels, cmp.Or(c.named, "[]"), c.scheme))
+		})()`, c.app, c.loc, portal, c.tunnels, cmp.Or(c.named, "[]")))
 		if got[0] != c.want || got[1] != c.wantExtra {
 			t.Errorf("%s: links %q, want [%q %q]", c.name, got, c.want, c.wantExtra)
 		}

@@ -314,7 +314,7 @@ func TestPortalServerHealthAndApps(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(apps) != 2 || apps[1]["name"] != "Jupyter" || apps[1]["direct_url"] != "http://203.0.113.9:40080/tree" ||
-		!strings.Contains(fmt.Sprint(apps[1]["ssh_forward"]), fmt.Sprintf("ssh -p 40022 root@203.0.113.9 -L %d:localhost:%d", be.Port, be.Port)) {
+		apps[1]["ssh_command"] != fmt.Sprintf("ssh -p 40022 root@203.0.113.9 -L %d:localhost:%d", be.Port, be.Port) {
 		t.Errorf("/api/apps = %v", apps)
 	}
 }

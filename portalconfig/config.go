@@ -27,6 +27,11 @@ type App struct {
 	InternalPort int `json:"internal_port"`
 	// OpenPath is the path the dashboard's "open" button appends ("/").
 	OpenPath string `json:"open_path"`
+	// Scheme is what a link-only app serves on its port itself: "http" or
+	// "https" (Jupyter launched with the instance certificate). It is our
+	// addition to portal.yaml; PORTAL_CONFIG has no slot for it. A proxied
+	// app's scheme is the portal's own (Plan.Scheme). Default: http.
+	Scheme string `json:"scheme,omitempty"`
 	// Line is the line of the entry in portal.yaml (0 for PORTAL_CONFIG).
 	Line int `json:"-"`
 }

@@ -45,7 +45,7 @@ func Load(body []byte, source, portalConfig string) (*Config, []Warning, error) 
 
 // known keys of an application entry.
 var appKeys = map[string]bool{
-	"hostname": true, "external_port": true, "internal_port": true, "open_path": true, "name": true,
+	"hostname": true, "external_port": true, "internal_port": true, "open_path": true, "name": true, "scheme": true,
 }
 
 // ParseYAML reads portal.yaml. An empty document, or one without an
@@ -74,10 +74,16 @@ func ParseYAML(body []byte, source string) (*Config, []Warning, error) {
 		return nil, nil, &FieldError{Source: source, Line: root.Line, Msg: "top level must be a mapping with an `applications` key"}
 	}
 	var apps *yaml.Node
+	appsLine := 0
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Value == "applications" {
-			apps = v
+			if apps != nil {
+				// YAML decoders keep the last of two equal keys; say so
+				// rather than let the first list vanish unnoticed.
+				warns = append(warns, Warning{Source: source, Line: k.Line, Msg: fmt.Sprintf("a second `applications` key replaces the first (line %d)", appsLine)})
+			}
+			apps, appsLine = v, k.Line
 			continue
 		}
 		warns = append(warns, Warning{Source: source, Line: k.Line, Msg: fmt.Sprintf("unknown top-level key %q ignored", k.Value)})
@@ -94,6 +100,11 @@ func ParseYAML(body []byte, source string) (*Config, []Warning, error) {
 		warns = append(warns, w...)
 		if err != nil {
 			return nil, warns, err
+		}
+		if app.Scheme != "" && app.Proxied() {
+			warns = append(warns, Warning{Source: source, Line: app.Line, App: app.Key,
+				Msg: "scheme ignored: it describes a link-only app; a proxied app uses the portal's scheme (ENABLE_HTTPS)"})
+			app.Scheme = ""
 		}
 		cfg.Apps = append(cfg.Apps, app)
 	}
@@ -147,6 +158,11 @@ func parseYAMLApp(source string, k, v *yaml.Node) (App, []Warning, error) {
 			app.OpenPath = strings.TrimSpace(fv.Value)
 		case "name":
 			app.Name = strings.TrimSpace(fv.Value)
+		case "scheme":
+			app.Scheme = strings.ToLower(strings.TrimSpace(fv.Value))
+			if app.Scheme != "http" && app.Scheme != "https" {
+				return fail(fv.Line, field, fmt.Sprintf("%q: want http or https", fv.Value))
+			}
 		}
 	}
 	for _, req := range []string{"hostname", "external_port", "internal_port"} {
@@ -195,10 +211,13 @@ func ParsePortalConfig(s string) (*Config, error) {
 	return cfg, nil
 }
 
-// Validate fills defaults (name, open_path) and checks the apps as a whole:
-// required fields, well-formed paths, and port conflicts — two apps proxying
-// the same external port to different targets, or Caddy listening on a port
-// an app listens on itself.
+// Validate fills defaults (name, open_path, scheme) and checks the apps as a
+// whole: required fields, well-formed paths, and port conflicts — two apps
+// proxying the same external port to different targets, or an app whose
+// internal port is a port the portal listens on. A link-only entry may share
+// the external port of a proxied app: it is a second link into that app
+// (Vast.ai's boot adds `Jupyter Terminal` 8080:8080 /terminals/1 beside
+// `Jupyter` 8080:18080).
 func (c *Config) Validate() error {
 	fail := func(a App, field, msg string) error {
 		return &FieldError{Source: c.Source, Line: a.Line, App: a.Key, Field: field, Msg: msg}
@@ -211,6 +230,9 @@ func (c *Config) Validate() error {
 		}
 		if a.OpenPath == "" {
 			a.OpenPath = "/"
+		}
+		if a.Scheme == "" {
+			a.Scheme = "http"
 		}
 		if a.Hostname == "" {
 			return fail(*a, "hostname", "missing")
@@ -248,20 +270,27 @@ func (c *Config) Validate() error {
 		listeners[a.ExternalPort] = a
 	}
 	for _, a := range c.Apps {
-		if other, ok := listeners[a.InternalPort]; ok && isLocal(a.Hostname) {
-			return fail(a, "internal_port", fmt.Sprintf("%d is the external port of app %q, which the portal listens on", a.InternalPort, other.Key))
+		other, ok := listeners[a.InternalPort]
+		if !ok || !isLocal(a.Hostname) {
+			continue
 		}
+		if !a.Proxied() && a.ExternalPort == other.ExternalPort {
+			continue // a link into the proxied app's port
+		}
+		return fail(a, "internal_port", fmt.Sprintf("%d is the external port of app %q, which the portal listens on", a.InternalPort, other.Key))
 	}
 	return nil
 }
 
-// printable reports whether s is valid UTF-8 without control characters.
+// printable reports whether s is valid UTF-8 without control characters,
+// including the bidirectional controls (U+202E…) that make a name display
+// as something else than it is.
 func printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
 			return false
 		}
 	}

@@ -41,6 +41,24 @@ func TestParseYAML(t *testing.T) {
 			wantApps:  []App{{Key: "A", Hostname: "localhost", ExternalPort: 1, InternalPort: 2, Line: 2}},
 			wantWarns: []string{`portal.yaml:6: app "A": unknown key "color" ignored`},
 		},
+		{
+			name:      "second applications key",
+			in:        "applications:\n  A:\n    hostname: h\n    external_port: 1\n    internal_port: 2\napplications:\n  B:\n    hostname: h\n    external_port: 3\n    internal_port: 4\n",
+			wantApps:  []App{{Key: "B", Hostname: "h", ExternalPort: 3, InternalPort: 4, Line: 7}},
+			wantWarns: []string{"portal.yaml:6: a second `applications` key replaces the first (line 1)"},
+		},
+		{
+			name:     "scheme of a link-only app",
+			in:       "applications:\n  Jupyter:\n    hostname: localhost\n    external_port: 8080\n    internal_port: 8080\n    scheme: HTTPS\n",
+			wantApps: []App{{Key: "Jupyter", Hostname: "localhost", ExternalPort: 8080, InternalPort: 8080, Scheme: "https", Line: 2}},
+		},
+		{
+			name:      "scheme of a proxied app is ignored",
+			in:        "applications:\n  A:\n    hostname: h\n    external_port: 1\n    internal_port: 2\n    scheme: https\n",
+			wantApps:  []App{{Key: "A", Hostname: "h", ExternalPort: 1, InternalPort: 2, Line: 2}},
+			wantWarns: []string{`portal.yaml:2: app "A": scheme ignored: it describes a link-only app`},
+		},
+		{name: "bad scheme", in: "applications:\n  A:\n    hostname: h\n    external_port: 1\n    internal_port: 1\n    scheme: ftp\n", wantErr: `portal.yaml:6: app "A": scheme: "ftp": want http or https`},
 		{name: "syntax error has line", in: "applications:\n  A: [\n", wantErr: "portal.yaml: YAML syntax: line"},
 		{name: "top level list", in: "- a\n", wantErr: "portal.yaml:1: top level must be a mapping"},
 		{name: "applications list", in: "applications:\n  - a\n", wantErr: "applications: must be a mapping"},
@@ -147,13 +165,16 @@ func TestValidate(t *testing.T) {
 		{name: "fine", apps: []App{app("a", 1111, 11111), app("b", 8080, 18080), app("link", 8384, 8384)}},
 		{name: "same port same target is fine", apps: []App{app("a", 8080, 18080), app("b", 8080, 18080)}},
 		{name: "same port two targets", apps: []App{app("a", 8080, 18080), app("b", 8080, 18081)}, wantErr: `app "b": external_port: 8080 is already proxied to localhost:18080 by app "a"`},
-		{name: "link only on a proxied port", apps: []App{app("a", 8080, 18080), app("b", 8080, 8080)}, wantErr: `app "b": internal_port: 8080 is the external port of app "a"`},
+		{name: "link only into a proxied port (Jupyter Terminal)", apps: []App{app("Jupyter", 8080, 18080), app("Jupyter Terminal", 8080, 8080)}},
+		{name: "link only on another app's port", apps: []App{app("a", 8080, 18080), app("b", 9090, 9090), app("c", 8080, 9090)}, wantErr: `app "c": external_port: 8080 is already proxied to localhost:18080 by app "a"`},
+		{name: "proxied app targeting a portal port", apps: []App{app("a", 8080, 18080), app("b", 9090, 8080)}, wantErr: `app "b": internal_port: 8080 is the external port of app "a", which the portal listens on`},
 		{name: "internal port is another external", apps: []App{app("a", 8080, 18080), app("b", 9090, 8080)}, wantErr: `app "b": internal_port: 8080 is the external port`},
 		{name: "remote host may reuse the number", apps: []App{app("a", 8080, 18080), {Key: "b", Hostname: "10.0.0.5", ExternalPort: 9090, InternalPort: 8080}}},
 		{name: "duplicate key", apps: []App{app("a", 1, 2), app("a", 3, 4)}, wantErr: `app "a": defined twice`},
 		{name: "bad open_path", apps: []App{{Key: "a", Hostname: "h", ExternalPort: 1, InternalPort: 2, OpenPath: "tree"}}, wantErr: `open_path: "tree" must be a path starting with /`},
 		{name: "hostname with slash", apps: []App{{Key: "a", Hostname: "http://x", ExternalPort: 1, InternalPort: 2}}, wantErr: `hostname: "http://x" is not a host name`},
 		{name: "missing hostname", apps: []App{{Key: "entry 1", ExternalPort: 1, InternalPort: 2}}, wantErr: `app "entry 1": hostname: missing`},
+		{name: "bidi control in a name", apps: []App{{Key: "a", Name: "evil\u202egnp.exe", Hostname: "localhost", ExternalPort: 1, InternalPort: 2}}, wantErr: `app "a": name: "evil\u202egnp.exe" has invalid UTF-8 or control characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,7 +185,7 @@ func TestValidate(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, a := range c.Apps {
-					if a.Name == "" || a.OpenPath != "/" {
+					if a.Name == "" || a.OpenPath != "/" || a.Scheme != "http" {
 						t.Errorf("defaults not filled: %+v", a)
 					}
 				}

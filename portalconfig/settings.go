@@ -2,6 +2,7 @@ package portalconfig
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,7 +17,17 @@ const (
 	DefaultLogDir      = "/var/log/portal"
 	DefaultStateDir    = "/var/lib/portal"
 	DefaultWebUsername = "vastai"
-	DefaultAdminListen = "localhost:2019"
+	// DefaultAdminListen is an address, not "localhost": resolving a name
+	// needs /etc/hosts, which a bare container may not have yet.
+	DefaultAdminListen = "127.0.0.1:2019"
+	// DefaultSupervisorSocket is where supervisord listens (the image's
+	// supervisord.conf).
+	DefaultSupervisorSocket = "/var/run/supervisor.sock"
+	// DefaultSkipDir holds a marker per program that exit_portal.sh chose
+	// not to start because its app is not in portal.yaml.
+	DefaultSkipDir = "/tmp/supervisor-skip"
+	// DefaultLinksFile lists a template's own Tools & Help links.
+	DefaultLinksFile = "/etc/portal-links.yaml"
 )
 
 // Settings is everything the environment contributes to the portal. It holds
@@ -62,31 +73,55 @@ type Settings struct {
 	// default: building each entry costs about a third of the proxy's CPU
 	// per request (bench/proxy.sh), and the reference logged none.
 	AccessLog bool
+
+	// SupervisorSocket is supervisord's XML-RPC unix socket
+	// (SUPERVISOR_SOCKET), for process control.
+	SupervisorSocket string
+	// Unstoppable lists programs the dashboard may not stop or restart
+	// (PORTAL_UNSTOPPABLE, comma-separated); caddy is always one.
+	Unstoppable []string
+	// SkipDir is where exit_portal.sh leaves a marker per program it did
+	// not start (PORTAL_SKIP_DIR).
+	SkipDir string
+	// LinksFile is the template's Tools & Help links (PORTAL_LINKS_FILE).
+	LinksFile string
+	// Links is PORTAL_LINKS ("Label|URL|Description,…"), appended after
+	// the built-in cards. Not parsed here: the links package owns the form.
+	Links string
 }
 
-// Lookup reads one environment variable; os.LookupEnv fits.
-type Lookup func(key string) (string, bool)
+// Environ is a snapshot of the environment: the adapter and the commands
+// take one, so that what they build depends on their arguments only.
+type Environ map[string]string
 
-// MapLookup adapts a map (tests, golden files) to Lookup.
-func MapLookup(m map[string]string) Lookup {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+// OSEnviron snapshots the process environment.
+func OSEnviron() Environ {
+	env := Environ{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
 }
 
-// SettingsFromEnv reads the settings. environ is the full environment
-// ("K=V" strings, as os.Environ returns) and is used only to find the
-// VAST_TCP_PORT_* family. An unparsable value is an error naming the variable.
-func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
+// Get is the trimmed value of k, or def when k is unset or blank.
+func (e Environ) Get(k, def string) string {
+	if v := strings.TrimSpace(e[k]); v != "" {
+		return v
+	}
+	return def
+}
+
+// SettingsFromEnv reads the settings from the environment. An unparsable
+// value is an error naming the variable.
+func SettingsFromEnv(env Environ) (Settings, error) {
 	s := Settings{
 		AuthExclude:            map[int]bool{},
 		PublicPorts:            map[int]int{},
 		HeaderUpLocalhostPorts: map[int]bool{},
 	}
-	str := func(k, def string) string {
-		if v, ok := get(k); ok && strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v)
-		}
-		return def
-	}
+	str := env.Get
 	var errs []string
 	boolean := func(k string, def bool) bool {
 		v := str(k, "")
@@ -100,7 +135,7 @@ func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
 		}
 		return b
 	}
-	present := func(k string) bool { v, ok := get(k); return ok && v != "" }
+	present := func(k string) bool { return env[k] != "" }
 
 	s.EnableAuth = boolean("ENABLE_AUTH", true)
 	s.WebUsername = str("WEB_USERNAME", DefaultWebUsername)
@@ -119,6 +154,11 @@ func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
 	s.Workspace = str("WORKSPACE", "")
 	s.AdminListen = str("PORTAL_ADMIN_LISTEN", DefaultAdminListen)
 	s.AccessLog = boolean("PORTAL_ACCESS_LOG", false)
+	s.SupervisorSocket = str("SUPERVISOR_SOCKET", DefaultSupervisorSocket)
+	s.Unstoppable = splitList(str("PORTAL_UNSTOPPABLE", ""))
+	s.SkipDir = str("PORTAL_SKIP_DIR", DefaultSkipDir)
+	s.LinksFile = str("PORTAL_LINKS_FILE", DefaultLinksFile)
+	s.Links = str("PORTAL_LINKS", "")
 
 	for _, p := range splitList(str("AUTH_EXCLUDE", "")) {
 		n, err := parsePort(p)
@@ -153,9 +193,8 @@ func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
 		}
 	}
 
-	for _, kv := range environ {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(k, "VAST_TCP_PORT_") {
+	for k, v := range env {
+		if !strings.HasPrefix(k, "VAST_TCP_PORT_") {
 			continue
 		}
 		p, err := parsePort(strings.TrimPrefix(k, "VAST_TCP_PORT_"))
@@ -177,10 +216,11 @@ func SettingsFromEnv(get Lookup, environ []string) (Settings, error) {
 	return s, nil
 }
 
-// Exposed reports whether Caddy listens on the external port p: when any
-// VAST_TCP_PORT_* mapping exists only mapped ports are exposed (the
-// reference's rule); without any (not on Vast.ai, or a laptop) all are.
-func (s *Settings) Exposed(p int) bool {
+// Published reports whether the external port p is reachable from outside
+// the instance, so that the portal should listen on it: when any
+// VAST_TCP_PORT_* mapping exists only mapped ports are (the rule of Vast.ai's
+// base image); without any (not on Vast.ai, or a laptop) all are.
+func (s *Settings) Published(p int) bool {
 	if len(s.PublicPorts) == 0 {
 		return true
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 func TestSettingsDefaults(t *testing.T) {
-	s, err := SettingsFromEnv(MapLookup(nil), nil)
+	s, err := SettingsFromEnv(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,13 +17,13 @@ func TestSettingsDefaults(t *testing.T) {
 		s.CloudflaredBin != "cloudflared" || s.AdminListen != DefaultAdminListen || s.CookieName() != "_auth_token" {
 		t.Errorf("defaults wrong: %+v", s)
 	}
-	if !s.Exposed(1234) {
+	if !s.Published(1234) {
 		t.Error("without VAST_TCP_PORT_* every port is exposed")
 	}
 }
 
 func TestSettingsFromEnv(t *testing.T) {
-	env := map[string]string{
+	env := Environ{
 		"ENABLE_AUTH":                "false",
 		"WEB_USERNAME":               "alice",
 		"WEB_PASSWORD":               "secret",
@@ -40,8 +40,10 @@ func TestSettingsFromEnv(t *testing.T) {
 		"PORTAL_DEFAULT_TUNNELS":     "0",
 		"PORTAL_ADMIN_LISTEN":        "off",
 	}
-	environ := []string{"VAST_TCP_PORT_8080=40123", "VAST_TCP_PORT_22=40022", "VAST_TCP_PORT_FOO=1", "OTHER=1"}
-	s, err := SettingsFromEnv(MapLookup(env), environ)
+	for k, v := range map[string]string{"VAST_TCP_PORT_8080": "40123", "VAST_TCP_PORT_22": "40022", "VAST_TCP_PORT_FOO": "1", "OTHER": "1"} {
+		env[k] = v
+	}
+	s, err := SettingsFromEnv(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	if s.PublicPorts[8080] != 40123 || s.PublicPorts[22] != 40022 || len(s.PublicPorts) != 2 {
 		t.Errorf("public ports = %v", s.PublicPorts)
 	}
-	if !s.Exposed(8080) || s.Exposed(1111) {
+	if !s.Published(8080) || s.Published(1111) {
 		t.Error("with VAST_TCP_PORT_* only mapped ports are exposed")
 	}
 	if s.AuthFor(9999) {
@@ -70,19 +72,19 @@ func TestSettingsErrorsNameTheVariable(t *testing.T) {
 		"CADDY_HEADER_UP_LOCALHOST": {"CADDY_HEADER_UP_LOCALHOST": "yes please"},
 	}
 	for want, env := range tests {
-		_, err := SettingsFromEnv(MapLookup(env), nil)
+		_, err := SettingsFromEnv(env)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: err = %v, want it to name %s", env, err, want)
 		}
 	}
-	_, err := SettingsFromEnv(MapLookup(nil), []string{"VAST_TCP_PORT_8080=notaport"})
+	_, err := SettingsFromEnv(Environ{"VAST_TCP_PORT_8080": "notaport"})
 	if err == nil || !strings.Contains(err.Error(), "VAST_TCP_PORT_8080") {
 		t.Errorf("bad mapping: %v", err)
 	}
 }
 
 func TestHeaderUpLocalhostTrue(t *testing.T) {
-	s, err := SettingsFromEnv(MapLookup(map[string]string{"CADDY_HEADER_UP_LOCALHOST": "true"}), nil)
+	s, err := SettingsFromEnv(Environ{"CADDY_HEADER_UP_LOCALHOST": "true"})
 	if err != nil || !s.HostLocalhost(1) || !s.HostLocalhost(65535) {
 		t.Errorf("true must apply to every port: %v %+v", err, s)
 	}

@@ -23,13 +23,18 @@ func (c *Config) MarshalYAML() ([]byte, error) {
 		if name == "" {
 			name = a.Key
 		}
-		apps.Content = append(apps.Content, str(name), &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+		fields := []*yaml.Node{
 			str("hostname"), str(a.Hostname),
 			str("external_port"), num(a.ExternalPort),
 			str("internal_port"), num(a.InternalPort),
 			str("open_path"), str(a.OpenPath),
 			str("name"), str(name),
-		}})
+		}
+		if a.Scheme == "https" {
+			// Only the non-default: files written for Vast.ai's image stay as they were.
+			fields = append(fields, str("scheme"), str(a.Scheme))
+		}
+		apps.Content = append(apps.Content, str(name), &yaml.Node{Kind: yaml.MappingNode, Content: fields})
 	}
 	doc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("applications"), apps}}
 	var buf bytes.Buffer

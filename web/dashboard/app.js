@@ -193,18 +193,20 @@
     }
   }
 
-  // appTunnelPort is the port a tunnel for the app targets: the external
-  // port (so the app's authentication applies) when Caddy proxies the app,
-  // the app's own port for a link-only entry.
-  function appTunnelPort(app) { return app.proxied ? app.external_port : app.internal_port; }
+  // appTunnelPort is the port a tunnel for the app targets, as the portal
+  // resolved it (/api/apps tunnel_port): the external port when the portal
+  // serves it (so its authentication applies), the app's own port for a
+  // link-only entry, 0 when nothing listens there.
+  function appTunnelPort(app) { return app.tunnel_port || 0; }
 
   // canTunnel: something listens on appTunnelPort. A proxied app whose port
-  // is not exposed has no Caddy server, and tunnelling its internal port
-  // would skip authentication.
-  function canTunnel(app) { return !app.proxied || app.exposed; }
+  // is not published has no server of ours, and tunnelling its internal
+  // port would skip authentication.
+  function canTunnel(app) { return appTunnelPort(app) > 0; }
 
   // appLinks decides the app's links. env: {loc: {protocol, hostname, port},
-  // portal, tunnelURLs: Map(port → running tunnel URL), tunnelScheme}.
+  // portal, tunnelURLs: Map(port → running tunnel URL), namedURLs}. The
+  // app's scheme and ports are the portal's resolved facts (/api/apps).
   // Returns {primary: {url, label, title} | null, extra: [{url, label}]}.
   function appLinks(app, env) {
     const path = normPath(app.open_path);
@@ -215,18 +217,17 @@
     const host = env.loc.hostname;
 
     let primary = null;
-    if (app.proxied && !app.exposed) {
-      primary = tunnelLink; // Caddy does not listen for it: tunnel or SSH only
+    if (!app.listening) {
+      primary = tunnelLink; // nothing listens on its port: tunnel or SSH only
     } else if (mode === 'other' && tunnelLink) {
       primary = tunnelLink; // other ports of this host are unreachable from here
     } else if (direct) {
       primary = { url: direct, label: 'Open', title: 'Direct: public IP and port' };
     } else {
       let port = app.external_port;
-      let scheme = 'http:';
-      if (app.proxied) {
+      let scheme = app.scheme === 'https' ? 'https:' : 'http:';
+      if (app.served) {
         if (mode === 'external' || mode === 'public') scheme = env.loc.protocol;
-        else scheme = env.tunnelScheme === 'https' ? 'https:' : 'http:';
         if (mode === 'public' && app.public_port) port = app.public_port;
       }
       try {
@@ -266,7 +267,6 @@
       portal: state.portal,
       tunnelURLs: urls,
       namedURLs: named,
-      tunnelScheme: state.info.tunnel_scheme,
     };
   }
 
@@ -294,8 +294,8 @@
       const badges = el('div', { class: 'badges' });
       if (isPortal) badges.append(el('span', { class: 'badge accent', text: 'this page' }));
       if (!app.proxied) badges.append(el('span', { class: 'badge', text: 'link only', title: 'The app serves this port itself; the portal does not proxy it' }));
-      else if (!app.exposed) badges.append(el('span', { class: 'badge warn', text: 'not exposed', title: 'No public port mapping: reach it with a tunnel or an SSH forward' }));
-      if (app.proxied && app.exposed) {
+      else if (!app.served) badges.append(el('span', { class: 'badge warn', text: 'not exposed', title: 'No public port mapping: reach it with a tunnel or an SSH forward' }));
+      if (app.served) {
         badges.append(app.auth
           ? el('span', { class: 'badge ok lock', text: 'auth', title: 'Requests need the instance token' })
           : el('span', { class: 'badge warn', text: 'no auth', title: 'Anyone who can reach the port can use the app' }));
@@ -322,9 +322,15 @@
       const sshBtn = el('button', { class: 'btn ghost', type: 'button', 'aria-expanded': 'false' }, 'SSH');
       actions.append(sshBtn);
 
-      const ssh = el('div', { class: 'ssh', hidden: !state.sshOpen.has(app.name) },
-        el('code', { text: app.ssh_forward }),
-        el('button', { class: 'btn small', type: 'button', onclick: () => copyText(app.ssh_forward) }, 'Copy'));
+      // Copy puts exactly one runnable command on the clipboard; what to
+      // open afterwards is separate text.
+      const ssh = app.ssh_command
+        ? el('div', { class: 'ssh', hidden: !state.sshOpen.has(app.name) },
+          el('code', { text: app.ssh_command }),
+          el('button', { class: 'btn small', type: 'button', onclick: () => copyText(app.ssh_command) }, 'Copy'),
+          el('span', { class: 'muted', text: 'then open ' + app.ssh_open_url }))
+        : el('div', { class: 'ssh', hidden: !state.sshOpen.has(app.name) },
+          el('span', { class: 'muted', text: app.ssh_missing + ', then open ' + app.ssh_open_url }));
       sshBtn.setAttribute('aria-expanded', String(!ssh.hidden));
       sshBtn.addEventListener('click', () => {
         ssh.hidden = !ssh.hidden;
@@ -624,7 +630,7 @@
   function tunnelTarget(app) {
     // The same target the portal gives its own quick tunnels, so that a
     // tunnel created here is not a second one to the same port.
-    const scheme = app.proxied ? (state.info.tunnel_scheme === 'https' ? 'https' : 'http') : 'http';
+    const scheme = app.scheme === 'https' ? 'https' : 'http';
     return scheme + '://localhost:' + appTunnelPort(app);
   }
 

@@ -1,0 +1,49 @@
+package caddymodules
+
+import (
+	"os"
+	"testing"
+
+	"github.com/instanceportal/portal/confdecl"
+)
+
+// configDocs lists the settings tables the docs carry. Each is generated
+// from the struct that declares the settings (JSON key, type, the default
+// from Default(), the godoc), between "<!-- begin NAME -->" and
+// "<!-- end NAME -->" in the doc, so the docs cannot drift from the code.
+// Run `go test ./caddymodules -run ConfigDocs -update` after changing a
+// declaration.
+var configDocs = []struct {
+	doc, name string // the Markdown file and the marker name
+	dir, typ  string // the package directory and the struct type
+	def       any    // the package's Default()
+}{}
+
+func TestConfigDocsMatchDeclarations(t *testing.T) {
+	for _, c := range configDocs {
+		table, err := confdecl.DocTable(c.dir, c.typ, c.def)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		raw, err := os.ReadFile(c.doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := confdecl.ReplaceBetween(string(raw), c.name, table)
+		if err != nil {
+			t.Errorf("%s: %v", c.doc, err)
+			continue
+		}
+		if want == string(raw) {
+			continue
+		}
+		if *updateGolden {
+			if err := os.WriteFile(c.doc, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Errorf("%s: the %q table differs from %s.%s; run go test ./caddymodules -run ConfigDocs -update", c.doc, c.name, c.dir, c.typ)
+	}
+}
