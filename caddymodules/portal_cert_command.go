@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -13,10 +12,6 @@ import (
 	"github.com/instanceportal/portal/instancecert"
 	"github.com/instanceportal/portal/portalconfig"
 )
-
-func init() {
-	registerPortalSubcommand(certCommand)
-}
 
 func certCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -45,7 +40,7 @@ written.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := runCertEnsure(cmd.Context(), cmd.OutOrStdout(), os.LookupEnv)
+			err := runCertEnsure(cmd.Context(), cmd.OutOrStdout(), portalconfig.OSEnviron())
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "error:", err)
 			}
@@ -57,8 +52,8 @@ written.`,
 
 // certConfigFromEnv reads the certificate settings; a PUBLIC_IPADDR that
 // cannot go into a certificate is left out and named in the returned note.
-func certConfigFromEnv(lookup portalconfig.Lookup) (cfg instancecert.Config, note string) {
-	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+func certConfigFromEnv(env portalconfig.Environ) (cfg instancecert.Config, note string) {
+	get := func(k string) string { return env.Get(k, "") }
 	cfg = instancecert.Config{
 		CertFile:  get("INSTANCE_CERT"),
 		KeyFile:   get("INSTANCE_KEY"),
@@ -85,11 +80,11 @@ func certConfigFromEnv(lookup portalconfig.Lookup) (cfg instancecert.Config, not
 	return cfg, note
 }
 
-func runCertEnsure(ctx context.Context, out io.Writer, lookup portalconfig.Lookup) error {
+func runCertEnsure(ctx context.Context, out io.Writer, env portalconfig.Environ) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg, note := certConfigFromEnv(lookup)
+	cfg, note := certConfigFromEnv(env)
 	if note != "" {
 		fmt.Fprintln(out, note)
 	}

@@ -33,7 +33,7 @@ func TestCertConfigFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, note := certConfigFromEnv(portalconfig.MapLookup(tt.env))
+			cfg, note := certConfigFromEnv(portalconfig.Environ(tt.env))
 			if cfg.InstanceID != tt.wantID || !slices.Equal(cfg.Hosts, tt.wantHosts) || cfg.Signer() != tt.wantSigner ||
 				!strings.Contains(note, tt.wantNote) || (tt.wantNote == "" && note != "") {
 				t.Fatalf("got %+v signer %q note %q", cfg, cfg.Signer(), note)
@@ -48,7 +48,7 @@ func TestCertConfigFromEnv(t *testing.T) {
 // TestCertEnsureCommand: the command makes a pair once, then keeps it.
 func TestCertEnsureCommand(t *testing.T) {
 	dir := t.TempDir()
-	env := portalconfig.MapLookup(map[string]string{
+	env := portalconfig.Environ(map[string]string{
 		"INSTANCE_CERT": filepath.Join(dir, "i.crt"), "INSTANCE_KEY": filepath.Join(dir, "i.key"),
 		"PORTAL_STATE_DIR": dir, "INSTANCE_CERT_SIGNER_URL": "off",
 	})
@@ -60,7 +60,7 @@ func TestCertEnsureCommand(t *testing.T) {
 	if err := runCertEnsure(context.Background(), &out, env); err != nil || !strings.Contains(out.String(), "usable, kept") {
 		t.Fatalf("second: %v\n%s", err, out.String())
 	}
-	bad := portalconfig.MapLookup(map[string]string{"INSTANCE_CERT": "/x", "INSTANCE_KEY": "/x"})
+	bad := portalconfig.Environ(map[string]string{"INSTANCE_CERT": "/x", "INSTANCE_KEY": "/x"})
 	if err := runCertEnsure(context.Background(), &out, bad); err == nil || !strings.Contains(err.Error(), "key_file: /x is also cert_file") {
 		t.Fatalf("bad config: %v", err)
 	}

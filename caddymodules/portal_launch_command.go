@@ -14,11 +14,6 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 )
 
-func init() {
-	registerPortalSubcommand(launchCommand)
-	registerPortalSubcommand(appCommand)
-}
-
 // defaultLaunchFile is where the platform describes its launch mode.
 const defaultLaunchFile = "/.launch"
 
@@ -56,7 +51,7 @@ exists; --force replaces it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			err := runLaunch(cmd.OutOrStdout(), cmd.ErrOrStderr(), os.LookupEnv, launchFile, print, write, force)
+			err := runLaunch(cmd.OutOrStdout(), cmd.ErrOrStderr(), portalconfig.OSEnviron(), launchFile, print, write, force)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "error:", err)
 			}
@@ -84,8 +79,8 @@ func readLaunchFile(path string) (string, bool, error) {
 	return string(b), true, err
 }
 
-func runLaunch(stdout, stderr io.Writer, lookup portalconfig.Lookup, launchFile, print, write string, force bool) error {
-	in, err := portalconfig.LaunchInputFromEnv(lookup)
+func runLaunch(stdout, stderr io.Writer, env portalconfig.Environ, launchFile, print, write string, force bool) error {
+	in, err := portalconfig.LaunchInputFromEnv(env)
 	if err != nil {
 		return err
 	}

@@ -646,7 +646,7 @@ func TestRootfsLaunchModes(t *testing.T) {
 				"PORTAL_CONFIG="+fmt.Sprintf("localhost:%d:%d:/:Instance Portal", portalExt, portalInt),
 				"PORTAL_JUPYTER_PORT="+strconv.Itoa(jupyterExt), "JUPYTER_PORT="+strconv.Itoa(jupyterInt),
 				fmt.Sprintf("VAST_TCP_PORT_%d=%d", portalExt, portalExt), fmt.Sprintf("VAST_TCP_PORT_%d=%d", jupyterExt, jupyterExt),
-				"VAST_CONTAINERLABEL=C.77",
+				"VAST_CONTAINERLABEL=C.77", "ENABLE_AUTH=false",
 			)
 			switch mode {
 			case "jupyter":
@@ -662,16 +662,6 @@ func TestRootfsLaunchModes(t *testing.T) {
 					"PROVISIONING_SCRIPT=apt-get install -y foo && echo done")
 			}
 			bt := b.start()
-			if mode == "entrypoint" {
-				// TODO(merge): drop this once portalconfig lets a link share
-				// the external port of a proxied app (issue 9, the lead's).
-				waitFor(t, 15*time.Second, "caddy or the shared-port refusal", func() bool {
-					return strings.Contains(bt.out.String(), "Starting Caddy") || strings.Contains(bt.out.String(), "is the external port of app")
-				})
-				if strings.Contains(bt.out.String(), "is the external port of app") {
-					t.Skip("portalconfig still refuses Jupyter Terminal beside Jupyter on one port (the lead's part of issue 9)")
-				}
-			}
 			waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
 			if !strings.Contains(bt.out.String(), "launch mode: "+mode) {
 				t.Fatalf("launch mode %s not logged", mode)
@@ -697,6 +687,24 @@ func TestRootfsLaunchModes(t *testing.T) {
 				resp.Body.Close()
 				if string(body) != "platform jupyter" {
 					t.Fatalf("port %d answered %q", jupyterExt, body)
+				}
+				// The dashboard's links into Jupyter are https.
+				resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/apps", portalInt))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var apps []struct {
+					Name   string `json:"name"`
+					Scheme string `json:"scheme"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&apps)
+				resp.Body.Close()
+				schemes := map[string]string{}
+				for _, a := range apps {
+					schemes[a.Name] = a.Scheme
+				}
+				if schemes["Jupyter"] != "https" || schemes["Jupyter Terminal"] != "https" {
+					t.Fatalf("/api/apps schemes: %v", schemes)
 				}
 				b.waitStates(map[string]string{"jupyter": "EXITED"})
 				if !strings.Contains(b.read("var/log/portal/jupyter.log"), "Refusing to start jupyter: the platform runs Jupyter") {

@@ -1,12 +1,10 @@
 package portalconfig
 
 import (
-	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // LaunchMode is how the platform started the container, which decides who
@@ -62,8 +60,8 @@ type LaunchInput struct {
 
 // LaunchInputFromEnv reads the launch rules' variables. An unparsable port
 // is an error naming the variable.
-func LaunchInputFromEnv(get Lookup) (LaunchInput, error) {
-	val := func(k string) string { v, _ := get(k); return strings.TrimSpace(v) }
+func LaunchInputFromEnv(env Environ) (LaunchInput, error) {
+	val := func(k string) string { return env.Get(k, "") }
 	in := LaunchInput{
 		PortalConfig:        val(PortalConfigVar),
 		JupyterOverride:     strings.EqualFold(val("JUPYTER_OVERRIDE"), "true"),
@@ -299,35 +297,10 @@ func (l Launch) YAML() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := cfg.MarshalYAML()
-	if err != nil || len(l.HTTPSLinks) == 0 {
-		return body, err
-	}
-	// MarshalYAML writes each app's fields in a fixed order; the scheme is
-	// appended to the apps that need it.
-	var doc yaml.Node
-	if err := yaml.Unmarshal(body, &doc); err != nil {
-		return nil, err
-	}
-	https := map[string]bool{}
-	for _, n := range l.HTTPSLinks {
-		https[n] = true
-	}
-	apps := doc.Content[0].Content[1]
-	for i := 0; i+1 < len(apps.Content); i += 2 {
-		if https[apps.Content[i].Value] {
-			apps.Content[i+1].Content = append(apps.Content[i+1].Content,
-				&yaml.Node{Kind: yaml.ScalarNode, Value: "scheme"}, &yaml.Node{Kind: yaml.ScalarNode, Value: "https"})
+	for i := range cfg.Apps {
+		if slices.Contains(l.HTTPSLinks, cfg.Apps[i].Name) {
+			cfg.Apps[i].Scheme = "https"
 		}
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return cfg.MarshalYAML()
 }

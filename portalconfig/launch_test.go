@@ -197,7 +197,7 @@ func TestLaunchInputFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := LaunchInputFromEnv(MapLookup(tt.env))
+			got, err := LaunchInputFromEnv(Environ(tt.env))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
