@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/instancecert"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -17,7 +18,9 @@ var configDocs = []struct {
 	doc, name string // the Markdown file and the marker name
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
-}{}
+}{
+	{doc: "../docs/boot.md", name: "instancecert", dir: "../instancecert", typ: "Config", def: instancecert.Default()},
+}
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {
 	for _, c := range configDocs {

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // Default paths and limits.
@@ -40,15 +42,15 @@ type Config struct {
 	KeyFile string `json:"key_file,omitempty"`
 	// SignerURL receives the CSR as a POST (Content-Type
 	// application/octet-stream, PEM body) and answers with the PEM
-	// certificate. "off" never asks anyone. Default: the console's
-	// sign_cert API with ?instance_id=InstanceID, or off when there is no
-	// instance id.
+	// certificate; "off" never asks anyone. Empty means the console's
+	// sign_cert API with ?instance_id=InstanceID, or off without an
+	// instance id. Default: none
 	SignerURL string `json:"signer_url,omitempty"`
 	// InstanceID identifies the instance to the default signer (the
 	// container label without its "C." prefix). Default: none
 	InstanceID string `json:"instance_id,omitempty"`
-	// Hosts are the DNS names and IP addresses the certificate is for.
-	// Default: localhost, 127.0.0.1
+	// Hosts are the DNS names and IP addresses the self-signed certificate
+	// is for (the CSR names them too). Default: ["localhost","127.0.0.1"]
 	Hosts []string `json:"hosts,omitempty"`
 	// StateDir keeps the count of boots that fell back to a self-signed
 	// certificate, so that a later boot retries the signer a bounded
@@ -69,21 +71,7 @@ func Default() Config {
 }
 
 // FillDefaults sets each empty field to its default.
-func (c *Config) FillDefaults() {
-	d := Default()
-	if c.CertFile == "" {
-		c.CertFile = d.CertFile
-	}
-	if c.KeyFile == "" {
-		c.KeyFile = d.KeyFile
-	}
-	if len(c.Hosts) == 0 {
-		c.Hosts = d.Hosts
-	}
-	if c.MaxSelfSignedRetries == 0 {
-		c.MaxSelfSignedRetries = d.MaxSelfSignedRetries
-	}
-}
+func (c *Config) FillDefaults() { confdecl.FillDefaults(c, Default()) }
 
 // Signer is the URL the CSR goes to, or "" when signing is off.
 func (c *Config) Signer() string {
