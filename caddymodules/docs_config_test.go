@@ -4,8 +4,11 @@ import (
 	"os"
 	"testing"
 
+	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/instancecert"
+	"github.com/instanceportal/portal/portallinks"
+	"github.com/instanceportal/portal/supervisor"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -19,7 +22,10 @@ var configDocs = []struct {
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
 }{
-	{doc: "../docs/boot.md", name: "instancecert", dir: "../instancecert", typ: "Config", def: instancecert.Default()},
+	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
+	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
+	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
+	{"../docs/boot.md", "instancecert", "../instancecert", "Config", instancecert.Default()},
 }
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {

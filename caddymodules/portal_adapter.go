@@ -2,7 +2,6 @@ package caddymodules
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -395,13 +394,11 @@ func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyh
 // order requests meet them: the APIs first, the dashboard's files last, so
 // that the file server only answers what no API claimed.
 func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
-	apps, err := json.Marshal(plan.Apps)
-	if err != nil {
-		*warns = append(*warns, caddyconfig.Warning{Message: fmt.Sprintf("encoding /api/apps: %v", err)})
-	}
 	return caddyhttp.RouteList{
 		terminal(pathRoute(warns, []string{"/health"}, staticJSON(`{"status":"ok"}`, warns))),
-		terminal(pathRoute(warns, []string{"/api/apps"}, staticJSON(string(apps), warns))),
+		terminal(appStatesRoute(plan, warns)),
+		terminal(processesRoute(plan, warns)),
+		terminal(linksRoute(plan, warns)),
 		logstreamRoute(plan, warns),
 		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
 		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),

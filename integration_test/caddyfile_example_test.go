@@ -27,7 +27,8 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("caddy adapt: %v\n%s", err, adapted)
 	}
-	for _, directive := range []string{`"handler":"vastauth"`, `"handler":"logstream"`, `"handler":"gpu_metrics"`, `"handler":"tunnels_api"`, `"tunnels":{`} {
+	for _, directive := range []string{`"handler":"vastauth"`, `"handler":"logstream"`, `"handler":"gpu_metrics"`, `"handler":"tunnels_api"`, `"tunnels":{`,
+		`"handler":"portal_processes"`, `"handler":"portal_apps"`, `"handler":"portal_links"`} {
 		if !strings.Contains(adapted, directive) {
 			t.Errorf("Caddyfile.example lacks %s", directive)
 		}

@@ -72,8 +72,9 @@ func docSpans(t *testing.T) []docRef {
 
 // repoTopDirs are the repository's own top-level directories: a span that
 // starts with one of them names a file of this repository.
-var repoTopDirs = []string{"bench/", "caddymodules/", "cmd/", "confdecl/", "docs/", "examples/", "gpumetrics/",
-	"integration_test/", "logstream/", "logtee/", "portalconfig/", "rootfs/", "scripts/", "tunnels/", "vastauth/", "web/", ".ci/"}
+var repoTopDirs = []string{"appstate/", "bench/", "caddymodules/", "cmd/", "confdecl/", "docs/", "examples/", "gpumetrics/",
+	"integration_test/", "logstream/", "logtee/", "portalconfig/", "portallinks/", "rootfs/", "scripts/", "supervisor/", "tunnels/",
+	"vastauth/", "web/", ".ci/"}
 
 // generated are paths that builds create (git-ignored), named in the docs
 // as outputs.
