@@ -626,6 +626,30 @@ func checkTemplatePrograms(t *testing.T, b *bootRoot, tplExt, portalInt int) {
 		m, err := os.ReadFile(filepath.Join(b.dir, "skip", "skipped-app"))
 		return err == nil && strings.TrimSpace(string(m)) == "Not Configured App"
 	})
+	// The portal's processes API reads the same markers.
+	waitFor(t, 10*time.Second, "/api/processes to report skipped-app as skipped", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/processes", portalInt))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var list struct {
+			Processes []struct {
+				Name    string `json:"name"`
+				Skipped bool   `json:"skipped"`
+				App     string `json:"app"`
+			} `json:"processes"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&list) != nil {
+			return false
+		}
+		for _, p := range list.Processes {
+			if p.Name == "skipped-app" {
+				return p.Skipped && p.App == "Not Configured App"
+			}
+		}
+		return false
+	})
 	skipped := b.read("var/log/portal/skipped-app.log") + b.read("var/log/portal/skipped-app.log.old")
 	if !strings.Contains(skipped, "Skipping skipped-app startup (not in "+b.at("etc/portal.yaml")+")") || strings.Contains(skipped, "must not get here") {
 		t.Fatalf("skipped-app's log: %q", skipped)
