@@ -218,7 +218,7 @@ func imageRootTarball(t *testing.T, pkgs []string) string {
 	// mmdebstrap picks its output format from the name: keep ".tar".
 	tmp := strings.TrimSuffix(tarball, ".tar") + ".tmp-" + strconv.Itoa(os.Getpid()) + ".tar"
 	start := time.Now()
-	out, err := exec.Command("timeout", "600", "mmdebstrap", "--variant=minbase", "--include="+strings.Join(pkgs, ","),
+	out, err := exec.Command("timeout", "300", "mmdebstrap", "--variant=minbase", "--include="+strings.Join(pkgs, ","),
 		"bookworm", tmp, sources).CombinedOutput()
 	if err != nil {
 		os.Remove(tmp)
