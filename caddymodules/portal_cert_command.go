@@ -30,8 +30,9 @@ POSTed once (up to 3 tries, 2 s then 4 s apart) to INSTANCE_CERT_SIGNER_URL,
 by default the console's sign_cert API for this instance (CONTAINER_ID, or
 VAST_CONTAINERLABEL without "C."); "off", or no instance id, skips it. The
 answer is accepted only if it certifies that key. Failing that, the pair is
-self-signed for localhost, 127.0.0.1 and PUBLIC_IPADDR, and the next boots
-(at most 3) try the signer again; the count lives in PORTAL_STATE_DIR.
+self-signed for localhost, 127.0.0.1 and PUBLIC_IPADDR, and the next two
+boots ask the signer again (three in all); the count lives in
+PORTAL_STATE_DIR.
 
 The key is written 0600 and both files are replaced by rename. Prints one
 line saying what it did; exits non-zero only when the files cannot be

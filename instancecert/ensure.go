@@ -57,9 +57,9 @@ type Ensurer struct {
 
 // Ensure keeps a usable pair, or replaces a missing or unusable one: a new
 // key, one signing attempt (with bounded retry) when a signer is
-// configured, else or on failure a self-signed certificate. A self-signed
-// fallback is retried with the signer on later boots, at most
-// MaxSelfSignedRetries times. The key is 0600 from its first byte; both
+// configured, else or on failure a self-signed certificate. While a
+// self-signed fallback serves, later boots ask the signer again, until
+// MaxSelfSignedRetries boots in all have asked. The key is 0600 from its first byte; both
 // files are replaced by rename.
 func (e *Ensurer) Ensure(ctx context.Context) (Result, error) {
 	e.FillDefaults()

@@ -27,8 +27,9 @@ const (
 	DefaultConsoleSigner = "https://console.vast.ai/api/v0/sign_cert/"
 	// SignerOff disables signing: the pair is self-signed.
 	SignerOff = "off"
-	// DefaultMaxSelfSignedRetries is how many later boots try to replace a
-	// self-signed fallback with a signed certificate before keeping it.
+	// DefaultMaxSelfSignedRetries is how many boots in all (the one that
+	// fell back included) ask the signer before a self-signed fallback is
+	// kept for good.
 	DefaultMaxSelfSignedRetries = 3
 )
 
@@ -56,7 +57,8 @@ type Config struct {
 	// certificate, so that a later boot retries the signer a bounded
 	// number of times. Empty: no retries on later boots. Default: none
 	StateDir string `json:"state_dir,omitempty"`
-	// MaxSelfSignedRetries bounds those retries. Default: 3
+	// MaxSelfSignedRetries is how many boots in all ask the signer while a
+	// self-signed fallback serves, the boot that made it included. Default: 3
 	MaxSelfSignedRetries int `json:"max_self_signed_retries,omitempty"`
 }
 
