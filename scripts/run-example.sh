@@ -26,12 +26,12 @@ export XDG_CONFIG_HOME=$run/xdg-config XDG_DATA_HOME=$run/xdg-data
 export PORTAL_DEFAULT_TUNNELS=${PORTAL_DEFAULT_TUNNELS:-false}
 
 config=examples/portal.yaml
-"$bin" portal check --config "$config"
 # HTTPS without a pair of your own: a throw-away self-signed one under .run,
 # made by the same code as the image's boot (never sent to a signer).
 if [[ ${ENABLE_HTTPS:-false} == true ]]; then
   INSTANCE_CERT_SIGNER_URL=off "$bin" portal cert ensure
 fi
+"$bin" portal check --config "$config"
 token=$("$bin" portal token)
 user=${WEB_USERNAME:-vastai}
 masked="${token:0:4}…"
