@@ -98,7 +98,11 @@ func (e *Ensurer) Ensure(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("generating the key: %w", err)
 		}
 	}
-	log("instance certificate: %s", reason)
+	if retry {
+		log("instance certificate: %s", reason)
+	} else {
+		log("instance certificate: a new pair is needed: %s", reason)
+	}
 
 	signErr := "signing is off (no instance id, or INSTANCE_CERT_SIGNER_URL=off)"
 	if signer != "" {
