@@ -6,9 +6,13 @@ import (
 
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/connlimit"
+	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/hostguard"
 	"github.com/instanceportal/portal/instancecert"
 	"github.com/instanceportal/portal/portallinks"
 	"github.com/instanceportal/portal/supervisor"
+	"github.com/instanceportal/portal/tunnels"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -25,6 +29,11 @@ var configDocs = []struct {
 	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
 	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
 	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
+	{"../docs/tunnels.md", "tunnels-config", "../tunnels", "Config", tunnels.Default()},
+	{"../docs/tunnels.md", "tunnels-app", "../tunnels", "App", tunnels.App{}},
+	{"../docs/gpu_metrics.md", "gpu-metrics-config", "../gpumetrics", "Config", gpumetrics.Default()},
+	{"../SECURITY.md", "connlimit", "../connlimit", "Config", connlimit.Default()},
+	{"../SECURITY.md", "hostguard", "../hostguard", "Config", hostguard.Default()},
 	{"../docs/boot.md", "instancecert", "../instancecert", "Config", instancecert.Default()},
 }
 
