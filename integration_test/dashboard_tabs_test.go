@@ -284,3 +284,60 @@ func (b *dashboardBrowser) cancelLoginPrompts() (stop func()) {
 		cancel()
 	}
 }
+
+// TestDashboardProvisioningBanner shows the instance's provisioning on the
+// Overview from the entrypoint's markers, as /api/boot reads them: a
+// failure as a banner with the (masked) message and a way to its log, a run
+// in progress as a quiet notice, a success as nothing.
+func TestDashboardProvisioningBanner(t *testing.T) {
+	skipShort(t)
+	b := startChromium(t)
+	marks := t.TempDir()
+	lock, done, failed := filepath.Join(marks, "lock"), filepath.Join(marks, "done"), filepath.Join(marks, "failed")
+	if err := os.WriteFile(failed, []byte("status=3\nmessage=provisioning script https://user:pw@example.com/setup.sh?token=abc exited with status 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	portalInt := freePort(t)
+	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")), PortalOptions{Env: map[string]string{
+		"ENABLE_AUTH":         "false",
+		"PROVISIONING_LOCK":   lock,
+		"PROVISIONING_DONE":   done,
+		"PROVISIONING_FAILED": failed,
+	}})
+	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	appendFile(t, filepath.Join(p.Dir, "log", "provisioning.log"), "Downloading setup.sh\nERROR: pip install failed\n")
+
+	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", portalInt)))
+	banner := `document.getElementById('boot-banner')`
+	b.waitJS("the failure banner", `!`+banner+`.hidden && `+banner+`.dataset.provisioning === 'failed'`)
+	text := evalJS[string](b, banner+`.textContent`)
+	if !strings.Contains(text, "Provisioning failed (exit status 3)") || !strings.Contains(text, "exited with status 3") {
+		t.Errorf("the banner says %q", text)
+	}
+	if strings.Contains(text, "pw@") || strings.Contains(text, "token=abc") {
+		t.Errorf("the banner shows the script URL's credentials: %q", text)
+	}
+	b.screenshot("provisioning-failed.png")
+	b.do("showing its log", chromedp.Click(`#boot-banner button`))
+	b.waitJS("the Logs tab on provisioning.log", `!document.getElementById('view-logs').hidden && document.querySelector('#log-files .chip.active')?.dataset.file === 'provisioning.log' && document.getElementById('log').textContent.includes('pip install failed')`)
+
+	// A retry runs: the lock is back.
+	if err := os.WriteFile(lock, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.openTab("overview")
+	b.waitJS("the quiet notice", banner+`.dataset.provisioning === 'running' && `+banner+`.classList.contains('quiet') && `+banner+`.textContent.includes('Provisioning is running')`)
+	// It succeeded: nothing to say.
+	for _, f := range []string{lock, failed} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(done, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.waitJS("no banner", banner+`.hidden`)
+	if probs := b.problems(); len(probs) > 0 {
+		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))
+	}
+}

@@ -525,6 +525,8 @@ func TestDashboardPageLogic(t *testing.T) {
 	// the exit status, a run a quiet notice, the rest nothing.
 	for _, c := range []struct{ boot, want string }{
 		{`{"provisioning":"failed","code":3,"message":"pip install failed: no space left","since":"2026-12-01T12:00:00Z"}`, "bad|Provisioning failed (exit status 3)|pip install failed: no space left"},
+		{`{"provisioning":"failed","code":"3","message":"x"}`, "bad|Provisioning failed (exit status 3)|x"},
+		{`{"provisioning":"failed","code":"download","message":"curl: (22) 404"}`, "bad|Provisioning failed (download)|curl: (22) 404"},
 		{`{"provisioning":"failed","message":""}`, "bad|Provisioning failed|The provisioning script did not finish."},
 		{`{"provisioning":"running","since":"2026-12-01T12:00:00Z"}`, "quiet|Provisioning is running|Apps may still be installing (since "},
 		{`{"provisioning":"complete"}`, "none"},

@@ -641,9 +641,11 @@
     const since = b.since ? new Date(b.since) : null;
     const when = since && !isNaN(since) ? since.toLocaleString() : '';
     if (b.provisioning === 'failed') {
+      // code: the script's exit status, or a word such as "download".
+      const code = b.code === undefined || b.code === null ? '' : String(b.code);
       return {
         kind: 'bad',
-        title: 'Provisioning failed' + (b.code !== undefined && b.code !== null && b.code !== '' ? ' (exit status ' + b.code + ')' : ''),
+        title: 'Provisioning failed' + (/^[0-9]+$/.test(code) ? ' (exit status ' + code + ')' : code ? ' (' + code + ')' : ''),
         text: (typeof b.message === 'string' && b.message ? b.message : 'The provisioning script did not finish.') + (when ? '\nSince ' + when + '.' : ''),
       };
     }
