@@ -32,6 +32,7 @@ type renderer struct {
 	maxLine    int
 
 	screen   *terminal.Screen // block mode only
+	pal      *palette         // block mode: the screen's colour lending
 	scrolled []string         // lines scrolled out during one block write
 	nlSince  int              // newlines since the last cursor-up (block mode)
 
@@ -150,23 +151,27 @@ func (r *renderer) enterBlock(res *renderResult) {
 		panic(err)
 	}
 	s.Timestamps = false
-	s.ScrollOutFunc = func(html string) { r.scrolled = append(r.scrolled, strings.TrimSuffix(html, "\n")) }
+	s.ScrollOutFunc = func(html string) { r.scrolled = append(r.scrolled, r.pal.apply(strings.TrimSuffix(html, "\n"))) }
 	r.screen = s
+	r.pal = &palette{}
 	if len(r.recent) > 0 || len(r.partial) > 0 {
 		res.changes = append(res.changes, change{reopen: len(r.recent)})
 		for _, l := range r.recent {
-			_, _ = s.Write(l)
-			_, _ = s.Write([]byte{'\n'})
+			r.screenWrite(l)
+			r.screenWrite([]byte{'\n'})
 		}
-		_, _ = s.Write(r.partial)
+		r.screenWrite(r.partial)
 	}
 	r.recent = nil
 	r.partial = r.partial[:0]
 	r.nlSince = 0
 }
 
+// screenWrite feeds the block-mode screen, colours through its palette.
+func (r *renderer) screenWrite(b []byte) { _, _ = r.screen.Write(rewriteSGR(b, r.pal)) }
+
 func (r *renderer) blockWrite(res *renderResult, b []byte, lastUp int) {
-	_, _ = r.screen.Write(b)
+	r.screenWrite(b)
 	if lastUp >= 0 {
 		r.nlSince = bytes.Count(b[lastUp:], []byte{'\n'})
 	} else {
@@ -191,7 +196,7 @@ func (r *renderer) window() []string {
 	if h == "" {
 		return nil
 	}
-	return strings.Split(h, "\n")
+	return strings.Split(r.pal.apply(h), "\n")
 }
 
 func (r *renderer) finish(res *renderResult) {
@@ -227,8 +232,12 @@ func renderLine(b []byte) string {
 	return out
 }
 
-// renderEmulated renders through terminal-to-html ('\r', ESC[K, SGR, …).
-func renderEmulated(b []byte) string { return terminal.Render(b) }
+// renderEmulated renders through terminal-to-html ('\r', ESC[K, SGR, …),
+// colours through a palette of the line's own (truecolor.go).
+func renderEmulated(b []byte) string {
+	var pal palette
+	return pal.apply(terminal.Render(rewriteSGR(b, &pal)))
+}
 
 // escapeHTML escapes like terminal-to-html does, so both paths agree.
 func escapeHTML(b []byte) string {
