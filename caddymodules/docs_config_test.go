@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/logstream"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -17,7 +18,9 @@ var configDocs = []struct {
 	doc, name string // the Markdown file and the marker name
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
-}{}
+}{
+	{doc: "../docs/logstream.md", name: "logstream-config", dir: "../logstream", typ: "Config", def: logstream.Default()},
+}
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {
 	for _, c := range configDocs {

@@ -39,7 +39,6 @@ type renderer struct {
 	partial []byte   // plain mode: sanitised bytes of the unfinished line
 	recent  [][]byte // plain mode: sanitised bytes of the last final lines
 	shown   []string // the live block as the client has it
-	scratch []byte
 }
 
 // change is one step of a render result, applied in order: either lines
@@ -70,8 +69,17 @@ func newRenderer(blockLines, maxLine int) *renderer {
 
 // Write renders the next bytes of the file.
 func (r *renderer) Write(p []byte) renderResult {
-	f := r.filt.Write(r.scratch[:0], p)
-	r.scratch = f.out[:0]
+	// The filtered bytes live only during this call (everything kept is
+	// copied), so their buffer goes back to a pool shared by all files:
+	// 256 quiet files do not each hold one.
+	bp := chunkPool.Get().(*[]byte)
+	f := r.filt.Write((*bp)[:0], p)
+	defer func() {
+		if cap(f.out) <= 2*readChunk {
+			*bp = f.out[:0]
+			chunkPool.Put(bp)
+		}
+	}()
 	var res renderResult
 	out := f.out
 	if r.screen == nil {
@@ -89,7 +97,26 @@ func (r *renderer) Write(p []byte) renderResult {
 	return res
 }
 
-// Snapshot is the live block as it stands (for a client joining now).
+// Finish makes whatever is pending final: the unfinished line in plain
+// mode, the window in block mode (which ends). A tailer that skips part of
+// a file calls it, so that nothing half-drawn waits for bytes that will
+// never be read.
+func (r *renderer) Finish() renderResult {
+	var res renderResult
+	if r.screen != nil {
+		if w := r.window(); len(w) > 0 {
+			res.changes = append(res.changes, change{lines: w})
+		}
+		r.screen, r.nlSince = nil, 0
+	} else if len(r.partial) > 0 {
+		res.changes = append(res.changes, change{lines: []string{renderLine(r.partial)}})
+		r.partial = r.partial[:0]
+	}
+	r.finish(&res)
+	return res
+}
+
+// Live is the live block as it stands (for a client joining now).
 func (r *renderer) Live() []string { return r.shown }
 
 // Reset forgets everything (the file was truncated or replaced).
