@@ -30,8 +30,11 @@ usage: bench/logs.sh [options]
                  (default "50x1000 25x10000 50x5000 50x10000 200x1000"; env BENCH_LOADS)
   -e VAR=VALUE   extra environment for caddy, repeatable (e.g. GOMEMLIMIT=48MiB,
                  GOGC=50) to measure a lever
-  --profile DIR  keep caddy's GODEBUG=gctrace=1 output and a heap profile taken
-                 at the end of each load row in DIR
+  -b BINARY      measure this caddy binary instead of the one built here (an
+                 older build, for a before/after comparison in one sitting)
+  --profile DIR  keep caddy's GODEBUG=gctrace=1 output, a CPU profile of the
+                 middle of each load row and a heap profile taken at its end
+                 in DIR
   --no-pin       do not pin CPUs (env BENCH_PIN=0)
   --no-build     reuse bench/bin/ (env BENCH_NO_BUILD=1)
   --keep         keep the temp dir (env BENCH_KEEP=1)
@@ -43,11 +46,13 @@ LOADS=${BENCH_LOADS:-"50x1000 25x10000 50x5000 50x10000 200x1000"}
 PIN=${BENCH_PIN:-1}
 PROFILE=""
 EXTRA_ENV=()
+CADDY_BIN=
 while (($#)); do
 	case $1 in
 	-d) DURATION=${2:?-d needs a value}; shift 2 ;;
 	-l) LOADS=${2:?-l needs a value}; shift 2 ;;
 	-e) EXTRA_ENV+=("${2:?-e needs VAR=VALUE}"); shift 2 ;;
+	-b) CADDY_BIN=${2:?-b needs a binary}; shift 2 ;;
 	--profile) PROFILE=${2:?--profile needs a directory}; shift 2 ;;
 	--no-pin) PIN=0; shift ;;
 	--no-build) export BENCH_NO_BUILD=1; shift ;;
@@ -77,6 +82,11 @@ else
 	bench_log "building bench/bin/{caddy,logsload}"
 	bench_go_build caddy ./cmd/caddy # as shipped (BENCH_GO_FLAGS)
 	bench_go_build logsload ./bench/logsload
+fi
+if [[ -n $CADDY_BIN ]]; then
+	[[ -x $CADDY_BIN ]] || bench_die "-b $CADDY_BIN: not an executable"
+else
+	CADDY_BIN=$BENCH_BIN/caddy
 fi
 CONDITIONS_BEFORE=$(bench_conditions)
 bench_log "machine: $CONDITIONS_BEFORE"
@@ -126,7 +136,7 @@ YAML
 		env+=(GODEBUG=gctrace=1)
 	fi
 	bench_start "caddy-$name" "${CADDY_PIN[@]}" "${env[@]}" \
-		"$BENCH_BIN/caddy" run --adapter portal_yaml --config "$work/portal.yaml"
+		"$CADDY_BIN" run --adapter portal_yaml --config "$work/portal.yaml"
 	CADDY_PID=$BENCH_LAST_PID
 	bench_wait_url "http://127.0.0.1:$INTERNAL/api/logs/files" 20
 }
@@ -148,7 +158,7 @@ run_row() {
 	start_caddy "$name"
 	local extra=()
 	if [[ -n $PROFILE ]]; then
-		extra=(-admin "127.0.0.1:$ADMIN" -heap "$PROFILE/heap-$name.pb.gz")
+		extra=(-admin "127.0.0.1:$ADMIN" -heap "$PROFILE/heap-$name.pb.gz" -cpu "$PROFILE/cpu-$name.pb.gz")
 	fi
 	bench_run "$out" "${LOAD_PIN[@]}" env GOMAXPROCS=1 "$BENCH_BIN/logsload" \
 		-url "ws://127.0.0.1:$INTERNAL/api/logs" -dir "$LOGDIR" -pid "$CADDY_PID" "$@" "${extra[@]}" || rc=$?
@@ -175,7 +185,7 @@ done
 
 CONDITIONS_AFTER=$(bench_conditions)
 echo
-echo "Live logs, bench/logs.sh -d $DURATION: caddy $VERSION as shipped; ${PIN_NOTE}."
+echo "Live logs, bench/logs.sh -d $DURATION: $CADDY_BIN (caddy $VERSION); ${PIN_NOTE}."
 echo "Machine before: $CONDITIONS_BEFORE; after: $CONDITIONS_AFTER."
 if ((${#EXTRA_ENV[@]})); then
 	echo "Extra environment for caddy: ${EXTRA_ENV[*]}."

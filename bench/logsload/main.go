@@ -46,6 +46,7 @@ func main() {
 	samples := flag.Int("samples", 1000, "latency samples (latency)")
 	idle := flag.Duration("idle", 10*time.Second, "idle CPU measurement (latency)")
 	heap := flag.String("heap", "", "after the load phase, save caddy's heap profile here (needs -admin)")
+	cpuProf := flag.String("cpu", "", "save a CPU profile of caddy taken over the middle of the load phase here (needs -admin)")
 	admin := flag.String("admin", "", "caddy's admin address, 127.0.0.1:PORT (for -heap)")
 	flag.Parse()
 	if *base == "" || *dir == "" || *pid == 0 || !strings.HasPrefix(*base, "ws://127.0.0.1:") ||
@@ -58,7 +59,7 @@ func main() {
 	case "latency":
 		err = runLatency(*base, *dir, *pid, *samples, *idle)
 	case "load":
-		err = runLoad(*base, *dir, *pid, *clients, *rate, *dur, *admin, *heap)
+		err = runLoad(*base, *dir, *pid, *clients, *rate, *dur, *admin, *heap, *cpuProf)
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
@@ -168,7 +169,7 @@ type clientResult struct {
 	h                histogram
 }
 
-func runLoad(base, dir string, pid, clients, rate int, dur time.Duration, admin, heapOut string) error {
+func runLoad(base, dir string, pid, clients, rate int, dur time.Duration, admin, heapOut, cpuOut string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), dur+5*time.Minute)
 	defer cancel()
 	startRSS := rss(pid, "VmRSS")
@@ -245,28 +246,44 @@ func runLoad(base, dir string, pid, clients, rate int, dur time.Duration, admin,
 	if err != nil {
 		return err
 	}
-	c0 := cpuTicks(pid)
+	profDone := make(chan struct{})
+	if cpuOut != "" && admin != "" && dur >= 2*time.Second {
+		go func() {
+			defer close(profDone)
+			time.Sleep(dur / 4)
+			secs := max(1, int(dur/2/time.Second))
+			if err := saveProfile(admin, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), cpuOut); err != nil {
+				fmt.Fprintln(os.Stderr, "logsload: CPU profile:", err)
+			}
+		}()
+	} else {
+		close(profDone)
+	}
+	c0, self0 := cpuTicks(pid), cpuTicks(os.Getpid())
 	start := time.Now()
-	tick := time.NewTicker(time.Millisecond)
 	var written int64
 	var line []byte
 	for written < total {
-		<-tick.C
-		due := min(total, int64(time.Since(start))*int64(rate)/int64(time.Second))
-		for ; written < due; written++ {
-			// One write(2) per line, as a program printing would, stamped
-			// just before it.
-			line = append(line[:0], "n="...)
-			line = strconv.AppendInt(line, written, 10)
-			line = append(line, " t="...)
-			line = strconv.AppendInt(line, time.Now().UnixNano(), 10)
-			line = append(line, '\n')
-			if _, err := w.Write(line); err != nil {
-				return err
-			}
+		// Each line is written when it is due, on its own: lines spread
+		// evenly over the second, as a program printing them would, so the
+		// tailer sees them one by one and nothing batches them for free.
+		// A writer that falls behind (its core is shared) catches up in a
+		// burst.
+		if due := int64(time.Since(start)) * int64(rate) / int64(time.Second); written >= due {
+			time.Sleep(time.Duration(int64(time.Second)/int64(rate)) / 4)
+			continue
 		}
+		// One write(2) per line, stamped just before it.
+		line = append(line[:0], "n="...)
+		line = strconv.AppendInt(line, written, 10)
+		line = append(line, " t="...)
+		line = strconv.AppendInt(line, time.Now().UnixNano(), 10)
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		written++
 	}
-	tick.Stop()
 	writeTime := time.Since(start)
 	_ = w.Close()
 	done := make(chan struct{})
@@ -282,9 +299,13 @@ func runLoad(base, dir string, pid, clients, rate int, dur time.Duration, admin,
 		end = time.Unix(0, last)
 	}
 	cpu := 100 * float64(cpuTicks(pid)-c0) / 100 / end.Sub(start).Seconds()
+	// The load generator's own CPU: near 100% of its core, the clients
+	// read late and the latencies are partly its own.
+	selfCPU := 100 * float64(cpuTicks(os.Getpid())-self0) / 100 / end.Sub(start).Seconds()
 	close(stopRSS)
+	<-profDone
 	if heapOut != "" && admin != "" {
-		if err := saveHeap(admin, heapOut); err != nil {
+		if err := saveProfile(admin, "/debug/pprof/heap", heapOut); err != nil {
 			fmt.Fprintln(os.Stderr, "logsload: heap profile:", err)
 		}
 	}
@@ -308,15 +329,15 @@ func runLoad(base, dir string, pid, clients, rate int, dur time.Duration, admin,
 	peakRSS := max(peak.Load(), rss(pid, "VmHWM"))
 	fmt.Printf("load: %d clients × %d lines/s for %v (%d lines written in %v): p50=%v p99=%v max=%v over %d receipts; "+
 		"caddy %.0f%% of one core, RSS %.1f MiB at start, peak %.1f MiB (sampled peak %.1f MiB: %.1f anonymous, %.1f file-backed); "+
-		"%d/%d clients got every line in order, %d gaps/reorders, %d lags\n",
+		"%d/%d clients got every line in order, %d gaps/reorders, %d lags; logsload %.0f%% of its core\n",
 		clients, rate, dur, total, writeTime.Round(time.Millisecond), h.quantile(0.5), h.quantile(0.99), h.max, h.n,
-		cpu, mib(startRSS), mib(peakRSS), mib(peak.Load()), mib(peakAnon.Load()), mib(peakFile.Load()), complete, clients, bad, lags)
+		cpu, mib(startRSS), mib(peakRSS), mib(peak.Load()), mib(peakAnon.Load()), mib(peakFile.Load()), complete, clients, bad, lags, selfCPU)
 	for _, e := range errs {
 		fmt.Println("  ", e)
 	}
-	fmt.Printf("ROW\t%d clients × %s lines/s, %v\t%s\t%s\t%s\t%.0f %%\t%.1f MiB\t%d/%d complete, %d gaps, %d lags\n",
+	fmt.Printf("ROW\t%d clients × %s lines/s, %v\t%s\t%s\t%s\t%.0f %%\t%.1f MiB\t%d/%d complete, %d gaps, %d lags (logsload %.0f %% of its core)\n",
 		clients, thousands(rate), dur, fmtDur(h.quantile(0.5)), fmtDur(h.quantile(0.99)), fmtDur(h.max), cpu, mib(peakRSS),
-		complete, clients, bad, lags)
+		complete, clients, bad, lags, selfCPU)
 	if complete != clients {
 		return errors.New("lines lost or reordered")
 	}
@@ -483,10 +504,10 @@ func cpuTicks(pid int) int64 {
 	return u + st
 }
 
-// saveHeap fetches caddy's heap profile from its admin endpoint
-// (/debug/pprof/heap, 127.0.0.1 only).
-func saveHeap(admin, out string) error {
-	resp, err := http.Get("http://" + admin + "/debug/pprof/heap")
+// saveProfile fetches one of caddy's profiles from its admin endpoint
+// (/debug/pprof/…, 127.0.0.1 only).
+func saveProfile(admin, path, out string) error {
+	resp, err := http.Get("http://" + admin + path)
 	if err != nil {
 		return err
 	}
