@@ -85,9 +85,10 @@ cat >"$BENCH_TMP/vastauth.Caddyfile" <<EOF
 }
 http://127.0.0.1:$CV {
 	vastauth {
-		secret {env.OPEN_BUTTON_TOKEN}
+		secrets {env.OPEN_BUTTON_TOKEN}
 		state_dir $BENCH_TMP/vastauth/state
-		failure_limit 2000000000 1s
+		failure_limit 2000000000
+		failure_window 1s
 	}
 	reverse_proxy 127.0.0.1:$BE
 }
@@ -160,7 +161,7 @@ bench_wait_url "http://127.0.0.1:$SB/" 30 -u "vastai:$PASSWORD"
 # The session cookie a browser would hold after opening ?token=.
 SESSION=$(curl -s -o /dev/null -D - -H 'Accept: application/json' "http://127.0.0.1:$PA/?token=$TOKEN" |
 	tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: C\.bench_auth_token=\([^;]*\).*/\1/p' | head -n 1)
-[[ $SESSION == v1.* ]] || bench_die "no session cookie from ?token= (got '$SESSION')"
+[[ $SESSION == v2.* ]] || bench_die "no session cookie from ?token= (got '$SESSION')"
 COOKIE="Cookie: C.bench_auth_token=$SESSION"
 for h in "$COOKIE" "Authorization: Bearer $TOKEN"; do
 	code=$(curl -s -o /dev/null -w '%{http_code}' -H "$h" "http://127.0.0.1:$PA/")

@@ -4,8 +4,16 @@ import (
 	"os"
 	"testing"
 
+	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/connlimit"
+	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/hostguard"
 	"github.com/instanceportal/portal/logstream"
+	"github.com/instanceportal/portal/portallinks"
+	"github.com/instanceportal/portal/supervisor"
+	"github.com/instanceportal/portal/tunnels"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 // configDocs lists the settings tables the docs carry. Each is generated
@@ -19,7 +27,17 @@ var configDocs = []struct {
 	dir, typ  string // the package directory and the struct type
 	def       any    // the package's Default()
 }{
-	{doc: "../docs/logstream.md", name: "logstream-config", dir: "../logstream", typ: "Config", def: logstream.Default()},
+	{"../docs/processes.md", "supervisor", "../supervisor", "Config", supervisor.Default()},
+	{"../docs/processes.md", "appstate", "../appstate", "Config", appstate.Default()},
+	{"../docs/processes.md", "portallinks", "../portallinks", "Config", portallinks.Default()},
+	{"../docs/tunnels.md", "tunnels-config", "../tunnels", "Config", tunnels.Default()},
+	{"../docs/tunnels.md", "tunnels-app", "../tunnels", "App", tunnels.App{}},
+	{"../docs/gpu_metrics.md", "gpu-metrics-config", "../gpumetrics", "Config", gpumetrics.Default()},
+	{"../SECURITY.md", "connlimit", "../connlimit", "Config", connlimit.Default()},
+	{"../SECURITY.md", "hostguard", "../hostguard", "Config", hostguard.Default()},
+	{"../docs/vastauth.md", "vastauth", "../vastauth", "Config", vastauth.Default()},
+	{"../docs/logstream.md", "logstream-config", "../logstream", "Config", logstream.Default()},
+	{"../docs/vastauth.md", "vastauth-secrets", "../vastauth", "SecretSource", vastauth.Default().SecretSource},
 }
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {

@@ -3,9 +3,7 @@ package caddymodules
 import (
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"runtime"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -25,7 +23,7 @@ func init() {
 // Prometheus routes share one pooled collector (same settings, same key):
 // the dashboard and a scraper cost one sweep.
 func gpuMetricsRoute(plan *portalconfig.Plan, path, format string, warns *[]caddyconfig.Warning) caddyhttp.Route {
-	h := GPUMetrics{Format: format, Workspace: plan.Settings.Workspace}
+	h := GPUMetrics{Config: gpumetrics.Config{Format: format, Workspace: plan.Settings.Workspace}}
 	return pathRoute(warns, []string{path}, caddyconfig.JSONModuleObject(h, "handler", "gpu_metrics", warns))
 }
 
@@ -34,34 +32,38 @@ func gpuMetricsRoute(plan *portalconfig.Plan, path, format string, warns *[]cadd
 // re-initialise NVML, lose the CPU baseline or start a second sampler.
 var gpuCollectors = caddy.NewUsagePool()
 
+// pooledCollector is a collector in the pool; logs follows the configs
+// that hold it, so the sampler logs through the newest one's logger.
+type pooledCollector struct {
+	*gpumetrics.Collector
+	logs *configLoggers
+}
+
+// gpuSources builds a collector's GPU sources: NVML, then rocm-smi unless
+// it is off. Tests replace it with stand-ins.
+var gpuSources = func(c gpumetrics.Config) gpumetrics.GPUSource {
+	sources := []gpumetrics.GPUSource{nvmlgpu.NewSource(nvmlgpu.Real())}
+	if c.ROCmSMI != "off" {
+		sources = append(sources, &gpumetrics.ROCmSource{Bin: c.ROCmSMI})
+	}
+	return gpumetrics.FirstAvailable(sources...)
+}
+
 // GPUMetrics serves GPU and system metrics from a cached sample: JSON for
 // the dashboard or the Prometheus text format with dcgm-exporter's metric
 // names. Without a GPU (or a driver) it still answers 200, with
-// "available": false, the reason, and the system figures.
+// "available": false, the reason, and the system figures. Its JSON is
+// gpumetrics.Config's (docs/gpu_metrics.md).
 //
 // NVML is initialised inside the collector's sampler goroutine on the
 // first request, never in Provision, so `caddy validate` and a reload
 // cannot hang on a stuck driver. See docs/gpu_metrics.md.
 type GPUMetrics struct {
-	// Format is "json" or "prometheus". Default: json.
-	Format string `json:"format,omitempty"`
-	// Interval is the time between sweeps. Default: 1s.
-	Interval caddy.Duration `json:"interval,omitempty"`
-	// Timeout bounds how long a request waits for a sweep; a sweep that
-	// takes longer is served from the previous sample, marked stale.
-	// Default: 2s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
-	// Workspace is reported as a second disk when it is on another
-	// filesystem than /. Placeholders are resolved. Default: none.
-	Workspace string `json:"workspace,omitempty"`
-	// Root is prepended to /proc and /sys (a host's root mounted into a
-	// sidecar container). Default: /.
-	Root string `json:"root,omitempty"`
-	// ROCmSMI is the rocm-smi program used for AMD GPUs when NVML is
-	// absent, or "off". Default: rocm-smi (looked up on PATH).
-	ROCmSMI string `json:"rocm_smi,omitempty"`
+	gpumetrics.Config
 
+	resolved  gpumetrics.Config // placeholders resolved, defaults filled
 	poolKey   string
+	pooled    *pooledCollector
 	collector *gpumetrics.Collector
 	logger    *zap.Logger
 }
@@ -74,79 +76,47 @@ func (GPUMetrics) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision takes the shared collector for these settings. Building a
-// collector does no I/O; its sampler starts with the first request.
+// Provision resolves placeholders, applies the defaults, checks the result
+// and takes the shared collector for these settings. Building a collector
+// does no I/O; its sampler starts with the first request.
 func (h *GPUMetrics) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
-	workspace := repl.ReplaceAll(h.Workspace, "")
-	root := repl.ReplaceAll(h.Root, "")
-	if root == "" {
-		root = "/"
+	c := h.Config
+	c.Workspace = repl.ReplaceAll(c.Workspace, "")
+	c.Root = repl.ReplaceAll(c.Root, "")
+	c.ROCmSMI = repl.ReplaceAll(c.ROCmSMI, "")
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("gpu_metrics: %w", err)
 	}
-	rocm := repl.ReplaceAll(h.ROCmSMI, "")
-	if rocm == "" {
-		rocm = "rocm-smi"
-	}
-	if workspace != "" && !filepath.IsAbs(workspace) {
-		return fmt.Errorf("gpu_metrics: workspace %q: want an absolute path", workspace)
-	}
-	if !filepath.IsAbs(root) {
-		return fmt.Errorf("gpu_metrics: root %q: want an absolute path", root)
-	}
-	interval, timeout := time.Duration(h.Interval), time.Duration(h.Timeout)
-	if interval <= 0 {
-		interval = gpumetrics.DefaultInterval
-	}
-	if timeout <= 0 {
-		timeout = gpumetrics.DefaultTimeout
-	}
+	h.resolved = c
 	// The format is not part of the key: JSON and Prometheus handlers with
 	// the same settings read the same samples.
-	h.poolKey = fmt.Sprintf("interval=%v|timeout=%v|workspace=%s|root=%s|rocm=%s", interval, timeout, workspace, root, rocm)
-	logger := h.logger
+	h.poolKey = c.SamplerKey()
 	val, _, err := gpuCollectors.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		sources := []gpumetrics.GPUSource{nvmlgpu.NewSource(nvmlgpu.Real())}
-		if rocm != "off" {
-			sources = append(sources, &gpumetrics.ROCmSource{Bin: rocm})
-		}
-		disks := []gpumetrics.DiskPath{{Label: "root", Path: filepath.Join(root, "/")}}
-		if workspace != "" {
-			disks = append(disks, gpumetrics.DiskPath{Label: "workspace", Path: filepath.Join(root, workspace)})
-		}
 		// The collector outlives this config: it owns its context, which
 		// Destruct cancels when the last config using it is cleaned up.
-		return gpumetrics.NewCollector(gpumetrics.Config{
-			Interval: interval,
-			Timeout:  timeout,
-			GPU:      gpumetrics.FirstAvailable(sources...),
-			System:   &gpumetrics.SystemReader{Root: root, Disks: disks, NumCPU: runtime.NumCPU()},
-			Logger:   logger.Named("sampler"),
-		}), nil
+		logs := newConfigLoggers(h.CaddyModule().String())
+		col := gpumetrics.NewCollector(c, gpumetrics.Sources{GPU: gpuSources(c), System: c.SystemReader(runtime.NumCPU())},
+			logs.Logger().Named("sampler"))
+		return &pooledCollector{col, logs}, nil
 	})
 	if err != nil {
 		h.poolKey = ""
 		return fmt.Errorf("gpu_metrics: %w", err)
 	}
-	h.collector = val.(*gpumetrics.Collector)
+	h.pooled = val.(*pooledCollector)
+	h.pooled.logs.add(h, h.logger)
+	h.collector = h.pooled.Collector
 	return nil
 }
 
-// Validate checks the settings.
-func (h *GPUMetrics) Validate() error {
-	switch h.Format {
-	case "", "json", "prometheus":
-	default:
-		return fmt.Errorf("gpu_metrics: format %q: want json or prometheus", h.Format)
-	}
-	if h.Interval < 0 || h.Timeout < 0 {
-		return fmt.Errorf("gpu_metrics: interval and timeout must not be negative")
-	}
-	if h.Interval > 0 && time.Duration(h.Interval) < 100*time.Millisecond {
-		return fmt.Errorf("gpu_metrics: interval %v: want at least 100ms", time.Duration(h.Interval))
-	}
-	return nil
-}
+// Validate checks the settings as Provision resolved them. Provision has
+// already refused bad ones, before taking the pooled collector; without
+// this method the embedded Config's Validate would be promoted and Caddy
+// would run it on the settings as written, before the defaults.
+func (h *GPUMetrics) Validate() error { return h.resolved.Validate() }
 
 // Cleanup releases this config's hold on the shared collector; the last
 // holder's release stops the sampler and shuts NVML down. Safe after a
@@ -155,6 +125,7 @@ func (h *GPUMetrics) Cleanup() error {
 	if h.poolKey == "" {
 		return nil
 	}
+	h.pooled.logs.remove(h)
 	_, err := gpuCollectors.Delete(h.poolKey)
 	h.poolKey = ""
 	return err
@@ -171,7 +142,7 @@ func (h *GPUMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	s := h.collector.Latest(r.Context())
 	var body []byte
 	hdr := w.Header()
-	if h.Format == "prometheus" {
+	if h.resolved.Format == "prometheus" {
 		body = s.Prometheus()
 		hdr.Set("Content-Type", gpumetrics.PrometheusContentType)
 	} else {

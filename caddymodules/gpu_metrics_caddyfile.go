@@ -1,8 +1,6 @@
 package caddymodules
 
 import (
-	"time"
-
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -19,7 +17,9 @@ func parseGPUMetricsCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandl
 	return m, err
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Each option
+// is a field of gpumetrics.Config under its JSON name (docs/gpu_metrics.md
+// lists them); the format may also be given as the argument:
 //
 //	gpu_metrics [json|prometheus] {
 //	    interval  <duration>
@@ -28,41 +28,25 @@ func parseGPUMetricsCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandl
 //	    root      <path>
 //	    rocm_smi  <program>|off
 //	}
+//
+// The settings are checked here too, so a bad one is reported with the
+// file and line.
 func (h *GPUMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
-		switch d.Val() {
-		case "json", "prometheus":
-			h.Format = d.Val()
-		default:
-			return d.Errf("gpu_metrics: format %q: want json or prometheus", d.Val())
-		}
+		h.Format = d.Val()
 	}
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	const module = "gpu_metrics"
-	return forEachOption(d, module, nil, func(opt string, args []string) error {
-		arg, err := oneArg(d, args)
-		if err != nil {
-			return err
-		}
-		switch opt {
-		case "interval":
-			h.Interval, err = durationArg(d, module, opt, arg, 100*time.Millisecond)
-		case "timeout":
-			h.Timeout, err = durationArg(d, module, opt, arg, positive)
-		case "workspace":
-			h.Workspace = arg
-		case "root":
-			h.Root = arg
-		case "rocm_smi":
-			h.ROCmSMI = arg
-		default:
-			return d.Errf("gpu_metrics: unrecognized option %q", opt)
-		}
+	if err := unmarshalConfigBlock(d, module, &h.Config, nil); err != nil {
 		return err
-	})
+	}
+	if err := h.Config.WithDefaults().Validate(); err != nil {
+		return d.Errf("%s: %v", module, err)
+	}
+	return nil
 }
 
 // Interface guard

@@ -3,9 +3,11 @@ package caddymodules
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,17 +15,20 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/gpumetrics/nvmlgpu"
 )
 
 func TestGPUMetricsCaddyfile(t *testing.T) {
-	good := map[string]GPUMetrics{
+	good := map[string]gpumetrics.Config{
 		`gpu_metrics`:            {},
 		`gpu_metrics prometheus`: {Format: "prometheus"},
 		"gpu_metrics json {\n interval 2s\n timeout 500ms\n workspace /workspace\n root /host\n rocm_smi off\n}": {
-			Format: "json", Interval: caddy.Duration(2 * time.Second), Timeout: caddy.Duration(500 * time.Millisecond),
+			Format: "json", Interval: confdecl.Duration(2 * time.Second), Timeout: confdecl.Duration(500 * time.Millisecond),
 			Workspace: "/workspace", Root: "/host", ROCmSMI: "off",
 		},
+		"gpu_metrics {\n format prometheus\n workspace {env.WORKSPACE}\n}": {Format: "prometheus", Workspace: "{env.WORKSPACE}"},
 	}
 	for in, want := range good {
 		var got GPUMetrics
@@ -31,24 +36,23 @@ func TestGPUMetricsCaddyfile(t *testing.T) {
 			t.Errorf("%q: %v", in, err)
 			continue
 		}
-		if got.Format != want.Format || got.Interval != want.Interval || got.Timeout != want.Timeout ||
-			got.Workspace != want.Workspace || got.Root != want.Root || got.ROCmSMI != want.ROCmSMI {
-			t.Errorf("%q: got %+v want %+v", in, got, want)
+		if got.Config != want {
+			t.Errorf("%q: got %+v want %+v", in, got.Config, want)
 		}
 	}
 	bad := map[string]string{
-		`gpu_metrics xml`:                            "want json or prometheus",
+		`gpu_metrics xml`:                            `gpu_metrics: format: "xml": want json, prometheus`,
 		`gpu_metrics json extra`:                     "wrong argument count",
 		"gpu_metrics {\n interval\n}":                "wrong argument count",
 		"gpu_metrics {\n interval 1s 2s\n}":          "wrong argument count",
-		"gpu_metrics {\n interval soon\n}":           "want a duration",
-		"gpu_metrics {\n interval 10ms\n}":           "at least 100ms",
-		"gpu_metrics {\n timeout -1s\n}":             "want a duration",
-		"gpu_metrics {\n timeout 0s\n}":              "want a positive duration",
-		"gpu_metrics {\n colour blue\n}":             "unrecognized option",
-		"gpu_metrics {\n root /a\n root /b\n}":       "duplicate option",
-		"gpu_metrics {\n workspace /a {\n}\n}":       "takes no block",
-		"gpu_metrics {\n workspace /a {\n  x\n }\n}": "takes no block",
+		"gpu_metrics {\n interval soon\n}":           `gpu_metrics: interval "soon": want a duration`,
+		"gpu_metrics {\n interval 10ms\n}":           "gpu_metrics: interval: must be at least 100ms, got 10ms",
+		"gpu_metrics {\n timeout -1s\n}":             `gpu_metrics: timeout "-1s": want a duration`,
+		"gpu_metrics {\n workspace relative\n}":      `gpu_metrics: workspace: "relative": want an absolute path`,
+		"gpu_metrics {\n colour blue\n}":             `gpu_metrics: unrecognized option "colour"`,
+		"gpu_metrics {\n root /a\n root /b\n}":       `gpu_metrics: duplicate option "root"`,
+		"gpu_metrics {\n workspace /a {\n}\n}":       `gpu_metrics: option "workspace" takes no block`,
+		"gpu_metrics {\n workspace /a {\n  x\n }\n}": `gpu_metrics: option "workspace" takes no block`,
 	}
 	for in, want := range bad {
 		var got GPUMetrics
@@ -59,17 +63,24 @@ func TestGPUMetricsCaddyfile(t *testing.T) {
 	}
 }
 
-func TestGPUMetricsValidate(t *testing.T) {
-	for _, h := range []GPUMetrics{{Format: "yaml"}, {Interval: -1}, {Interval: caddy.Duration(time.Millisecond)}} {
-		if err := h.Validate(); err == nil {
-			t.Errorf("%+v: want an error", h)
-		}
-	}
+func TestGPUMetricsProvisionChecksSettings(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	for _, h := range []*GPUMetrics{{Workspace: "relative/dir"}, {Root: "host"}} {
-		if err := h.Provision(ctx); err == nil {
-			t.Errorf("%+v: want a provision error", h)
+	cases := []struct {
+		cfg  gpumetrics.Config
+		want string
+	}{
+		{gpumetrics.Config{Format: "yaml"}, `gpu_metrics: format: "yaml": want json, prometheus`},
+		{gpumetrics.Config{Interval: -1}, "gpu_metrics: interval: must not be negative, got -1ns"},
+		{gpumetrics.Config{Interval: confdecl.Duration(time.Millisecond)}, "gpu_metrics: interval: must be at least 100ms, got 1ms"},
+		{gpumetrics.Config{Timeout: -confdecl.Duration(time.Second)}, "gpu_metrics: timeout: must not be negative, got -1s"},
+		{gpumetrics.Config{Workspace: "relative/dir"}, `gpu_metrics: workspace: "relative/dir": want an absolute path`},
+		{gpumetrics.Config{Root: "host"}, `gpu_metrics: root: "host": want an absolute path`},
+	}
+	for _, c := range cases {
+		h := &GPUMetrics{Config: c.cfg}
+		if err := h.Provision(ctx); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: Provision = %v, want %q", c.cfg, err, c.want)
 		}
 		if err := h.Cleanup(); err != nil {
 			t.Errorf("cleanup after failed provision: %v", err)
@@ -83,9 +94,6 @@ func provisionGPU(t testing.TB, h *GPUMetrics) *GPUMetrics {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
-	if err := h.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +113,8 @@ func TestGPUMetricsWithoutGPU(t *testing.T) {
 		t.Skip("this machine has an NVIDIA driver")
 	}
 	ws := t.TempDir()
-	js := provisionGPU(t, &GPUMetrics{Format: "json", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"})
-	prom := provisionGPU(t, &GPUMetrics{Format: "prometheus", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"})
+	js := provisionGPU(t, &GPUMetrics{Config: gpumetrics.Config{Format: "json", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"}})
+	prom := provisionGPU(t, &GPUMetrics{Config: gpumetrics.Config{Format: "prometheus", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"}})
 	if js.collector != prom.collector {
 		t.Fatal("json and prometheus handlers with the same settings must share one collector")
 	}
@@ -186,14 +194,14 @@ func TestGPUMetricsWithoutGPU(t *testing.T) {
 func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	old := &GPUMetrics{Interval: caddy.Duration(333 * time.Millisecond), ROCmSMI: "off"}
+	old := &GPUMetrics{Config: gpumetrics.Config{Interval: confdecl.Duration(333 * time.Millisecond), ROCmSMI: "off"}}
 	if err := old.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
 	key := old.poolKey
 	c := old.collector
 	c.Latest(context.Background()) // sampler running
-	next := &GPUMetrics{Interval: caddy.Duration(333 * time.Millisecond), ROCmSMI: "off"}
+	next := &GPUMetrics{Config: gpumetrics.Config{Interval: confdecl.Duration(333 * time.Millisecond), ROCmSMI: "off"}}
 	if err := next.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +232,7 @@ func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 func BenchmarkGPUMetricsServeCached(b *testing.B) {
 	for _, format := range []string{"json", "prometheus"} {
 		b.Run(format, func(b *testing.B) {
-			h := provisionGPU(b, &GPUMetrics{Format: format, Interval: caddy.Duration(time.Hour), ROCmSMI: "off"})
+			h := provisionGPU(b, &GPUMetrics{Config: gpumetrics.Config{Format: format, Interval: confdecl.Duration(time.Hour), ROCmSMI: "off"}})
 			req := httptest.NewRequest("GET", "/api/metrics", nil)
 			w := &discardWriter{h: http.Header{}}
 			if err := h.ServeHTTP(w, req, nextNotCalled); err != nil { // first sample and render
@@ -249,3 +257,46 @@ type discardWriter struct{ h http.Header }
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// panickySource is a GPU source whose sweeps panic once told to, which the
+// sampler recovers from and logs.
+type panickySource struct{ panicking *atomic.Bool }
+
+func (p panickySource) Sweep(context.Context) gpumetrics.GPUReport {
+	if p.panicking.Load() {
+		panic("driver fell over")
+	}
+	return gpumetrics.GPUReport{Reason: "stand-in", GPUs: []gpumetrics.GPU{}}
+}
+func (panickySource) Close() error { return nil }
+
+// TestGPUCollectorLogsThroughNewestConfig: the pooled collector outlives
+// the config that created it; after a reload closed that config's log
+// sink, the sampler's errors go to the new config's log. On the old code
+// the collector kept the first config's logger.
+func TestGPUCollectorLogsThroughNewestConfig(t *testing.T) {
+	var panicking atomic.Bool
+	saved := gpuSources
+	gpuSources = func(gpumetrics.Config) gpumetrics.GPUSource { return panickySource{&panicking} }
+	t.Cleanup(func() { gpuSources = saved })
+
+	port := dashboardFreePort(t)
+	apps := map[string]any{"http": map[string]any{"servers": map[string]any{"metrics": map[string]any{
+		"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
+		"routes": []any{map[string]any{"handle": []any{map[string]any{
+			"handler": "gpu_metrics", "interval": "100ms", "rocm_smi": "off", "root": "/",
+		}}}},
+	}}}}
+	oldSink, newSink := reloadClosingOldSink(t, []string{"http.handlers.gpu_metrics"}, apps)
+	if got := getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); got.status != 200 || !strings.Contains(got.body, "stand-in") {
+		t.Fatalf("metrics: %d %s", got.status, got.body)
+	}
+	panicking.Store(true)
+	waitLogged(t, newSink, "gpu sweep panicked", oldSink)
+	if !strings.Contains(newSink.String(), `"logger":"http.handlers.gpu_metrics.sampler"`) {
+		t.Errorf("entry lost its logger name: %s", newSink)
+	}
+	if n := oldSink.late(); n != 0 {
+		t.Errorf("%d writes to the old config's closed sink", n)
+	}
+}

@@ -36,6 +36,13 @@ func logstreamHandler(plan *portalconfig.Plan) LogStream {
 // config reloads: a reload must not drop the rings or restart the tails.
 var logServices = caddy.NewUsagePool()
 
+// pooledService is a Service in the pool; logs follows the configs that
+// hold it, so the watcher and tailers log through the newest one's logger.
+type pooledService struct {
+	*logstream.Service
+	logs *configLoggers
+}
+
 // LogStream serves the live log API of a directory of *.log files:
 // GET …/files, …/ws (WebSocket), …/stream (Server-Sent Events) and
 // …/download. Terminal output (colours, '\r' progress bars, nested bars
@@ -45,9 +52,10 @@ var logServices = caddy.NewUsagePool()
 type LogStream struct {
 	logstream.Config
 
-	poolKey       string
-	handler       *logstream.Handler
-	releaseLogger func()
+	resolved logstream.Config // placeholders resolved
+	poolKey  string
+	pooled   *pooledService
+	handler  *logstream.Handler
 }
 
 // CaddyModule returns the Caddy module information.
@@ -70,6 +78,7 @@ func (h *LogStream) Provision(ctx caddy.Context) error {
 	cfg := h.Config
 	cfg.Dir = repl.ReplaceAll(cfg.Dir, "")
 	cfg.PlainDir = repl.ReplaceAll(cfg.PlainDir, "")
+	h.resolved = cfg
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("logstream: %w", err)
 	}
@@ -77,22 +86,24 @@ func (h *LogStream) Provision(ctx caddy.Context) error {
 	val, _, err := logServices.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// Pooled workers outlive this config: the Service owns its context,
 		// cancelled by Destruct when the last config using it is gone.
-		return logstream.NewService(cfg, logger.Named("tail")), nil
+		logs := newConfigLoggers(h.CaddyModule().String())
+		return &pooledService{logstream.NewService(cfg, logs.Logger().Named("tail")), logs}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("logstream: log directory %s: %w", cfg.Dir, err)
 	}
 	h.poolKey = key
-	svc := val.(*logstream.Service)
-	h.releaseLogger = svc.UseLogger(logger.Named("tail"))
-	h.handler = logstream.NewHandler(svc, cfg, logger)
+	h.pooled = val.(*pooledService)
+	h.pooled.logs.add(h, logger)
+	h.handler = logstream.NewHandler(h.pooled.Service, cfg, logger)
 	return nil
 }
 
-// Validate checks the settings (Provision has already refused bad ones,
-// before taking a Service; this serves configs validated on their own).
+// Validate checks the settings as Provision resolved them. Provision has
+// already refused bad ones, before taking the pooled Service; without this
+// method the embedded Config's Validate would be promoted.
 func (h *LogStream) Validate() error {
-	if err := h.Config.Validate(); err != nil {
+	if err := h.resolved.Validate(); err != nil {
 		return fmt.Errorf("logstream: %w", err)
 	}
 	return nil
@@ -102,13 +113,10 @@ func (h *LogStream) Validate() error {
 // holder's release stops its watcher and tailers. Safe after a failed
 // Provision.
 func (h *LogStream) Cleanup() error {
-	if h.releaseLogger != nil {
-		h.releaseLogger()
-		h.releaseLogger = nil
-	}
 	if h.poolKey == "" {
 		return nil
 	}
+	h.pooled.logs.remove(h)
 	_, err := logServices.Delete(h.poolKey)
 	h.poolKey = ""
 	return err

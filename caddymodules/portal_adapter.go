@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/portalconfig"
-	"github.com/instanceportal/portal/web"
 )
 
 func init() {
@@ -157,7 +157,15 @@ func loadPlan(body []byte, filename string, env portalconfig.Environ, now time.T
 // when TLS is on, and the apps the portal's routes rely on.
 func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.Config {
 	s := plan.Settings
-	httpApp := caddyhttp.App{Servers: map[string]*caddyhttp.Server{}}
+	httpApp := caddyhttp.App{
+		Servers: map[string]*caddyhttp.Server{},
+		// A stop waits this long for requests in flight, then the process
+		// exits anyway. Caddy's default waits forever, so one stuck
+		// stream kept SIGTERM from ending the process (issue 14). A
+		// reload is not cut short by it: Caddy leaves the old config's
+		// requests running once the period ends.
+		GracePeriod: caddy.Duration(shutdownGrace),
+	}
 	for _, sp := range plan.Servers {
 		httpApp.Servers[sp.ServerName()] = appServer(plan, sp, warns)
 	}
@@ -185,7 +193,7 @@ func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.C
 	}
 	cfg := &caddy.Config{Admin: admin, AppsRaw: apps}
 	if s.AccessLog {
-		cfg.Logging = accessLogging(warns)
+		cfg.Logging = accessLogging(s, warns)
 	}
 	return cfg
 }
@@ -194,20 +202,20 @@ func buildConfig(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddy.C
 const accessLogName = "access"
 
 // accessLogging (PORTAL_ACCESS_LOG=true) sends access logs to stderr through
-// a filter that redacts the `token` query parameter (vastauth strips it
-// before the upstream, but the log records the request as received) and
-// drops Referer, which can carry a URL with a token from another page.
-// Caddy already redacts Cookie and Authorization.
-func accessLogging(warns *[]caddyconfig.Warning) *caddy.Logging {
+// the vastauth_redact filter on the request URI and headers: our
+// credentials are redacted by name (token, portal_handoff, however
+// spelled: ?Token=, ?token[]=, ;token=, %23token=) and by value (any part
+// that carries one of the secrets, whatever it is called). vastauth strips
+// them before the upstream, but the log records the request as received.
+// Caddy itself already redacts Cookie and Authorization.
+func accessLogging(s *portalconfig.Settings, warns *[]caddyconfig.Warning) *caddy.Logging {
+	redact := caddyconfig.JSONModuleObject(VastAuthRedact{SecretSource: portalSecretSource(s)}, "filter", "vastauth_redact", warns)
 	encoder := map[string]any{
 		"format": "filter",
 		"wrap":   map[string]any{"format": "json"},
-		"fields": map[string]any{
-			"request>uri": map[string]any{
-				"filter":  "query",
-				"actions": []map[string]string{{"type": "replace", "parameter": "token", "value": "REDACTED"}},
-			},
-			"request>headers>Referer": map[string]any{"filter": "delete"},
+		"fields": map[string]json.RawMessage{
+			"request>uri":     redact,
+			"request>headers": redact,
 		},
 	}
 	return &caddy.Logging{Logs: map[string]*caddy.CustomLog{
@@ -219,26 +227,48 @@ func accessLogging(warns *[]caddyconfig.Warning) *caddy.Logging {
 	}}
 }
 
+// Timeouts and limits of the servers (issue 14: a flood of idle
+// connections exhausted the descriptors; SIGTERM could hang).
+const (
+	// readHeaderTimeout: a request's headers must arrive within it, and a
+	// connection that sends nothing is closed then (Caddy's default is a
+	// minute). Headers are a few KB: 10 s is ample even on a poor link.
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout closes a keep-alive connection with no request in
+	// flight. It is longer than cloudflared's 90 s keep-alive towards its
+	// origin, so that cloudflared never reuses a connection we are
+	// closing. Streams (WebSockets, SSE) are not idle and are not cut.
+	idleTimeout = 2 * time.Minute
+	// shutdownGrace is how long a stop waits for requests in flight.
+	shutdownGrace = 10 * time.Second
+)
+
 // appServer is the external listener of one app.
 func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]caddyconfig.Warning) *caddyhttp.Server {
 	s := plan.Settings
 	srv := &caddyhttp.Server{
 		Listen:    []string{":" + strconv.Itoa(sp.Port)},
 		AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true}, // never ACME, never port 80
-		Errors:    &caddyhttp.HTTPErrorConfig{Routes: startingUpRoutes(warns)},
+		Errors:    &caddyhttp.HTTPErrorConfig{Routes: startingUpRoutes(plan, sp, warns)},
 		// No HTTP/3: cloud port mappings forward TCP only, so an Alt-Svc
 		// pointing at UDP would only send browsers on a detour.
-		Protocols: []string{"h1"},
+		Protocols:         []string{"h1"},
+		ReadHeaderTimeout: caddy.Duration(readHeaderTimeout),
+		IdleTimeout:       caddy.Duration(idleTimeout),
+		// The connection caps come first, before TLS: a refused
+		// connection costs no handshake. The internal server has none:
+		// the caps keep descriptors free for it.
+		ListenerWrappersRaw: []json.RawMessage{connLimitWrapper(warns)},
 	}
 	if s.AccessLog {
 		srv.Logs = &caddyhttp.ServerLogConfig{DefaultLoggerName: accessLogName}
 	}
 	if plan.TLS {
 		srv.Protocols = []string{"h1", "h2"}
-		srv.ListenerWrappersRaw = []json.RawMessage{
+		srv.ListenerWrappersRaw = append(srv.ListenerWrappersRaw,
 			caddyconfig.JSONModuleObject(struct{}{}, "wrapper", "http_redirect", warns),
 			caddyconfig.JSONModuleObject(struct{}{}, "wrapper", "tls", warns),
-		}
+		)
 		srv.TLSConnPolicies = caddytls.ConnectionPolicies{{
 			CertSelection: &caddytls.CustomCertSelectionPolicy{AnyTag: []string{certTag}},
 		}}
@@ -251,7 +281,12 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 			// authenticated port must answer them itself.
 			routes = append(routes, cors.preflightRoute(warns))
 		}
-		routes = append(routes, caddyhttp.Route{HandlersRaw: []json.RawMessage{vastauthHandler(s, warns)}})
+		routes = append(routes, caddyhttp.Route{HandlersRaw: []json.RawMessage{vastauthHandler(s, false, warns)}})
+	} else if s.EnableAuth {
+		// An AUTH_EXCLUDE port: browsers send our cookie to every port of
+		// the host, so the app here would collect a login that opens all the
+		// others. Remove our credentials, check nothing.
+		routes = append(routes, caddyhttp.Route{HandlersRaw: []json.RawMessage{vastauthHandler(s, true, warns)}})
 	}
 	routes = append(routes, caddyhttp.Route{
 		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON([]string{"/portal-resolver"}, warns)}},
@@ -271,14 +306,16 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 	if cors != nil {
 		routes = append(routes, cors.responseRoute(warns))
 	}
-	// Requests that came through a Cloudflare tunnel carry Cf-Visitor: the
-	// visitor used https whatever our own scheme. Two proxy routes rather
+	// Requests that came through our Cloudflare tunnel carry Cf-Visitor
+	// from a loopback peer (cloudflared): the visitor used https whatever
+	// our own scheme. From any other peer the header is a forgery, which
+	// the front handler removes. Two proxy routes rather
 	// than a computed header keep the common path free of per-request
 	// placeholder work, and each route carries its own encode rather than
 	// one more route in front (every route is a layer each request crosses;
 	// bench/proxy.sh). Caddy sets X-Forwarded-Proto to our own scheme itself.
 	proxyRoute := func(viaTunnel bool) caddyhttp.Route {
-		var handlers []json.RawMessage
+		handlers := []json.RawMessage{portalFrontHandler(sp.App.IsPortal(), warns)}
 		if s.Compression {
 			handlers = append(handlers, caddyconfig.JSONModuleObject(encode.Encode{
 				EncodingsRaw: caddy.ModuleMap{"zstd": json.RawMessage("{}"), "gzip": json.RawMessage("{}")},
@@ -289,10 +326,20 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 		return caddyhttp.Route{HandlersRaw: handlers, Terminal: true}
 	}
 	viaTunnel := proxyRoute(true)
-	viaTunnel.MatcherSetsRaw = caddyhttp.RawMatcherSets{{"header": caddyconfig.JSON(caddyhttp.MatchHeader{"Cf-Visitor": {}}, warns)}}
+	viaTunnel.MatcherSetsRaw = caddyhttp.RawMatcherSets{fromCloudflared(caddyhttp.MatchHeader{"Cf-Visitor": {}}, warns)}
 	routes = append(routes, viaTunnel, proxyRoute(false))
 	srv.Routes = routes
 	return srv
+}
+
+// fromCloudflared matches requests that carry the given Cloudflare header
+// and come from a loopback peer: our own cloudflared. Anyone else can send
+// the header.
+func fromCloudflared(header caddyhttp.MatchHeader, warns *[]caddyconfig.Warning) caddy.ModuleMap {
+	return caddy.ModuleMap{
+		"header":    caddyconfig.JSON(header, warns),
+		"remote_ip": caddyconfig.JSON(caddyhttp.MatchRemoteIP{Ranges: []string{"127.0.0.0/8", "::1"}}, warns),
+	}
 }
 
 // proxyHandler proxies to the app, with the forwarded headers of the
@@ -308,7 +355,9 @@ func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings, viaTunne
 	if sp.App.IsPortal() {
 		// Our own handlers serve this upstream. They judge WebSocket
 		// handshakes by comparing Origin with Host, so they must see the
-		// Host the browser used (the external port, or a tunnel's name).
+		// Host the browser used (the external port, or a tunnel's name);
+		// the internal server admits that Host because the front handler
+		// marked the request (hostguard).
 		delete(set, "Host")
 	} else if sp.HostLocalhost {
 		// Apps such as Syncthing refuse a foreign Host (403 "Host check
@@ -330,46 +379,40 @@ func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings, viaTunne
 	}
 }
 
-// vastauthHandler is the vastauth config. Secrets are placeholders; the rest
-// is not secret and is written literally.
-func vastauthHandler(s *portalconfig.Settings, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(map[string]any{
-		"username":    s.WebUsername,
-		"secrets":     []string{"{env.WEB_PASSWORD}", "{env.OPEN_BUTTON_TOKEN}"},
-		"cookie_name": s.CookieName(),
-		"state_dir":   s.StateDir,
-		"realm":       portalconfig.PortalAppName,
-	}, "handler", "vastauth", warns)
-}
-
 // startingUpRoutes answer the 502/503/504 that Caddy raises when the app is
-// not listening (yet) with a page that polls and reloads, always as 502
-// (the app's gateway is what failed). An app's own 5xx responses are not
-// errors in Caddy's sense and pass through untouched.
+// not listening (yet) with a page that names the app, polls and reloads,
+// always as 502 (the app's gateway is what failed). An app's own 5xx
+// responses are not errors in Caddy's sense and pass through untouched.
 // Cloudflare replaces 5xx bodies with its own page, so requests that came
-// through a tunnel (Cf-Ray) get the page with 200.
-func startingUpRoutes(warns *[]caddyconfig.Warning) caddyhttp.RouteList {
+// through our tunnel (Cf-Ray from cloudflared, a loopback peer) get the
+// page with 200.
+func startingUpRoutes(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
 	upstreamDown := caddyconfig.JSON(caddyhttp.VarsMatcher{"{http.error.status_code}": {"502", "503", "504"}}, warns)
+	body, err := startingPage(plan, sp)
+	if err != nil {
+		*warns = append(*warns, caddyconfig.Warning{Message: fmt.Sprintf("starting-up page for port %d: %v", sp.Port, err)})
+	}
 	page := func(status string) json.RawMessage {
 		return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
 			StatusCode: caddyhttp.WeakString(status),
 			Headers: http.Header{
-				"Content-Type":         {"text/html; charset=utf-8"},
-				"Cache-Control":        {"no-store"},
-				"X-Portal-Placeholder": {"true"},
-				"Retry-After":          {"2"},
+				"Content-Type":           {"text/html; charset=utf-8"},
+				"Cache-Control":          {"no-store"},
+				"X-Portal-Placeholder":   {"true"},
+				"Retry-After":            {"2"},
+				"X-Content-Type-Options": {"nosniff"},
+				"Referrer-Policy":        {"no-referrer"},
 			},
-			Body: web.StartingPage,
+			Body: body,
 		}, "handler", "static_response", warns)
 	}
+	viaTunnel := fromCloudflared(caddyhttp.MatchHeader{"Cf-Ray": {}}, warns)
+	viaTunnel["vars"] = upstreamDown
 	return caddyhttp.RouteList{
 		{
-			MatcherSetsRaw: caddyhttp.RawMatcherSets{{
-				"vars":   upstreamDown,
-				"header": caddyconfig.JSON(caddyhttp.MatchHeader{"Cf-Ray": {}}, warns),
-			}},
-			HandlersRaw: []json.RawMessage{page("200")},
-			Terminal:    true,
+			MatcherSetsRaw: caddyhttp.RawMatcherSets{viaTunnel},
+			HandlersRaw:    []json.RawMessage{page("200")},
+			Terminal:       true,
 		},
 		{
 			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"vars": upstreamDown}},
@@ -387,7 +430,11 @@ func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyh
 		Listen:    []string{"127.0.0.1:" + strconv.Itoa(plan.Portal.InternalPort)},
 		AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
 		Protocols: []string{"h1"},
-		Routes:    portalServerRoutes(plan, warns),
+		// Idle connections keep Caddy's default (5 min): the entry's
+		// proxy keeps its own idle connections here for 2 min, and the
+		// server must not close one the proxy is about to reuse.
+		ReadHeaderTimeout: caddy.Duration(readHeaderTimeout),
+		Routes:            portalServerRoutes(plan, warns),
 	}
 }
 
@@ -395,30 +442,47 @@ func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyh
 // order requests meet them: the APIs first, the dashboard's files last, so
 // that the file server only answers what no API claimed.
 func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
-	apps, err := json.Marshal(plan.Apps)
-	if err != nil {
-		*warns = append(*warns, caddyconfig.Warning{Message: fmt.Sprintf("encoding /api/apps: %v", err)})
-	}
 	return caddyhttp.RouteList{
+		// First: no other route may answer a request it refuses.
+		internalGuardRoute(warns),
 		terminal(pathRoute(warns, []string{"/health"}, staticJSON(`{"status":"ok"}`, warns))),
-		terminal(pathRoute(warns, []string{"/api/apps"}, staticJSON(string(apps), warns))),
+		terminal(appStatesRoute(plan, warns)),
+		terminal(processesRoute(plan, warns)),
+		terminal(linksRoute(plan, warns)),
 		logstreamRoute(plan, warns),
 		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
 		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
 		tunnelsAPIRoute(warns),
+		handoffElsewhereRoute(warns),
 		dashboardInfoRoute(plan, warns),
 		dashboardIndexRoute(warns),
 		dashboardFilesRoute(warns),
 	}
 }
 
-// staticJSON answers 200 with body, a JSON document, never cached.
+// staticJSON answers 200 with body, a JSON document, never cached. The
+// body is served literally (see literalText): it may hold user text.
 func staticJSON(body string, warns *[]caddyconfig.Warning) json.RawMessage {
 	return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
 		StatusCode: caddyhttp.WeakString("200"),
 		Headers:    http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
-		Body:       body + "\n",
+		Body:       literalText(body + "\n"),
 	}, "handler", "static_response", warns)
+}
+
+// placeholderEscaper puts a backslash before every brace.
+var placeholderEscaper = strings.NewReplacer("{", `\{`, "}", `\}`)
+
+// literalText escapes s for a config field whose value Caddy expands
+// (a static_response body, a header value, …), so that it is served
+// exactly as written. Caddy's replacer reads `\{` and `\}` as literal
+// braces and drops the one backslash before each, whatever precedes it, so
+// the escaping is exact for every s (FuzzLiteralText). Without it, a
+// portal.yaml app named "leak={env.WEB_PASSWORD}" was served with the
+// password filled in, and {http.request.header.Cookie} with the visitor's
+// cookie (issue 14).
+func literalText(s string) string {
+	return placeholderEscaper.Replace(s)
 }
 
 // pathRoute is a route matching the given path patterns (Caddy path matcher

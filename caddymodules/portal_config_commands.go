@@ -46,7 +46,7 @@ PORTAL_CONFIG is empty or does not parse.`,
 			if err := portalconfig.WriteFileAtomic(path, data); err != nil {
 				return fmt.Errorf("writing %s: %w", path, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d apps to %s\n", len(cfg.Apps), path)
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s to %s\n", countOf(len(cfg.Apps), "app"), path)
 			return nil
 		},
 	}
@@ -86,11 +86,24 @@ to start an app.`,
 
 // runCheck is `caddy portal check`; it returns the exit status.
 func runCheck(cmd *cobra.Command, path, has string) int {
+	env := portalconfig.OSEnviron()
 	body, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	missing := errors.Is(err, os.ErrNotExist)
+	if err != nil && !missing {
 		return failCheck(cmd, has, err)
 	}
-	plan, warns, err := loadPlan(body, path, portalconfig.OSEnviron(), time.Now())
+	if missing {
+		// The adapter reads PORTAL_CONFIG when the file is empty, but
+		// `caddy run --config` needs the file itself: say so, and how
+		// to make it.
+		if env.Get(portalconfig.PortalConfigVar, "") == "" {
+			return failCheck(cmd, has, missingConfigError(path))
+		}
+		if has == "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: %s does not exist: checking PORTAL_CONFIG instead; %s writes it\n", path, writeConfigCommandLine(path))
+		}
+	}
+	plan, warns, err := loadPlan(body, path, env, time.Now())
 	if err != nil {
 		return failCheck(cmd, has, err)
 	}
@@ -100,15 +113,33 @@ func runCheck(cmd *cobra.Command, path, has string) int {
 		}
 		return 1
 	}
+	// Each warning once, here: the plan's own (an unusable certificate…)
+	// are among them.
 	for _, w := range warns {
 		loc := w.File
 		if w.Line > 0 {
 			loc = fmt.Sprintf("%s:%d", loc, w.Line)
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", loc, w.Message)
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", loc, strings.TrimSpace(w.Message))
 	}
 	printPlan(cmd.OutOrStdout(), plan)
 	return 0
+}
+
+// missingConfigError says that the config file does not exist and how to
+// write it from PORTAL_CONFIG.
+func missingConfigError(path string) error {
+	return fmt.Errorf("%s does not exist, and PORTAL_CONFIG is not set: write it with "+
+		"PORTAL_CONFIG=\"hostname:external_port:internal_port:open_path:name|…\" %s, or by hand (README: portal.yaml)",
+		path, writeConfigCommandLine(path))
+}
+
+// writeConfigCommandLine is the write-config command that writes path.
+func writeConfigCommandLine(path string) string {
+	if path == defaultPortalYAML {
+		return "caddy portal write-config"
+	}
+	return "caddy portal write-config --config " + path
 }
 
 // failCheck prints the error (cobra's own printing is silenced so that
@@ -121,14 +152,15 @@ func failCheck(cmd *cobra.Command, has string, err error) int {
 	return 1
 }
 
-// printPlan writes a table of the ports the portal will serve.
+// printPlan writes a table of the ports the portal will serve. The plan's
+// warnings are not repeated here: runCheck printed them.
 func printPlan(w io.Writer, plan *portalconfig.Plan) {
 	s := plan.Settings
 	scheme := "http"
 	if plan.TLS {
 		scheme = "https"
 	}
-	fmt.Fprintf(w, "%s: %d apps, %s, auth %s\n", plan.Config.Source, len(plan.Config.Apps), scheme, onOff(s.EnableAuth))
+	fmt.Fprintf(w, "%s: %s, %s, auth %s\n", plan.Config.Source, countOf(len(plan.Config.Apps), "app"), scheme, onOff(s.EnableAuth))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LISTEN\tAPP\tTARGET\tAUTH\tPUBLIC")
 	served := map[int]bool{}
@@ -153,9 +185,14 @@ func printPlan(w io.Writer, plan *portalconfig.Plan) {
 		}
 	}
 	_ = tw.Flush()
-	for _, warn := range plan.Warnings {
-		fmt.Fprintln(w, "note:", strings.TrimSpace(warn))
+}
+
+// countOf is "1 app", "2 apps".
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func onOff(b bool) string {

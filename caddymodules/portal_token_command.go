@@ -3,21 +3,23 @@ package caddymodules
 import (
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/instanceportal/portal/portalconfig"
-	"github.com/instanceportal/portal/vastauth"
 )
 
 func tokenCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "token",
 		Short: "Print the token that opens every app (?token=…)",
-		Long: `Prints the token the portal accepts: OPEN_BUTTON_TOKEN, else WEB_PASSWORD,
-else the token generated under PORTAL_STATE_DIR (default /var/lib/portal),
-generating and saving it (mode 0600) if there is none yet, exactly as the
-running portal does. Use it on the instance, e.g. over SSH:
+		Long: `Prints the token the portal accepts: OPEN_BUTTON_TOKEN, else WEB_PASSWORD
+(surrounding white space removed, as the portal does), else the token
+generated under PORTAL_STATE_DIR (default /var/lib/portal), generating and
+saving it (mode 0600) if there is none yet, exactly as the running portal
+does. Use it on the instance, e.g. over SSH:
 
     curl -H "Authorization: Bearer $(caddy portal token)" http://localhost:1111/
 
@@ -29,7 +31,7 @@ Only the token is printed, followed by a newline.`,
 	}
 }
 
-// printToken writes the effective token; lookup reads the environment.
+// printToken writes the effective token for the environment env.
 func printToken(w io.Writer, env portalconfig.Environ) error {
 	tok, err := effectiveToken(env)
 	if err != nil {
@@ -39,18 +41,31 @@ func printToken(w io.Writer, env portalconfig.Environ) error {
 	return err
 }
 
-// effectiveToken mirrors what the adapter configures vastauth with: the
-// environment's secrets, else the persisted generated token.
+// effectiveToken resolves the portal's secrets as the adapter configures
+// vastauth with them (portalSecretSource, the same placeholders and state
+// directory) and through the same rule (vastauth.SecretSource.
+// ResolveSecrets: normalised, empty ones skipped, else the generated
+// token), and returns the first.
 func effectiveToken(env portalconfig.Environ) (string, error) {
-	for _, k := range []string{"OPEN_BUTTON_TOKEN", "WEB_PASSWORD"} {
-		if v := env[k]; v != "" {
-			return v, nil
-		}
-	}
-	dir := env.Get("PORTAL_STATE_DIR", portalconfig.DefaultStateDir)
-	tok, _, err := vastauth.LoadOrCreateToken(dir)
+	// Only the state directory matters here; a bad value elsewhere in the
+	// environment is the adapter's to report.
+	settings, _ := portalconfig.SettingsFromEnv(env)
+	secrets, err := portalSecretSource(&settings).ResolveSecrets(envExpander(env))
 	if err != nil {
-		return "", fmt.Errorf("neither OPEN_BUTTON_TOKEN nor WEB_PASSWORD is set, and %w", err)
+		return "", fmt.Errorf("OPEN_BUTTON_TOKEN and WEB_PASSWORD are unset or blank: %w", err)
 	}
-	return tok, nil
+	return secrets.Values[0], nil
+}
+
+// envExpander resolves {env.NAME} placeholders from env, as caddy.NewReplacer
+// does from the process environment when the module is provisioned.
+func envExpander(env portalconfig.Environ) func(string) string {
+	repl := caddy.NewEmptyReplacer()
+	repl.Map(func(key string) (any, bool) {
+		if name, ok := strings.CutPrefix(key, "env."); ok {
+			return env[name], true
+		}
+		return nil, false
+	})
+	return func(s string) string { return repl.ReplaceAll(s, "") }
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -38,15 +40,21 @@ const tunnelsAPIBase = "/api/tunnels"
 //
 // A status has type (quick|named), target, url, state (starting|running|
 // restarting|rate_limited|failed|stopped), last_error, started_at, and for
-// the named tunnel its ingress rules. Errors are {"error": "…"}: 400 for a
-// bad target or body, 404 for an unknown tunnel, 415 for a POST that is not
-// JSON (which also keeps cross-site form posts out), 503 when cloudflared
-// is missing. No answer carries a token.
+// the named tunnel its ingress rules. A create whose target is an app's
+// internal port (published without the portal's authentication) succeeds
+// and adds "warning" and, when the app has one, "suggested_target": its
+// authenticated external port. Every error is {"error": "…"}: 400 for a bad
+// target or body, 404 for an unknown tunnel or endpoint, 405 for a wrong
+// method, 409 at max_tunnels, 415 for a POST that is not JSON (which also
+// keeps cross-site form posts out), 429 with Retry-After when creations
+// come too fast, 503 when cloudflared is missing. No answer carries a
+// token.
 type TunnelsAPI struct {
 	// BasePath is the path the API answers under. Default: /api/tunnels
 	BasePath string `json:"base_path,omitempty"`
 
 	manager func() *tunnels.Manager
+	apps    func() []tunnels.App
 	logger  *zap.Logger
 }
 
@@ -71,7 +79,7 @@ func (h *TunnelsAPI) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("tunnels app has unexpected type %T", appIface)
 	}
-	h.manager = app.Manager
+	h.manager, h.apps = app.Manager, app.AppPorts
 	return nil
 }
 
@@ -123,26 +131,44 @@ func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	if created {
 		code = http.StatusCreated
 	}
+	var slow *tunnels.SlowDownError
 	switch {
 	case err == nil:
 	case errors.Is(err, tunnels.ErrInvalidTarget):
 		code = http.StatusBadRequest
 	case errors.Is(err, tunnels.ErrNotFound):
 		code = http.StatusNotFound
+	case errors.Is(err, tunnels.ErrTooManyTunnels):
+		code = http.StatusConflict
+	case errors.As(err, &slow):
+		code = http.StatusTooManyRequests
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(slow.Wait.Seconds()))))
 	case errors.Is(err, tunnels.ErrBinaryMissing), errors.Is(err, tunnels.ErrClosed):
 		code = http.StatusServiceUnavailable
 	default:
 		code = http.StatusInternalServerError
 	}
+	body := map[string]any{}
+	if st.Type != "" {
+		body["tunnel"] = st
+	}
 	if err != nil {
 		h.logger.Debug("tunnels API request refused", zap.String("action", action), zap.Int("status", code), zap.Error(err))
-		body := map[string]any{"error": err.Error()}
-		if st.Type != "" {
-			body["tunnel"] = st
-		}
-		return writeTunnelsJSON(w, code, body)
+		body["error"] = err.Error()
 	}
-	return writeTunnelsJSON(w, code, map[string]any{"tunnel": st})
+	if action == "" && st.Type == tunnels.Quick && h.apps != nil {
+		// Any local port may be tunnelled, but the user should know when
+		// the tunnel bypasses the portal's authentication.
+		if adv := tunnels.AdviseTarget(h.apps(), st.Target); adv.Warning != "" {
+			h.logger.Warn("tunnel to an app's internal port: published without the portal's authentication",
+				zap.String("target", st.Target), zap.String("suggested_target", adv.SuggestedTarget))
+			body["warning"] = adv.Warning
+			if adv.SuggestedTarget != "" {
+				body["suggested_target"] = adv.SuggestedTarget
+			}
+		}
+	}
+	return writeTunnelsJSON(w, code, body)
 }
 
 // readTunnelTarget decodes {"target": "…"} strictly.
@@ -157,6 +183,10 @@ func readTunnelTarget(w http.ResponseWriter, r *http.Request) (string, int, erro
 		Target *string `json:"target"`
 	}
 	if err := dec.Decode(&body); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return "", http.StatusBadRequest, fmt.Errorf("body: larger than %d bytes; want {\"target\": \"http://localhost:8080\"}", maxTunnelsBody)
+		}
 		return "", http.StatusBadRequest, fmt.Errorf("body: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {

@@ -1,13 +1,12 @@
 package caddymodules
 
 import (
-	"time"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 func init() {
@@ -28,7 +27,9 @@ func parseTunnelsGlobalOption(d *caddyfile.Dispenser, existing any) (any, error)
 	return httpcaddyfile.App{Name: "tunnels", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-// UnmarshalCaddyfile sets up the app from the global option:
+// UnmarshalCaddyfile sets up the app from the global option. Each option
+// is a field of tunnels.Config under its JSON name (docs/tunnels.md lists
+// them), plus `backoff <base> <max>` for backoff_base and backoff_max:
 //
 //	tunnels {
 //		cloudflared         <path>
@@ -38,69 +39,46 @@ func parseTunnelsGlobalOption(d *caddyfile.Dispenser, existing any) (any, error)
 //		quick               <target>...
 //		named_token         {env.CF_TUNNEL_TOKEN}
 //		ready_timeout       <duration>
-//		unready_restart     <duration>
-//		kill_grace          <duration>
-//		poll_interval       <duration>
 //		backoff             <base> <max>
-//		failure_decay       <duration>
-//		rate_limit_cooldown <duration>
-//		start_spacing       <duration>
+//		max_tunnels         <n>
+//		...
 //	}
 //
-// quick may repeat; every other option may appear once.
+// quick may repeat; every other option may appear once. The settings are
+// checked here too, so a bad one is reported with the file and line.
 func (a *TunnelsApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	durations := map[string]*caddy.Duration{
-		"ready_timeout": &a.ReadyTimeout, "unready_restart": &a.UnreadyRestart, "kill_grace": &a.KillGrace,
-		"poll_interval": &a.PollInterval, "failure_decay": &a.FailureDecay,
-		"rate_limit_cooldown": &a.RateLimitCooldown, "start_spacing": &a.StartSpacing,
-	}
-	strs := map[string]*string{"cloudflared": &a.Cloudflared, "protocol": &a.Protocol, "log_dir": &a.LogDir, "state_dir": &a.StateDir}
 	const module = "tunnels"
-	return forEachOption(d, module, []string{"quick"}, func(opt string, args []string) error {
-		var err error
-		switch {
-		case strs[opt] != nil:
-			*strs[opt], err = oneArg(d, args)
-		case durations[opt] != nil:
-			var v string
-			if v, err = oneArg(d, args); err == nil {
-				*durations[opt], err = durationArg(d, module, opt, v, 0)
+	backoffGiven := false
+	special := map[string]func(args []string) error{
+		"backoff": func(args []string) error {
+			if backoffGiven {
+				return d.Errf("%s: duplicate option %q", module, "backoff")
 			}
-		case opt == "backoff": // <base> <max>
+			backoffGiven = true
 			if len(args) != 2 {
 				return d.ArgErr()
 			}
-			if a.BackoffBase, err = durationArg(d, module, "backoff base", args[0], positive); err != nil {
-				return err
+			for i, dst := range []*confdecl.Duration{&a.BackoffBase, &a.BackoffMax} {
+				v, err := confdecl.ParseDuration(args[i])
+				if err != nil || v < 0 {
+					return d.Errf("%s: backoff %q: want two durations such as 2s 5m", module, args[i])
+				}
+				*dst = confdecl.Duration(v)
 			}
-			if a.BackoffMax, err = durationArg(d, module, "backoff max", args[1], time.Duration(a.BackoffBase)); err != nil {
-				return err
-			}
-		case opt == "quick":
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			for _, t := range args {
-				a.Quick = append(a.Quick, QuickTunnelConfig{Target: t})
-			}
-		case opt == "named_token":
-			var v string
-			if v, err = oneArg(d, args); err != nil {
-				return err
-			}
-			if !isPlaceholder(v) {
-				return d.Err("named_token must be a placeholder such as {env.CF_TUNNEL_TOKEN}, not a literal token")
-			}
-			a.Named = &NamedTunnelConfig{Token: v}
-		default:
-			return d.Errf("unrecognized tunnels option %q", opt)
-		}
+			return nil
+		},
+	}
+	if err := unmarshalConfigBlock(d, module, &a.Config, special); err != nil {
 		return err
-	})
+	}
+	if err := a.Config.WithDefaults().Validate(); err != nil {
+		return d.Errf("%s: %v", module, err)
+	}
+	return nil
 }
 
 // parseTunnelsAPICaddyfile delegates to TunnelsAPI.UnmarshalCaddyfile.

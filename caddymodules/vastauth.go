@@ -1,23 +1,31 @@
 package caddymodules
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
+	"html/template"
+	"io"
+	"mime"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/vastauth"
+	"github.com/instanceportal/portal/web"
 )
 
 func init() {
@@ -27,68 +35,48 @@ func init() {
 // VastAuth is the gate in front of every app: it lets a request through
 // when it carries one of the secrets (as the `token` query parameter, the
 // session cookie, `Authorization: Bearer`, or `Authorization: Basic` with
-// the username), answers 401 with a Basic challenge otherwise, and 429 once
-// a client has presented too many wrong credentials. Our credentials are
-// removed before the request goes on, so the app never sees them.
+// the username) or a handoff token (`portal_handoff`), answers 401 with a
+// Basic challenge (and, for a browser, a page saying how to log in)
+// otherwise, and 429 once a client has presented too many wrong
+// credentials: from then on its guessable credentials are refused
+// unchecked until the window passes, while a signed session still works.
+// Our credentials are removed before the request goes on, so the app never
+// sees them.
 //
-// A valid `?token=` or Basic login earns a session cookie holding a signed,
-// expiring value (not the secret). A browser navigation with `?token=` is
-// redirected to the same URL without it. These paths pass without
-// credentials: /.well-known/acme-challenge/*, /.well-known/change-password,
-// /.well-known/security.txt, /security.txt, /manifest.json,
-// /manifest.webmanifest, /site.webmanifest and /portal-resolver.
-// /.portal/logout clears the cookie.
+// A valid `?token=`, `?portal_handoff=` or Basic login earns a session
+// cookie holding a signed, expiring, revocable value (not the secret). A
+// browser navigation with either parameter is redirected to the same URL
+// without it. These paths pass without credentials, when spelled plainly
+// (vastauth.IsPublicPath): /.well-known/acme-challenge/<token>,
+// /.well-known/change-password, /.well-known/security.txt, /security.txt,
+// /manifest.json, /manifest.webmanifest, /site.webmanifest and
+// /portal-resolver. vastauth itself answers /.portal/logout (GET: a page
+// with a button; POST: revoke the session) and, once authenticated, POST
+// /api/handoff (a handoff token for another origin, see docs/vastauth.md).
+//
+// With strip_only (the portal's AUTH_EXCLUDE ports) it checks nothing and
+// only removes our credentials.
 //
 // Secrets are resolved from placeholders at Provision, so that the running
 // config (served by the admin API to any local user) never holds them. With
 // no secret set, a random token is generated once and kept under state_dir.
+// The module reads no environment variable unless the config names one as
+// a placeholder.
 //
 // Placeholder set on success: {http.auth.user.id} (the username).
 type VastAuth struct {
-	// Username for Basic logins. Placeholders are resolved.
-	// Default: {env.WEB_USERNAME}, else "vastai".
-	Username string `json:"username,omitempty"`
+	vastauth.Config
 
-	// Secrets accepted as credentials, usually placeholders such as
-	// {env.WEB_PASSWORD}, resolved at Provision; empty ones are ignored.
-	// Default: {env.WEB_PASSWORD} and {env.OPEN_BUTTON_TOKEN}. If none is
-	// set, the token generated under state_dir is used.
-	Secrets []string `json:"secrets,omitempty"`
-
-	// CookieName is the session cookie. Placeholders are resolved.
-	// Default: {env.VAST_CONTAINERLABEL}_auth_token.
-	CookieName string `json:"cookie_name,omitempty"`
-
-	// StateDir holds the generated token (file auth_token, mode 0600).
-	// Default: {env.PORTAL_STATE_DIR}, else /var/lib/portal.
-	StateDir string `json:"state_dir,omitempty"`
-
-	// Realm is shown by the browser's login prompt. Default: "Instance Portal".
-	Realm string `json:"realm,omitempty"`
-
-	// SessionTTL is the lifetime of a session cookie. Default: 7d.
-	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
-
-	// FailureLimit is how many wrong credentials one client (IPv4 address or
-	// IPv6 /64) may present within FailureWindow before further failures are
-	// answered with 429. Default: 20.
-	FailureLimit int `json:"failure_limit,omitempty"`
-
-	// FailureWindow is the sliding window of FailureLimit. Default: 1m.
-	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
-
-	// MaxTrackedClients bounds the memory of the failure counters.
-	// Default: 10000.
-	MaxTrackedClients int `json:"max_tracked_clients,omitempty"`
-
-	username, cookieName, realm string
-	challenge                   string // the WWW-Authenticate value
-	auth                        *vastauth.Authenticator
-	limiter                     *vastauth.Limiter
-	limiterKey                  string // pool key; "" until the limiter is loaded
-	login                       loginInfo
-	logger                      *zap.Logger
-	now                         func() time.Time // the clock; tests replace it
+	cfg       vastauth.Config // resolved, defaults filled
+	challenge string          // the WWW-Authenticate value
+	secrets   *vastauth.SecretSet
+	auth      *vastauth.Authenticator
+	limiter   *pooledLimiter
+	state     *authState
+	poolKeys  []poolKey // what Cleanup releases
+	login     loginInfo
+	logger    *zap.Logger
+	now       func() time.Time // the clock; tests replace it
 }
 
 // CaddyModule returns the Caddy module information.
@@ -99,113 +87,157 @@ func (VastAuth) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// failureLimiters keeps each limiter across config reloads, so that a
-// reload does not hand a guesser a fresh allowance. Handlers with the same
-// limiter settings share one, on every port: a client's failures count
-// wherever it guesses.
-var failureLimiters = caddy.NewUsagePool()
+// vastauthPool keeps what must survive a config reload: the failure
+// limiters (a reload must not hand a guesser a fresh allowance), keyed by
+// their settings, and the session state of each state directory (salt,
+// revoked sessions, spent handoff tokens), so that a handoff token spent on
+// one port or before a reload stays spent everywhere. Handlers on every
+// port share them.
+var vastauthPool = caddy.NewUsagePool()
 
-// pooledLimiter lets a Limiter live in the UsagePool; it holds no
-// goroutine or file, so there is nothing to destruct.
-type pooledLimiter struct{ *vastauth.Limiter }
+type poolKey struct {
+	pool *caddy.UsagePool
+	key  string
+}
 
-func (pooledLimiter) Destruct() error { return nil }
+// pooledLimiter is a failure limiter shared by every handler with the same
+// limiter settings.
+type pooledLimiter struct {
+	*vastauth.Limiter
+	loggers *configLoggers
+	log     *zap.Logger // follows the newest config holding it
+}
 
-// Provision resolves placeholders, fills defaults, loads or generates the
-// secret and attaches the shared failure limiter.
+// vastauthLogName names the pooled objects' log entries like the module's.
+const vastauthLogName = "http.handlers.vastauth"
+
+func newPooledLimiter(l *vastauth.Limiter) *pooledLimiter {
+	loggers := newConfigLoggers(vastauthLogName)
+	return &pooledLimiter{Limiter: l, loggers: loggers, log: loggers.Logger()}
+}
+
+func (*pooledLimiter) Destruct() error { return nil }
+
+// fail counts a failure and logs, through the current config's logger,
+// when a client reaches the limit.
+func (p *pooledLimiter) fail(client netip.Addr, now time.Time) (bool, time.Duration) {
+	ok, wait, reached := p.Fail(client, now)
+	if reached {
+		limit, window, _ := p.Settings()
+		p.log.Warn("client reached the failure limit; its passwords and tokens are refused unchecked until the window passes",
+			zap.Stringer("client", vastauth.ClientKey(client)), zap.Int("limit", limit), zap.Duration("window", window))
+	}
+	return ok, wait
+}
+
+// authState is the session state of one state directory.
+type authState struct {
+	store    vastauth.SessionStore
+	handoffs *vastauth.HandoffLedger
+	loggers  *configLoggers
+	log      *zap.Logger // follows the newest config holding it
+}
+
+func (*authState) Destruct() error { return nil }
+
+// Provision resolves placeholders, fills defaults, validates, loads or
+// generates the secret and attaches the shared limiter and session state.
 func (h *VastAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.now == nil {
 		h.now = time.Now
 	}
 	repl := caddy.NewReplacer()
-	resolve := func(v, def string) string {
-		if v = repl.ReplaceAll(v, ""); v == "" {
-			v = repl.ReplaceAll(def, "")
-		}
-		return v
+	expand := func(s string) string { return repl.ReplaceAll(s, "") }
+	cfg := h.Config
+	cfg.Username, cfg.CookieName, cfg.StateDir = expand(cfg.Username), expand(cfg.CookieName), expand(cfg.StateDir)
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("vastauth: %w", err)
 	}
-	h.username = resolve(h.Username, "{env.WEB_USERNAME}")
-	if h.username == "" {
-		h.username = portalconfig.DefaultWebUsername
-	}
-	h.cookieName = resolve(h.CookieName, "{env.VAST_CONTAINERLABEL}_auth_token")
-	h.realm = h.Realm
-	if h.realm == "" {
-		h.realm = portalconfig.PortalAppName
-	}
-	h.challenge = `Basic realm="` + h.realm + `", charset="UTF-8"`
-	stateDir := resolve(h.StateDir, "{env.PORTAL_STATE_DIR}")
-	if stateDir == "" {
-		stateDir = portalconfig.DefaultStateDir
-	}
+	h.cfg = cfg
+	h.challenge = `Basic realm="` + cfg.Realm + `", charset="UTF-8"`
 
-	secretSpecs := h.Secrets
-	if secretSpecs == nil {
-		secretSpecs = []string{"{env.WEB_PASSWORD}", "{env.OPEN_BUTTON_TOKEN}"}
-	}
-	var secrets []string
-	for _, s := range secretSpecs {
-		if v := repl.ReplaceAll(s, ""); v != "" {
-			secrets = append(secrets, v)
-		}
-	}
-	source := "configured secrets"
-	if len(secrets) == 0 {
-		tok, created, err := vastauth.LoadOrCreateToken(stateDir)
-		if err != nil {
-			return fmt.Errorf("vastauth: no secret is set and the generated token is unavailable: %w", err)
-		}
-		secrets = []string{tok}
-		source = "token file " + vastauth.TokenPath(stateDir)
-		if created {
-			source = "new token file " + vastauth.TokenPath(stateDir)
-		}
-	}
-	auth, err := vastauth.New(h.username, secrets, time.Duration(h.SessionTTL))
+	secrets, err := cfg.ResolveSecrets(expand)
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
-	h.auth = auth
-
-	cfg := vastauth.LimiterConfig{
-		Limit:      h.FailureLimit,
-		Window:     time.Duration(h.FailureWindow),
-		MaxClients: h.MaxTrackedClients,
+	h.secrets = vastauth.NewSecretSet(secrets.Values)
+	h.login = describeLogin(cfg, secrets)
+	if cfg.StripOnly {
+		return nil
 	}
-	key := fmt.Sprintf("vastauth/%d/%d/%d", cfg.Limit, cfg.Window, cfg.MaxClients)
-	val, _, err := failureLimiters.LoadOrNew(key, func() (caddy.Destructor, error) {
-		l, err := vastauth.NewLimiter(cfg)
-		return pooledLimiter{l}, err
+
+	stateKey := "vastauth/state/" + filepath.Clean(cfg.StateDir)
+	val, _, err := vastauthPool.LoadOrNew(stateKey, func() (caddy.Destructor, error) {
+		store, err := vastauth.LoadSessionStore(cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		ledger, err := vastauth.NewHandoffLedger()
+		if err != nil {
+			return nil, err
+		}
+		if store.SaltReplaced != nil {
+			h.logger.Warn("session state", zap.Error(store.SaltReplaced))
+		}
+		loggers := newConfigLoggers(vastauthLogName)
+		return &authState{store: store, handoffs: ledger, loggers: loggers, log: loggers.Logger()}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
-	h.limiterKey = key
-	h.limiter = val.(pooledLimiter).Limiter
+	h.poolKeys = append(h.poolKeys, poolKey{vastauthPool, stateKey})
+	h.state = val.(*authState)
+	h.state.loggers.add(h, h.logger)
 
-	h.login = describeLogin(h.username, h.cookieName, secrets, source)
+	h.auth, err = vastauth.New(vastauth.Params{
+		Username:    cfg.Username,
+		Secrets:     secrets.Values,
+		Salt:        h.state.store.Salt,
+		SessionTTL:  cfg.SessionTTL.Std(),
+		Revocations: h.state.store.Revocations,
+		Handoffs:    h.state.handoffs,
+	})
+	if err != nil {
+		return fmt.Errorf("vastauth: %w", err)
+	}
+
+	limiterKey := fmt.Sprintf("vastauth/limiter/%d/%d/%d", cfg.FailureLimit, cfg.FailureWindow, cfg.MaxTrackedClients)
+	val, _, err = vastauthPool.LoadOrNew(limiterKey, func() (caddy.Destructor, error) {
+		l, err := vastauth.NewLimiter(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return newPooledLimiter(l), nil
+	})
+	if err != nil {
+		return fmt.Errorf("vastauth: %w", err)
+	}
+	h.poolKeys = append(h.poolKeys, poolKey{vastauthPool, limiterKey})
+	h.limiter = val.(*pooledLimiter)
+	h.limiter.loggers.add(h, h.logger)
 	return nil
 }
 
-// loginInfo is what the start-up line says about logging in: never a
-// secret, only masks of them and a digest that tells one login from another.
+// loginInfo is what the start-up line says about logging in: where the
+// secrets come from (placeholder names, the token file), never any part of
+// a secret, plus a digest that tells one login from another.
 type loginInfo struct {
 	fingerprint [sha256.Size]byte
 	user        string
-	masked      []string
-	source      string
+	from        []string
 	cookie      string
+	stripOnly   bool
 }
 
-func describeLogin(user, cookie string, secrets []string, source string) loginInfo {
-	li := loginInfo{user: user, source: source, cookie: cookie, masked: make([]string, len(secrets))}
+func describeLogin(cfg vastauth.Config, s vastauth.ResolvedSecrets) loginInfo {
+	li := loginInfo{user: cfg.Username, from: s.From, cookie: cfg.CookieName, stripOnly: cfg.StripOnly}
 	fp := sha256.New()
-	fmt.Fprintf(fp, "%q %q %q", user, cookie, source)
-	for i, s := range secrets {
+	fmt.Fprintf(fp, "%q %q %q %v", li.user, li.cookie, li.from, li.stripOnly)
+	for _, v := range s.Values {
 		fp.Write([]byte{0})
-		fp.Write([]byte(s))
-		li.masked[i] = vastauth.Mask(s)
+		fp.Write([]byte(v))
 	}
 	fp.Sum(li.fingerprint[:0])
 	return li
@@ -218,8 +250,14 @@ var announced struct {
 	fingerprint [sha256.Size]byte
 }
 
-// announce logs, once per distinct login, how to log in. Secrets are masked.
+// announce logs, once per distinct login, how to log in. It names where the
+// secrets come from and never shows any part of one: a password a person
+// chose is often reused elsewhere, and even its first characters help a
+// guesser.
 func (h *VastAuth) announce() {
+	if h.login.stripOnly {
+		return
+	}
 	announced.Lock()
 	defer announced.Unlock()
 	if announced.fingerprint == h.login.fingerprint {
@@ -228,54 +266,34 @@ func (h *VastAuth) announce() {
 	announced.fingerprint = h.login.fingerprint
 	h.logger.Info("authentication on: open an app with ?token=<secret>, or log in as the user with a secret as password; `caddy portal token` prints the token",
 		zap.String("user", h.login.user),
-		zap.Strings("secrets", h.login.masked),
-		zap.String("from", h.login.source),
+		zap.Strings("secrets_from", h.login.from),
 		zap.String("cookie", h.login.cookie))
 }
 
-// Validate checks the resolved settings, then logs how to log in.
+// Validate logs how to log in. The settings were checked by Provision,
+// which needs them valid to build the rest.
 func (h *VastAuth) Validate() error {
-	if h.username == "" || strings.ContainsAny(h.username, ":\r\n") {
-		return fmt.Errorf("vastauth: username %q: must be non-empty without ':' or line breaks", h.username)
-	}
-	if !validCookieName(h.cookieName) {
-		return fmt.Errorf("vastauth: cookie_name %q: not a valid cookie name (RFC 6265 token characters only)", h.cookieName)
-	}
-	for _, r := range h.realm {
-		if r == '"' || r == '\\' || r < 0x20 || r == 0x7f {
-			return fmt.Errorf("vastauth: realm %q: no quotes, backslashes or control characters", h.realm)
-		}
-	}
-	if h.SessionTTL < 0 {
-		return fmt.Errorf("vastauth: session_ttl must not be negative")
-	}
 	h.announce()
 	return nil
 }
 
-// validCookieName: RFC 6265 cookie-name is an RFC 2616 token.
-func validCookieName(s string) bool {
-	if s == "" {
-		return false
+// Cleanup releases this config's hold on the pooled state. It tolerates a
+// Provision that failed halfway, and being called twice.
+func (h *VastAuth) Cleanup() error {
+	if h.state != nil {
+		h.state.loggers.remove(h)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
-			return false
+	if h.limiter != nil {
+		h.limiter.loggers.remove(h)
+	}
+	var errs []error
+	for _, k := range h.poolKeys {
+		if _, err := k.pool.Delete(k.key); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return true
-}
-
-// Cleanup releases this config's hold on the shared limiter. It tolerates a
-// Provision that failed before the limiter was loaded.
-func (h *VastAuth) Cleanup() error {
-	if h.limiterKey == "" {
-		return nil
-	}
-	_, err := failureLimiters.Delete(h.limiterKey)
-	h.limiterKey = ""
-	return err
+	h.poolKeys = nil
+	return errors.Join(errs...)
 }
 
 var (
@@ -286,111 +304,267 @@ var (
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *VastAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.cfg.StripOnly {
+		h.strip(r, vastauth.Extract(r, h.cfg.CookieName), 0)
+		return next.ServeHTTP(w, r)
+	}
 	if r.URL.Path == vastauth.LogoutPath {
 		return h.logout(w, r)
 	}
 	now := h.now()
-	creds := vastauth.Extract(r, h.cookieName)
-	res := h.auth.Check(creds, now)
-	if !vastauth.IsPublicPath(r.URL.Path) {
+	creds := vastauth.Extract(r, h.cfg.CookieName)
+	if vastauth.IsPublicPath(r.URL.Path, r.URL.EscapedPath()) {
+		h.strip(r, creds, 0)
+		return next.ServeHTTP(w, r)
+	}
+
+	client := vastauth.ClientAddr(r)
+	var res vastauth.Result
+	if blocked, _ := h.limiter.Blocked(client, now); blocked {
+		// Over the limit: a right guess must be worth nothing, so guessable
+		// credentials are not even checked. A signed session or handoff
+		// token cannot be guessed and still works.
+		res = h.auth.CheckSigned(creds, now)
+		if res.Verdict != vastauth.Accepted {
+			if res.Verdict == vastauth.Rejected || creds.Guessable(h.auth, now) {
+				_, wait := h.limiter.fail(client, now)
+				return h.tooMany(w, r, wait)
+			}
+			return h.deny(w, r, creds, errNoCredentials)
+		}
+	} else {
+		res = h.auth.Check(creds, now)
 		switch res.Verdict {
 		case vastauth.NoCredentials:
 			return h.deny(w, r, creds, errNoCredentials)
 		case vastauth.Rejected:
-			if ok, wait := h.limiter.Fail(clientAddr(r), now); !ok {
-				w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-				return caddyhttp.Error(http.StatusTooManyRequests, errTooManyFailures)
+			if res.HandoffErr != nil {
+				h.logger.Debug("handoff token refused", zap.Error(res.HandoffErr))
+			}
+			if ok, wait := h.limiter.fail(client, now); !ok {
+				return h.tooMany(w, r, wait)
 			}
 			return h.deny(w, r, creds, errWrongCredentials)
 		}
-		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			repl.Set("http.auth.user.id", h.username)
-		}
-		if res.IssueSession() {
-			http.SetCookie(w, h.sessionCookie(r, h.auth.IssueSession(now), int(h.auth.TTL()/time.Second)))
-		}
-		if creds.HasToken && isNavigation(r) {
-			if loc, ok := locationWithoutToken(r); ok {
-				w.Header().Set("Location", loc)
-				w.Header().Set("Cache-Control", "no-store")
-				w.WriteHeader(http.StatusFound)
-				return nil
-			}
+	}
+
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", h.cfg.Username)
+	}
+	if res.IssueSession() {
+		http.SetCookie(w, h.sessionCookie(r, h.auth.IssueSession(now), int(h.auth.TTL()/time.Second)))
+	}
+	if (creds.HasToken || creds.HasHandoff) && isNavigation(r) {
+		if loc, ok := locationWithoutCredentials(r); ok {
+			w.Header().Set("Location", loc)
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusFound)
+			return nil
 		}
 	}
-	stripCredentials(r, creds, res, h.cookieName)
+	if r.URL.Path == vastauth.HandoffPath {
+		return h.handoff(w, r, now)
+	}
+	h.strip(r, creds, res.Accepted)
 	return next.ServeHTTP(w, r)
 }
 
+// isBrowser: the client takes HTML, so an error page helps it.
+func isBrowser(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Dest") == "document" || strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
 // deny answers 401 with a Basic challenge, so a browser shows its login
-// prompt. A cookie that did not authenticate is cleared, so the browser
-// stops presenting it.
+// prompt; a browser also gets a page saying how to log in, for when the
+// prompt is cancelled. A cookie that did not authenticate is cleared, so
+// the browser stops presenting it.
 func (h *VastAuth) deny(w http.ResponseWriter, r *http.Request, creds vastauth.Credentials, err error) error {
 	w.Header().Set("WWW-Authenticate", h.challenge)
 	if creds.HasCookie {
 		http.SetCookie(w, h.sessionCookie(r, "", -1))
 	}
+	if isBrowser(r) {
+		return h.page(w, r, http.StatusUnauthorized, "login", authPageData{Title: "Log in"})
+	}
 	return caddyhttp.Error(http.StatusUnauthorized, err)
 }
 
-// sessionCookie is our cookie with value v; maxAge < 0 deletes it.
+// tooMany answers 429 with the wait; a browser also gets a page.
+func (h *VastAuth) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) error {
+	secs := int(wait / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	if isBrowser(r) {
+		return h.page(w, r, http.StatusTooManyRequests, "limited", authPageData{Title: "Too many wrong logins", RetryAfter: secs})
+	}
+	return caddyhttp.Error(http.StatusTooManyRequests, errTooManyFailures)
+}
+
+// sessionCookie is our cookie with value v; maxAge < 0 deletes it. It is
+// Secure whenever the browser used https, also through a tunnel that
+// speaks plain HTTP to us.
 func (h *VastAuth) sessionCookie(r *http.Request, v string, maxAge int) *http.Cookie {
 	return &http.Cookie{
-		Name:     h.cookieName,
+		Name:     h.cfg.CookieName,
 		Value:    v,
 		Path:     "/",
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
-		Secure:   r.TLS != nil,
+		Secure:   vastauth.BrowserUsedHTTPS(r),
 	}
 }
 
-// logout clears the session cookie and says so. A password typed into the
-// browser's own prompt is remembered by the browser until it closes, which
-// the page mentions, since the browser will send it again.
+// logout: GET shows a page whose button POSTs here; POST (from that page,
+// never cross-site) revokes the session in the cookie until its expiry and
+// clears the cookie. A GET changes nothing, so no other page can log a user
+// out by linking here.
 func (h *VastAuth) logout(w http.ResponseWriter, r *http.Request) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return h.page(w, r, http.StatusOK, "logout", authPageData{Title: "Log out", Action: vastauth.LogoutPath})
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("vastauth: logout takes GET or POST"))
+	}
+	if refusal := vastauth.CrossSiteRefusal(r); refusal != "" {
+		return caddyhttp.Error(http.StatusForbidden, errors.New("vastauth: logout: "+refusal))
+	}
+	if v, ok := vastauth.CookieValue(r.Header["Cookie"], h.cfg.CookieName); ok {
+		revoked, floorRaised, err := h.auth.Revoke(v, h.now())
+		logger := h.state.log
+		if err != nil {
+			logger.Error("logout: the session is revoked until restart only", zap.Error(err))
+		}
+		if floorRaised {
+			logger.Warn("logout: the revocation list is full; the sessions expiring first were logged out with it",
+				zap.Int("max_revoked", vastauth.MaxRevoked))
+		}
+		if revoked {
+			logger.Debug("session revoked")
+		}
+	}
 	http.SetCookie(w, h.sessionCookie(r, "", -1))
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return nil
+	return h.page(w, r, http.StatusOK, "logged-out", authPageData{Title: "Logged out"})
+}
+
+// maxHandoffBody bounds the body of POST /api/handoff.
+const maxHandoffBody = 4096
+
+// handoff answers POST /api/handoff for an authenticated request: a
+// handoff token for the origin in the body. See docs/vastauth.md.
+func (h *VastAuth) handoff(w http.ResponseWriter, r *http.Request, now time.Time) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return writeAuthJSONError(w, http.StatusMethodNotAllowed, "POST only")
 	}
-	realm := html.EscapeString(h.realm)
-	_, err := fmt.Fprintf(w, logoutPage, realm, realm)
+	if refusal := vastauth.CrossSiteRefusal(r); refusal != "" {
+		return writeAuthJSONError(w, http.StatusForbidden, refusal)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return writeAuthJSONError(w, http.StatusUnsupportedMediaType, "want Content-Type: application/json")
+	}
+	var body struct {
+		Origin *string `json:"origin"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxHandoffBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return writeAuthJSONError(w, http.StatusBadRequest, fmt.Sprintf("body: over %d bytes", maxHandoffBody))
+		}
+		return writeAuthJSONError(w, http.StatusBadRequest, `body: want {"origin": "https://…"}: `+clipText(err.Error(), 120))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return writeAuthJSONError(w, http.StatusBadRequest, "body: want one JSON object")
+	}
+	if body.Origin == nil {
+		return writeAuthJSONError(w, http.StatusBadRequest, "origin: missing")
+	}
+	tok, err := h.auth.IssueHandoff(*body.Origin, now)
 	if err != nil {
-		// The client went away; nothing is wrong with the server.
-		h.logger.Debug("writing logout page", zap.Error(err))
+		return writeAuthJSONError(w, http.StatusBadRequest, err.Error())
 	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeAuthJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_in": int(vastauth.HandoffTTL / time.Second)})
+}
+
+func writeAuthJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n')) // a client that left is not our error
 	return nil
 }
 
-const logoutPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Logged out · %s</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:4em auto;padding:0 1em;color:#222}</style>
-</head><body>
-<h1>Logged out</h1>
-<p>Your %s session cookie has been cleared.</p>
-<p>If you logged in through the browser's password prompt, the browser keeps that password until it is closed.</p>
-<p><a href="/">Log in again</a></p>
-</body></html>
-`
+func writeAuthJSONError(w http.ResponseWriter, status int, msg string) error {
+	return writeAuthJSON(w, status, map[string]string{"error": msg})
+}
+
+// authPageData fills the auth pages (web.AuthPages).
+type authPageData struct {
+	Title, Realm, Username, Action string
+	RetryAfter                     int
+}
+
+// authPages are parsed once; their style is inline, allowed by its hash in
+// the pages' Content-Security-Policy, which allows nothing else but a form
+// posting back here.
+var authPages = template.Must(template.New("auth").Parse(web.AuthPages))
+
+var authPageCSP = func() string {
+	var b bytes.Buffer
+	if err := authPages.ExecuteTemplate(&b, "style", nil); err != nil {
+		panic(err)
+	}
+	css := strings.TrimSuffix(strings.TrimPrefix(b.String(), "<style>"), "</style>")
+	sum := sha256.Sum256([]byte(css))
+	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+		"'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+}()
+
+// page answers with one of the auth pages.
+func (h *VastAuth) page(w http.ResponseWriter, r *http.Request, status int, name string, d authPageData) error {
+	d.Realm, d.Username = h.cfg.Realm, h.cfg.Username
+	var b bytes.Buffer
+	if err := authPages.ExecuteTemplate(&b, name, d); err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Security-Policy", authPageCSP)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	if _, err := w.Write(b.Bytes()); err != nil {
+		// The client went away; nothing is wrong with the server.
+		h.logger.Debug("writing auth page", zap.Error(err))
+	}
+	return nil
+}
 
 // isNavigation: a browser loading a page, which we may redirect.
 func isNavigation(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
-	return r.Header.Get("Sec-Fetch-Dest") == "document" ||
-		strings.Contains(r.Header.Get("Accept"), "text/html")
+	return isBrowser(r)
 }
 
-// locationWithoutToken is the request's own URL without the token
-// parameter, as a relative reference. A path that a browser would read as
-// another host ("//evil.example/") is not redirected at all.
-func locationWithoutToken(r *http.Request) (string, bool) {
+// locationWithoutCredentials is the request's own URL without the token
+// and portal_handoff parameters, as a relative reference. A path that a
+// browser would read as another host ("//evil.example/") is not redirected
+// at all.
+func locationWithoutCredentials(r *http.Request) (string, bool) {
 	p := r.URL.EscapedPath()
 	if p == "" {
 		p = "/"
@@ -398,18 +572,26 @@ func locationWithoutToken(r *http.Request) (string, bool) {
 	if p[0] != '/' || strings.HasPrefix(p, "//") || strings.HasPrefix(p, `/\`) {
 		return "", false
 	}
-	if q, _ := vastauth.StripQueryParam(r.URL.RawQuery, "token"); q != "" {
+	if q := stripCredentialParams(r.URL.RawQuery); q != "" {
 		p += "?" + q
 	}
 	return p, true
 }
 
-// stripCredentials removes what we consumed: the token parameter, our
-// cookie, and an Authorization header that carried our secret. An app's
-// own cookies, parameters and Authorization pass untouched.
-func stripCredentials(r *http.Request, creds vastauth.Credentials, res vastauth.Result, cookieName string) {
-	if creds.HasToken {
-		q, _ := vastauth.StripQueryParam(r.URL.RawQuery, "token")
+func stripCredentialParams(q string) string {
+	q, _ = vastauth.StripQueryParam(q, vastauth.TokenParam)
+	q, _ = vastauth.StripQueryParam(q, vastauth.HandoffParam)
+	return q
+}
+
+// strip removes what is ours before the app sees the request: the token
+// and portal_handoff parameters, our cookie, and every Authorization
+// header that carries a secret in any form (vastauth.SecretSet.Carries) or
+// that authenticated the request. An app's own cookies, parameters and
+// Authorization pass untouched.
+func (h *VastAuth) strip(r *http.Request, creds vastauth.Credentials, accepted vastauth.Methods) {
+	if creds.HasToken || creds.HasHandoff {
+		q := stripCredentialParams(r.URL.RawQuery)
 		r.URL.RawQuery = q
 		r.URL.ForceQuery = false
 		if i := strings.IndexByte(r.RequestURI, '?'); i >= 0 {
@@ -420,25 +602,74 @@ func stripCredentials(r *http.Request, creds vastauth.Credentials, res vastauth.
 		}
 	}
 	if creds.HasCookie {
-		if rest, _ := vastauth.StripCookie(r.Header["Cookie"], cookieName); len(rest) > 0 {
+		if rest, _ := vastauth.StripCookie(r.Header["Cookie"], h.cfg.CookieName); len(rest) > 0 {
 			r.Header["Cookie"] = rest
 		} else {
 			delete(r.Header, "Cookie")
 		}
 	}
-	if res.AuthorizationIsOurs() {
-		r.Header.Del("Authorization")
+	authz := r.Header["Authorization"]
+	if len(authz) == 0 {
+		return
+	}
+	if accepted.Has(vastauth.MethodBearer) || accepted.Has(vastauth.MethodBasic) {
+		delete(r.Header, "Authorization")
+		return
+	}
+	var kept []string
+	for _, v := range authz {
+		if !h.secrets.Carries(v) {
+			kept = append(kept, v)
+		}
+	}
+	if len(kept) == len(authz) {
+		return
+	}
+	if len(kept) == 0 {
+		delete(r.Header, "Authorization")
+	} else {
+		r.Header["Authorization"] = kept
 	}
 }
 
-// clientAddr is the address of the connection (never a forwarded header,
-// which a client could set to anything).
-func clientAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{} // e.g. a unix socket: all such clients share one counter
+// portalSecrets are the secrets the portal accepts, as placeholders: the
+// adapter writes them for the handler and the access-log filter, and
+// `caddy portal token` prints the first that is set, so the three agree.
+var portalSecrets = []string{"{env.OPEN_BUTTON_TOKEN}", "{env.WEB_PASSWORD}"}
+
+// portalSecretSource is where the portal's secrets come from.
+func portalSecretSource(s *portalconfig.Settings) vastauth.SecretSource {
+	return vastauth.SecretSource{Secrets: portalSecrets, StateDir: s.StateDir}
+}
+
+// vastauthHandler is the portal's vastauth config for an app port: every
+// setting written explicitly, and the secrets as placeholders only.
+// stripOnly is for a port in AUTH_EXCLUDE.
+func vastauthHandler(s *portalconfig.Settings, stripOnly bool, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(VastAuth{Config: vastauth.Config{
+		SecretSource: portalSecretSource(s),
+		Username:     s.WebUsername,
+		CookieName:   s.CookieName(),
+		Realm:        portalconfig.PortalAppName,
+		StripOnly:    stripOnly,
+	}}, "handler", "vastauth", warns)
+}
+
+// handoffElsewhereRoute is for the portal's internal server, which no
+// vastauth guards (it is reached through the external port, where vastauth
+// answers /api/handoff itself, or through an SSH forward, or with
+// ENABLE_AUTH=false): a clear JSON 404 there, so that the dashboard knows
+// to open the plain link, rather than the file server's bare 404.
+func handoffElsewhereRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
+	return caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON([]string{vastauth.HandoffPath}, warns)}},
+		HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+			StatusCode: caddyhttp.WeakString("404"),
+			Headers:    http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+			Body:       `{"error":"no handoff tokens here: vastauth issues them on a port it guards"}` + "\n",
+		}, "handler", "static_response", warns)},
+		Terminal: true,
 	}
-	return ap.Addr()
 }
 
 // Interface guards

@@ -1,8 +1,6 @@
 package caddymodules
 
 import (
-	"time"
-
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -20,58 +18,29 @@ func parseVastAuthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler
 	return m, err
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax
-// (every option may be left out; see VastAuth for the defaults):
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Each option
+// is a field of vastauth.Config, by its JSON name (see docs/vastauth.md for
+// the table); every one may be left out. The module reads no environment
+// variable by itself: name the secrets, usually as placeholders.
 //
 //	vastauth [<matcher>] {
-//	    username            <name>
-//	    secret              <value> [<value>...]   # repeatable; {env.X} placeholders
-//	    cookie_name         <name>
+//	    secrets             <value> [<value>...]   # repeatable; {env.X} placeholders
 //	    state_dir           <dir>
+//	    username            <name>
+//	    cookie_name         <name>
 //	    realm               <text>
 //	    session_ttl         <duration>
-//	    failure_limit       <count> [<window>]
+//	    failure_limit       <count>
+//	    failure_window      <duration>
 //	    max_tracked_clients <count>
+//	    strip_only          [true|false]
 //	}
 func (h *VastAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	const module = "vastauth"
-	strs := map[string]*string{"username": &h.Username, "cookie_name": &h.CookieName, "state_dir": &h.StateDir, "realm": &h.Realm}
-	return forEachOption(d, module, []string{"secret"}, func(opt string, args []string) error {
-		var err error
-		switch {
-		case opt == "secret":
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			h.Secrets = append(h.Secrets, args...)
-		case strs[opt] != nil:
-			*strs[opt], err = oneArg(d, args)
-		case opt == "session_ttl":
-			var v string
-			if v, err = oneArg(d, args); err == nil {
-				h.SessionTTL, err = durationArg(d, module, opt, v, time.Second)
-			}
-		case opt == "failure_limit": // <count> [<window>]
-			if len(args) < 1 || len(args) > 2 {
-				return d.ArgErr()
-			}
-			if h.FailureLimit, err = countArg(d, module, opt, args[0], 1); err == nil && len(args) == 2 {
-				h.FailureWindow, err = durationArg(d, module, "failure_limit window", args[1], time.Second)
-			}
-		case opt == "max_tracked_clients":
-			var v string
-			if v, err = oneArg(d, args); err == nil {
-				h.MaxTrackedClients, err = countArg(d, module, opt, v, 1)
-			}
-		default:
-			return d.Errf("vastauth: unrecognized option %q", opt)
-		}
-		return err
-	})
+	return unmarshalConfigBlock(d, "vastauth", &h.Config, nil)
 }
 
 // Interface guards

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,11 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/vastauth"
 )
@@ -29,18 +34,21 @@ const (
 )
 
 // newTestVastAuth provisions a handler the way the portal_yaml adapter
-// configures it, with the secrets in the environment.
+// configures it, with the secrets in the environment, and its own state
+// directory unless mod sets one.
 func newTestVastAuth(t *testing.T, mod func(*VastAuth)) *VastAuth {
 	t.Helper()
 	t.Setenv("VA_TEST_WEB_PASSWORD", vaPassword)
 	t.Setenv("VA_TEST_OPEN_BUTTON_TOKEN", vaToken)
-	h := &VastAuth{
+	h := &VastAuth{Config: vastauth.Config{
+		SecretSource: vastauth.SecretSource{
+			Secrets:  []string{"{env.VA_TEST_WEB_PASSWORD}", "{env.VA_TEST_OPEN_BUTTON_TOKEN}"},
+			StateDir: t.TempDir(),
+		},
 		Username:   "vastai",
-		Secrets:    []string{"{env.VA_TEST_WEB_PASSWORD}", "{env.VA_TEST_OPEN_BUTTON_TOKEN}"},
 		CookieName: vaCookie,
-		StateDir:   t.TempDir(),
 		Realm:      "Instance Portal",
-	}
+	}}
 	if mod != nil {
 		mod(h)
 	}
@@ -130,6 +138,11 @@ func TestVastAuthDecisions(t *testing.T) {
 		{"app's own auth scheme alone", req("GET", "/", "Authorization", "token abc"), 401, false},
 		{"acme challenge", req("GET", "/.well-known/acme-challenge/abc"), 200, true},
 		{"acme challenge traversal", req("GET", "/.well-known/acme-challenge/..%2f..%2fsecret"), 401, false},
+		// Issue 14 item 13: these reached the backend unauthenticated.
+		{"acme challenge ..;", req("GET", "/.well-known/acme-challenge/..;/..;/admin"), 401, false},
+		{"acme challenge double-encoded dots", req("GET", "/.well-known/acme-challenge/%252e%252e/%252e%252e/admin"), 401, false},
+		{"acme challenge encoded dots", req("GET", "/.well-known/acme-challenge/%2e%2e/admin"), 401, false},
+		{"manifest with a matrix parameter", req("GET", "/manifest.json;/../admin"), 401, false},
 		{"manifest", req("GET", "/manifest.json"), 200, true},
 		{"webmanifest", req("GET", "/manifest.webmanifest"), 200, true},
 		{"site webmanifest", req("GET", "/site.webmanifest"), 200, true},
@@ -176,7 +189,7 @@ func TestVastAuthTokenSetsSessionCookie(t *testing.T) {
 			t.Fatalf("API client with a token was not served directly: %d", res.status)
 		}
 		raw := res.rec.Header().Get("Set-Cookie")
-		for _, want := range []string{vaCookie + "=v1.", "Path=/", "Max-Age=604800", "HttpOnly", "SameSite=Lax"} {
+		for _, want := range []string{vaCookie + "=v2.", "Path=/", "Max-Age=604800", "HttpOnly", "SameSite=Lax"} {
 			if !strings.Contains(raw, want) {
 				t.Errorf("Set-Cookie %q lacks %q", raw, want)
 			}
@@ -222,7 +235,7 @@ func TestVastAuthNavigationRedirectsWithoutToken(t *testing.T) {
 	if res := serveVA(h, req("GET", "//evil.example/?token="+vaToken, "Accept", "text/html")); res.status == http.StatusFound {
 		t.Errorf("open redirect to %q", res.rec.Header().Get("Location"))
 	}
-	// Wrong token on a navigation: the login prompt, not a redirect.
+	// Wrong token on a navigation: the login page, not a redirect.
 	if res := serveVA(h, req("GET", "/?token=wrong", "Accept", "text/html")); res.status != 401 {
 		t.Errorf("wrong token navigation: %d", res.status)
 	}
@@ -266,9 +279,35 @@ func TestVastAuthStripsOurCredentialsOnly(t *testing.T) {
 	if !res.app.called || res.app.req.Header.Get("Authorization") != "" || res.app.req.URL.RawQuery != "" {
 		t.Errorf("public path: upstream saw Authorization %q, query %q", res.app.req.Header.Get("Authorization"), res.app.req.URL.RawQuery)
 	}
-	// The user is exported for access logs.
 	if res := serveVA(h, req("GET", "/", "Authorization", basicAuth("vastai", vaToken))); findCookie(t, res.rec, vaCookie) == nil {
 		t.Error("Basic login did not set the session cookie")
+	}
+}
+
+// Issue 14 item 9: with a cookie authenticating the request, our secret
+// reached the app in Authorization forms the handler did not recognise.
+func TestVastAuthStripsSecretInAnyAuthorizationForm(t *testing.T) {
+	h := newTestVastAuth(t, nil)
+	session := h.auth.IssueSession(time.Now())
+	for _, authz := range []string{
+		"Basic root:" + vaPassword,
+		"Bearer\t" + vaToken,
+		`Bearer "` + vaToken + `"`,
+		"Token " + vaPassword,
+		"token " + vaToken,
+		vaToken,
+		basicAuth("someone", vaToken),
+		`Digest username="vastai", password="` + vaPassword + `"`,
+	} {
+		r := req("GET", "/", "Cookie", vaCookie+"="+session)
+		r.Header["Authorization"] = []string{authz, "Bearer app-key"}
+		res := serveVA(h, r)
+		if !res.app.called {
+			t.Fatalf("%q: status %d", authz, res.status)
+		}
+		if got := res.app.req.Header["Authorization"]; len(got) != 1 || got[0] != "Bearer app-key" {
+			t.Errorf("%q: the app saw Authorization %q; want only the app's own", authz, got)
+		}
 	}
 }
 
@@ -281,18 +320,99 @@ func TestVastAuthRejectedCookieIsCleared(t *testing.T) {
 	}
 }
 
+// Issue 13: a browser that cancels the login prompt sees a page saying how
+// to log in (never the token); an API client gets the bare 401.
+func TestVastAuthLoginPage(t *testing.T) {
+	h := newTestVastAuth(t, func(h *VastAuth) { h.Username = "alice" })
+	res := serveVA(h, req("GET", "/lab", "Accept", "text/html,*/*"))
+	body := res.rec.Body.String()
+	if res.status != 401 || res.err != nil || res.rec.Header().Get("WWW-Authenticate") == "" {
+		t.Fatalf("browser: status %d, err %v, challenge %q", res.status, res.err, res.rec.Header().Get("WWW-Authenticate"))
+	}
+	for _, want := range []string{"<code>alice</code>", "caddy portal token", "Open", "prefers-color-scheme: dark"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("login page lacks %q:\n%s", want, body)
+		}
+	}
+	for _, secret := range []string{vaToken, vaPassword} {
+		if strings.Contains(body, secret) {
+			t.Fatal("the login page shows a secret")
+		}
+	}
+	csp := res.rec.Header().Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "style-src 'sha256-") || res.rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("headers: %v", res.rec.Header())
+	}
+	if res := serveVA(h, req("GET", "/api/x", "Accept", "application/json")); res.status != 401 || res.rec.Body.Len() != 0 {
+		t.Errorf("API client: %d with a body of %d bytes", res.status, res.rec.Body.Len())
+	}
+}
+
+// Issue 14 item 11: logout is a POST that revokes the session; a GET only
+// shows a page with the button.
 func TestVastAuthLogout(t *testing.T) {
 	h := newTestVastAuth(t, nil)
-	res := serveVA(h, req("GET", vastauth.LogoutPath))
-	if res.status != 200 || res.app.called {
-		t.Fatalf("logout: %d, app called %v", res.status, res.app.called)
+	session := h.auth.IssueSession(time.Now())
+	cookie := vaCookie + "=" + session
+
+	res := serveVA(h, req("GET", vastauth.LogoutPath, "Cookie", cookie))
+	if res.status != 200 || res.app.called || res.rec.Header().Get("Set-Cookie") != "" {
+		t.Fatalf("GET logout: %d, app %v, Set-Cookie %q; want a page that changes nothing", res.status, res.app.called, res.rec.Header().Get("Set-Cookie"))
 	}
+	if body := res.rec.Body.String(); !strings.Contains(body, `<form method="post" action="/.portal/logout">`) {
+		t.Errorf("GET logout page has no POST button:\n%s", body)
+	}
+	if res := serveVA(h, req("GET", "/", "Cookie", cookie)); !res.app.called {
+		t.Fatal("a GET of the logout page ended the session")
+	}
+
+	// Cross-site POSTs are refused and change nothing.
+	for _, hdr := range [][]string{{"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}, {"Origin", "https://evil.example"}} {
+		res := serveVA(h, req("POST", vastauth.LogoutPath, append([]string{"Cookie", cookie}, hdr...)...))
+		if res.status != 403 || res.rec.Header().Get("Set-Cookie") != "" {
+			t.Errorf("%v: %d", hdr, res.status)
+		}
+	}
+	if res := serveVA(h, req("PUT", vastauth.LogoutPath)); res.status != 405 || res.rec.Header().Get("Allow") != "GET, HEAD, POST" {
+		t.Errorf("PUT: %d, Allow %q", res.status, res.rec.Header().Get("Allow"))
+	}
+
+	res = serveVA(h, req("POST", vastauth.LogoutPath, "Cookie", cookie, "Sec-Fetch-Site", "same-origin", "Origin", "http://example.com"))
 	raw := res.rec.Header().Get("Set-Cookie")
-	if !strings.HasPrefix(raw, vaCookie+"=;") || !strings.Contains(raw, "Max-Age=0") {
-		t.Errorf("logout Set-Cookie = %q", raw)
+	if res.status != 200 || !strings.HasPrefix(raw, vaCookie+"=;") || !strings.Contains(raw, "Max-Age=0") || !strings.Contains(res.rec.Body.String(), "Logged out") {
+		t.Fatalf("POST logout: %d, Set-Cookie %q", res.status, raw)
 	}
-	if !strings.Contains(res.rec.Body.String(), "Logged out") {
-		t.Errorf("logout page: %q", res.rec.Body.String())
+	// The old cookie is dead, here and on any other port of the instance
+	// (another handler on the same state directory), and after a restart.
+	if res := serveVA(h, req("GET", "/", "Cookie", cookie)); res.status != 401 || res.app.called {
+		t.Errorf("the logged-out session still works: %d", res.status)
+	}
+	other := newTestVastAuth(t, func(o *VastAuth) { o.StateDir = h.StateDir })
+	if res := serveVA(other, req("GET", "/", "Cookie", cookie)); res.status != 401 {
+		t.Errorf("the logged-out session works on another port: %d", res.status)
+	}
+	_ = h.Cleanup()
+	_ = other.Cleanup()
+	restarted := newTestVastAuth(t, func(o *VastAuth) { o.StateDir = h.StateDir })
+	if res := serveVA(restarted, req("GET", "/", "Cookie", cookie)); res.status != 401 {
+		t.Errorf("the logged-out session works after a restart: %d", res.status)
+	}
+	// A new login works.
+	if res := serveVA(restarted, req("GET", "/", "Authorization", "Bearer "+vaToken)); !res.app.called {
+		t.Errorf("new login: %d", res.status)
+	}
+}
+
+// Issue 14 item 11: the session key is salted per instance: a cookie from
+// another instance that shares the secrets does not work.
+func TestVastAuthSessionOfAnotherInstance(t *testing.T) {
+	a := newTestVastAuth(t, nil)
+	b := newTestVastAuth(t, nil) // same secrets, its own state directory
+	if res := serveVA(a, req("GET", "/", "Cookie", vaCookie+"="+b.auth.IssueSession(time.Now()))); res.status != 401 {
+		t.Errorf("another instance's session: %d, want 401", res.status)
+	}
+	if st, err := os.Stat(filepath.Join(a.StateDir, vastauth.SaltFileName)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("salt file: %v, %v", st, err)
 	}
 }
 
@@ -300,7 +420,7 @@ func TestVastAuthLimiter(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	h := newTestVastAuth(t, func(h *VastAuth) {
 		h.FailureLimit = 5
-		h.FailureWindow = caddy.Duration(time.Minute)
+		h.FailureWindow = confdecl.Duration(time.Minute)
 		h.now = func() time.Time { return now }
 	})
 	for i := range 5 {
@@ -316,10 +436,6 @@ func TestVastAuthLimiter(t *testing.T) {
 	if res := serveVA(h, req("GET", "/")); res.status != 401 {
 		t.Errorf("no credentials while limited: %d, want 401", res.status)
 	}
-	// A valid credential is never limited.
-	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+vaToken)); !res.app.called {
-		t.Errorf("valid credential while limited: %d", res.status)
-	}
 	// Another client is not limited.
 	other := req("GET", "/", "Authorization", "Bearer wrong")
 	other.RemoteAddr = "198.51.100.1:1234"
@@ -327,9 +443,13 @@ func TestVastAuthLimiter(t *testing.T) {
 		t.Errorf("other client: %d", res.status)
 	}
 	// A spoofed forwarding header does not change the client.
-	spoof := req("GET", "/", "Authorization", "Bearer wrong", "X-Forwarded-For", "192.0.2.99")
+	spoof := req("GET", "/", "Authorization", "Bearer wrong", "X-Forwarded-For", "192.0.2.99", "Cf-Ray", "x", "Cf-Connecting-IP", "192.0.2.99")
 	if res := serveVA(h, spoof); res.status != 429 {
-		t.Errorf("X-Forwarded-For escaped the limiter: %d", res.status)
+		t.Errorf("forwarding headers from a stranger escaped the limiter: %d", res.status)
+	}
+	// A browser over the limit gets a page saying so.
+	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer wrong", "Accept", "text/html")); res.status != 429 || !strings.Contains(res.rec.Body.String(), "Too many wrong logins") {
+		t.Errorf("browser over the limit: %d", res.status)
 	}
 	// Recovery once the window has passed.
 	now = now.Add(3 * time.Minute)
@@ -338,8 +458,96 @@ func TestVastAuthLimiter(t *testing.T) {
 	}
 }
 
+// Issue 14 item 1: the credential was checked before the limiter, and a
+// right one was never limited, so a guesser being answered 429 still got
+// 200 for the right password. Now, over the limit, every guessable
+// credential is refused unchecked; only a signed session passes.
+func TestVastAuthBruteForceFindsNothing(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	h := newTestVastAuth(t, func(h *VastAuth) { h.now = func() time.Time { return now } }) // 20 a minute
+	session := h.auth.IssueSession(now)                                                    // the user's browser, logged in before
+	guesses := []func(pw string) *http.Request{
+		func(pw string) *http.Request { return req("GET", "/", "Authorization", basicAuth("vastai", pw)) },
+		func(pw string) *http.Request { return req("GET", "/", "Authorization", "Bearer "+pw) },
+		func(pw string) *http.Request { return req("GET", "/?token="+pw) },
+		func(pw string) *http.Request { return req("GET", "/", "Cookie", vaCookie+"="+pw) },
+	}
+	// A dictionary run in which the user's password is the 500th word.
+	found := 0
+	for i := range 1000 {
+		pw := "guess-" + string(rune('a'+i%26)) + time.Duration(i).String()
+		if i == 499 {
+			pw = vaPassword
+		}
+		res := serveVA(h, guesses[i%len(guesses)](pw))
+		if res.app.called || res.status == 200 {
+			found++
+		}
+		if i >= 20 && res.status != 429 {
+			t.Fatalf("guess %d: %d, want 429", i+1, res.status)
+		}
+		now = now.Add(50 * time.Millisecond) // 1000 guesses in 50 s: within the window
+		if i%100 == 0 {
+			if res := serveVA(h, req("GET", "/", "Cookie", vaCookie+"="+session)); !res.app.called {
+				t.Fatalf("the user's session was refused during the attack: %d", res.status)
+			}
+		}
+	}
+	if found != 0 {
+		t.Fatalf("the brute force found the password %d times", found)
+	}
+	// Every right credential kind is refused while over the limit.
+	for i, g := range guesses {
+		if res := serveVA(h, g(vaToken)); res.status != 429 || res.app.called {
+			t.Errorf("right credential %d while over the limit: %d", i, res.status)
+		}
+	}
+	// After a quiet window the right password works again.
+	now = now.Add(3 * time.Minute)
+	if res := serveVA(h, guesses[0](vaPassword)); !res.app.called {
+		t.Errorf("after the window: %d", res.status)
+	}
+}
+
+// Issue 14 item 1: requests through our own cloudflared all come from
+// 127.0.0.1; they are counted by Cf-Connecting-IP, so one tunnel visitor
+// guessing does not lock out the others.
+func TestVastAuthLimiterKeysTunnelVisitors(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	h := newTestVastAuth(t, func(h *VastAuth) {
+		h.FailureLimit = 3
+		h.now = func() time.Time { return now }
+	})
+	viaTunnel := func(visitor, authz string) *http.Request {
+		r := req("GET", "/", "Authorization", authz, "Cf-Ray", "8a1b2c-AMS", "Cf-Connecting-IP", visitor)
+		r.RemoteAddr = "127.0.0.1:50000"
+		return r
+	}
+	for range 4 {
+		serveVA(h, viaTunnel("198.51.100.66", "Bearer wrong"))
+	}
+	if res := serveVA(h, viaTunnel("198.51.100.66", "Bearer "+vaToken)); res.status != 429 {
+		t.Errorf("the guesser with the right token: %d, want 429", res.status)
+	}
+	if res := serveVA(h, viaTunnel("203.0.113.77", "Bearer "+vaToken)); !res.app.called {
+		t.Errorf("another visitor of the tunnel: %d, want served", res.status)
+	}
+	// A local request without Cf-Ray is not from cloudflared: counted as
+	// 127.0.0.1, whatever Cf-Connecting-IP says.
+	for range 4 {
+		r := req("GET", "/", "Authorization", "Bearer wrong", "Cf-Connecting-IP", "192.0.2.1")
+		r.RemoteAddr = "127.0.0.1:50001"
+		serveVA(h, r)
+	}
+	r := req("GET", "/", "Authorization", "Bearer "+vaToken, "Cf-Connecting-IP", "192.0.2.2")
+	r.RemoteAddr = "127.0.0.1:50002"
+	if res := serveVA(h, r); res.status != 429 {
+		t.Errorf("Cf-Connecting-IP without Cf-Ray chose the counter: %d", res.status)
+	}
+}
+
 func TestVastAuthLimiterSurvivesReload(t *testing.T) {
-	cfg := func(h *VastAuth) { h.FailureLimit = 3; h.FailureWindow = caddy.Duration(time.Hour) }
+	cfg := func(h *VastAuth) { h.FailureLimit = 3; h.FailureWindow = confdecl.Duration(time.Hour) }
 	old := newTestVastAuth(t, cfg)
 	for range 3 {
 		serveVA(old, req("GET", "/", "Authorization", "Bearer wrong"))
@@ -352,11 +560,14 @@ func TestVastAuthLimiterSurvivesReload(t *testing.T) {
 	if res := serveVA(fresh, req("GET", "/", "Authorization", "Bearer wrong")); res.status != 429 {
 		t.Errorf("after reload: %d, want 429 (counts kept)", res.status)
 	}
+	keys := fresh.poolKeys
 	if err := fresh.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if n, ok := failureLimiters.References(fresh.limiterKey); ok {
-		t.Errorf("limiter still referenced %d times after every config was cleaned up", n)
+	for _, k := range keys {
+		if n, ok := vastauthPool.References(k.key); ok {
+			t.Errorf("%s still referenced %d times after every config was cleaned up", k.key, n)
+		}
 	}
 	// Cleanup twice, or after a failed Provision, is harmless.
 	if err := fresh.Cleanup(); err != nil {
@@ -367,11 +578,212 @@ func TestVastAuthLimiterSurvivesReload(t *testing.T) {
 	}
 }
 
+// Issue 12: pooled objects log through the logger of the newest config
+// holding them, not the first one's (whose sink a reload may close), and
+// fall back to the running config's when a newer one is cleaned up (a
+// failed reload).
+func TestVastAuthPooledLimiterLogsThroughCurrentConfig(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	observed := func() (*zap.Logger, *observer.ObservedLogs) {
+		core, logs := observer.New(zapcore.InfoLevel)
+		return zap.New(core), logs
+	}
+	cfg := func(h *VastAuth) {
+		h.FailureLimit = 1
+		h.FailureWindow = confdecl.Duration(time.Hour)
+		h.now = func() time.Time { return now }
+	}
+	first := newTestVastAuth(t, cfg)
+	firstLog, firstLogs := observed()
+	first.limiter.loggers.add(first, firstLog) // as if its ctx.Logger() were this one
+
+	second := newTestVastAuth(t, cfg) // the reload
+	secondLog, secondLogs := observed()
+	second.limiter.loggers.add(second, secondLog)
+	if first.limiter != second.limiter {
+		t.Fatal("the reload got another limiter")
+	}
+	_ = first.Cleanup() // the old config goes; its log sink may be closed now
+	serveVA(second, req("GET", "/", "Authorization", "Bearer wrong"))
+	if firstLogs.Len() != 0 || secondLogs.FilterMessageSnippet("failure limit").Len() != 1 {
+		t.Fatalf("first config's log: %d lines, second's: %d; want the limit logged by the second only", firstLogs.Len(), secondLogs.Len())
+	}
+
+	// A third config that fails after Provision is cleaned up: the second's
+	// logger is the current one again.
+	third := newTestVastAuth(t, cfg)
+	thirdLog, thirdLogs := observed()
+	third.limiter.loggers.add(third, thirdLog)
+	_ = third.Cleanup()
+	r := req("GET", "/", "Authorization", "Bearer wrong")
+	r.RemoteAddr = "198.51.100.200:1"
+	serveVA(second, r)
+	if thirdLogs.Len() != 0 || secondLogs.FilterMessageSnippet("failure limit").Len() != 2 {
+		t.Errorf("after the failed reload: third config %d lines, second %d", thirdLogs.Len(), secondLogs.Len())
+	}
+}
+
+// Issue 14 item 3: on an AUTH_EXCLUDE port nothing is checked, but our
+// credentials are removed, so the app there cannot collect a login that
+// opens every other port.
+func TestVastAuthStripOnly(t *testing.T) {
+	h := newTestVastAuth(t, func(h *VastAuth) { h.StripOnly = true })
+	guarded := newTestVastAuth(t, nil)
+	session := guarded.auth.IssueSession(time.Now())
+	r := req("GET", "/x?a=1&token="+vaToken+"&portal_handoff=h1.abc",
+		"Cookie", "app=1; "+vaCookie+"="+session)
+	r.Header["Authorization"] = []string{"Bearer " + vaPassword, "Bearer app-key"}
+	res := serveVA(h, r)
+	if !res.app.called || res.status != 200 {
+		t.Fatalf("strip-only: %d", res.status)
+	}
+	got := res.app.req
+	if got.URL.RawQuery != "a=1" || got.Header.Get("Cookie") != "app=1" || strings.Join(got.Header["Authorization"], ",") != "Bearer app-key" {
+		t.Errorf("the app saw query %q, Cookie %q, Authorization %q", got.URL.RawQuery, got.Header.Get("Cookie"), got.Header["Authorization"])
+	}
+	// No credentials, wrong ones: served all the same, nothing counted.
+	for range 50 {
+		if res := serveVA(h, req("GET", "/", "Authorization", "Bearer wrong")); !res.app.called {
+			t.Fatalf("strip-only refused a request: %d", res.status)
+		}
+	}
+	// Not even logout or the handoff endpoint are answered there.
+	if res := serveVA(h, req("GET", vastauth.LogoutPath)); !res.app.called {
+		t.Errorf("strip-only answered %s itself", vastauth.LogoutPath)
+	}
+}
+
+// handoffRequest is the dashboard's POST /api/handoff.
+func handoffRequest(body string, hdr ...string) *http.Request {
+	r := req("POST", "http://portal.example:1111"+vastauth.HandoffPath, hdr...)
+	r.Body = httpBody(body)
+	r.Header.Set("Content-Type", "application/json")
+	return r
+}
+
+func httpBody(s string) *readCloser { return &readCloser{strings.NewReader(s)} }
+
+type readCloser struct{ *strings.Reader }
+
+func (readCloser) Close() error { return nil }
+
+// Issue 10: the Open flow keeps the login: an authenticated page asks for a
+// handoff token bound to another origin; the target accepts it once.
+func TestVastAuthHandoff(t *testing.T) {
+	h := newTestVastAuth(t, nil)
+	session := vaCookie + "=" + h.auth.IssueSession(time.Now())
+	const target = "https://abc.trycloudflare.com"
+
+	issue := func(t *testing.T) string {
+		t.Helper()
+		res := serveVA(h, handoffRequest(`{"origin":"`+target+`"}`, "Cookie", session, "Sec-Fetch-Site", "same-origin"))
+		var out struct {
+			Token     string `json:"token"`
+			ExpiresIn int    `json:"expires_in"`
+		}
+		if res.status != 200 || res.app.called || json.Unmarshal(res.rec.Body.Bytes(), &out) != nil || out.Token == "" || out.ExpiresIn != 60 {
+			t.Fatalf("issue: %d %s", res.status, res.rec.Body.String())
+		}
+		if res.rec.Header().Get("Cache-Control") != "no-store" || strings.Contains(res.rec.Body.String(), vaToken) {
+			t.Fatalf("issue: headers %v", res.rec.Header())
+		}
+		return out.Token
+	}
+	// The target: a request through our cloudflared (https per Cf-Visitor).
+	open := func(tok string, hdr ...string) vaResult {
+		r := req("GET", "http://abc.trycloudflare.com/lab?x=1&portal_handoff="+tok,
+			append([]string{"Cf-Ray", "x", "Cf-Visitor", `{"scheme":"https"}`, "Accept", "text/html"}, hdr...)...)
+		r.RemoteAddr = "127.0.0.1:40000"
+		return serveVA(h, r)
+	}
+
+	tok := issue(t)
+	res := open(tok)
+	if res.status != 302 || res.rec.Header().Get("Location") != "/lab?x=1" || findCookie(t, res.rec, vaCookie) == nil {
+		t.Fatalf("redeem: %d, Location %q, Set-Cookie %q", res.status, res.rec.Header().Get("Location"), res.rec.Header().Get("Set-Cookie"))
+	}
+	// The visitor used https (through the tunnel): the cookie is Secure.
+	if !findCookie(t, res.rec, vaCookie).Secure {
+		t.Errorf("cookie set for an https visitor without Secure: %q", res.rec.Header().Get("Set-Cookie"))
+	}
+	if res := serveVA(h, req("GET", "/", "Cookie", findCookie(t, res.rec, vaCookie).String())); !res.app.called {
+		t.Errorf("the session from the handoff does not work: %d", res.status)
+	}
+	// Replayed: here, or on another port of the instance.
+	if res := open(tok); res.status != 401 {
+		t.Errorf("replay: %d", res.status)
+	}
+	sibling := newTestVastAuth(t, func(o *VastAuth) { o.StateDir = h.StateDir })
+	tok2 := issue(t)
+	if res := open(tok2); res.status != 302 {
+		t.Fatalf("second token: %d", res.status)
+	}
+	r := req("GET", "http://abc.trycloudflare.com/?portal_handoff="+tok2, "Cf-Ray", "x", "Cf-Visitor", `{"scheme":"https"}`)
+	r.RemoteAddr = "127.0.0.1:40000"
+	if res := serveVA(sibling, r); res.status != 401 {
+		t.Errorf("replay on another port: %d", res.status)
+	}
+	// Another origin, or the same host over plain http (a stranger's
+	// Cf-Visitor is not believed): refused.
+	if res := serveVA(h, req("GET", "http://203.0.113.9:41234/?portal_handoff="+issue(t))); res.status != 401 {
+		t.Errorf("foreign origin: %d", res.status)
+	}
+	fake := req("GET", "http://abc.trycloudflare.com/?portal_handoff="+issue(t), "Cf-Ray", "x", "Cf-Visitor", `{"scheme":"https"}`)
+	if res := serveVA(h, fake); res.status != 401 {
+		t.Errorf("https claimed by a stranger: %d", res.status)
+	}
+	// Expired.
+	later := time.Now().Add(61 * time.Second)
+	old := issue(t)
+	h.now = func() time.Time { return later }
+	if res := open(old); res.status != 401 {
+		t.Errorf("expired: %d", res.status)
+	}
+	h.now = time.Now
+
+	// The endpoint's refusals.
+	for _, tt := range []struct {
+		name   string
+		r      *http.Request
+		status int
+		msg    string
+	}{
+		{"no credentials", handoffRequest(`{"origin":"` + target + `"}`), 401, ""},
+		{"GET", req("GET", vastauth.HandoffPath, "Cookie", session), 405, "POST only"},
+		{"cross-site", handoffRequest(`{"origin":"`+target+`"}`, "Cookie", session, "Sec-Fetch-Site", "cross-site"), 403, "cross-site request refused"},
+		{"foreign Origin", handoffRequest(`{"origin":"`+target+`"}`, "Cookie", session, "Origin", "https://evil.example"), 403, "cross-site request refused"},
+		{"form post", func() *http.Request {
+			r := handoffRequest("origin=x", "Cookie", session)
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return r
+		}(), 415, "want Content-Type: application/json"},
+		{"bad origin", handoffRequest(`{"origin":"javascript:alert(1)"}`, "Cookie", session), 400, "origin: scheme must be http or https"},
+		{"path in origin", handoffRequest(`{"origin":"https://x.example/lab"}`, "Cookie", session), 400, "origin: want scheme://host[:port] only, without a path, query, fragment or user"},
+		{"missing origin", handoffRequest(`{}`, "Cookie", session), 400, "origin: missing"},
+		{"unknown field", handoffRequest(`{"origin":"https://x.example","x":1}`, "Cookie", session), 400, `body: want {"origin": "https://…"}: json: unknown field "x"`},
+		{"two objects", handoffRequest(`{"origin":"https://x.example"}{}`, "Cookie", session), 400, "body: want one JSON object"},
+		{"too large", handoffRequest(`{"origin":"`+strings.Repeat("a", 5000)+`"}`, "Cookie", session), 400, "body: over 4096 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := serveVA(h, tt.r)
+			if res.status != tt.status || res.app.called {
+				t.Fatalf("%d (app %v), want %d: %s", res.status, res.app.called, tt.status, res.rec.Body.String())
+			}
+			if tt.msg != "" {
+				var body struct{ Error string }
+				if err := json.Unmarshal(res.rec.Body.Bytes(), &body); err != nil || body.Error != tt.msg {
+					t.Errorf("error %q, want %q", body.Error, tt.msg)
+				}
+			}
+		})
+	}
+}
+
 func TestVastAuthGeneratedToken(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("VA_TEST_EMPTY", "")
 	mk := func() *VastAuth {
-		h := &VastAuth{Secrets: []string{"{env.VA_TEST_EMPTY}", "{env.VA_TEST_UNSET}"}, CookieName: vaCookie, StateDir: dir}
+		h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_EMPTY}", "{env.VA_TEST_UNSET}"}, StateDir: dir}, CookieName: vaCookie}}
 		provisionVastAuth(t, h)
 		return h
 	}
@@ -386,8 +798,9 @@ func TestVastAuthGeneratedToken(t *testing.T) {
 	if res := serveVA(h, req("GET", "/?token="+tok)); !res.app.called {
 		t.Fatalf("generated token rejected: %d", res.status)
 	}
-	// A restart loads the same token, so cookies stay valid.
+	// A restart loads the same token and salt, so cookies stay valid.
 	session := h.auth.IssueSession(time.Now())
+	_ = h.Cleanup()
 	h2 := mk()
 	if res := serveVA(h2, req("GET", "/", "Cookie", vaCookie+"="+session)); !res.app.called {
 		t.Errorf("session from before the restart rejected: %d", res.status)
@@ -395,40 +808,36 @@ func TestVastAuthGeneratedToken(t *testing.T) {
 }
 
 func TestVastAuthProvisionErrors(t *testing.T) {
-	// A state dir that cannot hold the token, with no secret: a clear error.
-	file := t.TempDir() + "/not-a-dir"
-	if err := os.WriteFile(file, nil, 0o600); err != nil {
+	notDir := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &VastAuth{Secrets: []string{""}, StateDir: file}
-	err := h.Provision(ctx)
-	if err == nil || !strings.Contains(err.Error(), "generated token") {
-		t.Errorf("Provision = %v", err)
-	}
-	if err := h.Cleanup(); err != nil {
-		t.Errorf("Cleanup after failed Provision: %v", err)
-	}
-
-	for name, mod := range map[string]func(*VastAuth){
-		"cookie name":   func(h *VastAuth) { h.CookieName = "bad name;" },
-		"username":      func(h *VastAuth) { h.Username = "a:b" },
-		"realm":         func(h *VastAuth) { h.Realm = `x"y` },
-		"failure limit": func(h *VastAuth) { h.FailureLimit = -1 },
+	for _, tt := range []struct {
+		name string
+		mod  func(*VastAuth)
+		want string
+	}{
+		{"no secret and no state dir", func(h *VastAuth) { h.Secrets = []string{""}; h.StateDir = notDir },
+			`vastauth: no secret is set, and the generated token is unavailable: state_dir "` + notDir + `"`},
+		{"salt in a file", func(h *VastAuth) { h.StateDir = notDir }, `vastauth: state_dir "` + notDir + `"`},
+		{"cookie name", func(h *VastAuth) { h.CookieName = "bad name;" }, `vastauth: cookie_name: "bad name;": not a cookie name`},
+		{"username", func(h *VastAuth) { h.Username = "a:b" }, `vastauth: username: "a:b": must be non-empty, without ':' or line breaks`},
+		{"realm", func(h *VastAuth) { h.Realm = `x"y` }, `vastauth: realm: "x\"y": no quotes`},
+		{"failure limit", func(h *VastAuth) { h.FailureLimit = -1 }, "vastauth: failure_limit: must be at least 1, got -1"},
+		{"session ttl", func(h *VastAuth) { h.SessionTTL = confdecl.Duration(10 * time.Millisecond) }, "vastauth: session_ttl: must be at least 1s, got 10ms"},
+		{"failure window", func(h *VastAuth) { h.FailureWindow = confdecl.Duration(time.Millisecond) }, "vastauth: failure_window: must be at least 1s, got 1ms"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			h := &VastAuth{Secrets: []string{"s3cret-long-enough"}, CookieName: vaCookie, StateDir: t.TempDir()}
-			mod(h)
+		t.Run(tt.name, func(t *testing.T) {
+			h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"s3cret-long-enough"}, StateDir: t.TempDir()}, CookieName: vaCookie}}
+			tt.mod(h)
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 			defer cancel()
 			err := h.Provision(ctx)
-			if err == nil {
-				err = h.Validate()
+			if cerr := h.Cleanup(); cerr != nil {
+				t.Errorf("Cleanup after a failed Provision: %v", cerr)
 			}
-			_ = h.Cleanup()
-			if err == nil {
-				t.Fatal("accepted")
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("Provision = %v, want %q…", err, tt.want)
 			}
 			if strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error reveals the secret: %v", err)
@@ -437,49 +846,106 @@ func TestVastAuthProvisionErrors(t *testing.T) {
 	}
 }
 
-func TestVastAuthDefaults(t *testing.T) {
-	t.Setenv("WEB_PASSWORD", "")
+// Issue 12: the module reads no environment variable unless the config
+// names it. A bare config ignores WEB_PASSWORD, VAST_CONTAINERLABEL,
+// WEB_USERNAME and PORTAL_STATE_DIR (it used to default to all four).
+func TestVastAuthReadsNoEnvironmentImplicitly(t *testing.T) {
+	t.Setenv("WEB_PASSWORD", "from-env-password-abcdef")
 	t.Setenv("OPEN_BUTTON_TOKEN", "from-env-token-abcdef")
-	t.Setenv("WEB_USERNAME", "")
+	t.Setenv("WEB_USERNAME", "envuser")
 	t.Setenv("VAST_CONTAINERLABEL", "C.7")
-	t.Setenv("PORTAL_STATE_DIR", t.TempDir())
-	h := &VastAuth{}
+	envState := t.TempDir()
+	t.Setenv("PORTAL_STATE_DIR", envState)
+	dir := t.TempDir()
+	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{StateDir: dir}}}
 	provisionVastAuth(t, h)
-	if h.username != "vastai" || h.cookieName != "C.7_auth_token" || h.realm != "Instance Portal" {
-		t.Errorf("defaults: user %q cookie %q realm %q", h.username, h.cookieName, h.realm)
+	if h.cfg.Username != "vastai" || h.cfg.CookieName != "_auth_token" || h.cfg.Realm != "Instance Portal" {
+		t.Errorf("defaults: %+v", h.cfg)
 	}
-	if res := serveVA(h, req("GET", "/", "Authorization", basicAuth("vastai", "from-env-token-abcdef"))); !res.app.called {
-		t.Errorf("default secrets ignore OPEN_BUTTON_TOKEN: %d", res.status)
+	for _, pw := range []string{"from-env-password-abcdef", "from-env-token-abcdef"} {
+		if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+pw)); res.app.called {
+			t.Errorf("a bare config accepted %s from the environment", pw)
+		}
+	}
+	if _, err := vastauth.ReadToken(dir); err != nil {
+		t.Errorf("no generated token in the configured state_dir: %v", err)
+	}
+	if entries, _ := os.ReadDir(envState); len(entries) != 0 {
+		t.Errorf("PORTAL_STATE_DIR was used: %d entries", len(entries))
+	}
+	// Named explicitly, placeholders work.
+	named := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.OPEN_BUTTON_TOKEN}"}, StateDir: t.TempDir()},
+		Username: "{env.WEB_USERNAME}", CookieName: "{env.VAST_CONTAINERLABEL}_auth_token"}}
+	provisionVastAuth(t, named)
+	if named.cfg.Username != "envuser" || named.cfg.CookieName != "C.7_auth_token" {
+		t.Errorf("placeholders: %+v", named.cfg)
+	}
+	if res := serveVA(named, req("GET", "/", "Authorization", basicAuth("envuser", "from-env-token-abcdef"))); !res.app.called {
+		t.Errorf("named secret refused: %d", res.status)
 	}
 	// The JSON form carries no secret: only what was configured.
-	b, _ := json.Marshal(h)
-	if strings.Contains(string(b), "from-env") {
-		t.Errorf("config JSON holds the secret: %s", b)
+	b, _ := json.Marshal(named)
+	if strings.Contains(string(b), "from-env") || !strings.Contains(string(b), `"secrets":["{env.OPEN_BUTTON_TOKEN}"]`) {
+		t.Errorf("config JSON: %s", b)
+	}
+}
+
+// Issue 14 item 10: the start-up line showed the first four characters of
+// WEB_PASSWORD. It now says where the secrets come from, and nothing of
+// them.
+func TestVastAuthStartupLineShowsNoPartOfASecret(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	h := newTestVastAuth(t, func(h *VastAuth) { h.Username = "startup-line-user" })
+	h.logger = zap.New(core)
+	announced.Lock()
+	announced.fingerprint = [32]byte{}
+	announced.Unlock()
+	h.announce()
+	if logs.Len() != 1 {
+		t.Fatalf("%d lines", logs.Len())
+	}
+	line, _ := json.Marshal(logs.All()[0].ContextMap())
+	text := logs.All()[0].Message + string(line)
+	// (vaToken begins with "open", which the message says anyway.)
+	for secret, from := range map[string]int{vaPassword: 3, vaToken: 5} {
+		for n := from; n <= len(secret); n++ {
+			if strings.Contains(text, secret[:n]) {
+				t.Fatalf("the start-up line shows %q of a secret: %s", secret[:n], text)
+			}
+		}
+	}
+	if strings.Contains(text, "…") {
+		t.Errorf("the start-up line masks something: %s", text)
+	}
+	if !strings.Contains(text, "{env.VA_TEST_WEB_PASSWORD}") || !strings.Contains(text, "startup-line-user") {
+		t.Errorf("the start-up line does not say where the secrets come from: %s", text)
 	}
 }
 
 func TestVastAuthCaddyfile(t *testing.T) {
 	good := `vastauth {
 		username admin
-		secret {env.WEB_PASSWORD} {env.OPEN_BUTTON_TOKEN}
-		secret literal
+		secrets {env.WEB_PASSWORD} {env.OPEN_BUTTON_TOKEN}
+		secrets literal
 		cookie_name {env.VAST_CONTAINERLABEL}_auth_token
 		state_dir /var/lib/portal
 		realm "Instance Portal"
 		session_ttl 1d
-		failure_limit 10 30s
+		failure_limit 10
+		failure_window 30s
 		max_tracked_clients 500
+		strip_only
 	}`
 	var h VastAuth
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
 		t.Fatal(err)
 	}
-	want := VastAuth{
-		Username: "admin", Secrets: []string{"{env.WEB_PASSWORD}", "{env.OPEN_BUTTON_TOKEN}", "literal"},
-		CookieName: "{env.VAST_CONTAINERLABEL}_auth_token", StateDir: "/var/lib/portal", Realm: "Instance Portal",
-		SessionTTL: caddy.Duration(24 * time.Hour), FailureLimit: 10, FailureWindow: caddy.Duration(30 * time.Second),
-		MaxTrackedClients: 500,
-	}
+	want := VastAuth{Config: vastauth.Config{
+		SecretSource: vastauth.SecretSource{Secrets: []string{"{env.WEB_PASSWORD}", "{env.OPEN_BUTTON_TOKEN}", "literal"}, StateDir: "/var/lib/portal"},
+		Username:     "admin", CookieName: "{env.VAST_CONTAINERLABEL}_auth_token", Realm: "Instance Portal",
+		SessionTTL: confdecl.Duration(24 * time.Hour), FailureLimit: 10, FailureWindow: confdecl.Duration(30 * time.Second),
+		MaxTrackedClients: 500, StripOnly: true,
+	}}
 	gotJSON, _ := json.Marshal(h)
 	wantJSON, _ := json.Marshal(want)
 	if string(gotJSON) != string(wantJSON) {
@@ -490,34 +956,25 @@ func TestVastAuthCaddyfile(t *testing.T) {
 		t.Errorf("bare directive: %v, %+v", err, bare)
 	}
 
-	bad := map[string]string{
-		"argument":           "vastauth extra",
-		"unknown":            "vastauth {\n bogus 1\n}",
-		"duplicate":          "vastauth {\n username a\n username b\n}",
-		"username arity":     "vastauth {\n username a b\n}",
-		"secret arity":       "vastauth {\n secret\n}",
-		"ttl":                "vastauth {\n session_ttl soon\n}",
-		"ttl too short":      "vastauth {\n session_ttl 10ms\n}",
-		"limit":              "vastauth {\n failure_limit 0\n}",
-		"limit window":       "vastauth {\n failure_limit 5 never\n}",
-		"limit arity":        "vastauth {\n failure_limit 5 1m x\n}",
-		"max clients":        "vastauth {\n max_tracked_clients -1\n}",
-		"nested block":       "vastauth {\n realm x {\n a\n }\n}",
-		"cookie name arity":  "vastauth {\n cookie_name\n}",
-		"state dir arity":    "vastauth {\n state_dir a b\n}",
-		"max clients arity":  "vastauth {\n max_tracked_clients\n}",
-		"session_ttl arity":  "vastauth {\n session_ttl 1d 2d\n}",
-		"failure_limit none": "vastauth {\n failure_limit\n}",
-	}
-	for name, in := range bad {
-		t.Run(name, func(t *testing.T) {
+	for _, tt := range []struct{ name, in, want string }{
+		{"argument", "vastauth extra", "wrong argument count or unexpected line ending after 'extra', at Testfile:1"},
+		{"unknown", "vastauth {\n bogus 1\n}", `vastauth: unrecognized option "bogus", at Testfile:2`},
+		{"old singular secret", "vastauth {\n secret x\n}", `vastauth: unrecognized option "secret", at Testfile:2`},
+		{"duplicate", "vastauth {\n username a\n username b\n}", `vastauth: duplicate option "username", at Testfile:3`},
+		{"username arity", "vastauth {\n username a b\n}", "wrong argument count or unexpected line ending after 'b', at Testfile:2"},
+		{"secrets arity", "vastauth {\n secrets\n}", "wrong argument count or unexpected line ending after 'secrets', at Testfile:2"},
+		{"ttl", "vastauth {\n session_ttl soon\n}", `vastauth: session_ttl "soon": want a duration such as 500ms, 2s or 7d, at Testfile:2`},
+		{"limit", "vastauth {\n failure_limit -1\n}", `vastauth: failure_limit "-1": want an integer of at least 0, at Testfile:2`},
+		{"old two-argument limit", "vastauth {\n failure_limit 5 1m\n}", "wrong argument count or unexpected line ending after '1m', at Testfile:2"},
+		{"window", "vastauth {\n failure_window never\n}", `vastauth: failure_window "never": want a duration such as 500ms, 2s or 7d, at Testfile:2`},
+		{"strip_only value", "vastauth {\n strip_only maybe\n}", "vastauth: strip_only: want no argument, true or false, at Testfile:2"},
+		{"nested block", "vastauth {\n realm x {\n a\n }\n}", `vastauth: option "realm" takes no block, at Testfile:2`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			var h VastAuth
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
-			if err == nil {
-				t.Fatalf("accepted %q", in)
-			}
-			if !strings.Contains(err.Error(), "Testfile:") {
-				t.Errorf("error %q does not name file:line", err)
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.in))
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v, want %q", err, tt.want)
 			}
 		})
 	}
@@ -561,6 +1018,9 @@ func TestPortalTokenCommand(t *testing.T) {
 	if got := printed(env("OPEN_BUTTON_TOKEN", "", "WEB_PASSWORD", "pw")); got != "pw\n" {
 		t.Errorf("with WEB_PASSWORD only: %q", got)
 	}
+	if got := printed(env("OPEN_BUTTON_TOKEN", " \t", "WEB_PASSWORD", "pw")); got != "pw\n" {
+		t.Errorf("with a blank OPEN_BUTTON_TOKEN: %q", got)
+	}
 	generated := printed(env())
 	if _, err := os.Stat(vastauth.TokenPath(dir)); err != nil {
 		t.Fatalf("token not persisted: %v", err)
@@ -568,8 +1028,8 @@ func TestPortalTokenCommand(t *testing.T) {
 	if again := printed(env()); again != generated {
 		t.Errorf("second run printed %q, first %q", again, generated)
 	}
-	// The handler, provisioned the way the adapter does, accepts it.
-	h := &VastAuth{Secrets: []string{"{env.VA_TEST_UNSET_1}"}, CookieName: vaCookie, StateDir: dir}
+	// The handler, configured the way the adapter does, accepts it.
+	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_UNSET_1}"}, StateDir: dir}, CookieName: vaCookie}}
 	provisionVastAuth(t, h)
 	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+strings.TrimSpace(generated))); !res.app.called {
 		t.Errorf("the printed token is not the one the handler accepts: %d", res.status)
@@ -583,5 +1043,82 @@ func TestPortalTokenCommand(t *testing.T) {
 	}
 	if !found {
 		t.Error("`caddy portal token` is not registered")
+	}
+}
+
+// Issue 12: the command and the module agree on white space around a
+// secret (the command printed what the module did not accept).
+func TestPortalTokenAgreesWithModuleOnWhitespace(t *testing.T) {
+	t.Setenv("VA_TEST_WS_TOKEN", "  spaced-token-0123456789 \n")
+	var b strings.Builder
+	if err := printToken(&b, portalconfig.Environ{"OPEN_BUTTON_TOKEN": "  spaced-token-0123456789 \n", "PORTAL_STATE_DIR": t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	printed := strings.TrimSuffix(b.String(), "\n")
+	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_WS_TOKEN}"}, StateDir: t.TempDir()}}}
+	provisionVastAuth(t, h)
+	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+printed)); !res.app.called {
+		t.Errorf("the module refuses the printed token %q: %d", printed, res.status)
+	}
+	if printed != "spaced-token-0123456789" {
+		t.Errorf("printed %q", printed)
+	}
+}
+
+// The access-log filter, through Caddy's filter encoder as the adapter
+// configures it.
+func TestVastAuthRedactFilter(t *testing.T) {
+	t.Setenv("VA_TEST_REDACT", vaPassword)
+	f := &VastAuthRedact{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_REDACT}"}, StateDir: t.TempDir()}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := f.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		"/lab?Token=abc&x=1":         "/lab?Token=REDACTED&x=1",
+		"/lab?token[]=abc":           "/lab?token[]=REDACTED",
+		"/lab;token=abc":             "/lab;token=REDACTED",
+		"/lab?q=%23token=abc":        "/lab?q=REDACTED",
+		"/lab?pw=" + vaPassword:      "/lab?pw=REDACTED",
+		"/lab?portal_handoff=h1.xyz": "/lab?portal_handoff=REDACTED",
+	} {
+		if got := f.Filter(zap.String("uri", in)).String; got != want {
+			t.Errorf("uri %q → %q, want %q", in, got, want)
+		}
+	}
+	hdr := caddyhttp.LoggableHTTPHeader{Header: http.Header{
+		"X-Api-Key":  {vaPassword},
+		"User-Agent": {"curl/8"},
+		"Referer":    {"http://x/?token=abc&y=1"},
+	}}
+	out := f.Filter(zap.Object("headers", hdr))
+	got, ok := out.Interface.(caddyhttp.LoggableHTTPHeader)
+	if !ok || got.Header.Get("X-Api-Key") != "REDACTED" || got.Header.Get("User-Agent") != "curl/8" || got.Header.Get("Referer") != "http://x/?token=REDACTED&y=1" {
+		t.Errorf("headers → %+v", out.Interface)
+	}
+	if hdr.Header.Get("X-Api-Key") != vaPassword {
+		t.Error("the filter changed the request's own headers")
+	}
+	var c VastAuthRedact
+	if err := c.UnmarshalCaddyfile(caddyfile.NewTestDispenser("vastauth_redact {\n secrets {env.A}\n state_dir /x\n}")); err != nil ||
+		strings.Join(c.Secrets, ",") != "{env.A}" || c.StateDir != "/x" {
+		t.Errorf("Caddyfile: %+v, %v", c, err)
+	}
+}
+
+// The portal's internal server answers /api/handoff with a JSON 404 (the
+// lead lists the route in portalServerRoutes), so a dashboard reached
+// without vastauth in front knows to open the plain link.
+func TestHandoffElsewhereRoute(t *testing.T) {
+	var warns []caddyconfig.Warning
+	b, err := json.Marshal(handoffElsewhereRoute(&warns))
+	if err != nil || len(warns) != 0 {
+		t.Fatal(err, warns)
+	}
+	for _, want := range []string{`"path":["/api/handoff"]`, `"status_code":404`, `"Content-Type":["application/json"]`, `"terminal":true`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("route lacks %s: %s", want, b)
+		}
 	}
 }

@@ -28,27 +28,15 @@ type SystemSource interface {
 	Read() System
 }
 
-// Defaults for Config.
-const (
-	DefaultInterval = time.Second
-	DefaultTimeout  = 2 * time.Second
-)
-
-// Config sets up a Collector.
-type Config struct {
-	// Interval is the time between sweeps. Default: 1s.
-	Interval time.Duration
-	// Timeout bounds how long a reader waits for a sweep. A sweep still
-	// running after it (a stuck driver call) is left to finish on its own;
-	// the previous snapshot is served, marked stale, and no new sweep starts
-	// until it returns. Default: 2s.
-	Timeout time.Duration
-	GPU     GPUSource
-	System  SystemSource
+// Sources are what a Collector reads: the GPUs, the system figures, the
+// clock and the host name reported with every sample.
+type Sources struct {
+	GPU    GPUSource
+	System SystemSource
 	// Now is the clock; tests inject a fixed one. Default: time.Now.
-	Now      func() time.Time
+	Now func() time.Time
+	// Hostname is reported with each sample. Default: os.Hostname().
 	Hostname string
-	Logger   *zap.Logger
 }
 
 // Sample is a published snapshot with its renderings, each built once on
@@ -80,10 +68,11 @@ func (s *Sample) Prometheus() []byte {
 // that building a Collector (Caddy's Provision, `caddy validate`) does no
 // I/O and cannot hang on a driver. It runs until Close.
 type Collector struct {
-	cfg    Config
-	log    *zap.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
+	interval, timeout time.Duration
+	src               Sources
+	log               *zap.Logger
+	ctx               context.Context
+	cancel            context.CancelFunc
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -97,27 +86,24 @@ type Collector struct {
 	inflight chan *Snapshot
 }
 
-// NewCollector returns a collector; nothing runs until Latest is called.
-func NewCollector(cfg Config) *Collector {
-	if cfg.Interval <= 0 {
-		cfg.Interval = DefaultInterval
+// NewCollector returns a collector sampling src at cfg's Interval (zero
+// settings take the defaults; the caller validates cfg). log receives the
+// sampler's warnings; nil discards them. Nothing runs until Latest is
+// called.
+func NewCollector(cfg Config, src Sources, log *zap.Logger) *Collector {
+	cfg = cfg.WithDefaults()
+	if src.Now == nil {
+		src.Now = time.Now
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+	if src.Hostname == "" {
+		src.Hostname, _ = os.Hostname()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Hostname == "" {
-		cfg.Hostname, _ = os.Hostname()
-	}
-	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Collector{
-		cfg: cfg, log: log, ctx: ctx, cancel: cancel,
+		interval: cfg.Interval.Std(), timeout: cfg.Timeout.Std(), src: src, log: log, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), first: make(chan struct{}),
 	}
 }
@@ -134,7 +120,7 @@ func (c *Collector) Latest(ctx context.Context) *Sample {
 		return s
 	}
 	c.start()
-	t := time.NewTimer(c.cfg.Timeout)
+	t := time.NewTimer(c.timeout)
 	defer t.Stop()
 	select {
 	case <-c.first:
@@ -146,7 +132,7 @@ func (c *Collector) Latest(ctx context.Context) *Sample {
 		return s
 	}
 	return &Sample{Snapshot: &Snapshot{
-		SampledAt: c.cfg.Now().UTC(), Stale: true, Hostname: c.cfg.Hostname,
+		SampledAt: c.src.Now().UTC(), Stale: true, Hostname: c.src.Hostname,
 		StaleReason: "first sweep has not finished yet",
 		GPUReport:   GPUReport{Reason: "first sweep has not finished yet", GPUs: []GPU{}},
 		System:      System{Disks: []Disk{}},
@@ -172,7 +158,7 @@ func (c *Collector) Close() error {
 	c.startOnce.Do(func() { close(c.done) }) // never started: nothing to wait for
 	select {
 	case <-c.done:
-	case <-time.After(c.cfg.Timeout + time.Second):
+	case <-time.After(c.timeout + time.Second):
 		c.log.Warn("gpu metrics sampler did not stop in time")
 	}
 	return nil
@@ -190,7 +176,7 @@ func (c *Collector) run() {
 	}()
 	defer c.closeSource()
 
-	ticker := time.NewTicker(c.cfg.Interval)
+	ticker := time.NewTicker(c.interval)
 	defer ticker.Stop()
 	c.tick()
 	for {
@@ -208,18 +194,18 @@ func (c *Collector) run() {
 // under a running call is undefined, and the process is ending or
 // reloading anyway.
 func (c *Collector) closeSource() {
-	if c.cfg.GPU == nil {
+	if c.src.GPU == nil {
 		return
 	}
 	if c.inflight != nil {
 		select {
 		case <-c.inflight:
-		case <-time.After(c.cfg.Timeout):
+		case <-time.After(c.timeout):
 			c.log.Warn("gpu sweep still running at shutdown; leaving the GPU library initialised")
 			return
 		}
 	}
-	if err := c.cfg.GPU.Close(); err != nil {
+	if err := c.src.GPU.Close(); err != nil {
 		c.log.Warn("closing gpu source", zap.Error(err))
 	}
 }
@@ -242,7 +228,7 @@ func (c *Collector) tick() {
 			ch <- c.sweep()
 		}()
 	}
-	t := time.NewTimer(c.cfg.Timeout)
+	t := time.NewTimer(c.timeout)
 	defer t.Stop()
 	select {
 	case snap := <-c.inflight:
@@ -253,7 +239,7 @@ func (c *Collector) tick() {
 		}
 		c.publishStale("the last sweep failed")
 	case <-t.C:
-		c.publishStale(fmt.Sprintf("sweep still running after %v; serving the previous sample", c.cfg.Timeout))
+		c.publishStale(fmt.Sprintf("sweep still running after %v; serving the previous sample", c.timeout))
 	case <-c.ctx.Done():
 	}
 }
@@ -261,23 +247,23 @@ func (c *Collector) tick() {
 // sweep reads everything once. It runs in its own goroutine and touches
 // only the sources, which the collector never calls concurrently.
 func (c *Collector) sweep() *Snapshot {
-	start := c.cfg.Now()
-	snap := &Snapshot{SampledAt: start.UTC(), Hostname: c.cfg.Hostname}
-	if c.cfg.GPU != nil {
-		snap.GPUReport = c.cfg.GPU.Sweep(c.ctx)
+	start := c.src.Now()
+	snap := &Snapshot{SampledAt: start.UTC(), Hostname: c.src.Hostname}
+	if c.src.GPU != nil {
+		snap.GPUReport = c.src.GPU.Sweep(c.ctx)
 	} else {
 		snap.GPUReport = GPUReport{Reason: "no GPU source configured"}
 	}
 	if snap.GPUs == nil {
 		snap.GPUs = []GPU{}
 	}
-	if c.cfg.System != nil {
-		snap.System = c.cfg.System.Read()
+	if c.src.System != nil {
+		snap.System = c.src.System.Read()
 	}
 	if snap.System.Disks == nil {
 		snap.System.Disks = []Disk{}
 	}
-	snap.SweepSeconds = c.cfg.Now().Sub(start).Seconds()
+	snap.SweepSeconds = c.src.Now().Sub(start).Seconds()
 	return snap
 }
 
@@ -295,7 +281,7 @@ func (c *Collector) publishStale(reason string) {
 		s = *prev.Snapshot // shallow copy: slices are shared read-only
 	} else {
 		s = Snapshot{
-			SampledAt: c.cfg.Now().UTC(), Hostname: c.cfg.Hostname,
+			SampledAt: c.src.Now().UTC(), Hostname: c.src.Hostname,
 			GPUReport: GPUReport{Reason: reason, GPUs: []GPU{}},
 			System:    System{Disks: []Disk{}},
 		}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // stubGPU is a GPUSource whose sweeps can be blocked, like a stuck driver.
@@ -36,7 +38,7 @@ func (stubSystem) Read() System { return System{MemoryUsedBytes: Ptr[uint64](1)}
 
 func TestCollectorLazyStartAndSharedSample(t *testing.T) {
 	gpu := &stubGPU{}
-	c := NewCollector(Config{Interval: time.Hour, GPU: gpu, System: stubSystem{}, Hostname: "h"})
+	c := NewCollector(Config{Interval: hour}, Sources{GPU: gpu, System: stubSystem{}, Hostname: "h"}, nil)
 	defer c.Close()
 	if gpu.sweeps.Load() != 0 || c.Sweeps() != 0 {
 		t.Fatal("a collector must not sweep before the first request")
@@ -62,7 +64,7 @@ func TestCollectorLazyStartAndSharedSample(t *testing.T) {
 
 func TestCollectorStuckSweepServesStale(t *testing.T) {
 	gpu := &stubGPU{}
-	c := NewCollector(Config{Interval: 20 * time.Millisecond, Timeout: 30 * time.Millisecond, GPU: gpu, System: stubSystem{}})
+	c := NewCollector(Config{Interval: ms(20), Timeout: ms(30)}, Sources{GPU: gpu, System: stubSystem{}}, nil)
 	defer c.Close()
 	first := c.Latest(context.Background())
 	if first.Snapshot.Stale {
@@ -113,7 +115,7 @@ func TestCollectorStuckSweepServesStale(t *testing.T) {
 
 func TestCollectorFirstSweepStuck(t *testing.T) {
 	gpu := &stubGPU{block: make(chan struct{})}
-	c := NewCollector(Config{Interval: time.Hour, Timeout: 20 * time.Millisecond, GPU: gpu})
+	c := NewCollector(Config{Interval: hour, Timeout: ms(20)}, Sources{GPU: gpu}, nil)
 	s := c.Latest(context.Background())
 	if !s.Snapshot.Stale || s.Snapshot.Available || s.Snapshot.Reason == "" || s.Snapshot.GPUs == nil {
 		t.Fatalf("first sweep stuck: %+v", s.Snapshot)
@@ -129,7 +131,7 @@ func TestCollectorFirstSweepStuck(t *testing.T) {
 
 func TestCollectorClose(t *testing.T) {
 	gpu := &stubGPU{}
-	c := NewCollector(Config{Interval: 10 * time.Millisecond, GPU: gpu})
+	c := NewCollector(Config{Interval: ms(10)}, Sources{GPU: gpu}, nil)
 	c.Close() // never started: returns at once, source untouched
 	if gpu.closes.Load() != 0 || gpu.sweeps.Load() != 0 {
 		t.Fatal("closing an unstarted collector must not touch the source")
@@ -140,7 +142,7 @@ func TestCollectorClose(t *testing.T) {
 	}
 
 	gpu = &stubGPU{}
-	c = NewCollector(Config{Interval: 10 * time.Millisecond, GPU: gpu})
+	c = NewCollector(Config{Interval: ms(10)}, Sources{GPU: gpu}, nil)
 	c.Latest(context.Background())
 	c.Close()
 	c.Close()
@@ -156,7 +158,7 @@ func TestCollectorClose(t *testing.T) {
 
 func TestCollectorFakeClock(t *testing.T) {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	c := NewCollector(Config{GPU: &stubGPU{}, Now: func() time.Time { return at }, Hostname: "box"})
+	c := NewCollector(Config{}, Sources{GPU: &stubGPU{}, Now: func() time.Time { return at }, Hostname: "box"}, nil)
 	defer c.Close()
 	s := c.Latest(context.Background()).Snapshot
 	if !s.SampledAt.Equal(at) || s.SweepSeconds != 0 || s.Hostname != "box" {
@@ -167,9 +169,14 @@ func TestCollectorFakeClock(t *testing.T) {
 // BenchmarkCollectorSweepSystem is one sweep without NVML: the
 // collector's own overhead plus a system read of this machine.
 func BenchmarkCollectorSweepSystem(b *testing.B) {
-	c := NewCollector(Config{GPU: &stubGPU{}, System: &SystemReader{Root: "/", NumCPU: 2, Disks: []DiskPath{{"root", "/"}}}})
+	c := NewCollector(Config{}, Sources{GPU: &stubGPU{}, System: &SystemReader{Root: "/", NumCPU: 2, Disks: []DiskPath{{"root", "/"}}}}, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		c.sweep()
 	}
 }
+
+const hour = confdecl.Duration(time.Hour)
+
+// ms is n milliseconds as a setting.
+func ms(n int) confdecl.Duration { return confdecl.Duration(time.Duration(n) * time.Millisecond) }

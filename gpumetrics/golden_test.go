@@ -23,8 +23,8 @@ func (fixedSystem) Read() gpumetrics.System {
 		CPUPercent: gpumetrics.Ptr(37.5), CPULimitCores: gpumetrics.Ptr(8.0), CPUSource: "cgroup2",
 		MemoryUsedBytes: gpumetrics.Ptr[uint64](12 << 30), MemoryLimitBytes: gpumetrics.Ptr[uint64](64 << 30), MemorySource: "cgroup2",
 		Disks: []gpumetrics.Disk{
-			{Label: "root", Path: "/", TotalBytes: 100 << 30, UsedBytes: 40 << 30, AvailableBytes: 55 << 30},
-			{Label: "workspace", Path: "/workspace", TotalBytes: 1 << 40, UsedBytes: 1 << 38, AvailableBytes: 3 << 38},
+			{Label: "root", Path: "/", TotalBytes: 100 << 30, UsedBytes: 40 << 30, AvailableBytes: 55 << 30, UsableBytes: 95 << 30, UsedPercent: 43},
+			{Label: "workspace", Path: "/workspace", TotalBytes: 1 << 40, UsedBytes: 1 << 38, AvailableBytes: 3 << 38, UsableBytes: 1 << 40, UsedPercent: 25},
 		},
 	}
 }
@@ -65,10 +65,10 @@ func golden(t *testing.T, name string, got []byte) {
 func sample(t *testing.T, api nvmlgpu.API) *gpumetrics.Sample {
 	t.Helper()
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	c := gpumetrics.NewCollector(gpumetrics.Config{
+	c := gpumetrics.NewCollector(gpumetrics.Config{}, gpumetrics.Sources{
 		GPU: nvmlgpu.NewSource(api), System: fixedSystem{}, Hostname: "instance-1",
 		Now: func() time.Time { return at },
-	})
+	}, nil)
 	t.Cleanup(func() { _ = c.Close() })
 	return c.Latest(context.Background())
 }

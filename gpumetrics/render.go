@@ -102,19 +102,20 @@ var (
 		}
 		return d
 	}()
-	descProcMem   = prometheus.NewDesc("portal_gpu_process_memory_bytes", "GPU memory used by a compute process.", append(append([]string{}, dcgmLabels...), "pid", "process"), nil)
-	descAvailable = prometheus.NewDesc("portal_gpu_available", "1 when GPUs could be read, 0 otherwise (see the reason label).", []string{"backend", "reason"}, nil)
-	descDriver    = prometheus.NewDesc("portal_gpu_driver_info", "GPU driver and CUDA versions (value is always 1).", []string{"backend", "driver_version", "cuda_version"}, nil)
-	descStale     = prometheus.NewDesc("portal_metrics_stale", "1 when the last sweep did not finish in time and an older sample is served.", nil, nil)
-	descSampledAt = prometheus.NewDesc("portal_metrics_sampled_timestamp_seconds", "When the served sample was taken (Unix time).", nil, nil)
-	descSweep     = prometheus.NewDesc("portal_metrics_sweep_seconds", "How long the sweep of the served sample took.", nil, nil)
-	descCPUPct    = prometheus.NewDesc("portal_cpu_utilization_percent", "CPU used over the last interval, as a percentage of portal_cpu_limit_cores.", []string{"source"}, nil)
-	descCPULimit  = prometheus.NewDesc("portal_cpu_limit_cores", "CPU cores available to the container (cgroup quota, or all CPUs).", []string{"source"}, nil)
-	descMemUsed   = prometheus.NewDesc("portal_memory_used_bytes", "Memory used by the container, without inactive file cache.", []string{"source"}, nil)
-	descMemLimit  = prometheus.NewDesc("portal_memory_limit_bytes", "Memory limit of the container (cgroup limit, or all memory).", []string{"source"}, nil)
-	descDiskTotal = prometheus.NewDesc("portal_disk_total_bytes", "Size of the filesystem.", []string{"label", "path"}, nil)
-	descDiskUsed  = prometheus.NewDesc("portal_disk_used_bytes", "Used bytes of the filesystem.", []string{"label", "path"}, nil)
-	descDiskAvail = prometheus.NewDesc("portal_disk_available_bytes", "Bytes available to unprivileged users.", []string{"label", "path"}, nil)
+	descProcMem    = prometheus.NewDesc("portal_gpu_process_memory_bytes", "GPU memory used by a compute process.", append(append([]string{}, dcgmLabels...), "pid", "process"), nil)
+	descAvailable  = prometheus.NewDesc("portal_gpu_available", "1 when GPUs could be read, 0 otherwise (see the reason label).", []string{"backend", "reason"}, nil)
+	descDriver     = prometheus.NewDesc("portal_gpu_driver_info", "GPU driver and CUDA versions (value is always 1).", []string{"backend", "driver_version", "cuda_version"}, nil)
+	descStale      = prometheus.NewDesc("portal_metrics_stale", "1 when the last sweep did not finish in time and an older sample is served.", nil, nil)
+	descSampledAt  = prometheus.NewDesc("portal_metrics_sampled_timestamp_seconds", "When the served sample was taken (Unix time).", nil, nil)
+	descSweep      = prometheus.NewDesc("portal_metrics_sweep_seconds", "How long the sweep of the served sample took.", nil, nil)
+	descCPUPct     = prometheus.NewDesc("portal_cpu_utilization_percent", "CPU used over the last interval, as a percentage of portal_cpu_limit_cores.", []string{"source"}, nil)
+	descCPULimit   = prometheus.NewDesc("portal_cpu_limit_cores", "CPU cores available to the container (cgroup quota, or all CPUs).", []string{"source"}, nil)
+	descMemUsed    = prometheus.NewDesc("portal_memory_used_bytes", "Memory used by the container, without inactive file cache.", []string{"source"}, nil)
+	descMemLimit   = prometheus.NewDesc("portal_memory_limit_bytes", "Memory limit of the container (cgroup limit, or all memory).", []string{"source"}, nil)
+	descDiskTotal  = prometheus.NewDesc("portal_disk_total_bytes", "Size of the filesystem.", []string{"label", "path"}, nil)
+	descDiskUsed   = prometheus.NewDesc("portal_disk_used_bytes", "Used bytes of the filesystem.", []string{"label", "path"}, nil)
+	descDiskAvail  = prometheus.NewDesc("portal_disk_available_bytes", "Bytes available to unprivileged users.", []string{"label", "path"}, nil)
+	descDiskUsable = prometheus.NewDesc("portal_disk_usable_bytes", "Used plus available bytes: what this container can fill (df's Use% is used over this).", []string{"label", "path"}, nil)
 )
 
 // snapshotCollector exposes one snapshot as const metrics. It is
@@ -165,6 +166,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDiskTotal, prometheus.GaugeValue, float64(d.TotalBytes), d.Label, d.Path)
 		ch <- prometheus.MustNewConstMetric(descDiskUsed, prometheus.GaugeValue, float64(d.UsedBytes), d.Label, d.Path)
 		ch <- prometheus.MustNewConstMetric(descDiskAvail, prometheus.GaugeValue, float64(d.AvailableBytes), d.Label, d.Path)
+		ch <- prometheus.MustNewConstMetric(descDiskUsable, prometheus.GaugeValue, float64(d.UsableBytes), d.Label, d.Path)
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// ROCmArgs are the rocm-smi flags whose JSON output ParseROCmSMI reads.
+// ROCmArgs are the rocm-smi flags whose JSON output parseROCmSMI reads.
 var ROCmArgs = []string{
 	"--showproductname", "--showuniqueid", "--showbus", "--showuse", "--showmemuse",
 	"--showmeminfo", "vram", "--showtemp", "--showpower", "--showmaxpower", "--showfan",
@@ -23,10 +23,10 @@ var ROCmArgs = []string{
 // maxROCmOutput bounds what is read from rocm-smi.
 const maxROCmOutput = 4 << 20
 
-// ParseROCmSMI reads `rocm-smi ... --json` output: an object with one
+// parseROCmSMI reads `rocm-smi ... --json` output: an object with one
 // "cardN" object per GPU (string values, keys that differ between ROCm
 // releases) and a "system" object. Figures missing or "N/A" are left out.
-func ParseROCmSMI(b []byte) (GPUReport, error) {
+func parseROCmSMI(b []byte) (GPUReport, error) {
 	var top map[string]map[string]any
 	if err := json.Unmarshal(b, &top); err != nil {
 		return GPUReport{}, fmt.Errorf("rocm-smi JSON: %w", err)
@@ -198,7 +198,7 @@ func (r *ROCmSource) Sweep(ctx context.Context) GPUReport {
 	if err := cmd.Run(); err != nil {
 		return GPUReport{Reason: "rocm-smi: " + err.Error(), GPUs: []GPU{}}
 	}
-	rep, err := ParseROCmSMI(out.Bytes())
+	rep, err := parseROCmSMI(out.Bytes())
 	if err != nil {
 		return GPUReport{Reason: err.Error(), GPUs: []GPU{}}
 	}

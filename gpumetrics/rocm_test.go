@@ -14,7 +14,7 @@ func TestParseROCmSMISample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := ParseROCmSMI(b)
+	rep, err := parseROCmSMI(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestParseROCmSMIErrors(t *testing.T) {
 		`{"system": {}}`:            "no cardN entries",
 		`{"cardX": {}, "card": {}}`: "no cardN entries",
 	} {
-		if _, err := ParseROCmSMI([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := parseROCmSMI([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v", in, err)
 		}
 	}
@@ -89,7 +89,7 @@ func FuzzParseROCmSMI(f *testing.F) {
 	}
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		rep, err := ParseROCmSMI(in)
+		rep, err := parseROCmSMI(in)
 		if err != nil {
 			return
 		}
@@ -121,7 +121,7 @@ func FuzzParseProcCgroup(f *testing.F) {
 	f.Add([]byte("0::/docker/abc\n"))
 	f.Add([]byte("12:memory:/\n4:cpu,cpuacct:/x/../y\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		v2, v1 := ParseProcCgroup(in)
+		v2, v1 := parseProcCgroup(in)
 		for c, p := range v1 {
 			if c == "" || !strings.HasPrefix(p, "/") || p != path.Clean(p) {
 				t.Fatalf("controller %q path %q", c, p)
@@ -137,7 +137,7 @@ func FuzzParseMeminfo(f *testing.F) {
 	f.Add([]byte("MemTotal: 1000 kB\nMemAvailable: 400 kB\n"))
 	f.Add([]byte("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		total, avail, err := ParseMeminfo(in)
+		total, avail, err := parseMeminfo(in)
 		if err == nil && (total == 0 || avail > total) {
 			t.Fatalf("total %d avail %d", total, avail)
 		}
@@ -148,7 +148,7 @@ func FuzzParseCPUMax(f *testing.F) {
 	f.Add([]byte("max 100000\n"))
 	f.Add([]byte("150000 100000\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		cores, ok, err := ParseCPUMax(in)
+		cores, ok, err := parseCPUMax(in)
 		if err != nil && ok {
 			t.Fatal("ok with an error")
 		}

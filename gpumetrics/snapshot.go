@@ -110,14 +110,23 @@ type System struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// Disk is the usage of the filesystem holding Path.
+// Disk is the usage of the filesystem holding Path, as df reports it. A
+// meter shows UsedBytes against UsableBytes (UsedPercent), not against
+// TotalBytes: the difference is reserved for root or held by others.
 type Disk struct {
 	// Label is "root" for / and "workspace" for $WORKSPACE.
-	Label          string `json:"label"`
-	Path           string `json:"path"`
-	TotalBytes     uint64 `json:"total_bytes"`
-	UsedBytes      uint64 `json:"used_bytes"`
+	Label string `json:"label"`
+	Path  string `json:"path"`
+	// TotalBytes is the size of the filesystem (df's 1B-blocks).
+	TotalBytes uint64 `json:"total_bytes"`
+	// UsedBytes is total minus free (df's Used), whoever used it.
+	UsedBytes uint64 `json:"used_bytes"`
+	// AvailableBytes is what this container can still write (df's Avail).
 	AvailableBytes uint64 `json:"available_bytes"`
+	// UsableBytes is UsedBytes + AvailableBytes, the meter's full scale.
+	UsableBytes uint64 `json:"usable_bytes"`
+	// UsedPercent is df's Use%: UsedBytes out of UsableBytes, rounded up.
+	UsedPercent int `json:"used_percent"`
 }
 
 // Ptr returns a pointer to v; sources use it to fill optional figures.

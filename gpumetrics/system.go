@@ -79,7 +79,7 @@ func (r *SystemReader) Read() System {
 		s.MemoryUsedBytes, s.MemoryLimitBytes, s.MemorySource = Ptr(used), Ptr(lim), src
 	}
 
-	disks, errs := DiskUsage(r.Disks)
+	disks, errs := diskUsage(r.Disks)
 	s.Disks = disks
 	s.Errors = append(s.Errors, errs...)
 	return s
@@ -132,7 +132,7 @@ func (r *SystemReader) detectCgroup() cgroupInfo {
 	info := cgroupInfo{v1Paths: map[string]string{}}
 	b, err := os.ReadFile(r.path("/proc/self/cgroup"))
 	if err == nil {
-		info.v2Path, info.v1Paths = ParseProcCgroup(b)
+		info.v2Path, info.v1Paths = parseProcCgroup(b)
 	}
 	if _, err := os.Stat(r.path("/sys/fs/cgroup/cgroup.controllers")); err == nil {
 		info.v2 = true
@@ -143,9 +143,9 @@ func (r *SystemReader) detectCgroup() cgroupInfo {
 	return info
 }
 
-// ParseProcCgroup parses /proc/<pid>/cgroup: "hierarchy-ID:controllers:path"
+// parseProcCgroup parses /proc/<pid>/cgroup: "hierarchy-ID:controllers:path"
 // lines. It returns the unified (v2) path and the v1 path per controller.
-func ParseProcCgroup(b []byte) (v2 string, v1 map[string]string) {
+func parseProcCgroup(b []byte) (v2 string, v1 map[string]string) {
 	v1 = map[string]string{}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		id, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
@@ -213,11 +213,11 @@ func (r *SystemReader) readCPU(cg cgroupInfo) (cpuReading, float64, error) {
 	if cg.v2 {
 		stat, err := r.cgroupFile("/sys/fs/cgroup", cg.v2Path, "cpu.stat")
 		if err == nil {
-			usec, err := ParseCPUStatUsage(stat)
+			usec, err := parseCPUStatUsage(stat)
 			if err == nil {
 				limit := r.numCPU()
 				if max, err := r.cgroupFile("/sys/fs/cgroup", cg.v2Path, "cpu.max"); err == nil {
-					if q, ok, err := ParseCPUMax(max); err == nil && ok {
+					if q, ok, err := parseCPUMax(max); err == nil && ok {
 						limit = q
 					}
 				}
@@ -236,7 +236,7 @@ func (r *SystemReader) readCPU(cg cgroupInfo) (cpuReading, float64, error) {
 				q, qerr := r.cgroupFile(cpuMount, cpuPath, "cpu.cfs_quota_us")
 				per, perr := r.cgroupFile(cpuMount, cpuPath, "cpu.cfs_period_us")
 				if qerr == nil && perr == nil {
-					if cores, ok, err := ParseCFSQuota(q, per); err == nil && ok {
+					if cores, ok, err := parseCFSQuota(q, per); err == nil && ok {
 						limit = cores
 					}
 				}
@@ -248,7 +248,7 @@ func (r *SystemReader) readCPU(cg cgroupInfo) (cpuReading, float64, error) {
 	if err != nil {
 		return cpuReading{}, 0, err
 	}
-	busy, total, err := ParseProcStat(b)
+	busy, total, err := parseProcStat(b)
 	if err != nil {
 		return cpuReading{}, 0, fmt.Errorf("/proc/stat: %w", err)
 	}
@@ -283,7 +283,7 @@ func (r *SystemReader) readMemory(cg cgroupInfo) (used, limit uint64, source str
 					}
 				}
 				if stat, err := r.cgroupFile("/sys/fs/cgroup", cg.v2Path, "memory.stat"); err == nil {
-					u = subSat(u, ParseKeyedUint(stat)["inactive_file"])
+					u = subSat(u, parseKeyedUint(stat)["inactive_file"])
 				}
 				if limit != 0 {
 					return u, limit, "cgroup2", nil
@@ -302,7 +302,7 @@ func (r *SystemReader) readMemory(cg cgroupInfo) (used, limit uint64, source str
 					}
 				}
 				if stat, err := r.cgroupFile(mount, p, "memory.stat"); err == nil {
-					u = subSat(u, ParseKeyedUint(stat)["total_inactive_file"])
+					u = subSat(u, parseKeyedUint(stat)["total_inactive_file"])
 				}
 				if limit != 0 {
 					return u, limit, "cgroup1", nil
@@ -321,11 +321,11 @@ func (r *SystemReader) meminfo() (total, avail uint64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	return ParseMeminfo(b)
+	return parseMeminfo(b)
 }
 
-// ParseMeminfo returns MemTotal and MemAvailable in bytes.
-func ParseMeminfo(b []byte) (total, avail uint64, err error) {
+// parseMeminfo returns MemTotal and MemAvailable in bytes.
+func parseMeminfo(b []byte) (total, avail uint64, err error) {
 	var haveTotal, haveAvail bool
 	var free, buffers, cached uint64
 	for line := range strings.SplitSeq(string(b), "\n") {
@@ -366,18 +366,18 @@ func ParseMeminfo(b []byte) (total, avail uint64, err error) {
 	return total, min(avail, total), nil
 }
 
-// ParseCPUStatUsage returns usage_usec from a cgroup v2 cpu.stat.
-func ParseCPUStatUsage(b []byte) (uint64, error) {
-	v, ok := ParseKeyedUint(b)["usage_usec"]
+// parseCPUStatUsage returns usage_usec from a cgroup v2 cpu.stat.
+func parseCPUStatUsage(b []byte) (uint64, error) {
+	v, ok := parseKeyedUint(b)["usage_usec"]
 	if !ok {
 		return 0, errors.New("cpu.stat: no usage_usec")
 	}
 	return v, nil
 }
 
-// ParseCPUMax parses cgroup v2 cpu.max ("<quota> <period>" or "max
+// parseCPUMax parses cgroup v2 cpu.max ("<quota> <period>" or "max
 // <period>") into cores. ok is false when there is no quota.
-func ParseCPUMax(b []byte) (cores float64, ok bool, err error) {
+func parseCPUMax(b []byte) (cores float64, ok bool, err error) {
 	f := strings.Fields(string(b))
 	if len(f) == 0 || len(f) > 2 {
 		return 0, false, fmt.Errorf("cpu.max: want \"<quota> <period>\", got %q", strings.TrimSpace(string(b)))
@@ -401,9 +401,9 @@ func ParseCPUMax(b []byte) (cores float64, ok bool, err error) {
 	return float64(quota) / float64(period), true, nil
 }
 
-// ParseCFSQuota parses cgroup v1 cpu.cfs_quota_us and cpu.cfs_period_us into
+// parseCFSQuota parses cgroup v1 cpu.cfs_quota_us and cpu.cfs_period_us into
 // cores; a quota of -1 means no limit (ok false).
-func ParseCFSQuota(quotaB, periodB []byte) (cores float64, ok bool, err error) {
+func parseCFSQuota(quotaB, periodB []byte) (cores float64, ok bool, err error) {
 	q, err := strconv.ParseInt(strings.TrimSpace(string(quotaB)), 10, 64)
 	if err != nil {
 		return 0, false, fmt.Errorf("cpu.cfs_quota_us: %q: not a number", strings.TrimSpace(string(quotaB)))
@@ -418,10 +418,10 @@ func ParseCFSQuota(quotaB, periodB []byte) (cores float64, ok bool, err error) {
 	return float64(q) / float64(p), true, nil
 }
 
-// ParseProcStat returns busy and total CPU seconds from the aggregate "cpu"
+// parseProcStat returns busy and total CPU seconds from the aggregate "cpu"
 // line of /proc/stat (USER_HZ = 100 on every Linux ABI we run on). Idle and
 // iowait count as not busy; guest time is already inside user and nice.
-func ParseProcStat(b []byte) (busy, total float64, err error) {
+func parseProcStat(b []byte) (busy, total float64, err error) {
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 5 || f[0] != "cpu" {
@@ -444,9 +444,9 @@ func ParseProcStat(b []byte) (busy, total float64, err error) {
 	return 0, 0, errors.New("no aggregate cpu line")
 }
 
-// ParseKeyedUint parses "key value" lines (cpu.stat, memory.stat),
+// parseKeyedUint parses "key value" lines (cpu.stat, memory.stat),
 // skipping lines that do not fit.
-func ParseKeyedUint(b []byte) map[string]uint64 {
+func parseKeyedUint(b []byte) map[string]uint64 {
 	m := map[string]uint64{}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {

@@ -120,7 +120,7 @@ func TestSystemReaderThisMachine(t *testing.T) {
 }
 
 func TestDiskUsageErrors(t *testing.T) {
-	disks, errs := DiskUsage([]DiskPath{{"workspace", "/nonexistent/workspace"}, {"empty", ""}})
+	disks, errs := diskUsage([]DiskPath{{"workspace", "/nonexistent/workspace"}, {"empty", ""}})
 	if len(disks) != 0 || len(errs) != 1 {
 		t.Fatalf("disks %v errs %v", disks, errs)
 	}
@@ -142,7 +142,7 @@ func TestParseCPUMax(t *testing.T) {
 		"0 100000":        {err: true},
 		"1 2 3":           {err: true},
 	} {
-		cores, ok, err := ParseCPUMax([]byte(in))
+		cores, ok, err := parseCPUMax([]byte(in))
 		if (err != nil) != want.err || ok != want.ok || cores != want.cores {
 			t.Errorf("%q: got %v %v %v", in, cores, ok, err)
 		}
@@ -150,13 +150,13 @@ func TestParseCPUMax(t *testing.T) {
 }
 
 func TestParseCFSQuota(t *testing.T) {
-	if _, ok, err := ParseCFSQuota([]byte("-1\n"), []byte("100000\n")); ok || err != nil {
+	if _, ok, err := parseCFSQuota([]byte("-1\n"), []byte("100000\n")); ok || err != nil {
 		t.Errorf("-1 is no limit: %v %v", ok, err)
 	}
-	if c, ok, err := ParseCFSQuota([]byte("250000"), []byte("100000")); !ok || err != nil || c != 2.5 {
+	if c, ok, err := parseCFSQuota([]byte("250000"), []byte("100000")); !ok || err != nil || c != 2.5 {
 		t.Errorf("got %v %v %v", c, ok, err)
 	}
-	if _, _, err := ParseCFSQuota([]byte("100"), []byte("0")); err == nil {
+	if _, _, err := parseCFSQuota([]byte("100"), []byte("0")); err == nil {
 		t.Error("zero period must fail")
 	}
 }
@@ -171,7 +171,7 @@ func TestParseLimit(t *testing.T) {
 }
 
 func TestParseProcCgroup(t *testing.T) {
-	v2, v1 := ParseProcCgroup([]byte("12:cpu,cpuacct:/docker/x\n11:memory:/docker/x/../y\n1:name=systemd:/init.scope\n0::/user.slice\nbad line\n3:pids:relative\n"))
+	v2, v1 := parseProcCgroup([]byte("12:cpu,cpuacct:/docker/x\n11:memory:/docker/x/../y\n1:name=systemd:/init.scope\n0::/user.slice\nbad line\n3:pids:relative\n"))
 	if v2 != "/user.slice" {
 		t.Errorf("v2 %q", v2)
 	}
@@ -182,22 +182,22 @@ func TestParseProcCgroup(t *testing.T) {
 }
 
 func TestParseMeminfoOldKernel(t *testing.T) {
-	total, avail, err := ParseMeminfo([]byte("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n"))
+	total, avail, err := parseMeminfo([]byte("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 250 kB\n"))
 	if err != nil || total != 1000*1024 || avail != 400*1024 {
 		t.Errorf("got %d %d %v", total, avail, err)
 	}
-	if _, _, err := ParseMeminfo([]byte("MemFree: 1 kB\n")); err == nil {
+	if _, _, err := parseMeminfo([]byte("MemFree: 1 kB\n")); err == nil {
 		t.Error("no MemTotal must fail")
 	}
 }
 
 func TestParseProcStat(t *testing.T) {
-	busy, total, err := ParseProcStat([]byte("cpu  100 0 100 800 0 0 0 0 0 0\n"))
+	busy, total, err := parseProcStat([]byte("cpu  100 0 100 800 0 0 0 0 0 0\n"))
 	if err != nil || busy != 2 || total != 10 {
 		t.Errorf("got %v %v %v", busy, total, err)
 	}
 	for _, bad := range []string{"", "cpu0 1 2 3 4 5\n", "cpu  1 x 3 4 5\n"} {
-		if _, _, err := ParseProcStat([]byte(bad)); err == nil {
+		if _, _, err := parseProcStat([]byte(bad)); err == nil {
 			t.Errorf("%q: want error", bad)
 		}
 	}

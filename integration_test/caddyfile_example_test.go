@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +13,15 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 	skipShort(t)
 	p := &Portal{t: t, Dir: t.TempDir()}
 	p.Env = []string{"HOME=" + p.Dir, "WEB_PASSWORD=example-secret"}
-	example, err := filepath.Abs("../Caddyfile.example")
+	// The example names the image's state directory; vastauth keeps its
+	// session salt there even when a secret is set, so validate a copy
+	// that points into the test's own directory.
+	raw, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
+		t.Fatal(err)
+	}
+	example := filepath.Join(p.Dir, "Caddyfile")
+	if err := os.WriteFile(example, []byte(strings.ReplaceAll(string(raw), "/var/lib/portal", filepath.Join(p.Dir, "state"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := p.Caddy("validate", "--config", example)
@@ -27,7 +35,10 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("caddy adapt: %v\n%s", err, adapted)
 	}
-	for _, directive := range []string{`"handler":"vastauth"`, `"handler":"logstream"`, `"handler":"gpu_metrics"`, `"handler":"tunnels_api"`, `"tunnels":{`} {
+	for _, directive := range []string{`"handler":"vastauth"`, `"handler":"logstream"`, `"handler":"gpu_metrics"`, `"handler":"tunnels_api"`, `"tunnels":{`,
+		`"handler":"portal_processes"`, `"handler":"portal_apps"`, `"handler":"portal_links"`,
+		`"handler":"portal_front"`, `"handler":"portal_internal_guard"`, `"wrapper":"portal_connlimit"`,
+		`"filter":"vastauth_redact"`, `"secrets":["{env.OPEN_BUTTON_TOKEN}","{env.WEB_PASSWORD}"]`} {
 		if !strings.Contains(adapted, directive) {
 			t.Errorf("Caddyfile.example lacks %s", directive)
 		}

@@ -208,6 +208,28 @@ func TestTunnelsAPICreateListRefreshStop(t *testing.T) {
 		t.Fatalf("after stop: %+v, processes %v", c.list(), processesRunning(bin))
 	}
 
+	// Any local port may be tunnelled, but a tunnel to an app's internal
+	// port (here the portal's own, which serves this API) bypasses the
+	// portal's authentication: the answer says so and names the external
+	// port (issue 14, item 7; the old answer said nothing).
+	var internalPort int
+	fmt.Sscanf(c.base, "http://127.0.0.1:%d/", &internalPort)
+	internalTarget := fmt.Sprintf("http://localhost:%d", internalPort)
+	code, body = c.post("", internalTarget)
+	var advised struct {
+		Tunnel          tunnelStatus `json:"tunnel"`
+		Warning         string       `json:"warning"`
+		SuggestedTarget string       `json:"suggested_target"`
+	}
+	if err := json.Unmarshal([]byte(body), &advised); err != nil || code != 201 || advised.Tunnel.Target != internalTarget ||
+		!strings.Contains(advised.Warning, fmt.Sprintf(`port %d is the internal port of "Instance Portal"`, internalPort)) ||
+		!strings.HasPrefix(advised.SuggestedTarget, "http://localhost:") || advised.SuggestedTarget == internalTarget {
+		t.Fatalf("tunnel to the portal's internal port: %d %s", code, body)
+	}
+	if code, body := c.post("/stop", internalTarget); code != 200 {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+
 	for _, bad := range []struct {
 		path, target string
 		code         int

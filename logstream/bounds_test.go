@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
-
 	"github.com/instanceportal/portal/confdecl"
 )
 
@@ -302,37 +299,6 @@ func TestTailerClosesDeletedFileAtOnce(t *testing.T) {
 	}
 	if !slices.Equal(kinds, []string{"append", "removed"}) { // "kept", then gone
 		t.Fatalf("events: %q, want the first line's append, then removed", kinds)
-	}
-}
-
-// The Service logs through the newest holder's logger, and falls back to
-// the previous one when that holder lets go (a reload that failed).
-func TestUseLoggerNewestWins(t *testing.T) {
-	svc, dir := newTestService(t, false)
-	core1, logs1 := observer.New(zap.DebugLevel)
-	core2, logs2 := observer.New(zap.DebugLevel)
-	release1 := svc.UseLogger(zap.New(core1))
-	release2 := svc.UseLogger(zap.New(core2))
-	_ = newClient(t, svc, nil)
-	appendFile(t, filepath.Join(dir, "one.log"), "1\n")
-	waitLog(t, logs2, "one.log")
-	release2()
-	appendFile(t, filepath.Join(dir, "two.log"), "2\n")
-	waitLog(t, logs1, "two.log")
-	release1()
-	if logs1.FilterField(zap.String("file", "one.log")).Len() != 0 || logs2.FilterField(zap.String("file", "two.log")).Len() != 0 {
-		t.Fatal("a line went to a logger that was not the newest")
-	}
-}
-
-func waitLog(t *testing.T, logs *observer.ObservedLogs, file string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for logs.FilterMessage("following log file").FilterField(zap.String("file", file)).Len() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line for %s", file)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

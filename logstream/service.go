@@ -41,11 +41,10 @@ const quietBeforeEvict = 10 * time.Second
 type Service struct {
 	cfg Config // defaults filled in
 	dir string
-	log atomic.Pointer[zap.Logger]
-	// loggers are the holders' loggers, oldest first; the newest logs.
-	logMu   sync.Mutex
-	loggers []*zap.Logger
-	base    *zap.Logger
+	// log is given once; a Service shared across config reloads should be
+	// given a logger that follows the newest config (caddymodules'
+	// configLoggers), since an old config's sinks close with it.
+	log *zap.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -74,45 +73,11 @@ func NewService(cfg Config, log *zap.Logger) *Service {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s.base = log
-	s.log.Store(log)
+	s.log = log
 	return s
 }
 
-// UseLogger makes the Service log through l until release is called, or
-// until a newer UseLogger. A Service shared across config reloads thus
-// logs through the newest config's logger (the old config's sinks are
-// closed when it stops), and falls back to the previous one if the newer
-// config is released first (a reload that failed).
-func (s *Service) UseLogger(l *zap.Logger) (release func()) {
-	if l == nil {
-		l = zap.NewNop()
-	}
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	s.loggers = append(s.loggers, l)
-	s.log.Store(l)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.logMu.Lock()
-			defer s.logMu.Unlock()
-			for i := len(s.loggers) - 1; i >= 0; i-- {
-				if s.loggers[i] == l {
-					s.loggers = append(s.loggers[:i], s.loggers[i+1:]...)
-					break
-				}
-			}
-			cur := s.base
-			if n := len(s.loggers); n > 0 {
-				cur = s.loggers[n-1]
-			}
-			s.log.Store(cur)
-		})
-	}
-}
-
-func (s *Service) logger() *zap.Logger { return s.log.Load() }
+func (s *Service) logger() *zap.Logger { return s.log }
 
 // Dir is the directory followed.
 func (s *Service) Dir() string { return s.dir }

@@ -18,9 +18,6 @@ type realClock struct{}
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// RealClock is the wall clock.
-var RealClock Clock = realClock{}
-
 // backoff is the restart policy of one tunnel: each failure doubles the
 // wait from Base up to Max, and the failure count halves every Decay of
 // quiet time, so a tunnel that failed once an hour ago restarts promptly
@@ -73,11 +70,4 @@ func (b *backoff) decayTo(now time.Time) {
 	if b.failures < 0.01 {
 		b.failures = 0
 	}
-}
-
-// Failures is the decayed failure count at now (for status and tests).
-func (b *backoff) failuresAt(now time.Time) float64 {
-	c := *b
-	c.decayTo(now)
-	return c.failures
 }

@@ -18,8 +18,8 @@ func BenchmarkQuickTunnelURLFromLine(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				QuickTunnelURLFromLine(line)
-				IsRateLimitLine(line)
+				quickTunnelURLFromLine(line)
+				isRateLimitLine(line)
 			}
 		})
 	}

@@ -49,8 +49,8 @@ func loadCooldown(stateDir string) (*cooldown, error) {
 	return c, nil
 }
 
-// Until is the end of the cooldown (zero or past: none).
-func (c *cooldown) Until() time.Time {
+// end is the end of the cooldown (zero or past: none).
+func (c *cooldown) end() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.until

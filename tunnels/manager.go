@@ -30,103 +30,16 @@ var (
 	ErrNotFound = errors.New("no such tunnel")
 	// ErrClosed: the manager has been closed.
 	ErrClosed = errors.New("tunnel manager closed")
+	// ErrTooManyTunnels: Create would exceed Config.MaxTunnels.
+	ErrTooManyTunnels = errors.New("too many tunnels")
+	// ErrSlowDown: creations come faster than Config.CreateBurst and
+	// CreateInterval allow; the error is a *SlowDownError.
+	ErrSlowDown = errors.New("tunnels are being created too fast")
 )
 
-// Production defaults of Options.
-const (
-	DefaultReadyTimeout      = 45 * time.Second
-	DefaultUnreadyRestart    = time.Minute
-	DefaultKillGrace         = 5 * time.Second
-	DefaultPollInterval      = 500 * time.Millisecond
-	DefaultBackoffBase       = 2 * time.Second
-	DefaultBackoffMax        = 5 * time.Minute
-	DefaultFailureDecay      = 5 * time.Minute
-	DefaultRateLimitCooldown = 10 * time.Minute
-	DefaultStartSpacing      = 3 * time.Second
-	DefaultProtocol          = "http2"
-	// LogFileName is the file in the log directory that receives every
-	// cloudflared's output, one line per output line, tagged with the tunnel.
-	LogFileName = "tunnels.log"
-)
-
-// Options configure a Manager. Zero durations take the defaults above.
-type Options struct {
-	// Binary is the cloudflared executable, a path or a name on PATH.
-	Binary string
-	// Protocol is passed as --protocol (http2, quic or auto).
-	Protocol string
-	// LogDir receives tunnels.log; "" disables the file.
-	LogDir string
-	// StateDir keeps the rate-limit cooldown; "" keeps it in memory only.
-	StateDir string
-
-	// ReadyTimeout bounds a start: no ready URL by then and the run fails
-	// with cloudflared's last output lines as the reason.
-	ReadyTimeout time.Duration
-	// UnreadyRestart restarts a running tunnel whose /ready stays unready
-	// this long while the process lives.
-	UnreadyRestart time.Duration
-	// KillGrace is the wait between SIGTERM and SIGKILL.
-	KillGrace time.Duration
-	// PollInterval is how often /ready and /quicktunnel are asked.
-	PollInterval time.Duration
-	// BackoffBase and BackoffMax bound the restart wait, which doubles per
-	// failure; FailureDecay halves the failure count per quiet period.
-	BackoffBase, BackoffMax, FailureDecay time.Duration
-	// RateLimitCooldown is how long quick tunnels wait after Cloudflare
-	// answered 429, persisted in StateDir.
-	RateLimitCooldown time.Duration
-	// StartSpacing separates two quick tunnel process starts, so that the
-	// default tunnels created at boot do not trip the rate limit together.
-	StartSpacing time.Duration
-
-	// Logger receives supervision events; nil discards them.
-	Logger *zap.Logger
-	// Clock is the time seam; nil is the wall clock.
-	Clock Clock
-}
-
-func (o Options) withDefaults() Options {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	if o.Binary == "" {
-		o.Binary = "cloudflared"
-	}
-	if o.Protocol == "" {
-		o.Protocol = DefaultProtocol
-	}
-	def(&o.ReadyTimeout, DefaultReadyTimeout)
-	def(&o.UnreadyRestart, DefaultUnreadyRestart)
-	def(&o.KillGrace, DefaultKillGrace)
-	def(&o.PollInterval, DefaultPollInterval)
-	def(&o.BackoffBase, DefaultBackoffBase)
-	def(&o.BackoffMax, DefaultBackoffMax)
-	def(&o.FailureDecay, DefaultFailureDecay)
-	def(&o.RateLimitCooldown, DefaultRateLimitCooldown)
-	def(&o.StartSpacing, DefaultStartSpacing)
-	if o.BackoffMax < o.BackoffBase {
-		o.BackoffMax = o.BackoffBase
-	}
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
-	}
-	if o.Clock == nil {
-		o.Clock = RealClock
-	}
-	return o
-}
-
-// ValidProtocol reports whether p is a transport cloudflared accepts.
-func ValidProtocol(p string) bool {
-	switch p {
-	case "auto", "http2", "quic":
-		return true
-	}
-	return false
-}
+// LogFileName is the file in the log directory that receives every
+// cloudflared's output, one line per output line, tagged with the tunnel.
+const LogFileName = "tunnels.log"
 
 // Kind is the type of a tunnel.
 type Kind string
@@ -197,19 +110,20 @@ func (s Spec) label() string {
 }
 
 // Manager runs a set of tunnels. Each tunnel is reference-counted by owners
-// (a config that wants it as a default tunnel, OwnerAPI for tunnels created
+// (a config that wants it as a default tunnel, ownerAPI for tunnels created
 // on demand), so that a reload handing a tunnel from the old config to the
 // new one keeps its process and URL. A Manager is safe for concurrent use.
 type Manager struct {
-	optsMu sync.RWMutex
-	opts   Options // identity fields fixed at NewManager; timings by SetTimings
-	log    *zap.Logger
-	clock  Clock
+	cfgMu sync.RWMutex
+	cfg   Config // defaults filled; Identity fixed at NewManager, the rest by Reconfigure
+	log   *zap.Logger
+	clock Clock
 
-	mu      sync.Mutex
-	tunnels map[string]*tunnel
-	closed  bool
-	wg      sync.WaitGroup // one per tunnel goroutine
+	mu       sync.Mutex
+	tunnels  map[string]*tunnel
+	closed   bool
+	wg       sync.WaitGroup // one per tunnel goroutine
+	creation tokenBucket    // API creations and refreshes; guarded by mu
 
 	cool *cooldown
 
@@ -221,15 +135,20 @@ type Manager struct {
 	nextSlot time.Time
 }
 
-// OwnerAPI owns the tunnels created on demand: they live until stopped or
+// ownerAPI owns the tunnels created on demand: they live until stopped or
 // until the Manager closes.
-const OwnerAPI = "api"
+const ownerAPI = "api"
 
-// NewManager returns a Manager; it starts nothing until Acquire.
-func NewManager(opts Options) *Manager {
-	opts = opts.withDefaults()
-	m := &Manager{opts: opts, log: opts.Logger, clock: opts.Clock, tunnels: map[string]*tunnel{}}
-	cool, err := loadCooldown(opts.StateDir)
+// NewManager returns a Manager for cfg (zero settings take the defaults);
+// it starts nothing until Acquire or Create. log receives supervision
+// events; nil discards them. The caller validates cfg.
+func NewManager(cfg Config, log *zap.Logger) *Manager {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	cfg = cfg.WithDefaults()
+	m := &Manager{cfg: cfg, log: log, clock: realClock{}, tunnels: map[string]*tunnel{}}
+	cool, err := loadCooldown(cfg.StateDir)
 	if err != nil {
 		m.log.Warn("ignoring unreadable tunnel cooldown", zap.Error(err))
 	}
@@ -237,31 +156,23 @@ func NewManager(opts Options) *Manager {
 	return m
 }
 
-// Options returns the effective options (defaults filled in).
-func (m *Manager) Options() Options {
-	m.optsMu.RLock()
-	defer m.optsMu.RUnlock()
-	return m.opts
+// Config returns the effective settings (defaults filled in).
+func (m *Manager) Config() Config {
+	m.cfgMu.RLock()
+	defer m.cfgMu.RUnlock()
+	return m.cfg
 }
 
-// SetTimings replaces the timing knobs (every duration of o; zero takes the
-// default) without touching running processes: a reload that only changes
-// timings keeps every tunnel and URL. They apply from each tunnel's next
-// start.
-func (m *Manager) SetTimings(o Options) {
-	o = o.withDefaults()
-	m.optsMu.Lock()
-	defer m.optsMu.Unlock()
-	m.opts.ReadyTimeout, m.opts.UnreadyRestart, m.opts.KillGrace = o.ReadyTimeout, o.UnreadyRestart, o.KillGrace
-	m.opts.PollInterval, m.opts.BackoffBase, m.opts.BackoffMax = o.PollInterval, o.BackoffBase, o.BackoffMax
-	m.opts.FailureDecay, m.opts.RateLimitCooldown, m.opts.StartSpacing = o.FailureDecay, o.RateLimitCooldown, o.StartSpacing
-}
-
-// Identity is what a Manager's processes depend on beyond timings: two
-// Options with the same Identity can share one Manager.
-func (o Options) Identity() string {
-	o = o.withDefaults()
-	return fmt.Sprintf("bin=%q protocol=%q log=%q state=%q", o.Binary, o.Protocol, o.LogDir, o.StateDir)
+// Reconfigure applies every setting of cfg outside its Identity (zero takes
+// the default) without touching running processes: a reload that changes
+// only timings or limits keeps every tunnel and URL. Timings apply from
+// each tunnel's next start.
+func (m *Manager) Reconfigure(cfg Config) {
+	cfg = cfg.WithDefaults()
+	m.cfgMu.Lock()
+	defer m.cfgMu.Unlock()
+	cfg.Cloudflared, cfg.Protocol, cfg.LogDir, cfg.StateDir = m.cfg.Cloudflared, m.cfg.Protocol, m.cfg.LogDir, m.cfg.StateDir
+	m.cfg = cfg
 }
 
 // Acquire makes owner an owner of the tunnel spec describes, starting it if
@@ -277,6 +188,11 @@ func (m *Manager) Acquire(owner string, spec Spec) (st Status, created bool, err
 	if m.closed {
 		return Status{}, false, ErrClosed
 	}
+	return m.acquireLocked(owner, spec)
+}
+
+func (m *Manager) acquireLocked(owner string, spec Spec) (Status, bool, error) {
+	created := false
 	t := m.tunnels[spec.key()]
 	if t == nil {
 		t = newTunnel(m, spec)
@@ -295,16 +211,59 @@ func (m *Manager) Acquire(owner string, spec Spec) (st Status, created bool, err
 	return t.status(), created, nil
 }
 
-// Create starts an on-demand quick tunnel to target (owned by OwnerAPI).
+// Create starts an on-demand quick tunnel to target, owned by the API. A
+// target that already has a running tunnel is answered with it. A new
+// process is refused with ErrTooManyTunnels when MaxTunnels quick tunnels
+// exist, and with a *SlowDownError when creations come faster than
+// CreateBurst and CreateInterval allow.
 func (m *Manager) Create(target string) (Status, bool, error) {
-	return m.Acquire(OwnerAPI, QuickSpec(target))
+	spec, err := QuickSpec(target).normalize()
+	if err != nil {
+		return Status{}, false, err
+	}
+	cfg := m.Config()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Status{}, false, ErrClosed
+	}
+	t := m.tunnels[spec.key()]
+	if t != nil && t.alive() {
+		t.owners[ownerAPI] = true
+		return t.status(), false, nil
+	}
+	if t == nil {
+		quick := 0
+		for _, o := range m.tunnels {
+			if o.spec.Kind == Quick {
+				quick++
+			}
+		}
+		if quick >= cfg.MaxTunnels {
+			return Status{}, false, fmt.Errorf("%w: %d quick tunnels run, the most allowed (max_tunnels); stop one first", ErrTooManyTunnels, quick)
+		}
+	}
+	if err := m.takeCreation(cfg); err != nil {
+		return Status{}, false, err
+	}
+	return m.acquireLocked(ownerAPI, spec)
+}
+
+// takeCreation spends one creation from the bucket, under m.mu.
+func (m *Manager) takeCreation(cfg Config) error {
+	wait, ok := m.creation.take(m.clock.Now(), cfg.CreateBurst, cfg.CreateInterval.Std())
+	if !ok {
+		return &SlowDownError{Wait: wait, Burst: cfg.CreateBurst, Interval: cfg.CreateInterval.Std()}
+	}
+	return nil
 }
 
 // checkBinary resolves the cloudflared binary, so that a missing one is a
 // clear error at once rather than a restart loop.
 func (m *Manager) checkBinary() error {
-	if _, err := exec.LookPath(m.opts.Binary); err != nil {
-		return fmt.Errorf("%w: %q: %v", ErrBinaryMissing, m.opts.Binary, unwrapExec(err))
+	bin := m.Config().Cloudflared
+	if _, err := exec.LookPath(bin); err != nil {
+		return fmt.Errorf("%w: %q: %v", ErrBinaryMissing, bin, unwrapExec(err))
 	}
 	return nil
 }
@@ -365,16 +324,22 @@ func (m *Manager) Stop(target string) (Status, error) {
 }
 
 // Refresh restarts the quick tunnel to target so that it gets a new URL.
+// It asks Cloudflare for a new quick tunnel, so it spends a creation like
+// Create (a *SlowDownError when none is left).
 func (m *Manager) Refresh(target string) (Status, error) {
 	spec, err := QuickSpec(target).normalize()
 	if err != nil {
 		return Status{}, err
 	}
+	cfg := m.Config()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t := m.tunnels[spec.key()]
 	if t == nil {
 		return Status{}, fmt.Errorf("%w: %s", ErrNotFound, spec.Target)
+	}
+	if err := m.takeCreation(cfg); err != nil {
+		return t.status(), err
 	}
 	if t.alive() {
 		t.requestRefresh()
@@ -453,7 +418,7 @@ func (m *Manager) waitStartSlot(done <-chan struct{}) bool {
 	if slot.Before(now) {
 		slot = now
 	}
-	m.nextSlot = slot.Add(m.Options().StartSpacing)
+	m.nextSlot = slot.Add(m.Config().StartSpacing.Std())
 	m.slotMu.Unlock()
 	if wait := slot.Sub(now); wait > 0 {
 		select {
@@ -469,16 +434,17 @@ func (m *Manager) waitStartSlot(done <-chan struct{}) bool {
 // line is one write on an O_APPEND file, so lines of concurrent tunnels
 // never interleave mid-line.
 func (m *Manager) writeLog(label, line string) {
-	if m.opts.LogDir == "" {
+	dir := m.Config().LogDir
+	if dir == "" {
 		return
 	}
 	m.logMu.Lock()
 	defer m.logMu.Unlock()
 	if m.logFile == nil && m.logErr == nil {
-		if err := os.MkdirAll(m.opts.LogDir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			m.logErr = err
 		} else {
-			m.logFile, m.logErr = os.OpenFile(filepath.Join(m.opts.LogDir, LogFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			m.logFile, m.logErr = os.OpenFile(filepath.Join(dir, LogFileName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		}
 		if m.logErr != nil {
 			m.log.Warn("cannot write tunnels.log; cloudflared output goes to the debug log only", zap.Error(m.logErr))

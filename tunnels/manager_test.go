@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // fakeBin is the fake cloudflared, built once by TestMain.
@@ -48,7 +50,7 @@ type harness struct {
 
 // newHarness runs a Manager on the fake with test-sized knobs. env sets
 // the fake's knobs for every child of this test.
-func newHarness(t *testing.T, env map[string]string, tweak func(*Options)) *harness {
+func newHarness(t *testing.T, env map[string]string, tweak func(*Config)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, record: filepath.Join(dir, "record.jsonl")}
@@ -57,19 +59,25 @@ func newHarness(t *testing.T, env map[string]string, tweak func(*Options)) *harn
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	opts := Options{
-		Binary: fakeBin, LogDir: filepath.Join(dir, "log"), StateDir: filepath.Join(dir, "state"),
-		ReadyTimeout: 5 * time.Second, UnreadyRestart: 300 * time.Millisecond, KillGrace: 500 * time.Millisecond,
-		PollInterval: 20 * time.Millisecond, BackoffBase: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
-		RateLimitCooldown: 300 * time.Millisecond, StartSpacing: time.Millisecond, Logger: zap.NewNop(),
+	cfg := Config{
+		Cloudflared: fakeBin, LogDir: filepath.Join(dir, "log"), StateDir: filepath.Join(dir, "state"),
+		ReadyTimeout: ms(5000), UnreadyRestart: ms(300), KillGrace: ms(500),
+		PollInterval: ms(20), BackoffBase: ms(20), BackoffMax: ms(100),
+		RateLimitCooldown: ms(300), StartSpacing: ms(1), CreateBurst: 100,
 	}
 	if tweak != nil {
-		tweak(&opts)
+		tweak(&cfg)
 	}
-	h.m = NewManager(opts)
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h.m = NewManager(cfg, zap.NewNop())
 	t.Cleanup(func() { _ = h.m.Close() })
 	return h
 }
+
+// ms is n milliseconds as a setting.
+func ms(n int) confdecl.Duration { return confdecl.Duration(time.Duration(n) * time.Millisecond) }
 
 func (h *harness) find(target string) (Status, bool) {
 	for _, s := range h.m.List() {
@@ -225,9 +233,9 @@ func TestURLPublishedOnlyWhenReady(t *testing.T) {
 }
 
 func TestNeverReadyFailsWithLastOutput(t *testing.T) {
-	h := newHarness(t, map[string]string{"FAKE_CLOUDFLARED_NEVER_READY": "1"}, func(o *Options) {
-		o.ReadyTimeout = 300 * time.Millisecond
-		o.BackoffBase, o.BackoffMax = time.Hour, time.Hour
+	h := newHarness(t, map[string]string{"FAKE_CLOUDFLARED_NEVER_READY": "1"}, func(o *Config) {
+		o.ReadyTimeout = ms(300)
+		o.BackoffBase, o.BackoffMax = confdecl.Duration(time.Hour), confdecl.Duration(time.Hour)
 	})
 	if _, _, err := h.m.Create("http://localhost:18083"); err != nil {
 		t.Fatal(err)
@@ -295,8 +303,8 @@ func TestUnreadyTunnelIsRestarted(t *testing.T) {
 }
 
 func TestRateLimitCooldownPersists(t *testing.T) {
-	h := newHarness(t, map[string]string{"FAKE_CLOUDFLARED_RATE_LIMIT_TIMES": "1"}, func(o *Options) {
-		o.RateLimitCooldown = 600 * time.Millisecond
+	h := newHarness(t, map[string]string{"FAKE_CLOUDFLARED_RATE_LIMIT_TIMES": "1"}, func(o *Config) {
+		o.RateLimitCooldown = ms(600)
 	})
 	if _, _, err := h.m.Create("http://localhost:18087"); err != nil {
 		t.Fatal(err)
@@ -307,7 +315,7 @@ func TestRateLimitCooldownPersists(t *testing.T) {
 	}
 	// A new manager on the same state directory (a restarted binary)
 	// honours the cooldown before starting anything.
-	m2 := NewManager(Options{Binary: fakeBin, StateDir: filepath.Join(h.dir, "state"), PollInterval: 20 * time.Millisecond, StartSpacing: time.Millisecond})
+	m2 := NewManager(Config{Cloudflared: fakeBin, StateDir: filepath.Join(h.dir, "state"), PollInterval: ms(20), StartSpacing: ms(1)}, nil)
 	defer m2.Close()
 	if _, _, err := m2.Create("http://localhost:18088"); err != nil {
 		t.Fatal(err)
@@ -429,7 +437,7 @@ func TestWrongTokenFailsWithReason(t *testing.T) {
 }
 
 func TestMissingBinaryFailsClearly(t *testing.T) {
-	h := newHarness(t, nil, func(o *Options) { o.Binary = filepath.Join(t.TempDir(), "no-cloudflared") })
+	h := newHarness(t, nil, func(o *Config) { o.Cloudflared = filepath.Join(t.TempDir(), "no-cloudflared") })
 	st, _, err := h.m.Create("http://localhost:18092")
 	if !errors.Is(err, ErrBinaryMissing) || st.State != StateFailed || !strings.Contains(st.LastError, "no-cloudflared") {
 		t.Fatalf("Create = %+v, %v", st, err)

@@ -56,7 +56,7 @@ func (c *metricsClient) ready(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return ParseReady(status, body), nil
+	return parseReady(status, body), nil
 }
 
 // quickTunnelURL asks /quicktunnel; "" while no hostname is known or when
@@ -66,7 +66,7 @@ func (c *metricsClient) quickTunnelURL(ctx context.Context) (string, error) {
 	if err != nil || status != http.StatusOK {
 		return "", err
 	}
-	return ParseQuickTunnel(body)
+	return parseQuickTunnel(body)
 }
 
 // ingress asks /config for a named tunnel's ingress rules.
@@ -78,12 +78,12 @@ func (c *metricsClient) ingress(ctx context.Context) ([]IngressRule, error) {
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("/config answered %d", status)
 	}
-	return ParseIngress(body)
+	return parseIngress(body)
 }
 
-// ParseReady interprets a /ready answer: ready means 200 and, when the body
+// parseReady interprets a /ready answer: ready means 200 and, when the body
 // says so, at least one ready connection.
-func ParseReady(status int, body []byte) bool {
+func parseReady(status int, body []byte) bool {
 	if status != http.StatusOK {
 		return false
 	}
@@ -96,11 +96,11 @@ func ParseReady(status int, body []byte) bool {
 	return true
 }
 
-// ParseQuickTunnel reads /quicktunnel's {"hostname":"x.trycloudflare.com"}
+// parseQuickTunnel reads /quicktunnel's {"hostname":"x.trycloudflare.com"}
 // and returns https://x.trycloudflare.com, or "" when no hostname is set
 // yet. A hostname that is not a trycloudflare.com name is an error: the URL
 // is shown to users as a link.
-func ParseQuickTunnel(body []byte) (string, error) {
+func parseQuickTunnel(body []byte) (string, error) {
 	var r struct {
 		Hostname string `json:"hostname"`
 	}
@@ -111,7 +111,7 @@ func ParseQuickTunnel(body []byte) (string, error) {
 	if h == "" {
 		return "", nil
 	}
-	u, ok := QuickTunnelURLFromLine("https://" + h)
+	u, ok := quickTunnelURLFromLine("https://" + h)
 	if !ok || u != "https://"+h {
 		return "", fmt.Errorf("/quicktunnel: unexpected hostname %q", clip(h, 100))
 	}
@@ -125,10 +125,10 @@ type IngressRule struct {
 	Service  string `json:"service"`
 }
 
-// ParseIngress reads /config, {"version":N,"config":{"ingress":[{"hostname":
+// parseIngress reads /config, {"version":N,"config":{"ingress":[{"hostname":
 // …,"service":…},…]}}, keeping the rules that have a hostname (the last,
 // catch-all rule such as http_status:404 has none).
-func ParseIngress(body []byte) ([]IngressRule, error) {
+func parseIngress(body []byte) ([]IngressRule, error) {
 	var r struct {
 		Config struct {
 			Ingress []struct {

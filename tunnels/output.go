@@ -15,10 +15,10 @@ import (
 // match cannot swallow the box border or a trailing quote.
 var quickURLPattern = regexp.MustCompile(`https://([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)\.trycloudflare\.com\b`)
 
-// QuickTunnelURLFromLine returns the https://….trycloudflare.com URL printed
+// quickTunnelURLFromLine returns the https://….trycloudflare.com URL printed
 // in one line of cloudflared output. It is the fallback for cloudflared
 // builds whose metrics server has no /quicktunnel endpoint.
-func QuickTunnelURLFromLine(line string) (string, bool) {
+func quickTunnelURLFromLine(line string) (string, bool) {
 	for _, loc := range quickURLPattern.FindAllStringIndex(line, -1) {
 		m := line[loc[0]:loc[1]]
 		if loc[1] < len(line) && isHostByte(line[loc[1]]) {
@@ -36,11 +36,11 @@ func isHostByte(c byte) bool {
 	return c == '.' || c == '-' || c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
 }
 
-// IsRateLimitLine reports whether a line of cloudflared output says that
+// isRateLimitLine reports whether a line of cloudflared output says that
 // quick tunnel creation was refused by Cloudflare's rate limit. cloudflared
 // cannot parse the 429 / error 1015 page and reports "failed to unmarshal
 // quick Tunnel" (cloudflared issue 972), usually next to the status code.
-func IsRateLimitLine(line string) bool {
+func isRateLimitLine(line string) bool {
 	l := strings.ToLower(line)
 	return strings.Contains(l, "failed to unmarshal quick tunnel") ||
 		strings.Contains(l, "429 too many requests") ||

@@ -24,9 +24,9 @@ func TestQuickTunnelURLFromLine(t *testing.T) {
 		{"https://UPPER.trycloudflare.com", ""},
 	}
 	for _, c := range cases {
-		got, ok := QuickTunnelURLFromLine(c.line)
+		got, ok := quickTunnelURLFromLine(c.line)
 		if got != c.want || ok != (c.want != "") {
-			t.Errorf("QuickTunnelURLFromLine(%q) = %q, %v; want %q", c.line, got, ok, c.want)
+			t.Errorf("quickTunnelURLFromLine(%q) = %q, %v; want %q", c.line, got, ok, c.want)
 		}
 	}
 }
@@ -42,12 +42,12 @@ func TestIsRateLimitLine(t *testing.T) {
 		"2024-05-01T10:00:01Z INF Registered tunnel connection connIndex=0",
 	}
 	for _, l := range yes {
-		if !IsRateLimitLine(l) {
+		if !isRateLimitLine(l) {
 			t.Errorf("not recognised as rate limit: %q", l)
 		}
 	}
 	for _, l := range no {
-		if IsRateLimitLine(l) {
+		if isRateLimitLine(l) {
 			t.Errorf("wrongly taken for a rate limit: %q", l)
 		}
 	}
@@ -107,8 +107,8 @@ func TestParseReady(t *testing.T) {
 		{404, ``, false},
 	}
 	for _, c := range cases {
-		if got := ParseReady(c.status, []byte(c.body)); got != c.want {
-			t.Errorf("ParseReady(%d, %s) = %v", c.status, c.body, got)
+		if got := parseReady(c.status, []byte(c.body)); got != c.want {
+			t.Errorf("parseReady(%d, %s) = %v", c.status, c.body, got)
 		}
 	}
 }
@@ -126,9 +126,9 @@ func TestParseQuickTunnel(t *testing.T) {
 		{`not json`, "", true},
 	}
 	for _, c := range cases {
-		got, err := ParseQuickTunnel([]byte(c.body))
+		got, err := parseQuickTunnel([]byte(c.body))
 		if got != c.want || (err != nil) != c.err {
-			t.Errorf("ParseQuickTunnel(%s) = %q, %v", c.body, got, err)
+			t.Errorf("parseQuickTunnel(%s) = %q, %v", c.body, got, err)
 		}
 	}
 }
@@ -138,7 +138,7 @@ func TestParseIngress(t *testing.T) {
 		{"hostname":"jupyter.example.com","path":null,"service":"http://localhost:8080","originRequest":{}},
 		{"hostname":"comfy.example.com","path":"^/api","service":"http://localhost:8188","originRequest":{}},
 		{"service":"http_status:404","originRequest":{}}],"warp-routing":{"enabled":false},"originRequest":{}}}`
-	got, err := ParseIngress([]byte(body))
+	got, err := parseIngress([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestParseIngress(t *testing.T) {
 			t.Errorf("rule %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if _, err := ParseIngress([]byte(`[`)); err == nil {
+	if _, err := parseIngress([]byte(`[`)); err == nil {
 		t.Error("broken JSON accepted")
 	}
 }
@@ -216,7 +216,7 @@ func FuzzQuickTunnelURLFromLine(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		u, ok := QuickTunnelURLFromLine(line)
+		u, ok := quickTunnelURLFromLine(line)
 		if !ok {
 			if u != "" {
 				t.Fatal("URL without ok")
@@ -226,7 +226,7 @@ func FuzzQuickTunnelURLFromLine(f *testing.F) {
 		if !strings.Contains(line, u) || !strings.HasPrefix(u, "https://") || !strings.HasSuffix(u, ".trycloudflare.com") {
 			t.Fatalf("bad URL %q from %q", u, line)
 		}
-		if _, err := ParseQuickTunnel([]byte(`{"hostname":"` + strings.TrimPrefix(u, "https://") + `"}`)); err != nil {
+		if _, err := parseQuickTunnel([]byte(`{"hostname":"` + strings.TrimPrefix(u, "https://") + `"}`)); err != nil {
 			t.Fatalf("URL from a line refused by /quicktunnel parsing: %v", err)
 		}
 	})

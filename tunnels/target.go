@@ -77,3 +77,61 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Advice is what the API adds to a create answer when the target bypasses
+// the portal: a warning, and the authenticated target to use instead when
+// there is one.
+type Advice struct {
+	Warning         string `json:"warning,omitempty"`
+	SuggestedTarget string `json:"suggested_target,omitempty"`
+}
+
+// AdviseTarget warns when target is an app's
+// internal port: a tunnel there publishes the app without the portal's
+// authentication. The tunnel is still allowed (any local port may be
+// tunnelled); the advice names the app's external port, served behind the
+// portal's authentication, as the target to use. A port that is some app's
+// tunnel port (a link-only app's own port, or a served port) is never
+// warned about.
+func AdviseTarget(apps []App, target string) Advice {
+	norm, err := NormalizeTarget(target)
+	if err != nil {
+		return Advice{} // not a target at all: the create is refused anyway
+	}
+	u, err := url.Parse(norm)
+	if err != nil {
+		return Advice{}
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port == 0 {
+		return Advice{}
+	}
+	for _, a := range apps {
+		if a.TunnelPort == port {
+			return Advice{}
+		}
+	}
+	for _, a := range apps {
+		if a.InternalPort != port || a.InternalPort == a.ExternalPort {
+			continue
+		}
+		name := clip(a.Name, 80)
+		if !a.Served || a.TunnelPort == 0 {
+			return Advice{Warning: fmt.Sprintf(
+				"port %d is the internal port of %q: this tunnel publishes it without the portal's authentication, and the portal serves no authenticated port for it (external port %d is not published)",
+				port, name, a.ExternalPort)}
+		}
+		scheme := a.Scheme
+		if scheme == "" {
+			scheme = "http"
+		}
+		suggested := scheme + "://localhost:" + strconv.Itoa(a.TunnelPort)
+		return Advice{
+			Warning: fmt.Sprintf(
+				"port %d is the internal port of %q: this tunnel publishes it without the portal's authentication; tunnel %s (its external port, behind the portal) instead",
+				port, name, suggested),
+			SuggestedTarget: suggested,
+		}
+	}
+	return Advice{}
+}

@@ -161,11 +161,11 @@ func (t *tunnel) run() {
 			t.setFailed(fmt.Errorf("internal error: %v", r))
 		}
 	}()
-	ctx, opts, clock := t.ctx, t.m.Options(), t.m.clock
-	bo := newBackoff(opts.BackoffBase, opts.BackoffMax, opts.FailureDecay)
+	ctx, cfg, clock := t.ctx, t.m.Config(), t.m.clock
+	bo := newBackoff(cfg.BackoffBase.Std(), cfg.BackoffMax.Std(), cfg.FailureDecay.Std())
 	for ctx.Err() == nil {
 		if t.spec.Kind == Quick {
-			if until := t.m.cool.Until(); until.After(clock.Now()) {
+			if until := t.m.cool.end(); until.After(clock.Now()) {
 				u := until
 				t.update(func(s *Status) { s.State, s.CooldownUntil, s.URL = StateRateLimited, &u, "" })
 				log.Info("waiting for the quick tunnel rate limit to pass", zap.Time("until", until))
@@ -193,7 +193,7 @@ func (t *tunnel) run() {
 			t.setFailed(err)
 			return
 		case errors.Is(err, ErrRateLimited):
-			until := now.Add(opts.RateLimitCooldown)
+			until := now.Add(cfg.RateLimitCooldown.Std())
 			if perr := t.m.cool.extend(until); perr != nil {
 				log.Warn("cannot persist the rate-limit cooldown", zap.Error(perr))
 			}
@@ -224,7 +224,7 @@ func (t *tunnel) run() {
 // would publish its unauthenticated debug endpoints. The token is never
 // here: `ps` shows argv to every user.
 func (t *tunnel) args(metrics string) []string {
-	a := []string{"tunnel", "--no-autoupdate", "--metrics", metrics, "--protocol", t.m.Options().Protocol}
+	a := []string{"tunnel", "--no-autoupdate", "--metrics", metrics, "--protocol", t.m.Config().Protocol}
 	if t.spec.Kind == Named {
 		return append(a, "run")
 	}
@@ -257,7 +257,7 @@ func (t *tunnel) env() []string {
 // refresh, never becomes ready, or stays unready too long. It always
 // returns with the process and its group gone.
 func (t *tunnel) runOnce(ctx context.Context) error {
-	m, opts := t.m, t.m.Options()
+	m, cfg := t.m, t.m.Config()
 	label := t.spec.label()
 	if t.spec.Kind == Quick && !m.waitStartSlot(ctx.Done()) {
 		return ctx.Err()
@@ -277,17 +277,17 @@ func (t *tunnel) runOnce(ctx context.Context) error {
 		line = t.redact(line)
 		m.writeLog(label, line)
 		out.add(line)
-		if IsRateLimitLine(line) {
+		if isRateLimitLine(line) {
 			sawRateLimit.Store(true)
 		}
-		if u, ok := QuickTunnelURLFromLine(line); ok {
+		if u, ok := quickTunnelURLFromLine(line); ok {
 			lineURL.Store(u)
 		}
 	}}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, opts.Binary, t.args(metricsAddr)...)
+	cmd := exec.CommandContext(runCtx, cfg.Cloudflared, t.args(metricsAddr)...)
 	cmd.Env = t.env()
 	cmd.Stdout, cmd.Stderr = lw, lw
 	// Own process group: SIGTERM goes to -pid, so helpers cloudflared
@@ -296,12 +296,12 @@ func (t *tunnel) runOnce(ctx context.Context) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	// After KillGrace, Wait kills the leader with SIGKILL and closes the
 	// pipes; reap() then SIGKILLs whatever is left of the group.
-	cmd.WaitDelay = opts.KillGrace
+	cmd.WaitDelay = cfg.KillGrace.Std()
 
 	t.update(func(s *Status) { s.State, s.URL, s.StartedAt, s.Pid = StateStarting, "", nil, 0 })
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("%w: %w: %q: %v", ErrDoNotRestart, ErrBinaryMissing, opts.Binary, unwrapExec(err))
+			return fmt.Errorf("%w: %w: %q: %v", ErrDoNotRestart, ErrBinaryMissing, cfg.Cloudflared, unwrapExec(err))
 		}
 		return fmt.Errorf("starting cloudflared: %w", err)
 	}
@@ -334,9 +334,9 @@ func (t *tunnel) runOnce(ctx context.Context) error {
 
 	mc := newMetricsClient(metricsAddr)
 	defer mc.close()
-	tick := time.NewTicker(opts.PollInterval)
+	tick := time.NewTicker(cfg.PollInterval.Std())
 	defer tick.Stop()
-	readyDeadline := m.clock.After(opts.ReadyTimeout)
+	readyDeadline := m.clock.After(cfg.ReadyTimeout.Std())
 	var (
 		running      bool
 		unreadySince time.Time
@@ -356,7 +356,7 @@ func (t *tunnel) runOnce(ctx context.Context) error {
 		case <-t.refreshC:
 			return halt(errRefresh)
 		case <-readyDeadline:
-			return halt(fmt.Errorf("no ready tunnel URL within %v: %s", opts.ReadyTimeout, out))
+			return halt(fmt.Errorf("no ready tunnel URL within %v: %s", cfg.ReadyTimeout, out))
 		case <-tick.C:
 		}
 
@@ -394,8 +394,8 @@ func (t *tunnel) runOnce(ctx context.Context) error {
 		case running:
 			if unreadySince.IsZero() {
 				unreadySince = now
-			} else if now.Sub(unreadySince) >= opts.UnreadyRestart {
-				return halt(fmt.Errorf("no edge connection: /ready unready for %v", opts.UnreadyRestart))
+			} else if now.Sub(unreadySince) >= cfg.UnreadyRestart.Std() {
+				return halt(fmt.Errorf("no edge connection: /ready unready for %v", cfg.UnreadyRestart))
 			}
 		}
 	}

@@ -15,9 +15,11 @@ const (
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
+var testSalt = []byte("0123456789abcdef-test-salt")
+
 func newTestAuth(t testing.TB) *Authenticator {
 	t.Helper()
-	a, err := New("vastai", []string{testPassword, "", testToken}, 0)
+	a, err := New(Params{Username: "vastai", Secrets: []string{testPassword, "", testToken}, Salt: testSalt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,11 +30,14 @@ func basic(user, pass string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
-func TestNewNeedsASecret(t *testing.T) {
+func TestNewErrors(t *testing.T) {
 	for _, secrets := range [][]string{nil, {}, {"", ""}} {
-		if _, err := New("vastai", secrets, 0); err != ErrNoSecret {
+		if _, err := New(Params{Secrets: secrets, Salt: testSalt}); err != ErrNoSecret {
 			t.Errorf("New(%q) error = %v, want ErrNoSecret", secrets, err)
 		}
+	}
+	if _, err := New(Params{Secrets: []string{"x"}, Salt: []byte("short")}); err != ErrShortSalt {
+		t.Errorf("short salt: %v, want ErrShortSalt", err)
 	}
 }
 
@@ -40,40 +45,40 @@ func TestCheck(t *testing.T) {
 	a := newTestAuth(t)
 	session := a.IssueSession(t0)
 	expired := a.IssueSession(t0.Add(-a.TTL() - time.Second))
-	other, _ := New("vastai", []string{"another secret"}, 0)
+	other, _ := New(Params{Username: "vastai", Secrets: []string{"another secret"}, Salt: testSalt})
 	foreign := other.IssueSession(t0)
 	tampered := session[:len(session)-1] + map[bool]string{true: "A", false: "B"}[session[len(session)-1] != 'A']
 
 	tests := []struct {
-		name          string
-		c             Credentials
-		verdict       Verdict
-		issue, stripA bool
+		name    string
+		c       Credentials
+		verdict Verdict
+		issue   bool
 	}{
-		{"nothing", Credentials{}, NoCredentials, false, false},
-		{"token password", Credentials{Token: testPassword, HasToken: true}, Accepted, true, false},
-		{"token open button", Credentials{Token: testToken, HasToken: true}, Accepted, true, false},
-		{"token wrong", Credentials{Token: "nope", HasToken: true}, Rejected, false, false},
-		{"token empty", Credentials{Token: "", HasToken: true}, Rejected, false, false},
-		{"token prefix of secret", Credentials{Token: testToken[:10], HasToken: true}, Rejected, false, false},
-		{"session", Credentials{Cookie: session, HasCookie: true}, Accepted, false, false},
-		{"session expired", Credentials{Cookie: expired, HasCookie: true}, NoCredentials, false, false},
-		{"session tampered", Credentials{Cookie: tampered, HasCookie: true}, Rejected, false, false},
-		{"session of other secrets", Credentials{Cookie: foreign, HasCookie: true}, Rejected, false, false},
-		{"raw secret cookie", Credentials{Cookie: testToken, HasCookie: true}, Accepted, false, false},
-		{"wrong cookie", Credentials{Cookie: "x", HasCookie: true}, Rejected, false, false},
-		{"bearer", Credentials{Authorization: "Bearer " + testToken}, Accepted, false, true},
-		{"bearer lower case", Credentials{Authorization: "bearer " + testPassword}, Accepted, false, true},
-		{"bearer wrong", Credentials{Authorization: "Bearer nope"}, Rejected, false, false},
-		{"basic", Credentials{Authorization: basic("vastai", testPassword)}, Accepted, true, true},
-		{"basic token", Credentials{Authorization: basic("vastai", testToken)}, Accepted, true, true},
-		{"basic wrong user", Credentials{Authorization: basic("root", testPassword)}, Rejected, false, false},
-		{"basic wrong password", Credentials{Authorization: basic("vastai", "nope")}, Rejected, false, false},
-		{"basic garbage", Credentials{Authorization: "Basic !!!"}, Rejected, false, false},
-		{"other scheme is the app's", Credentials{Authorization: "token jupyter123"}, NoCredentials, false, false},
-		{"cookie ok, app's own bearer kept", Credentials{Cookie: session, HasCookie: true, Authorization: "Bearer app-key"}, Accepted, false, false},
-		{"wrong token but valid cookie", Credentials{Token: "old", HasToken: true, Cookie: session, HasCookie: true}, Accepted, false, false},
-		{"expired session and wrong bearer", Credentials{Cookie: expired, HasCookie: true, Authorization: "Bearer x"}, Rejected, false, false},
+		{"nothing", Credentials{}, NoCredentials, false},
+		{"token password", Credentials{Token: testPassword, HasToken: true}, Accepted, true},
+		{"token open button", Credentials{Token: testToken, HasToken: true}, Accepted, true},
+		{"token wrong", Credentials{Token: "nope", HasToken: true}, Rejected, false},
+		{"token empty", Credentials{Token: "", HasToken: true}, Rejected, false},
+		{"token prefix of secret", Credentials{Token: testToken[:10], HasToken: true}, Rejected, false},
+		{"session", Credentials{Cookie: session, HasCookie: true}, Accepted, false},
+		{"session expired", Credentials{Cookie: expired, HasCookie: true}, NoCredentials, false},
+		{"session tampered", Credentials{Cookie: tampered, HasCookie: true}, Rejected, false},
+		{"session of other secrets", Credentials{Cookie: foreign, HasCookie: true}, Rejected, false},
+		{"raw secret cookie", Credentials{Cookie: testToken, HasCookie: true}, Accepted, false},
+		{"wrong cookie", Credentials{Cookie: "x", HasCookie: true}, Rejected, false},
+		{"bearer", Credentials{Authorization: "Bearer " + testToken}, Accepted, false},
+		{"bearer lower case", Credentials{Authorization: "bearer " + testPassword}, Accepted, false},
+		{"bearer wrong", Credentials{Authorization: "Bearer nope"}, Rejected, false},
+		{"basic", Credentials{Authorization: basic("vastai", testPassword)}, Accepted, true},
+		{"basic token", Credentials{Authorization: basic("vastai", testToken)}, Accepted, true},
+		{"basic wrong user", Credentials{Authorization: basic("root", testPassword)}, Rejected, false},
+		{"basic wrong password", Credentials{Authorization: basic("vastai", "nope")}, Rejected, false},
+		{"basic garbage", Credentials{Authorization: "Basic !!!"}, Rejected, false},
+		{"other scheme is the app's", Credentials{Authorization: "token jupyter123"}, NoCredentials, false},
+		{"cookie ok, app's own bearer kept", Credentials{Cookie: session, HasCookie: true, Authorization: "Bearer app-key"}, Accepted, false},
+		{"wrong token but valid cookie", Credentials{Token: "old", HasToken: true, Cookie: session, HasCookie: true}, Accepted, false},
+		{"expired session and wrong bearer", Credentials{Cookie: expired, HasCookie: true, Authorization: "Bearer x"}, Rejected, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,9 +88,6 @@ func TestCheck(t *testing.T) {
 			}
 			if r.IssueSession() != tt.issue {
 				t.Errorf("IssueSession = %v, want %v", r.IssueSession(), tt.issue)
-			}
-			if r.AuthorizationIsOurs() != tt.stripA {
-				t.Errorf("AuthorizationIsOurs = %v, want %v", r.AuthorizationIsOurs(), tt.stripA)
 			}
 		})
 	}
@@ -112,26 +114,103 @@ func TestSessionLifetime(t *testing.T) {
 		}
 	}
 	// Changing a secret revokes sessions; the order of secrets does not matter.
-	same, _ := New("someone else", []string{testToken, testPassword}, 0)
+	same, _ := New(Params{Username: "someone else", Secrets: []string{testToken, testPassword}, Salt: testSalt})
 	if same.VerifySession(v, t0) != SessionValid {
 		t.Error("same secrets in another order must accept the session")
 	}
-	changed, _ := New("vastai", []string{testPassword, testToken + "x"}, 0)
+	changed, _ := New(Params{Username: "vastai", Secrets: []string{testPassword, testToken + "x"}, Salt: testSalt})
 	if changed.VerifySession(v, t0) != SessionInvalid {
 		t.Error("changing a secret must revoke the session")
 	}
 	// A forged expiry with the old MAC is refused.
-	_, mac, _ := cutLast(v, '.')
-	if a.VerifySession("v1.99999999999."+mac, t0) != SessionInvalid {
+	signed, mac, _ := cutLast(v, '.')
+	_, id, _ := strings.Cut(strings.TrimPrefix(signed, sessionPrefix), ".")
+	if a.VerifySession(sessionPrefix+"99999999999."+id+"."+mac, t0) != SessionInvalid {
 		t.Error("a session whose expiry was edited must be invalid")
+	}
+	// So is one whose id was swapped for another session's.
+	_, other, _ := strings.Cut(strings.TrimPrefix(a.IssueSession(t0), sessionPrefix), ".")
+	otherID, _, _ := strings.Cut(other, ".")
+	if a.VerifySession(strings.Replace(v, id, otherID, 1), t0) != SessionInvalid {
+		t.Error("a session whose id was edited must be invalid")
+	}
+}
+
+// Issue 14 item 11: the session key is salted per instance, so another
+// instance that shares the secrets (the same template, the same
+// WEB_PASSWORD) does not accept our cookies; before, the key came from the
+// secrets alone.
+func TestSessionFromAnotherInstanceIsRefused(t *testing.T) {
+	a := newTestAuth(t)
+	twin, err := New(Params{Username: "vastai", Secrets: []string{testPassword, testToken}, Salt: []byte("another-instance-salt-0123")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := twin.IssueSession(t0)
+	if st := a.VerifySession(v, t0); st != SessionInvalid {
+		t.Errorf("a session of an instance with other salt: state %d, want invalid", st)
+	}
+	if r := a.Check(Credentials{Cookie: v, HasCookie: true}, t0); r.Verdict != Rejected {
+		t.Errorf("Check = %+v, want rejected", r)
+	}
+}
+
+// Issue 14 item 11: logging out revokes that session (and only it) until
+// its expiry, also for a fresh process reading the same state directory.
+func TestSessionRevocation(t *testing.T) {
+	dir := t.TempDir()
+	revs, err := LoadRevocations(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(r *Revocations) *Authenticator {
+		a, err := New(Params{Username: "vastai", Secrets: []string{testToken}, Salt: testSalt, Revocations: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a := mk(revs)
+	out, kept := a.IssueSession(t0), a.IssueSession(t0)
+	if revoked, _, err := a.Revoke(out, t0.Add(time.Minute)); !revoked || err != nil {
+		t.Fatalf("Revoke = %v, %v", revoked, err)
+	}
+	if st := a.VerifySession(out, t0.Add(time.Hour)); st != SessionRevoked {
+		t.Errorf("revoked session: state %d", st)
+	}
+	r := a.Check(Credentials{Cookie: out, HasCookie: true}, t0.Add(time.Hour))
+	if r.Verdict != NoCredentials || !r.SessionEnded {
+		t.Errorf("Check with a revoked session = %+v, want no credentials (a prompt, not a failure)", r)
+	}
+	if st := a.VerifySession(kept, t0.Add(time.Hour)); st != SessionValid {
+		t.Errorf("another session: state %d, want valid", st)
+	}
+	// A restart reads the list back.
+	again, err := LoadRevocations(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := mk(again).VerifySession(out, t0.Add(time.Hour)); st != SessionRevoked {
+		t.Errorf("after a restart: state %d, want revoked", st)
+	}
+	// Garbage and foreign values revoke nothing.
+	for _, v := range []string{"", "x", testToken} {
+		if revoked, _, _ := a.Revoke(v, t0); revoked {
+			t.Errorf("Revoke(%q) revoked something", v)
+		}
 	}
 }
 
 func TestVerifySessionMalformed(t *testing.T) {
 	a := newTestAuth(t)
-	for _, v := range []string{"", "v1.", "v1..", "v1.123.", "v1.-5." + strings.Repeat("A", 43),
-		"v2.123." + strings.Repeat("A", 43), "v1.123." + strings.Repeat("A", 44),
-		"v1." + strings.Repeat("9", 70) + "." + strings.Repeat("A", 43), "v1.1.2." + strings.Repeat("A", 43)} {
+	id := strings.Repeat("B", sessionIDLen)
+	for _, v := range []string{"", "v2.", "v2..", "v2.123.", "v2.-5." + id + "." + strings.Repeat("A", 43),
+		"v2.+5." + id + "." + strings.Repeat("A", 43),
+		"v2.123." + strings.Repeat("A", 43), "v2.123." + id + "." + strings.Repeat("A", 44),
+		"v2.123." + id + "x." + strings.Repeat("A", 43),
+		"v2." + strings.Repeat("9", 70) + "." + id + "." + strings.Repeat("A", 43),
+		// The format of the sessions issued before the salt (v1) is gone.
+		"v1.1800000000." + strings.Repeat("A", 43)} {
 		if got := a.VerifySession(v, t0); got != SessionInvalid {
 			t.Errorf("VerifySession(%q) = %d, want invalid", v, got)
 		}
@@ -139,11 +218,12 @@ func TestVerifySessionMalformed(t *testing.T) {
 }
 
 func TestExtract(t *testing.T) {
-	r := httptest.NewRequest("GET", "/x?a=1&token=tok%2Fen&b=2", nil)
+	r := httptest.NewRequest("GET", "http://Example.COM:80/x?a=1&token=tok%2Fen&b=2&portal_handoff=h1.x", nil)
 	r.Header.Add("Cookie", "app=1; C.5_auth_token=\"sess\"")
 	r.Header.Set("Authorization", "Bearer abc")
 	c := Extract(r, "C.5_auth_token")
-	want := Credentials{Token: "tok/en", HasToken: true, Cookie: "sess", HasCookie: true, Authorization: "Bearer abc"}
+	want := Credentials{Token: "tok/en", HasToken: true, Handoff: "h1.x", HasHandoff: true, Origin: "http://example.com",
+		Cookie: "sess", HasCookie: true, Authorization: "Bearer abc"}
 	if c != want {
 		t.Errorf("Extract = %+v, want %+v", c, want)
 	}
@@ -152,44 +232,61 @@ func TestExtract(t *testing.T) {
 	}
 }
 
-func TestMask(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                  "…",
-		"abc":               "…",
-		"abcdefgh":          "ab…",
-		testToken:           "0123…",
-		"ééééééééééééééééé": "éééé…",
+// Issue 14 item 13: a public path must be spelled plainly; "..;" (which a
+// Java server reads as "..") and double-encoded dots (which an app may
+// decode once more) must not pass as public.
+func TestIsPublicPath(t *testing.T) {
+	for _, tt := range []struct {
+		decoded, escaped string
+		want             bool
+	}{
+		{"/manifest.json", "", true},
+		{"/manifest.webmanifest", "", true},
+		{"/site.webmanifest", "", true},
+		{"/.well-known/security.txt", "", true},
+		{"/security.txt", "", true},
+		{"/.well-known/change-password", "", true},
+		{"/portal-resolver", "", true},
+		{"/.well-known/acme-challenge/abc123_-XYZ", "", true},
+		{"/.well-known/acme-challenge/", "", false},
+		{"/.well-known/acme-challenge/../../admin", "", false},
+		{"/.well-known/acme-challenge/a/./b", "", false},
+		{"/.well-known/acme-challenge//x", "", false},
+		{"/.well-known/acme-challenge/..\\x", "", false},
+		{"/.well-known/acme-challenge/a/b", "", false},
+		{"/.well-known/acme-challenge/..;/..;/admin", "", false},
+		{"/.well-known/acme-challenge/x;/admin", "", false},
+		{"/.well-known/acme-challenge/%2e%2e/admin", "/.well-known/acme-challenge/%252e%252e/admin", false},
+		{"/.well-known/acme-challenge/../admin", "/.well-known/acme-challenge/%2e%2e/admin", false},
+		{"/.well-known/acme-challenge/abc", "/.well-known/acme-challenge/%61bc", false},
+		{"/manifest.json", "/manifest%2ejson", false},
+		{"/manifest.json;x", "", false},
+		{"/manifest.json/", "", false},
+		{"/manifest.json.bak", "", false},
+		{"/portal-resolver/x", "", false},
+		{"/", "", false},
+		{"/api/x", "", false},
+		{LogoutPath, "", false},
+		{HandoffPath, "", false},
 	} {
-		if got := Mask(in); got != want {
-			t.Errorf("Mask(%q) = %q, want %q", in, got, want)
+		escaped := tt.escaped
+		if escaped == "" {
+			escaped = tt.decoded
+		}
+		if got := IsPublicPath(tt.decoded, escaped); got != tt.want {
+			t.Errorf("IsPublicPath(%q, %q) = %v, want %v", tt.decoded, escaped, got, tt.want)
 		}
 	}
-}
-
-func TestIsPublicPath(t *testing.T) {
-	for p, want := range map[string]bool{
-		"/manifest.json":                          true,
-		"/manifest.webmanifest":                   true,
-		"/site.webmanifest":                       true,
-		"/.well-known/security.txt":               true,
-		"/security.txt":                           true,
-		"/.well-known/change-password":            true,
-		"/portal-resolver":                        true,
-		"/.well-known/acme-challenge/abc123":      true,
-		"/.well-known/acme-challenge/":            false,
-		"/.well-known/acme-challenge/../../admin": false,
-		"/.well-known/acme-challenge/a/./b":       false,
-		"/.well-known/acme-challenge//x":          false,
-		"/.well-known/acme-challenge/..\\x":       false,
-		"/manifest.json/":                         false,
-		"/manifest.json.bak":                      false,
-		"/portal-resolver/x":                      false,
-		"/":                                       false,
-		"/api/x":                                  false,
-		LogoutPath:                                false,
+	// Through net/url, as the handler sees the request.
+	for _, target := range []string{
+		"/.well-known/acme-challenge/..;/..;/admin",
+		"/.well-known/acme-challenge/%252e%252e/%252e%252e/admin",
+		"/.well-known/acme-challenge/%2e%2e/admin",
+		"/.well-known/acme-challenge/x%2f..%2f..%2fadmin",
 	} {
-		if got := IsPublicPath(p); got != want {
-			t.Errorf("IsPublicPath(%q) = %v, want %v", p, got, want)
+		r := httptest.NewRequest("GET", target, nil)
+		if IsPublicPath(r.URL.Path, r.URL.EscapedPath()) {
+			t.Errorf("%s passes as public", target)
 		}
 	}
 }

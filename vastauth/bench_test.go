@@ -43,10 +43,11 @@ func BenchmarkCheckFailure(b *testing.B) {
 	benchCheck(b, Credentials{Authorization: basic("vastai", "wrong password")}, Rejected)
 }
 
-// A failure also pays the limiter: one map update under a mutex.
+// A failure also pays the limiter: a lookup (is the client over the limit?)
+// and one map update, each under a mutex.
 func BenchmarkCheckFailureWithLimiter(b *testing.B) {
 	a := newTestAuth(b)
-	l, _ := NewLimiter(LimiterConfig{Limit: 1 << 30})
+	l, _ := NewLimiter(Config{FailureLimit: 1 << 30})
 	c := Credentials{Authorization: basic("vastai", "wrong password")}
 	ip := netip.MustParseAddr("203.0.113.9")
 	now := t0
@@ -54,6 +55,9 @@ func BenchmarkCheckFailureWithLimiter(b *testing.B) {
 	for b.Loop() {
 		if a.Check(c, now).Verdict != Rejected {
 			b.Fatal("accepted")
+		}
+		if blocked, _ := l.Blocked(ip, now); blocked {
+			b.Fatal("blocked")
 		}
 		l.Fail(ip, now)
 		now = now.Add(time.Microsecond)
@@ -65,5 +69,18 @@ func BenchmarkIssueSession(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = a.IssueSession(t0)
+	}
+}
+
+// What an authenticated request with an app's own Authorization header pays
+// to make sure that header carries no secret of ours.
+func BenchmarkCarriesSecretJWT(b *testing.B) {
+	a := newTestAuth(b)
+	h := "Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+	b.ReportAllocs()
+	for b.Loop() {
+		if a.CarriesSecret(h) {
+			b.Fatal("a JWT carries our secret")
+		}
 	}
 }

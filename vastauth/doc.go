@@ -1,10 +1,15 @@
 // Package vastauth decides whether a request to an Instance Portal app may
-// pass: it parses the credentials a client can present (a `token` query
+// pass. It parses the credentials a client can present (a `token` query
 // parameter, the session cookie, an Authorization header with Bearer or
-// Basic), checks them in constant time against the configured secrets,
-// issues and verifies signed, expiring session values, limits how often one
-// client may present a wrong credential, and keeps the generated token that
-// stands in when no secret is configured.
+// Basic, a `portal_handoff` token), checks them in constant time against
+// the configured secrets, issues and verifies signed, expiring, revocable
+// session values and single-use handoff tokens under a key salted per
+// instance, limits how often one client may present a wrong credential,
+// recognises our secrets in any form so they can be removed before the
+// app or a log sees them, and keeps the state that outlives a restart (the
+// generated token, the salt, the revoked sessions) in a state directory.
+//
+// Config declares the settings once; the Caddy module embeds it.
 //
 // It never imports Caddy: caddymodules/vastauth.go wires it into a handler.
 package vastauth

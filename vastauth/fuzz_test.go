@@ -142,7 +142,7 @@ func FuzzDecodeBasic(f *testing.F) {
 }
 
 func FuzzCheck(f *testing.F) {
-	a, err := New("vastai", []string{"s3cret-password", "open-button-token"}, 0)
+	a, err := New(Params{Username: "vastai", Secrets: []string{"s3cret-password", "open-button-token"}, Salt: testSalt})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add("open-button-token", true, "", false, "")
 	f.Add("", false, a.IssueSession(now), true, "Bearer s3cret-password")
 	f.Add("", false, "s3cret-password", true, "Basic dmFzdGFpOnMzY3JldC1wYXNzd29yZA==")
-	f.Add("x", true, "v1.1.", true, "Basic !!")
+	f.Add("x", true, "v2.1.", true, "Basic !!")
 	f.Fuzz(func(t *testing.T, token string, hasToken bool, cookie string, hasCookie bool, authz string) {
 		c := Credentials{Token: token, HasToken: hasToken, Cookie: cookie, HasCookie: hasCookie, Authorization: authz}
 		r := a.Check(c, now)
@@ -182,28 +182,29 @@ func FuzzCheck(f *testing.F) {
 }
 
 func FuzzVerifySession(f *testing.F) {
-	a, err := New("vastai", []string{"s3cret"}, time.Hour)
+	a, err := New(Params{Username: "vastai", Secrets: []string{"s3cret"}, Salt: testSalt, SessionTTL: time.Hour})
 	if err != nil {
 		f.Fatal(err)
 	}
 	now := time.Unix(1_800_000_000, 0)
 	f.Add(a.IssueSession(now))
 	f.Add(a.IssueSession(now.Add(-2 * time.Hour)))
-	f.Add("v1.1800003600.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Add("v2.1800003600.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 	f.Fuzz(func(t *testing.T, v string) {
 		st := a.VerifySession(v, now)
 		if st == SessionInvalid {
 			return
 		}
-		// Only the exact value we would issue for that expiry is genuine.
-		rest := strings.TrimPrefix(v, sessionPrefix)
-		expText, _, _ := strings.Cut(rest, ".")
+		// Only the exact value we would issue for that expiry and id is
+		// genuine.
+		expText, rest, _ := strings.Cut(strings.TrimPrefix(v, sessionPrefix), ".")
+		id, _, _ := strings.Cut(rest, ".")
 		exp, err := strconv.ParseInt(expText, 10, 64)
 		if err != nil {
 			t.Fatalf("%q accepted with an unparsable expiry", v)
 		}
-		if again := a.IssueSession(time.Unix(exp, 0).Add(-time.Hour)); again != v {
-			t.Fatalf("%q accepted but the genuine value for that expiry is %q", v, again)
+		if again := a.sessionValue(exp, id); again != v {
+			t.Fatalf("%q accepted but the genuine value for that expiry and id is %q", v, again)
 		}
 		if (st == SessionValid) != (now.Unix() < exp) {
 			t.Fatalf("%q: state %d at %d, expiry %d", v, st, now.Unix(), exp)

@@ -1,57 +1,17 @@
 package vastauth
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
 	"sync"
 	"time"
 )
 
-// Limiter defaults: 20 failures per minute per client, at most 10000 clients
-// tracked (about a megabyte).
-const (
-	DefaultFailureLimit  = 20
-	DefaultFailureWindow = time.Minute
-	DefaultMaxClients    = 10000
-)
-
-// LimiterConfig tunes a Limiter.
-type LimiterConfig struct {
-	// Limit is how many failures a client may have within Window before
-	// further failures are refused.
-	Limit int
-	// Window is the length of the sliding window.
-	Window time.Duration
-	// MaxClients bounds how many clients are tracked at once.
-	MaxClients int
-}
-
-// withDefaults fills zero fields.
-func (c LimiterConfig) withDefaults() LimiterConfig {
-	if c.Limit == 0 {
-		c.Limit = DefaultFailureLimit
-	}
-	if c.Window == 0 {
-		c.Window = DefaultFailureWindow
-	}
-	if c.MaxClients == 0 {
-		c.MaxClients = DefaultMaxClients
-	}
-	return c
-}
-
-// Validate reports a config that cannot work.
-func (c LimiterConfig) Validate() error {
-	switch {
-	case c.Limit < 1:
-		return fmt.Errorf("failure limit must be at least 1, got %d", c.Limit)
-	case c.Window < time.Second:
-		return fmt.Errorf("failure window must be at least 1s, got %v", c.Window)
-	case c.MaxClients < 1:
-		return fmt.Errorf("max tracked clients must be at least 1, got %d", c.MaxClients)
-	}
-	return nil
+// limiterSettings are the fields of Config the limiter uses.
+type limiterSettings struct {
+	limit      int
+	window     time.Duration
+	maxClients int
 }
 
 // Limiter counts failed logins per client in a sliding window (the two-
@@ -62,9 +22,11 @@ func (c LimiterConfig) Validate() error {
 // the least active of a few sampled entries is evicted, which keeps the
 // counters of clients that are actually hammering.
 type Limiter struct {
-	cfg LimiterConfig
+	cfg limiterSettings
 
-	mu        sync.Mutex
+	// mu is read-locked by Blocked, which every guarded request calls,
+	// and write-locked only by failures.
+	mu        sync.RWMutex
 	clients   map[netip.Addr]failures
 	lastSweep time.Time
 }
@@ -78,12 +40,17 @@ type failures struct {
 // evictionSample is how many entries are looked at to pick one to evict.
 const evictionSample = 16
 
-// NewLimiter returns a Limiter; zero fields of cfg take the defaults.
-func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
+// NewLimiter returns a Limiter for the failure_limit, failure_window and
+// max_tracked_clients of c (zero fields take the defaults; they are checked
+// by Config.Validate, the one place that knows their bounds).
+func NewLimiter(c Config) (*Limiter, error) {
+	full := Default()
+	full.FailureLimit, full.FailureWindow, full.MaxTrackedClients = c.FailureLimit, c.FailureWindow, c.MaxTrackedClients
+	full = full.WithDefaults()
+	if err := full.Validate(); err != nil {
 		return nil, err
 	}
+	cfg := limiterSettings{limit: full.FailureLimit, window: full.FailureWindow.Std(), maxClients: full.MaxTrackedClients}
 	return &Limiter{cfg: cfg, clients: make(map[netip.Addr]failures)}, nil
 }
 
@@ -101,10 +68,12 @@ func ClientKey(addr netip.Addr) netip.Addr {
 
 // Fail records one failure by the client at addr at time now. It returns
 // ok = true if the failure is within the limit (answer with a login
-// prompt), or false with how long the client should wait before its next
-// failure would be accepted (answer 429 with Retry-After). Refused failures
-// are counted too, so a client that keeps guessing stays refused.
-func (l *Limiter) Fail(addr netip.Addr, now time.Time) (ok bool, retryAfter time.Duration) {
+// prompt), or false with how long the client should wait before it is
+// heard again (answer 429 with Retry-After). Refused failures are counted
+// too, so a client that keeps guessing stays refused. reached reports that
+// this failure brought the client to the limit (its next one is refused),
+// once per crossing, for a log line.
+func (l *Limiter) Fail(addr netip.Addr, now time.Time) (ok bool, retryAfter time.Duration, reached bool) {
 	key := ClientKey(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -114,27 +83,49 @@ func (l *Limiter) Fail(addr netip.Addr, now time.Time) (ok bool, retryAfter time
 		l.makeRoom(now)
 		f.start = now
 	}
-	f.roll(now, l.cfg.Window)
-	blocked := f.estimate(now, l.cfg.Window) >= float64(l.cfg.Limit)
+	f.roll(now, l.cfg.window)
+	limit := float64(l.cfg.limit)
+	blocked := f.estimate(now, l.cfg.window) >= limit
 	if f.cur < math.MaxUint32 {
 		f.cur++
 	}
 	l.clients[key] = f
 	if !blocked {
-		return true, 0
+		return true, 0, f.estimate(now, l.cfg.window) >= limit
 	}
-	return false, f.wait(now, l.cfg.Window, l.cfg.Limit)
+	return false, f.wait(now, l.cfg.window, l.cfg.limit), false
+}
+
+// Blocked reports, without counting anything, whether the client at addr
+// is over the limit at now, and if so how long until it is heard again.
+// A blocked client's guessable credentials must not even be checked: a
+// right guess would otherwise still be told apart from a wrong one.
+func (l *Limiter) Blocked(addr netip.Addr, now time.Time) (bool, time.Duration) {
+	key := ClientKey(addr)
+	l.mu.RLock()
+	f, found := l.clients[key]
+	l.mu.RUnlock()
+	if !found {
+		return false, 0
+	}
+	f.roll(now, l.cfg.window)
+	if f.estimate(now, l.cfg.window) < float64(l.cfg.limit) {
+		return false, 0
+	}
+	return true, f.wait(now, l.cfg.window, l.cfg.limit)
 }
 
 // Len is the number of clients tracked.
 func (l *Limiter) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	return len(l.clients)
 }
 
-// Config is the configuration in effect (defaults filled in).
-func (l *Limiter) Config() LimiterConfig { return l.cfg }
+// Settings are the limit, window and bound in effect (defaults filled in).
+func (l *Limiter) Settings() (limit int, window time.Duration, maxClients int) {
+	return l.cfg.limit, l.cfg.window, l.cfg.maxClients
+}
 
 // roll moves the window forward to contain now.
 func (f *failures) roll(now time.Time, w time.Duration) {
@@ -183,28 +174,28 @@ func (f failures) wait(now time.Time, w time.Duration, limit int) time.Duration 
 // once per window (so a flood costs amortised O(1) per failure) or when the
 // table is full, and evicts by sampling if sweeping freed nothing.
 func (l *Limiter) makeRoom(now time.Time) {
-	full := len(l.clients) >= l.cfg.MaxClients
-	due := now.Sub(l.lastSweep) >= l.cfg.Window
+	full := len(l.clients) >= l.cfg.maxClients
+	due := now.Sub(l.lastSweep) >= l.cfg.window
 	// When full, sweep again only if the last sweep is over a second old: a
 	// sweep that just freed nothing would free nothing again, and scanning
 	// the whole table for every new client of a flood is what we avoid.
 	if due || (full && now.Sub(l.lastSweep) >= time.Second) {
 		l.lastSweep = now
 		for k, f := range l.clients {
-			if f.expired(now, l.cfg.Window) {
+			if f.expired(now, l.cfg.window) {
 				delete(l.clients, k)
 			}
 		}
 	}
-	if len(l.clients) < l.cfg.MaxClients {
+	if len(l.clients) < l.cfg.maxClients {
 		return
 	}
 	var victim netip.Addr
 	lowest := math.Inf(1)
 	i := 0
 	for k, f := range l.clients { // map order is randomised: a random sample
-		f.roll(now, l.cfg.Window)
-		if e := f.estimate(now, l.cfg.Window); e < lowest {
+		f.roll(now, l.cfg.window)
+		if e := f.estimate(now, l.cfg.window); e < lowest {
 			victim, lowest = k, e
 		}
 		if i++; i == evictionSample {

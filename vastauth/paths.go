@@ -5,9 +5,14 @@ import (
 	"strings"
 )
 
-// LogoutPath clears the session cookie. The /.portal/ prefix is reserved:
-// no app we proxy uses it.
-const LogoutPath = "/.portal/logout"
+// Paths vastauth answers itself on the ports it guards. The /.portal/
+// prefix is reserved: no app we proxy uses it. /api/handoff is the one
+// place a guarded port answers for the portal rather than for its app: the
+// key that signs handoff tokens exists only here.
+const (
+	LogoutPath  = "/.portal/logout"
+	HandoffPath = "/api/handoff"
+)
 
 // publicPaths pass without credentials: things a browser or a certificate
 // authority fetches before any login (manifests, security.txt, ACME
@@ -24,16 +29,34 @@ var publicPaths = map[string]bool{
 
 const acmePrefix = "/.well-known/acme-challenge/"
 
-// IsPublicPath reports whether the (decoded) request path passes without
-// credentials. Only clean paths qualify: "/.well-known/acme-challenge/../x"
-// or one with a backslash or an empty segment is not public, because the app
-// behind us might resolve it to a protected resource.
-func IsPublicPath(p string) bool {
-	if publicPaths[p] {
-		return true
-	}
-	if !strings.HasPrefix(p, acmePrefix) || len(p) == len(acmePrefix) {
+// IsPublicPath reports whether a request path passes without credentials.
+// decoded is the path as the server decoded it (URL.Path), escaped as it
+// was sent (URL.EscapedPath()). The app behind us decodes and resolves the
+// path again, maybe differently (a Java server reads "..;" as "..", a
+// double-encoded "%252e%252e" becomes ".." after its own decoding), so only
+// the plainest spelling of a public path qualifies:
+//   - nothing percent-encoded (escaped equals decoded), so no encoded dots,
+//     slashes or percent signs;
+//   - already clean (path.Clean leaves it alone: no "..", ".", "//"), and
+//     without ';' or '\';
+//   - one of the fixed paths exactly, or an ACME challenge whose token is
+//     one segment of base64url characters (RFC 8555 §8.3).
+func IsPublicPath(decoded, escaped string) bool {
+	if decoded != escaped || path.Clean(decoded) != decoded || strings.ContainsAny(decoded, ";\\") {
 		return false
 	}
-	return path.Clean(p) == p && !strings.ContainsAny(p, "\\\x00")
+	if publicPaths[decoded] {
+		return true
+	}
+	tok, ok := strings.CutPrefix(decoded, acmePrefix)
+	if !ok || tok == "" || len(tok) > 256 {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

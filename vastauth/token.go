@@ -9,15 +9,20 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 )
 
-// TokenFileName is the file under the state directory that holds the
-// generated token.
-const TokenFileName = "auth_token"
+// Files under the state directory. Each holds one random value written
+// once (base64url, 43 characters) and must stay private (0600).
+const (
+	// TokenFileName holds the generated token, used when no secret is set.
+	TokenFileName = "auth_token"
+	// SaltFileName holds the per-instance salt of the session key, so that
+	// a cookie from another instance with the same secrets is refused.
+	SaltFileName = "session_salt"
+)
 
-// maxTokenFile bounds what we read from the token file.
+// maxTokenFile bounds what we read from a state file.
 const maxTokenFile = 4096
 
 // GenerateToken returns a new random token: 32 bytes from crypto/rand,
@@ -38,37 +43,7 @@ func TokenPath(stateDir string) string { return filepath.Join(stateDir, TokenFil
 // symlink, a non-regular file, an empty file or one readable by others is
 // refused: the token is a password.
 func ReadToken(stateDir string) (string, error) {
-	p := TokenPath(stateDir)
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return "", fmt.Errorf("token file %s is a symlink; refusing it", p)
-		}
-		return "", fmt.Errorf("reading token file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("reading token file: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("token file %s is not a regular file", p)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("token file %s has mode %v; it must be 0600 (chmod 600 it)", p, st.Mode().Perm())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
-	if err != nil {
-		return "", fmt.Errorf("reading token file %s: %w", p, err)
-	}
-	if len(b) > maxTokenFile {
-		return "", fmt.Errorf("token file %s is over %d bytes", p, maxTokenFile)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("token file %s is empty; delete it to generate a new token", p)
-	}
-	return tok, nil
+	return readStateFile(TokenPath(stateDir), "token")
 }
 
 // LoadOrCreateToken returns the token persisted under stateDir, generating
@@ -77,55 +52,130 @@ func ReadToken(stateDir string) (string, error) {
 // processes racing here agree on one token: the file appears atomically
 // (written aside, then hard-linked into place, which fails if it exists).
 func LoadOrCreateToken(stateDir string) (token string, created bool, err error) {
-	if stateDir == "" {
-		return "", false, errors.New("no state directory for the generated token")
+	return loadOrCreateStateFile(stateDir, TokenFileName, "token")
+}
+
+// LoadOrCreateSalt returns the session-key salt of this instance, created
+// the same way as the token on first use.
+func LoadOrCreateSalt(stateDir string) (salt []byte, err error) {
+	s, _, err := loadOrCreateStateFile(stateDir, SaltFileName, "session salt")
+	return []byte(s), err
+}
+
+// ReplaceSalt writes a new salt over the old one (written aside, then
+// renamed into place), which invalidates every session issued so far.
+func ReplaceSalt(stateDir string) ([]byte, error) {
+	v, err := GenerateToken()
+	if err != nil {
+		return nil, err
 	}
-	tok, err := ReadToken(stateDir)
+	tmp, err := writeAside(stateDir, SaltFileName, v)
+	if err != nil {
+		return nil, fmt.Errorf("writing session salt: %w", err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, filepath.Join(stateDir, SaltFileName)); err != nil {
+		return nil, fmt.Errorf("writing session salt: %w", err)
+	}
+	return []byte(v), nil
+}
+
+// readStateFile reads one private value; what names it in messages.
+func readStateFile(p, what string) (string, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return "", fmt.Errorf("%s file %s is a symlink; refusing it", what, p)
+		}
+		return "", fmt.Errorf("reading %s file: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("reading %s file: %w", what, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s file %s is not a regular file", what, p)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s file %s has mode %v; it must be 0600 (chmod 600 it)", what, p, st.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("reading %s file %s: %w", what, p, err)
+	}
+	if len(b) > maxTokenFile {
+		return "", fmt.Errorf("%s file %s is over %d bytes", what, p, maxTokenFile)
+	}
+	v := NormalizeSecret(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s file %s is empty; delete it to generate a new one", what, p)
+	}
+	return v, nil
+}
+
+// loadOrCreateStateFile returns the value in stateDir/name, generating it
+// once. See LoadOrCreateToken.
+func loadOrCreateStateFile(stateDir, name, what string) (string, bool, error) {
+	if stateDir == "" {
+		return "", false, fmt.Errorf("no state directory for the %s", what)
+	}
+	p := filepath.Join(stateDir, name)
+	v, err := readStateFile(p, what)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return tok, false, err
+		return v, false, err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", false, fmt.Errorf("creating state directory: %w", err)
 	}
-	tok, err = GenerateToken()
+	v, err = GenerateToken()
 	if err != nil {
 		return "", false, err
 	}
-	tmp, err := os.CreateTemp(stateDir, "."+TokenFileName+".*")
+	tmp, err := writeAside(stateDir, name, v)
 	if err != nil {
-		return "", false, fmt.Errorf("writing token: %w", err)
+		return "", false, fmt.Errorf("writing %s: %w", what, err)
 	}
-	defer os.Remove(tmp.Name())
-	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", false, fmt.Errorf("writing token: %w", err)
-	}
-	if _, err := tmp.WriteString(tok + "\n"); err != nil {
-		tmp.Close()
-		return "", false, fmt.Errorf("writing token: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", false, fmt.Errorf("writing token: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", false, fmt.Errorf("writing token: %w", err)
-	}
-	if err := os.Link(tmp.Name(), TokenPath(stateDir)); err != nil {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, p); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			// Another process won the race: use its token.
-			tok, err = ReadToken(stateDir)
-			return tok, false, err
+			// Another process won the race: use its value.
+			v, err = readStateFile(p, what)
+			return v, false, err
 		}
-		return "", false, fmt.Errorf("writing token: %w", err)
+		return "", false, fmt.Errorf("writing %s: %w", what, err)
 	}
-	return tok, true, nil
+	return v, true, nil
 }
 
-// Mask shows enough of a secret to recognise it and never all of it: at
-// most the first 4 characters, and at most a quarter of a short one.
-func Mask(secret string) string {
-	r := []rune(secret)
-	return string(r[:min(4, len(r)/4)]) + "…"
+// writeAside writes content plus a newline to a new 0600 temporary file in
+// dir (named after name) and returns its path; the caller links or renames
+// it into place and removes it.
+func writeAside(dir, name, content string) (string, error) {
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return "", err
+	}
+	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = tmp.WriteString(content + "\n")
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	return tmp.Name(), nil
+}
+
+// isPermission reports a failure that a different directory would avoid:
+// no permission, or a read-only file system.
+func isPermission(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
 }

@@ -2,6 +2,8 @@
 
 package nvmlgpu
 
+import "runtime"
+
 // Real returns an API that explains why this build cannot read NVIDIA GPUs:
 // go-nvml needs cgo and Linux.
 func Real() API { return unavailableAPI{} }
@@ -9,7 +11,7 @@ func Real() API { return unavailableAPI{} }
 // Supported reports whether this build can use NVML at all.
 const Supported = false
 
-var errUnavailable = &Error{Status: StatusUnavailable, Msg: "NVML unavailable: this binary was built without cgo (CGO_ENABLED=0) or not for Linux"}
+var errUnavailable = &Error{Status: StatusUnavailable, Msg: unavailableReason(runtime.GOOS)}
 
 type unavailableAPI struct{}
 

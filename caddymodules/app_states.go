@@ -1,0 +1,115 @@
+package caddymodules
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/instanceportal/portal/appstate"
+	"github.com/instanceportal/portal/portalconfig"
+)
+
+func init() {
+	caddy.RegisterModule(PortalApps{})
+}
+
+// appStatesRoute serves /api/apps live: the plan's apps (what the adapter
+// used to answer statically) with each one's state.
+func appStatesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+	h := PortalApps{Config: appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)}}
+	return pathRoute(warns, []string{"/api/apps"}, caddyconfig.JSONModuleObject(h, "handler", "portal_apps", warns))
+}
+
+// keyedApps pairs each AppInfo with its portal.yaml key: plan.Apps is in
+// configuration order, one entry per app.
+func keyedApps(plan *portalconfig.Plan) []appstate.App {
+	out := make([]appstate.App, len(plan.Apps))
+	for i, info := range plan.Apps {
+		out[i].AppInfo = info
+		if i < len(plan.Config.Apps) {
+			out[i].Key = plan.Config.Apps[i].Key
+		}
+	}
+	return out
+}
+
+// PortalApps serves GET /api/apps: every app of its list with its live
+// state (running, starting, stopped, failed, not_configured, external),
+// judged from supervisord and a cached TCP probe of the app's port that the
+// portal makes itself (docs/processes.md). Without supervisord the states
+// come from the probes alone; that is not an error.
+type PortalApps struct {
+	appstate.Config
+
+	tracker *appstate.Tracker
+	logger  *zap.Logger
+	// lastErr keeps a failing supervisord from filling the log at every
+	// poll: each new error is logged once.
+	lastErr *lastError
+}
+
+type lastError struct {
+	mu  sync.Mutex
+	msg string
+}
+
+// CaddyModule returns the Caddy module information.
+func (PortalApps) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.portal_apps", New: func() caddy.Module { return new(PortalApps) }}
+}
+
+// Provision builds the tracker; it connects to nothing.
+func (h *PortalApps) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	tracker, err := appstate.New(h.Config)
+	if err != nil {
+		return fmt.Errorf("portal_apps: %w", err)
+	}
+	h.tracker = tracker
+	h.lastErr = &lastError{}
+	return nil
+}
+
+// Validate checks the settings.
+func (h *PortalApps) Validate() error {
+	if err := h.Config.Validate(); err != nil {
+		return fmt.Errorf("portal_apps: %w", err)
+	}
+	return nil
+}
+
+// ServeHTTP answers the list; it is terminal.
+func (h *PortalApps) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(w, "GET, HEAD")
+	}
+	states, supErr := h.tracker.States(r.Context())
+	h.noteSupervisorError(supErr)
+	return writeTunnelsJSON(w, http.StatusOK, states)
+}
+
+func (h *PortalApps) noteSupervisorError(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	h.lastErr.mu.Lock()
+	changed := msg != h.lastErr.msg
+	h.lastErr.msg = msg
+	h.lastErr.mu.Unlock()
+	if changed && err != nil {
+		h.logger.Warn("app states from probes only: supervisord could not be asked", zap.Error(err))
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*PortalApps)(nil)
+	_ caddy.Validator             = (*PortalApps)(nil)
+	_ caddyhttp.MiddlewareHandler = (*PortalApps)(nil)
+)

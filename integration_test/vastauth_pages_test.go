@@ -1,0 +1,157 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+)
+
+// vastauthColorScheme makes the page see prefers-color-scheme: light or dark.
+func vastauthColorScheme(b *dashboardBrowser, scheme string) {
+	b.t.Helper()
+	b.do("emulating "+scheme, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		})
+		return err
+	}))
+	b.waitJS("the "+scheme+" theme", fmt.Sprintf(`matchMedia('(prefers-color-scheme: %s)').matches`, scheme))
+}
+
+// cancelLoginPrompts answers every login prompt of the tab with Cancel, as a
+// user who does not know the password would: the browser then shows the
+// 401's page. (Headless Chromium, left alone, fails the load instead.)
+func cancelLoginPrompts(b *dashboardBrowser) {
+	b.t.Helper()
+	paused := chromedp.Events(b.ctx, fetch.RequestPaused)
+	prompts := chromedp.Events(b.ctx, fetch.AuthRequired)
+	run := func(f func(ctx context.Context, t *chromedp.Target) error) {
+		_ = chromedp.Do(b.ctx, chromedp.Func(f))
+	}
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			go run(func(ctx context.Context, t *chromedp.Target) error {
+				_, err := cdp.Call(ctx, t, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				return err
+			})
+		}
+	}()
+	go func() {
+		for ev, err := range prompts {
+			if err != nil {
+				return
+			}
+			go run(func(ctx context.Context, t *chromedp.Target) error {
+				_, err := cdp.Call(ctx, t, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}})
+				return err
+			})
+		}
+	}()
+	handle := true
+	b.do("intercepting login prompts", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
+		return err
+	}))
+}
+
+// Issue 13, in a real browser: the 401 page (what a user sees after
+// cancelling the login prompt) and the logout pages, in the dashboard's
+// palette, light and dark, styled under their strict CSP, with no console
+// error; the logout button really logs out. Screenshots are left for a
+// person to look at.
+func TestVastAuthPagesInChromium(t *testing.T) {
+	skipShort(t)
+	b := startChromium(t)
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!doctype html><title>app</title><h1>the app</h1>")
+	}))
+	ext := freePort(t)
+	const password = "pages-test-secret-1234"
+	StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{
+		"WEB_PASSWORD": password, "WEB_USERNAME": "alice"}})
+	base := fmt.Sprintf("http://127.0.0.1:%d", ext)
+	waitStatus(t, nil, base+"/manifest.json", 200)
+
+	// What a user sees after cancelling the login prompt.
+	cancelLoginPrompts(b)
+	b.do("opening a guarded page", chromedp.Navigate(base+"/lab"))
+	b.waitJS("the login page", `document.querySelector('h1') && document.querySelector('h1').textContent === 'Log in to this instance'`)
+	text := evalJS[string](b, `document.body.innerText`)
+	for _, want := range []string{"alice", "caddy portal token", "Open"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("login page lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(evalJS[string](b, `document.documentElement.outerHTML`), password) {
+		t.Fatal("the login page holds the password")
+	}
+	backgrounds := map[string]string{}
+	for _, scheme := range []string{"light", "dark"} {
+		vastauthColorScheme(b, scheme)
+		// The inline style applies (its hash is in the CSP): the card has
+		// the dashboard's radius, and the palette follows the scheme.
+		if r := evalJS[string](b, `getComputedStyle(document.querySelector('main')).borderTopLeftRadius`); r != "10px" {
+			t.Errorf("%s: the page's style did not apply (radius %q): %q", scheme, r, b.problems())
+		}
+		backgrounds[scheme] = evalJS[string](b, `getComputedStyle(document.body).backgroundColor`)
+		b.screenshot("vastauth-login-" + scheme + ".png")
+	}
+	if backgrounds["dark"] != "rgb(10, 14, 19)" || backgrounds["light"] == backgrounds["dark"] {
+		t.Errorf("backgrounds %v: want the dashboard's dark #0a0e13 and a light one", backgrounds)
+	}
+
+	// Log in, then out with the button.
+	b.do("logging in", chromedp.Navigate(base+"/?token="+password))
+	b.waitJS("the app", `document.querySelector('h1') && document.querySelector('h1').textContent === 'the app'`)
+	b.do("opening the logout page", chromedp.Navigate(base+"/.portal/logout"))
+	b.waitJS("the logout button", `!!document.querySelector('form[method=post] button')`)
+	for _, scheme := range []string{"light", "dark"} {
+		vastauthColorScheme(b, scheme)
+		b.screenshot("vastauth-logout-" + scheme + ".png")
+	}
+	// The GET did not log out.
+	b.do("back to the app", chromedp.Navigate(base+"/"))
+	b.waitJS("the app, still logged in", `document.querySelector('h1') && document.querySelector('h1').textContent === 'the app'`)
+	b.do("opening the logout page", chromedp.Navigate(base+"/.portal/logout"))
+	b.waitJS("the logout button", `!!document.querySelector('form[method=post] button')`)
+	b.do("pressing Log out", chromedp.Click(`form[method=post] button`))
+	// The form's POST navigates; a poll running across it is cut off, so
+	// ask again until the new page answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if h1, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('h1') ? document.querySelector('h1').textContent : ''`)); err == nil && h1 == "Logged out" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the logged-out page never showed: %q", b.problems())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, scheme := range []string{"light", "dark"} {
+		vastauthColorScheme(b, scheme)
+		b.screenshot("vastauth-logged-out-" + scheme + ".png")
+	}
+	b.do("back to the app", chromedp.Navigate(base+"/"))
+	b.waitJS("the login page again", `document.querySelector('h1') && document.querySelector('h1').textContent === 'Log in to this instance'`)
+	if p := b.problems(); len(p) != 0 {
+		// A 401 is reported as a failed load; nothing else may be.
+		for _, m := range p {
+			if !strings.Contains(m, "401") {
+				t.Errorf("console: %s", m)
+			}
+		}
+	}
+}

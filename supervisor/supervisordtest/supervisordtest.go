@@ -1,0 +1,130 @@
+// Package supervisordtest runs the real supervisord (Debian package
+// supervisor) for tests, with a config of the test's programs and its unix
+// socket in a temp dir.
+package supervisordtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Start runs supervisord with the given [program:x] sections until the
+// test ends and returns its socket once it answers. It skips the test under
+// -short or when supervisord is not installed. The directory is short
+// (os.MkdirTemp, not t.TempDir): a unix socket path must fit in 108 bytes.
+func Start(t testing.TB, programs string) (socket string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs supervisord: skipped under -short")
+	}
+	if _, err := exec.LookPath("supervisord"); err != nil {
+		t.Skipf("supervisord is not installed (Debian package supervisor): %v", err)
+	}
+	dir, err := os.MkdirTemp("", "sv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s.sock")
+	conf := fmt.Sprintf(`[unix_http_server]
+file=%s
+chmod=0700
+
+[supervisord]
+nodaemon=true
+logfile=%s
+pidfile=%s
+childlogdir=%s
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+%s`, sock, filepath.Join(dir, "supervisord.log"), filepath.Join(dir, "supervisord.pid"), dir, programs)
+	confPath := filepath.Join(dir, "supervisord.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("supervisord", "-n", "-c", confPath)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := ping(sock)
+		if err == nil {
+			return sock
+		}
+		select {
+		case <-done:
+			t.Fatalf("supervisord exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("supervisord never answered on %s: %v\n%s", sock, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ping asks supervisord for its state over the socket.
+func ping(sock string) error {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+		DisableKeepAlives: true,
+	}}
+	body := `<?xml version="1.0"?><methodCall><methodName>supervisor.getState</methodName><params></params></methodCall>`
+	resp, err := client.Post("http://localhost/RPC2", "text/xml", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(b.String(), "RUNNING") {
+		return fmt.Errorf("HTTP %s: %s", resp.Status, b.String())
+	}
+	return nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

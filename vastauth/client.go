@@ -1,0 +1,96 @@
+package vastauth
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// ViaOurTunnel reports whether r came through cloudflared running on this
+// machine: the connection is from a loopback address and carries Cf-Ray,
+// which Cloudflare's edge adds to every request it forwards. Headers of a
+// request from any other peer are whatever the client chose to send, so
+// they are never trusted. (A local process can forge them, but it is
+// already inside the instance.)
+func ViaOurTunnel(r *http.Request) bool {
+	peer, ok := peerAddr(r)
+	return ok && peer.IsLoopback() && r.Header.Get("Cf-Ray") != ""
+}
+
+// ClientAddr is the address the failure limiter counts a request under:
+// the connection's peer, or, for a request that came through our own
+// cloudflared (ViaOurTunnel), the visitor's address from Cf-Connecting-IP,
+// so that visitors of a tunnel are counted apart instead of all sharing
+// 127.0.0.1. A forwarding header from any other peer (X-Forwarded-For,
+// Cf-Connecting-IP) is ignored. The zero Addr means "unknown" (a unix
+// socket): all such clients share one counter.
+func ClientAddr(r *http.Request) netip.Addr {
+	peer, ok := peerAddr(r)
+	if !ok {
+		return netip.Addr{}
+	}
+	if peer.IsLoopback() && r.Header.Get("Cf-Ray") != "" {
+		if v, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("Cf-Connecting-IP"))); err == nil {
+			return v.Unmap().WithZone("")
+		}
+	}
+	return peer
+}
+
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
+}
+
+// BrowserUsedHTTPS reports whether the browser reached us over https: the
+// connection is TLS, or the request came through our own cloudflared with
+// Cf-Visitor saying https (the tunnel speaks plain HTTP to us).
+func BrowserUsedHTTPS(r *http.Request) bool {
+	return r.TLS != nil || (ViaOurTunnel(r) && strings.Contains(strings.ReplaceAll(r.Header.Get("Cf-Visitor"), " ", ""), `"scheme":"https"`))
+}
+
+// RequestOrigin is the origin the browser sent r to: its scheme
+// (BrowserUsedHTTPS) and the Host header, normalised as NormalizeOrigin
+// does ("" when Host is unusable).
+func RequestOrigin(r *http.Request) string {
+	scheme := "http"
+	if BrowserUsedHTTPS(r) {
+		scheme = "https"
+	}
+	o, err := NormalizeOrigin(scheme + "://" + r.Host)
+	if err != nil {
+		return ""
+	}
+	return o
+}
+
+// CrossSiteRefusal says why a state-changing request (POST /api/handoff,
+// POST /.portal/logout) must be refused as coming from another page than
+// our own, or "" to let it through. Browsers name the initiator in
+// Sec-Fetch-Site: only same-origin passes, since every app of the instance
+// is the same site on another port. Without that header (older browsers),
+// an Origin must name this very host. A request with neither is not from a
+// browser page (curl with the secret), which a page cannot make a browser
+// send.
+func CrossSiteRefusal(r *http.Request) string {
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "":
+	case "same-origin":
+		return ""
+	default:
+		return "cross-site request refused"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+		return "cross-site request refused"
+	}
+	return ""
+}

@@ -1,0 +1,92 @@
+package vastauth
+
+import (
+	"encoding/base64"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// Issue 14 item 9: our secret reached the app in Authorization forms the
+// handler did not recognise when a cookie authenticated the request. Every
+// form that carries a secret must be recognised; an app's own header must
+// not be.
+func TestCarriesSecret(t *testing.T) {
+	const pw = "user chosen:pass"
+	a, err := New(Params{Username: "vastai", Secrets: []string{pw, testToken}, Salt: testSalt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, h := range []string{
+		"Bearer " + testToken,
+		"bearer " + testToken,
+		"Bearer\t" + testToken,
+		"Bearer  " + testToken + "  ",
+		`Bearer "` + testToken + `"`,
+		"Bearer '" + testToken + "'",
+		"Token " + testToken,
+		"token " + testToken,
+		testToken,
+		"Basic root:" + testToken,
+		"Basic " + b64("root:"+testToken),
+		"Basic " + b64("vastai:"+pw),
+		"Basic " + strings.TrimRight(b64("x:"+testToken), "="),
+		"Basic " + base64.URLEncoding.EncodeToString([]byte("x:"+testToken)),
+		"Basic " + b64(testToken),
+		"Bearer " + pw,
+		`Bearer "` + pw + `"`,
+		"Basic root:" + pw,
+		`Digest username="vastai", realm="x", password="` + testToken + `"`,
+		"Custom token=" + testToken + ", other=1",
+		"Bearer " + url.PathEscape(pw),
+		"Bearer%20" + testToken,
+		"Bearer " + strings.ReplaceAll(url.QueryEscape(pw), "+", "%20"),
+		"Bearer " + testToken + "," + "extra",
+	} {
+		if !a.CarriesSecret(h) {
+			t.Errorf("CarriesSecret(%q) = false", h)
+		}
+	}
+	for _, h := range []string{
+		"",
+		"Bearer app-key",
+		"token jupyter-own-token-123",
+		"Basic " + b64("alice:her-own-password"),
+		"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+		"Bearer " + testToken[:len(testToken)-1],
+		"Bearer " + testToken + "x",
+		`Digest username="a", realm="b", nonce="c", uri="/", response="d"`,
+	} {
+		if a.CarriesSecret(h) {
+			t.Errorf("CarriesSecret(%q) = true", h)
+		}
+	}
+	// A header too fragmented to check is treated as carrying one.
+	if !a.CarriesSecret("X " + strings.Repeat("a,", 400)) {
+		t.Error("an unbounded header was passed unchecked")
+	}
+}
+
+func FuzzCarriesSecret(f *testing.F) {
+	const secret = "s3cret-Value"
+	set := NewSecretSet([]string{secret})
+	f.Add("Bearer ", "")
+	f.Add("Basic root:", "")
+	f.Add(`Token "`, `"`)
+	f.Fuzz(func(t *testing.T, prefix, suffix string) {
+		// Whatever surrounds it, a secret standing as its own word (set off
+		// by separators or the ends) is found.
+		cut := func(r rune) bool { return strings.ContainsRune(headerSeparators+":", r) }
+		if (prefix != "" && !cut(rune(prefix[len(prefix)-1]))) || (suffix != "" && !cut(rune(suffix[0]))) {
+			return
+		}
+		if strings.ContainsRune(prefix+suffix, '%') {
+			return // percent-decoding may merge the secret with its neighbours
+		}
+		h := prefix + secret + suffix
+		if !set.Carries(h) {
+			t.Fatalf("Carries(%q) = false", h)
+		}
+	})
+}
