@@ -61,6 +61,7 @@ while (($#)); do
 	*) usage >&2; exit 2 ;;
 	esac
 done
+DURATION=${DURATION%s} # "10s" reads as 10
 bench_in_range duration "$DURATION" 1 120
 for load in $LOADS; do
 	[[ $load =~ ^[0-9]+x[0-9]+$ ]] || bench_die "load '$load': want CLIENTSxRATE, e.g. 50x10000"
