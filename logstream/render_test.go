@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	terminal "github.com/buildkite/terminal-to-html/v3"
 )
 
 // view applies render results the way a client does: final lines plus the
@@ -251,6 +253,46 @@ func FuzzFilter(f *testing.F) {
 		}
 		if strings.Contains(string(whole), "\x1b]") || strings.Contains(string(whole), "\x1b_") {
 			t.Fatalf("string command passed: %q", whole)
+		}
+	})
+}
+
+// rewriteSGR hands terminal-to-html only SGR parameters it handles: plain
+// numbers 0-255, and colours as 38;5;N / 48;5;N. The library renders the
+// result without panicking, and no class but colour and style classes
+// comes out.
+func FuzzRewriteSGR(f *testing.F) {
+	for _, s := range []string{"\x1b[38;2;1;2;3mx", "\x1b[38;2;1;2;3;4mx", "\x1b[38;;2;1;2;3;4m", "\x1b[38:2::1:2:3m",
+		"\x1b[48:5:9m", "\x1b[0;1;38;5;300m", "\x1b[38m", "\x1b[5;38;2m", "\x1b[?25h\x1b[1:2A"} {
+		f.Add(s)
+	}
+	classRE := regexp.MustCompile(`^term-(fg|bg)(\d+|i\d+|x\d+|t-[0-9a-f]{6})$`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		clean := newFilter(0).Write(nil, []byte(raw)).out
+		var pal palette
+		out := rewriteSGR(clean, &pal)
+		for _, m := range regexp.MustCompile("\x1b\\[([0-9;:?]*)m").FindAllSubmatch(out, -1) {
+			params := strings.Split(string(m[1]), ";")
+			for i := 0; i < len(params); i++ {
+				p := params[i]
+				if strings.Contains(p, ":") {
+					t.Fatalf("colon form reached the library: %q", out)
+				}
+				if p == "38" || p == "48" {
+					if i+2 >= len(params) || params[i+1] != "5" {
+						t.Fatalf("colour without 5;N reached the library: %q", out)
+					}
+					i += 2
+				}
+			}
+		}
+		html := pal.apply(terminal.Render(out)) // must not panic
+		for _, m := range regexp.MustCompile(`class="([^"]*)"`).FindAllStringSubmatch(html, -1) {
+			for _, cl := range strings.Fields(m[1]) {
+				if !classRE.MatchString(cl) {
+					t.Fatalf("class %q from %q", cl, raw)
+				}
+			}
 		}
 	})
 }

@@ -81,6 +81,7 @@ func rewriteSGR(b []byte, pal *palette) []byte {
 		return b
 	}
 	var out []byte
+	changed := false
 	last := 0
 	for i := 0; i < len(b); i++ {
 		if b[i] != 0x1b || i+1 >= len(b) || b[i+1] != '[' {
@@ -114,10 +115,11 @@ func rewriteSGR(b []byte, pal *palette) []byte {
 		}
 		out = append(out, b[last:i]...)
 		out = append(out, repl...)
+		changed = true
 		last = j + 1
 		i = j
 	}
-	if out == nil {
+	if !changed {
 		return b
 	}
 	return append(out, b[last:]...)
