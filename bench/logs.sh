@@ -198,6 +198,17 @@ for row in "${ROWS[@]}"; do
 	IFS=$'\t' read -r _ label p50 p99 maxv cpu rss delivery <<<"$row"
 	echo "| $label | $p50 | $p99 | $maxv | $cpu | $rss | $delivery |"
 done
+echo
+echo "README rows (the Speed table's columns):"
+echo
+for row in "${ROWS[@]}"; do
+	IFS=$'\t' read -r _ label p50 p99 _ cpu rss delivery <<<"$row"
+	case $label in
+	idle*) echo "| log line write() → WebSocket, $label | p50 $p50, p99 $p99 | reference polls every 200 ms | | \`bench/logs.sh\` |"
+		echo "| idle CPU with a log client connected | ${cpu% (*} of a core | | | \`bench/logs.sh\` |" ;;
+	*) echo "| $label, every line timed write() → receipt during the load, caddy alone on one core | p50 $p50, p99 $p99; caddy $cpu of its core; peak RSS $rss; $delivery | | | \`bench/logs.sh\` |" ;;
+	esac
+done
 if [[ -n $PROFILE ]]; then
 	echo
 	echo "gctrace output and heap profiles: $PROFILE (go tool pprof -sample_index=inuse_space -top FILE)"
