@@ -191,7 +191,10 @@ func derive(apps []App, procs []supervisor.Process, haveProcs bool, reachable []
 		p := &procs[i]
 		found, ok := lookup.Find(p.Name)
 		if !ok && p.App != "" {
-			found, ok = lookup.Find(p.App)
+			// The app name exit_portal.sh wrote into the skip marker: the
+			// script decides with FindLike (`exit_portal.sh comfy` means
+			// "ComfyUI"), so a marker matches the same way.
+			found, ok = lookup.FindLike(p.App)
 		}
 		switch {
 		case ok && programOf[found.Line] == nil:

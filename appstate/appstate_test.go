@@ -423,3 +423,18 @@ startsecs=0
 		}
 	}
 }
+
+// TestDeriveMarkerMatchesLikeExitPortal: exit_portal.sh decides with the
+// same partial match as `caddy portal app` (`exit_portal.sh comfy` finds
+// "ComfyUI"), so a marker naming "comfy" belongs to ComfyUI's card rather
+// than showing an extra "not configured" card beside it.
+func TestDeriveMarkerMatchesLikeExitPortal(t *testing.T) {
+	t.Parallel()
+	apps := []App{app("ComfyUI", "ComfyUI", 18188)}
+	launcher := proc("launcher", "STOPPED")
+	launcher.Skipped, launcher.App = true, "comfy"
+	got := derive(apps, []supervisor.Process{launcher}, true, []bool{false})
+	if len(got) != 1 || got[0].Name != "ComfyUI" || got[0].Program != "launcher" || got[0].State != Stopped {
+		t.Fatalf("states = %+v", got)
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"testing"
 
 	"github.com/instanceportal/portal/appstate"
+	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/connlimit"
 	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/hostguard"
+	"github.com/instanceportal/portal/instancecert"
 	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portallinks"
 	"github.com/instanceportal/portal/supervisor"
@@ -38,6 +40,8 @@ var configDocs = []struct {
 	{"../docs/vastauth.md", "vastauth", "../vastauth", "Config", vastauth.Default()},
 	{"../docs/logstream.md", "logstream-config", "../logstream", "Config", logstream.Default()},
 	{"../docs/vastauth.md", "vastauth-secrets", "../vastauth", "SecretSource", vastauth.Default().SecretSource},
+	{"../docs/boot.md", "instancecert", "../instancecert", "Config", instancecert.Default()},
+	{"../docs/boot.md", "bootstatus", "../bootstatus", "Config", bootstatus.Default()},
 }
 
 func TestConfigDocsMatchDeclarations(t *testing.T) {

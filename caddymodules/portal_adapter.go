@@ -449,6 +449,7 @@ func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) c
 		terminal(appStatesRoute(plan, warns)),
 		terminal(processesRoute(plan, warns)),
 		terminal(linksRoute(plan, warns)),
+		bootStatusRoute(plan, warns),
 		logstreamRoute(plan, warns),
 		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
 		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),

@@ -9,7 +9,10 @@ import (
 // own file's function. Add a new subcommand here.
 func portalSubcommands() []*cobra.Command {
 	return []*cobra.Command{
+		appCommand(),
+		certCommand(),
 		checkCommand(),
+		launchCommand(),
 		logTeeCommand(),
 		tokenCommand(),
 		writeConfigCommand(),

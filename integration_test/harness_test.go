@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +44,9 @@ func runMain(m *testing.M) int {
 			// (GO_LDFLAGS there explains why).
 			build := exec.Command("go", "build", "-ldflags=-linkmode=internal", "-o", caddyBin, "../cmd/caddy")
 			build.Stdout, build.Stderr = os.Stderr, os.Stderr
+			// go-nvml's headers mark NVML calls deprecated: ~150 lines of gcc
+			// warnings that look like a failure. Silenced for this build only.
+			build.Env = append(os.Environ(), "CGO_CFLAGS=-Wno-deprecated-declarations")
 			if err := build.Run(); err != nil {
 				fmt.Fprintln(os.Stderr, "building caddy:", err)
 				return 1
@@ -68,15 +72,53 @@ func skipShort(t testing.TB) {
 	}
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// freePort returns a TCP port that caddy can bind a moment later, as it
+// binds: on every address (":port"). Probing 127.0.0.1 alone missed a port
+// held on another address, and a port from the kernel's ephemeral range can
+// be taken in between by any process's outgoing connection (both made the
+// boot test fail with "address already in use" under load). So the port is
+// drawn below the ephemeral range, where outgoing connections never land,
+// checked with a wildcard bind on TCP (IPv4 and IPv6), and never handed out
+// twice in one test run.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo, hi := 20000, ephemeralLow()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for try := 0; try < 200; try++ {
+		p := lo + portRand.Intn(hi-lo)
+		if handedOut[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		handedOut[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port in %d-%d after 200 tries", lo, hi)
+	return 0
+}
+
+var (
+	portMu    sync.Mutex
+	portRand  = rand.New(rand.NewSource(time.Now().UnixNano() ^ int64(os.Getpid())))
+	handedOut = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), where outgoing connections get theirs.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 20000+1000 {
+			return lo
+		}
+	}
+	return 32768
 }
 
 // syncBuffer collects a process's output while tests read it.
@@ -164,7 +206,12 @@ func StartPortal(t testing.TB, yaml string, opts PortalOptions) *Portal {
 		t.Fatal(err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(p.Stop)
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", p.Logs())
+		}
+	})
 	if !opts.NoWait {
 		p.WaitAdmin()
 	}

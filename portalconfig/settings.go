@@ -85,6 +85,11 @@ type Settings struct {
 	SkipDir string
 	// LinksFile is the template's Tools & Help links (PORTAL_LINKS_FILE).
 	LinksFile string
+	// ProvisioningLock, ProvisioningDone and ProvisioningFailed are the
+	// entrypoint's provisioning markers (PROVISIONING_LOCK,
+	// PROVISIONING_DONE, PROVISIONING_FAILED); empty means the image's
+	// defaults, which the bootstatus package owns.
+	ProvisioningLock, ProvisioningDone, ProvisioningFailed string
 	// Links is PORTAL_LINKS ("Label|URL|Description,…"), appended after
 	// the built-in cards. Not parsed here: the links package owns the form.
 	Links string
@@ -159,6 +164,9 @@ func SettingsFromEnv(env Environ) (Settings, error) {
 	s.SkipDir = str("PORTAL_SKIP_DIR", DefaultSkipDir)
 	s.LinksFile = str("PORTAL_LINKS_FILE", DefaultLinksFile)
 	s.Links = str("PORTAL_LINKS", "")
+	s.ProvisioningLock = str("PROVISIONING_LOCK", "")
+	s.ProvisioningDone = str("PROVISIONING_DONE", "")
+	s.ProvisioningFailed = str("PROVISIONING_FAILED", "")
 
 	for _, p := range splitList(str("AUTH_EXCLUDE", "")) {
 		n, err := parsePort(p)

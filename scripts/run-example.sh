@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-bin/caddy}
 if [[ ! -x "$bin" ]]; then
-  go build -ldflags=-linkmode=internal -o "$bin" ./cmd/caddy
+  echo "First build: compiling Caddy, its modules and cgo for NVML takes a few minutes."
+  CGO_CFLAGS=-Wno-deprecated-declarations go build -ldflags=-linkmode=internal -o "$bin" ./cmd/caddy
 fi
 
 run=$PWD/.run
@@ -18,20 +19,30 @@ export PORTAL_STATE_DIR=${PORTAL_STATE_DIR:-$run/state}
 export INSTANCE_CERT=${INSTANCE_CERT:-$run/instance.crt}
 export INSTANCE_KEY=${INSTANCE_KEY:-$run/instance.key}
 export SUPERVISOR_SOCKET=${SUPERVISOR_SOCKET:-$run/supervisor.sock}
+# Caddy's own files (autosave.json, its data directory) stay here too,
+# instead of ~/.config/caddy and ~/.local/share/caddy.
+export XDG_CONFIG_HOME=$run/xdg-config XDG_DATA_HOME=$run/xdg-data
 # Quick tunnels need cloudflared and the internet; opt in with =true.
 export PORTAL_DEFAULT_TUNNELS=${PORTAL_DEFAULT_TUNNELS:-false}
 
 config=examples/portal.yaml
+# HTTPS without a pair of your own: a throw-away self-signed one under .run,
+# made by the same code as the image's boot (never sent to a signer).
+if [[ ${ENABLE_HTTPS:-false} == true ]]; then
+  INSTANCE_CERT_SIGNER_URL=off "$bin" portal cert ensure
+fi
 "$bin" portal check --config "$config"
 token=$("$bin" portal token)
 user=${WEB_USERNAME:-vastai}
 masked="${token:0:4}…"
+scheme=http
+[[ ${ENABLE_HTTPS:-false} == true ]] && scheme=https
 
 cat <<MSG
 
 Instance Portal is starting. Open the dashboard:
 
-    http://localhost:1111/?token=$token
+    $scheme://localhost:1111/?token=$token
 
 The token sets a session cookie and disappears from the address bar. Or log
 in at the browser's prompt as "$user" with the token as password ($masked).

@@ -1,30 +1,40 @@
 #!/bin/bash
-# caddy.sh: the supervisor program that runs the Instance Portal, which is our
-# caddy binary serving portal.yaml through the portal_yaml adapter. --watch
-# applies edits to portal.yaml; an edit that does not validate is refused and
-# the running config keeps serving.
+# shellcheck source-path=SCRIPTDIR
+# caddy.sh: the supervisor program that runs the Instance Portal, our caddy
+# serving portal.yaml through the portal_yaml adapter. --watch applies edits
+# to portal.yaml; an edit that does not validate is refused and the running
+# config keeps serving.
 #
-# Environment: PORTAL_YAML [/etc/portal.yaml], PORTAL_CONFIG (writes
-# PORTAL_YAML when the file is missing), PORTAL_LOG_DIR [/var/log/portal];
-# everything else is read by caddy itself (see docs/boot.md).
+# portal.yaml missing (removed to regenerate it): written from PORTAL_CONFIG
+# with the launch-mode rules (`caddy portal launch`). Caddy's autosave and
+# data directory live under PORTAL_STATE_DIR, not in root's home.
 set -u
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+utils=$(dirname "${BASH_SOURCE[0]}")/utils
+# shellcheck source=utils/logging.sh
+. "${utils}/logging.sh"
+# shellcheck source=utils/cleanup_generic.sh
+. "${utils}/cleanup_generic.sh"
+# shellcheck source=utils/environment.sh
+. "${utils}/environment.sh"
 
-portal_program caddy
-portal_require_command caddy
+: "${PORTAL_YAML:=${PORTAL_ROOT:-}/etc/portal.yaml}"
+: "${PORTAL_STATE_DIR:=${PORTAL_ROOT:-}/var/lib/portal}"
+: "${LAUNCH_FILE:=${PORTAL_ROOT:-}/.launch}"
 
-# Removing portal.yaml and restarting this program regenerates it from
-# PORTAL_CONFIG, as on the reference image.
-if [[ ! -e $PORTAL_YAML && -n ${PORTAL_CONFIG:-} ]]; then
-    mkdir -p "$(dirname "$PORTAL_YAML")"
-    caddy portal write-config --config "$PORTAL_YAML" ||
-        portal_say "PORTAL_CONFIG does not parse; caddy will report why"
-fi
-if [[ ! -e $PORTAL_YAML && -z ${PORTAL_CONFIG:-} ]]; then
-    portal_say "neither ${PORTAL_YAML} nor PORTAL_CONFIG exists: nothing to serve; not starting (write one, then: supervisorctl start ${PORTAL_PROGRAM})"
+if ! command -v caddy >/dev/null 2>&1; then
+    echo "caddy is not installed; not starting"
     exit 0
 fi
+if [[ ! -e $PORTAL_YAML ]]; then
+    if [[ -z ${PORTAL_CONFIG:-} ]]; then
+        echo "neither ${PORTAL_YAML} nor PORTAL_CONFIG exists: nothing to serve; not starting (write one, then: supervisorctl start ${PROC_NAME})"
+        exit 0
+    fi
+    mkdir -p "$(dirname "$PORTAL_YAML")"
+    caddy portal launch --launch-file "$LAUNCH_FILE" --write "$PORTAL_YAML" ||
+        echo "PORTAL_CONFIG was not written to ${PORTAL_YAML}; caddy will say why"
+fi
 
-portal_say "Starting Caddy..."
+export XDG_CONFIG_HOME=${PORTAL_STATE_DIR}/caddy/config XDG_DATA_HOME=${PORTAL_STATE_DIR}/caddy/data
+echo "Starting Caddy..."
 exec caddy run --adapter portal_yaml --config "$PORTAL_YAML" --watch

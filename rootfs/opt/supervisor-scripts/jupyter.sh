@@ -1,37 +1,43 @@
 #!/bin/bash
-# jupyter.sh: runs Jupyter when the portal configuration has an app named
-# "Jupyter", on 127.0.0.1:JUPYTER_PORT [18080] (the internal port the
-# default PORTAL_CONFIG proxies :8080 to).
+# shellcheck source-path=SCRIPTDIR
+# jupyter.sh: runs Jupyter when portal.yaml has an app named "Jupyter", on
+# 127.0.0.1:JUPYTER_PORT [18080], which the portal proxies (port 8080 in the
+# default config). Not in Jupyter launch mode: there the platform runs
+# Jupyter on 8080 itself (JUPYTER_OVERRIDE=true hands it back to us).
 #
-# Jupyter itself asks for no token or password: the portal authenticates
-# every request that reaches it through the external port, and an SSH port
-# forward reaches it directly, as on the reference image. It listens on
-# 127.0.0.1 only.
+# Jupyter asks for no token or password: the portal authenticates every
+# request through the external port, and an SSH port forward reaches it
+# directly, as on the reference image.
 #
 # Environment: JUPYTER_TYPE [notebook] (or lab), JUPYTER_PORT [18080],
 # JUPYTER_DIR [$WORKSPACE] (the directory it opens), VENV_DIR [/venv/main]
-# (activated when present).
+# (activated when present), LAUNCH_FILE [/.launch].
 set -u
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+utils=$(dirname "${BASH_SOURCE[0]}")/utils
+# shellcheck source=utils/logging.sh
+. "${utils}/logging.sh"
+# shellcheck source=utils/cleanup_generic.sh
+. "${utils}/cleanup_generic.sh"
+# shellcheck source=utils/environment.sh
+. "${utils}/environment.sh"
 
-portal_program jupyter
-portal_require_app Jupyter
-
-# In the reference image's "Jupyter launch mode" the platform starts Jupyter
-# itself through /.launch; a second one would fight it for the port.
-launch=${PORTAL_ROOT}/.launch
-if [[ -f $launch ]] && grep -qi jupyter "$launch"; then
-    portal_say "Jupyter is started by ${launch}; not starting"
+mode=$(caddy portal launch --launch-file "${LAUNCH_FILE:-${PORTAL_ROOT:-}/.launch}" --print mode 2>/dev/null)
+if [[ $mode == jupyter ]]; then
+    echo "Refusing to start ${PROC_NAME}: the platform runs Jupyter (Jupyter launch mode; JUPYTER_OVERRIDE=true hands it to this program)"
     exit 0
 fi
+# shellcheck source=utils/exit_portal.sh
+. "${utils}/exit_portal.sh" "Jupyter"
 
-venv=${VENV_DIR:-${PORTAL_ROOT}/venv/main}
+venv=${VENV_DIR:-${PORTAL_ROOT:-}/venv/main}
 if [[ -f ${venv}/bin/activate ]]; then
     # shellcheck source=/dev/null
     . "${venv}/bin/activate"
 fi
-portal_require_command jupyter
+if ! command -v jupyter >/dev/null 2>&1; then
+    echo "jupyter is not installed; not starting (install it in ${venv}, then: supervisorctl start ${PROC_NAME})"
+    exit 0
+fi
 
 dir=${JUPYTER_DIR:-$WORKSPACE}
 mkdir -p "$dir"

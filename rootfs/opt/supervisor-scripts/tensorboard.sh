@@ -1,23 +1,30 @@
 #!/bin/bash
-# tensorboard.sh: runs TensorBoard when the portal configuration has an app
-# named "Tensorboard" (any case: the portal matches names case-insensitively), on
-# 127.0.0.1:TENSORBOARD_PORT [16006].
+# shellcheck source-path=SCRIPTDIR
+# tensorboard.sh: runs TensorBoard when portal.yaml has an app named
+# "Tensorboard" (any case), on 127.0.0.1:TENSORBOARD_PORT [16006].
 #
 # Environment: TENSORBOARD_LOG_DIR [$WORKSPACE], TENSORBOARD_PORT [16006],
 # VENV_DIR [/venv/main] (activated when present).
 set -u
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+utils=$(dirname "${BASH_SOURCE[0]}")/utils
+# shellcheck source=utils/logging.sh
+. "${utils}/logging.sh"
+# shellcheck source=utils/cleanup_generic.sh
+. "${utils}/cleanup_generic.sh"
+# shellcheck source=utils/environment.sh
+. "${utils}/environment.sh"
+# shellcheck source=utils/exit_portal.sh
+. "${utils}/exit_portal.sh" "Tensorboard"
 
-portal_program tensorboard
-portal_require_app Tensorboard
-
-venv=${VENV_DIR:-${PORTAL_ROOT}/venv/main}
+venv=${VENV_DIR:-${PORTAL_ROOT:-}/venv/main}
 if [[ -f ${venv}/bin/activate ]]; then
     # shellcheck source=/dev/null
     . "${venv}/bin/activate"
 fi
-portal_require_command tensorboard
+if ! command -v tensorboard >/dev/null 2>&1; then
+    echo "tensorboard is not installed; not starting (install it in ${venv}, then: supervisorctl start ${PROC_NAME})"
+    exit 0
+fi
 
 logdir=${TENSORBOARD_LOG_DIR:-$WORKSPACE}
 mkdir -p "$logdir"

@@ -1,15 +1,20 @@
 #!/bin/bash
 # entrypoint.sh: the container's start script (the image's ENTRYPOINT, PID 1).
 #
-#   1. the container environment -> /etc/environment (0600), for SSH sessions
-#   2. the /.provisioning lock, which tells scripts provisioning is under way
-#   3. /opt/workspace-internal copied into $WORKSPACE, item by item, never
-#      over something already there
-#   4. a self-signed instance certificate when the pair is missing
-#   5. /etc/portal.yaml from PORTAL_CONFIG when the file is missing
-#   6. supervisord, which starts caddy.sh and the app wrappers
-#   7. PROVISIONING_SCRIPT (path or URL), once, until it succeeds
-#   8. the lock removed; then it waits on supervisord. SIGTERM or SIGINT stop
+#   1. launch mode: PORTAL_CONFIG adjusted by `caddy portal launch` (/.launch,
+#      VAST_TCP_PORT_8080, JUPYTER_OVERRIDE, FORCE_JUPYTER)
+#   2. /etc/environment written once per instance (0600, NAME="value"), then
+#      it and ${WORKSPACE}/.env are loaded, so a user's edits apply
+#   3. the /.provisioning lock, which tells scripts provisioning is under way
+#   4. /opt/workspace-internal copied into $WORKSPACE, never over something
+#      already there; the workspace handed to the non-root `user`
+#   5. root's SSH keys given to `user`
+#   6. hooks: /etc/vast_boot.d/first_boot/*.sh once, then /etc/vast_boot.d/*.sh
+#   7. the instance certificate (`caddy portal cert ensure`)
+#   8. /etc/portal.yaml from PORTAL_CONFIG when the file is missing
+#   9. supervisord, which starts caddy.sh and the other programs
+#  10. PROVISIONING_SCRIPT (path or URL), at each start until it succeeds
+#  11. the lock removed; then it waits on supervisord. SIGTERM or SIGINT stop
 #      provisioning and supervisord (which stops every program) and the script
 #      exits with supervisord's status.
 #
@@ -17,7 +22,8 @@
 # [empty] prefixes every default path, so a test runs the whole boot inside a
 # temporary directory; a variable set on its own wins over the prefix.
 set -uo pipefail
-shopt -s nullglob dotglob
+shopt -s nullglob
+umask 002 # `user` shares the root group: files it must edit are group-writable
 
 stopping=0
 supervisord_pid=
@@ -32,9 +38,13 @@ resolve_paths() {
     PORTAL_ROOT=${PORTAL_ROOT:-}
     local r=$PORTAL_ROOT
     : "${PORTAL_ENV_FILE:=$r/etc/environment}"
+    : "${LAUNCH_FILE:=$r/.launch}"
     : "${PROVISIONING_LOCK:=$r/.provisioning}"
     : "${PROVISIONING_DONE:=$r/.provisioning_complete}"
+    : "${PROVISIONING_FAILED:=$r/.provisioning_failed}"
     : "${PROVISIONING_FILE:=$r/provisioning.sh}"
+    : "${FIRST_BOOT_DONE:=$r/.first_boot_complete}"
+    : "${BOOT_HOOK_DIR:=$r/etc/vast_boot.d}"
     : "${PORTAL_YAML:=$r/etc/portal.yaml}"
     : "${INSTANCE_CERT:=$r/etc/instance.crt}"
     : "${INSTANCE_KEY:=$r/etc/instance.key}"
@@ -45,22 +55,46 @@ resolve_paths() {
     : "${SUPERVISOR_PIDFILE:=$r/var/run/supervisord.pid}"
     : "${WORKSPACE:=$r/workspace}"
     : "${WORKSPACE_TEMPLATE:=$r/opt/workspace-internal}"
+    : "${ROOT_AUTHORIZED_KEYS:=$r/root/.ssh/authorized_keys}"
+    : "${PORTAL_USER:=user}"
 }
 
-# write_environment records the container environment as NAME='value' lines,
-# the form both pam_env and `set -a; . /etc/environment` read. Single quotes
-# make every value inert when a shell sources the file (a ' inside becomes
-# '\''); pam_env drops quote characters, so it sees such a value without its
-# quotes. The file holds secrets (WEB_PASSWORD, CF_TUNNEL_TOKEN...), hence
-# 0600: PAM reads it as root at login. It is written to a temporary file and
-# renamed, so a reader never sees half of it.
+# apply_launch runs the launch-mode rules (one Go function, tested there)
+# and exports the adjusted PORTAL_CONFIG; caddy prints what it changed.
+apply_launch() {
+    local out mode cfg
+    if ! out=$(caddy portal launch --launch-file "$LAUNCH_FILE" --print mode,portal-config); then
+        log "the launch-mode rules failed (above); PORTAL_CONFIG is used as given"
+        return 0
+    fi
+    { IFS= read -r mode && IFS= read -r cfg; } <<<"$out"
+    log "launch mode: ${mode}"
+    if [[ -n ${PORTAL_CONFIG:-} || -n $cfg ]]; then
+        export PORTAL_CONFIG=$cfg
+    fi
+}
+
+# write_environment records the container environment in the environment
+# file, once per instance: the first line names the instance
+# (VAST_CONTAINERLABEL), and while it matches the file is kept, so edits
+# made on a running instance survive restarts. Lines are NAME="value" (the
+# reference's form, read by pam_env and by `set -a; . /etc/environment`),
+# with \ " $ and ` escaped so that sourcing never runs anything. Values
+# spanning lines have no such form and are left out, named in the log. 0600:
+# it holds secrets (WEB_PASSWORD, CF_TUNNEL_TOKEN...).
 write_environment() {
-    local file=$PORTAL_ENV_FILE tmp kv name value q="'\\''"
+    local file=$PORTAL_ENV_FILE id header first tmp kv name value
     local -a skipped=()
+    id=${CONTAINER_ID:-${VAST_CONTAINERLABEL:-${CONTAINER_LABEL:-}}}
+    header="# Environment of instance ${id:-(no VAST_CONTAINERLABEL)}, written at its first start by entrypoint.sh; edits are kept."
+    if [[ -n $id && -f $file ]] && IFS= read -r first <"$file" && [[ $first == "$header" ]]; then
+        log "keeping ${file}, written at this instance's first start"
+        return 0
+    fi
     mkdir -p "$(dirname "$file")" || return 1
     tmp=$(mktemp "${file}.XXXXXX") || return 1 # mktemp creates it 0600
     {
-        printf '# Written by entrypoint.sh at every container start from the container environment.\n'
+        printf '%s\n' "$header"
         while IFS= read -r -d '' kv; do
             name=${kv%%=*}
             value=${kv#*=}
@@ -68,93 +102,117 @@ write_environment() {
             case $name in
             HOME | SHLVL | PWD | OLDPWD | _) continue ;; # per-shell, not per-container
             esac
-            # A line per variable: a value spanning lines has no faithful form.
             if [[ $value == *$'\n'* ]]; then
                 skipped+=("$name")
                 continue
             fi
-            printf "%s='%s'\n" "$name" "${value//\'/$q}"
+            value=${value//\\/\\\\}
+            value=${value//\"/\\\"}
+            value=${value//\$/\\\$}
+            value=${value//\`/\\\`}
+            printf '%s="%s"\n' "$name" "$value"
         done < <(env -0)
     } >"$tmp"
     if ! { chmod 600 "$tmp" && mv -f "$tmp" "$file"; }; then
         rm -f "$tmp"
         return 1
     fi
+    log "wrote ${file}"
     if ((${#skipped[@]})); then
         log "not in ${file} (values with newlines): ${skipped[*]}"
     fi
 }
 
+# load_environment: the environment file, then ${WORKSPACE}/.env, exported,
+# as every program's environment.sh does.
+load_environment() {
+    set +u -a
+    # shellcheck source=/dev/null
+    . "$PORTAL_ENV_FILE" 2>/dev/null
+    if [[ -f ${WORKSPACE}/.env ]]; then
+        # shellcheck source=/dev/null
+        . "${WORKSPACE}/.env" || log "${WORKSPACE}/.env failed to load (above)"
+    fi
+    set -u +a
+}
+
+# user_exists: the non-root account of the image (absent in tests).
+user_exists() { getent passwd "$PORTAL_USER" >/dev/null 2>&1; }
+
 # copy_workspace fills $WORKSPACE from the image's template directory: each
 # top-level item that the workspace lacks is copied; anything already there
-# (a volume kept from an earlier run, user files) is left as it is.
+# (a volume kept from an earlier run, user files) is left as it is. The
+# workspace and what was copied belong to `user` (group root), so that
+# account can work there.
 copy_workspace() {
     local item target n=0
+    local -a copied=()
     mkdir -p "$WORKSPACE" || {
         log "cannot create WORKSPACE ${WORKSPACE}"
         return 1
     }
-    [[ -d $WORKSPACE_TEMPLATE ]] || return 0
-    for item in "$WORKSPACE_TEMPLATE"/*; do
-        target=${WORKSPACE}/${item##*/}
-        [[ -e $target || -L $target ]] && continue
-        cp -a "$item" "$target" && n=$((n + 1))
+    if [[ -d $WORKSPACE_TEMPLATE ]]; then
+        shopt -s dotglob
+        for item in "$WORKSPACE_TEMPLATE"/*; do
+            target=${WORKSPACE}/${item##*/}
+            [[ -e $target || -L $target ]] && continue
+            cp -a "$item" "$target" && copied+=("$target") && n=$((n + 1))
+        done
+        shopt -u dotglob
+        ((n == 0)) || log "copied ${n} item(s) from ${WORKSPACE_TEMPLATE} to ${WORKSPACE}"
+    fi
+    if user_exists; then
+        chown "${PORTAL_USER}:root" "$WORKSPACE" && chmod 2775 "$WORKSPACE"
+        ((${#copied[@]} == 0)) || chown -R "${PORTAL_USER}:root" "${copied[@]}"
+    fi
+}
+
+# propagate_keys appends root's authorized SSH keys that `user` lacks to its
+# authorized_keys, so the same key logs in as either account.
+propagate_keys() {
+    local home keys line n=0
+    [[ -s $ROOT_AUTHORIZED_KEYS ]] && user_exists || return 0
+    home=$(getent passwd "$PORTAL_USER" | cut -d: -f6)
+    keys=${home}/.ssh/authorized_keys
+    mkdir -p "${home}/.ssh" && touch "$keys" || return 1
+    while IFS= read -r line || [[ -n $line ]]; do
+        [[ -z $line || $line == \#* ]] && continue
+        grep -qxF -- "$line" "$keys" || { printf '%s\n' "$line" >>"$keys" && n=$((n + 1)); }
+    done <"$ROOT_AUTHORIZED_KEYS"
+    chmod 700 "${home}/.ssh" && chmod 600 "$keys" && chown -R "${PORTAL_USER}:" "${home}/.ssh"
+    ((n == 0)) || log "gave ${PORTAL_USER} ${n} SSH key(s) of root"
+}
+
+# run_hook FILE: one hook, in its own bash; a failure is logged with its
+# name and the boot goes on.
+run_hook() {
+    local rc
+    log "hook ${1}"
+    bash "$1" </dev/null
+    rc=$?
+    ((rc == 0)) || log "hook ${1} failed (exit ${rc}); the boot goes on"
+}
+
+# run_hooks: BOOT_HOOK_DIR/first_boot/*.sh at the first start only, then
+# BOOT_HOOK_DIR/*.sh at every start, each in name order.
+run_hooks() {
+    local hook
+    if [[ ! -e $FIRST_BOOT_DONE ]]; then
+        for hook in "$BOOT_HOOK_DIR"/first_boot/*.sh; do
+            run_hook "$hook"
+        done
+        touch "$FIRST_BOOT_DONE" || log "cannot create ${FIRST_BOOT_DONE}"
+    fi
+    for hook in "$BOOT_HOOK_DIR"/*.sh; do
+        run_hook "$hook"
     done
-    ((n == 0)) || log "copied ${n} item(s) from ${WORKSPACE_TEMPLATE} to ${WORKSPACE}"
 }
 
-# ensure_cert creates a self-signed ECDSA P-256 pair for localhost, 127.0.0.1
-# and PUBLIC_IPADDR when the certificate or the key is missing (a certificate
-# without its key is useless, so both are replaced). The portal serves it when
-# ENABLE_HTTPS=true. A PUBLIC_IPADDR that openssl refuses costs only that
-# name, not the certificate.
+# ensure_cert: keep a usable instance pair, or make one (signed by the
+# console when it answers, else self-signed): Go, so no openssl is needed.
 ensure_cert() {
-    if [[ -s $INSTANCE_CERT && -s $INSTANCE_KEY ]]; then
-        return 0
-    fi
-    if ! command -v openssl >/dev/null 2>&1; then
-        log "openssl not found: no instance certificate; the portal will serve plain HTTP"
-        return 0
-    fi
-    local public=${PUBLIC_IPADDR:-} kind=DNS
-    if [[ $public =~ ^[0-9.]+$ || $public == *:* ]]; then
-        kind=IP
-    fi
-    if [[ -n $public && ! $public =~ ^[A-Za-z0-9.:-]+$ ]]; then
-        log "PUBLIC_IPADDR=${public} is not an address or host name; the certificate names localhost only"
-        public=
-    fi
-    if [[ -n $public ]] && make_cert "$public" "DNS:localhost,IP:127.0.0.1,${kind}:${public}"; then
-        return 0
-    fi
-    make_cert localhost "DNS:localhost,IP:127.0.0.1"
-}
-
-# make_cert CN SAN writes the pair through temporary files in the target
-# directories: the key is 0600 from its first byte (mktemp) to its rename.
-make_cert() {
-    local cn=$1 san=$2 key crt err
-    mkdir -p "$(dirname "$INSTANCE_KEY")" "$(dirname "$INSTANCE_CERT")" || return 1
-    key=$(mktemp "${INSTANCE_KEY}.XXXXXX") || return 1
-    crt=$(mktemp "${INSTANCE_CERT}.XXXXXX") || {
-        rm -f "$key"
-        return 1
-    }
-    if err=$(openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -sha256 -days 825 -subj "/CN=${cn}" \
-        -addext "subjectAltName=${san}" \
-        -addext "basicConstraints=critical,CA:FALSE" \
-        -addext "keyUsage=critical,digitalSignature" \
-        -addext "extendedKeyUsage=serverAuth" \
-        -keyout "$key" -out "$crt" 2>&1) &&
-        chmod 600 "$key" && chmod 644 "$crt" &&
-        mv -f "$key" "$INSTANCE_KEY" && mv -f "$crt" "$INSTANCE_CERT"; then
-        log "created a self-signed instance certificate for ${san} in ${INSTANCE_CERT}"
-        return 0
-    fi
-    rm -f "$key" "$crt"
-    log "creating the instance certificate for ${san} failed: ${err//$'\n'/ }"
-    return 1
+    INSTANCE_CERT=$INSTANCE_CERT INSTANCE_KEY=$INSTANCE_KEY PORTAL_STATE_DIR=$PORTAL_STATE_DIR \
+        caddy portal cert ensure 2>&1 | while IFS= read -r line; do log "$line"; done
 }
 
 # write_portal_yaml writes PORTAL_YAML from PORTAL_CONFIG when the file is
@@ -169,24 +227,41 @@ write_portal_yaml() {
         log "no ${PORTAL_YAML} and no PORTAL_CONFIG: the portal has nothing to serve"
         return 0
     fi
-    if ! command -v caddy >/dev/null 2>&1; then
-        log "caddy not found on PATH: cannot write ${PORTAL_YAML}"
-        return 1
-    fi
-    if ! { mkdir -p "$(dirname "$PORTAL_YAML")" && caddy portal write-config --config "$PORTAL_YAML"; }; then
+    if ! { mkdir -p "$(dirname "$PORTAL_YAML")" && caddy portal launch --launch-file "$LAUNCH_FILE" --write "$PORTAL_YAML"; }; then
         log "PORTAL_CONFIG was not written to ${PORTAL_YAML} (error above); caddy will report it too"
     fi
 }
 
-start_supervisord() {
-    export PORTAL_ROOT PORTAL_YAML INSTANCE_CERT INSTANCE_KEY PORTAL_LOG_DIR \
-        PORTAL_STATE_DIR SUPERVISOR_SOCKET SUPERVISOR_PIDFILE WORKSPACE PROVISIONING_LOCK
+make_dirs() {
     mkdir -p "$PORTAL_LOG_DIR" "$(dirname "$SUPERVISOR_SOCKET")" "$(dirname "$SUPERVISOR_PIDFILE")" || return 1
+    # Programs running as `user` (group root) write their logs here too.
+    chmod 0770 "$PORTAL_LOG_DIR" 2>/dev/null
     # The state dir holds the generated token: private from its creation.
     if [[ ! -d $PORTAL_STATE_DIR ]]; then
         mkdir -p "$(dirname "$PORTAL_STATE_DIR")" &&
             (umask 077 && mkdir "$PORTAL_STATE_DIR") || return 1
     fi
+}
+
+# raise_fd_limit: the soft descriptor limit up to the hard one, which every
+# program inherits. Docker's soft default (1024) is exhausted by a few
+# hundred idle connections; caddy's connection caps (SECURITY.md) are
+# derived from the limit it starts with. Raising the soft limit never needs
+# a privilege, unlike supervisord's minfds, which aborts when the hard limit
+# is below it.
+raise_fd_limit() {
+    local hard
+    hard=$(ulimit -Hn)
+    if ulimit -n "$hard" 2>/dev/null; then
+        log "descriptor limit: ${hard}"
+    fi
+}
+
+start_supervisord() {
+    raise_fd_limit
+    export PORTAL_ROOT PORTAL_YAML INSTANCE_CERT INSTANCE_KEY PORTAL_LOG_DIR PORTAL_STATE_DIR \
+        SUPERVISOR_SOCKET SUPERVISOR_PIDFILE WORKSPACE PROVISIONING_LOCK PROVISIONING_DONE PROVISIONING_FAILED \
+        PORTAL_ENV_FILE LAUNCH_FILE
     if ! command -v supervisord >/dev/null 2>&1; then
         log "supervisord not found on PATH"
         return 1
@@ -202,24 +277,28 @@ plog() {
     printf '[entrypoint] %s\n' "$*" >>"${PORTAL_LOG_DIR}/provisioning.log" 2>/dev/null
 }
 
-# fetch_provisioning URL downloads the script to PROVISIONING_FILE unless a
-# copy is already there (so it can be edited in place and the instance
-# restarted), with Windows line endings removed.
+# provisioning_failed CODE MESSAGE: says so, and leaves PROVISIONING_FAILED
+# (status= and message= lines) for the dashboard; the next start tries again.
+provisioning_failed() {
+    plog "$2"
+    printf 'status=%s\nmessage=%s\n' "$1" "$2" >"$PROVISIONING_FAILED" 2>/dev/null
+}
+
+# fetch_provisioning URL downloads the script to PROVISIONING_FILE, at every
+# start until a run succeeds (a fixed script at the same URL is picked up),
+# retrying and bounded in time, with Windows line endings removed.
 fetch_provisioning() {
-    local url=$1 tmp
-    if [[ -s $PROVISIONING_FILE ]]; then
-        plog "using ${PROVISIONING_FILE}, downloaded earlier (delete it to download ${url} again)"
-        return 0
-    fi
+    local url=$1 tmp err
     if ! command -v curl >/dev/null 2>&1; then
-        plog "PROVISIONING_SCRIPT is a URL but curl is not installed: not provisioning"
+        provisioning_failed download "PROVISIONING_SCRIPT is a URL but curl is not installed: not provisioning"
         return 1
     fi
     mkdir -p "$(dirname "$PROVISIONING_FILE")" || return 1
     tmp=$(mktemp "${PROVISIONING_FILE}.XXXXXX") || return 1
-    if ! curl -fsSL --retry 3 --connect-timeout 20 --max-time 600 -o "$tmp" "$url"; then
+    if ! err=$(curl -fsSL --retry "${PROVISIONING_RETRIES:-3}" --retry-delay 5 --retry-connrefused \
+        --connect-timeout 20 --max-time "${PROVISIONING_DOWNLOAD_TIMEOUT:-600}" -o "$tmp" "$url" 2>&1); then
         rm -f "$tmp"
-        plog "downloading PROVISIONING_SCRIPT ${url} failed: not provisioning"
+        provisioning_failed download "downloading PROVISIONING_SCRIPT ${url} failed (${err//$'\n'/ }): not provisioning; the next start tries again"
         return 1
     fi
     sed -i 's/\r$//' "$tmp" && chmod 700 "$tmp" && mv -f "$tmp" "$PROVISIONING_FILE"
@@ -246,7 +325,11 @@ run_provisioning() {
     *)
         script=$src
         if [[ ! -f $script ]]; then
-            plog "PROVISIONING_SCRIPT ${script} does not exist: not provisioning"
+            if [[ $src == *[[:space:]\;\&\|]* || $src == '#!'* ]]; then
+                provisioning_failed refused "PROVISIONING_SCRIPT holds script text, not a path or URL: refused. Put the script in a file or at an http(s) URL and give that."
+            else
+                provisioning_failed missing "PROVISIONING_SCRIPT ${script} does not exist: not provisioning"
+            fi
             return 1
         fi
         ;;
@@ -269,11 +352,12 @@ run_provisioning() {
     provisioning_pid=
     if ((rc == 0)); then
         touch "$PROVISIONING_DONE"
+        rm -f "$PROVISIONING_FAILED"
         plog "Provisioning complete"
     elif ((stopping)); then
         plog "provisioning interrupted by the stop; it runs again on the next start"
     else
-        plog "provisioning failed (exit ${rc}); startup continues, and it runs again on the next start"
+        provisioning_failed "$rc" "provisioning failed (exit ${rc}); startup continues, and it runs again on the next start"
     fi
     return "$rc"
 }
@@ -312,14 +396,23 @@ main() {
     trap 'on_signal INT' INT
 
     resolve_paths
+    if ! command -v caddy >/dev/null 2>&1; then
+        log "caddy not found on PATH"
+        exit 1
+    fi
+    apply_launch
     write_environment || log "could not write ${PORTAL_ENV_FILE}"
+    load_environment
 
     if ! { mkdir -p "$(dirname "$PROVISIONING_LOCK")" && touch "$PROVISIONING_LOCK"; }; then
         log "could not create the lock ${PROVISIONING_LOCK}"
     fi
     trap 'rm -f "$PROVISIONING_LOCK"' EXIT
 
+    make_dirs || exit 1
     copy_workspace
+    propagate_keys
+    run_hooks
     ensure_cert
     write_portal_yaml
     ((stopping)) && exit 143

@@ -1,0 +1,95 @@
+package caddymodules
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/instanceportal/portal/bootstatus"
+	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/portalconfig"
+)
+
+func init() {
+	caddy.RegisterModule(PortalBootStatus{})
+	httpcaddyfile.RegisterHandlerDirective("portal_boot_status", parsePortalBootStatusCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("portal_boot_status", httpcaddyfile.Before, "file_server")
+}
+
+// bootStatusRoute serves /api/boot with the entrypoint's markers.
+func bootStatusRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+	s := plan.Settings
+	h := PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}
+	return terminal(pathRoute(warns, []string{"/api/boot"}, caddyconfig.JSONModuleObject(h, "handler", "portal_boot_status", warns)))
+}
+
+// PortalBootStatus serves GET /api/boot: whether provisioning is running,
+// complete or failed (with the entrypoint's code and message), read from
+// the markers at each request (three stats; the page asks every few
+// seconds at most).
+//
+// Caddyfile:
+//
+//	portal_boot_status [<matcher>] {
+//	    lock_file   <path>
+//	    done_file   <path>
+//	    failed_file <path>
+//	}
+type PortalBootStatus struct {
+	bootstatus.Config
+}
+
+// CaddyModule returns the Caddy module information.
+func (PortalBootStatus) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.portal_boot_status", New: func() caddy.Module { return new(PortalBootStatus) }}
+}
+
+// Provision fills the defaults.
+func (h *PortalBootStatus) Provision(caddy.Context) error {
+	confdecl.FillDefaults(&h.Config, bootstatus.Default())
+	return nil
+}
+
+// Validate checks the paths.
+func (h *PortalBootStatus) Validate() error {
+	if err := h.Config.Validate(); err != nil {
+		return fmt.Errorf("portal_boot_status: %w", err)
+	}
+	return nil
+}
+
+// ServeHTTP answers the status; it is terminal.
+func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(w, "GET, HEAD")
+	}
+	return writeTunnelsJSON(w, http.StatusOK, bootstatus.Read(h.Config))
+}
+
+func parsePortalBootStatusCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(PortalBootStatus)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile reads bootstatus.Config's JSON keys as options.
+func (h *PortalBootStatus) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return unmarshalConfigBlock(d, "portal_boot_status", &h.Config, nil)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*PortalBootStatus)(nil)
+	_ caddy.Validator             = (*PortalBootStatus)(nil)
+	_ caddyhttp.MiddlewareHandler = (*PortalBootStatus)(nil)
+	_ caddyfile.Unmarshaler       = (*PortalBootStatus)(nil)
+)

@@ -1,0 +1,206 @@
+package caddymodules
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/instanceportal/portal/portalconfig"
+)
+
+// defaultLaunchFile is where the platform describes its launch mode.
+const defaultLaunchFile = "/.launch"
+
+// maxLaunchFile bounds what is read of /.launch: a few lines of shell.
+const maxLaunchFile = 1 << 20
+
+func launchCommand() *cobra.Command {
+	var (
+		launchFile, write, print string
+		force                    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "launch [--launch-file /.launch] [--print mode,portal-config] [--write /etc/portal.yaml]",
+		Short: "Apply the launch-mode rules to PORTAL_CONFIG",
+		Long: `Decides the launch mode from the launch file (/.launch): none is
+"entrypoint", one naming jupyter is "jupyter" (the platform runs Jupyter on
+port 8080 with TLS) unless JUPYTER_OVERRIDE=true, any other is "ssh". Then
+adjusts PORTAL_CONFIG the way the reference image's boot does:
+
+  - Jupyter entries go when VAST_TCP_PORT_8080 is unset, and in ssh mode
+    unless JUPYTER_OVERRIDE=true;
+  - entrypoint mode with 8080 mapped adds Jupyter (8080 -> JUPYTER_PORT,
+    18080) and Jupyter Terminal (/terminals/1), unless FORCE_JUPYTER=false;
+  - jupyter mode turns the proxy on 8080 into a link, with an https:// scheme;
+  - when the image runs Jupyter, a Jupyter link on 8080 becomes the proxy.
+
+PORTAL_JUPYTER_PORT moves 8080 (tests). The rules are idempotent. What they
+changed is printed on stderr, one line each.
+
+--print takes a comma-separated list of mode, portal-config and https-links
+and prints each on its own line. --write writes portal.yaml from the result
+(atomically, with "scheme: https" on the https links) unless the file
+exists; --force replaces it.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			err := runLaunch(cmd.OutOrStdout(), cmd.ErrOrStderr(), portalconfig.OSEnviron(), launchFile, print, write, force)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "error:", err)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&launchFile, "launch-file", defaultLaunchFile, "the platform's launch file")
+	cmd.Flags().StringVar(&print, "print", "", "comma-separated: mode, portal-config, https-links")
+	cmd.Flags().StringVar(&write, "write", "", "portal.yaml to write when it does not exist")
+	cmd.Flags().BoolVar(&force, "force", false, "with --write: replace an existing file")
+	return cmd
+}
+
+// readLaunchFile returns the launch file's content and whether it exists.
+func readLaunchFile(path string) (string, bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxLaunchFile))
+	return string(b), true, err
+}
+
+func runLaunch(stdout, stderr io.Writer, env portalconfig.Environ, launchFile, print, write string, force bool) error {
+	in, err := portalconfig.LaunchInputFromEnv(env)
+	if err != nil {
+		return err
+	}
+	in.LaunchFile, in.HasLaunchFile, err = readLaunchFile(launchFile)
+	if err != nil {
+		return fmt.Errorf("reading the launch file: %w", err)
+	}
+	l := portalconfig.ApplyLaunch(in)
+	for _, c := range l.Changes {
+		fmt.Fprintf(stderr, "launch mode %s: %s\n", l.Mode, c)
+	}
+	var lines []string
+	for _, what := range strings.Split(print, ",") {
+		switch strings.TrimSpace(what) {
+		case "":
+		case "mode":
+			lines = append(lines, string(l.Mode))
+		case "portal-config":
+			lines = append(lines, l.PortalConfig)
+		case "https-links":
+			lines = append(lines, strings.Join(l.HTTPSLinks, ","))
+		default:
+			return fmt.Errorf("--print: unknown item %q (want mode, portal-config or https-links)", what)
+		}
+	}
+	if write != "" {
+		if err := writeLaunchYAML(stderr, l, write, force); err != nil {
+			return err
+		}
+	}
+	for _, line := range lines {
+		fmt.Fprintln(stdout, line)
+	}
+	return nil
+}
+
+// writeLaunchYAML writes portal.yaml unless it exists (an edited file, or
+// one a provisioning script left, always wins) or force is set.
+func writeLaunchYAML(stderr io.Writer, l portalconfig.Launch, path string, force bool) error {
+	if _, err := os.Lstat(path); err == nil && !force {
+		fmt.Fprintf(stderr, "using the existing %s\n", path)
+		return nil
+	}
+	body, err := l.YAML()
+	if err != nil {
+		return err
+	}
+	if err := portalconfig.WriteFileAtomic(path, body); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	fmt.Fprintf(stderr, "wrote %s (launch mode %s)\n", path, l.Mode)
+	return nil
+}
+
+func appCommand() *cobra.Command {
+	var path, print string
+	cmd := &cobra.Command{
+		Use:   "app NAME [--config /etc/portal.yaml] [--print internal_port]",
+		Short: "Is an app in portal.yaml? (for supervisor scripts)",
+		Long: `Looks NAME up in portal.yaml (the file only: scripts wait for it) by key or
+display name in any case, exactly first, else as part of a name, as the
+reference's exit_portal.sh does. The file is parsed, not validated: another
+entry's mistake does not decide whether this app is wanted. Exits 0 when
+found, 1 when not, 2 when the file is missing, empty or does not parse (the
+error on stderr).
+
+--print prints one field of the app found: name, hostname, external_port,
+internal_port or open_path.`,
+		Args:          cobra.ExactArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", defaultPortalYAML, "portal.yaml to read")
+	cmd.Flags().StringVar(&print, "print", "", "a field to print")
+	cmd.Run = func(cmd *cobra.Command, args []string) {
+		// caddy's main turns every error into status 1; 1 means "not
+		// configured" here, so the codes are set directly.
+		if code := runApp(cmd.OutOrStdout(), cmd.ErrOrStderr(), path, args[0], print); code != 0 {
+			os.Exit(code)
+		}
+	}
+	return cmd
+}
+
+func runApp(stdout, stderr io.Writer, path, name, print string) int {
+	// Only the file is parsed, not validated: whether this app is wanted
+	// does not depend on another entry being right (caddy reports that).
+	body, err := os.ReadFile(path)
+	var cfg *portalconfig.Config
+	switch {
+	case err != nil:
+	case len(strings.TrimSpace(string(body))) == 0:
+		err = fmt.Errorf("%s is empty", path)
+	default:
+		if cfg, _, err = portalconfig.ParseYAML(body, path); err == nil && len(cfg.Apps) == 0 {
+			err = fmt.Errorf("%s has no applications", path)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 2
+	}
+	app, ok := cfg.FindLike(name)
+	if !ok {
+		return 1
+	}
+	if app.Name == "" {
+		app.Name = app.Key
+	}
+	field := map[string]string{
+		"name": app.Name, "hostname": app.Hostname, "open_path": app.OpenPath,
+		"external_port": strconv.Itoa(app.ExternalPort), "internal_port": strconv.Itoa(app.InternalPort),
+	}
+	if print != "" {
+		v, ok := field[print]
+		if !ok {
+			fmt.Fprintf(stderr, "error: --print: unknown field %q (want name, hostname, external_port, internal_port or open_path)\n", print)
+			return 2
+		}
+		fmt.Fprintln(stdout, v)
+	}
+	return 0
+}

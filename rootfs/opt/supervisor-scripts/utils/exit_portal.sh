@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# exit_portal.sh "App Name": sourced by a supervisor program to run only
+# when its app is in portal.yaml, the list of wanted apps:
+#
+#   . /opt/supervisor-scripts/utils/exit_portal.sh "ComfyUI"
+#
+# - waits up to PORTAL_YAML_WAIT [120] seconds for a non-empty PORTAL_YAML
+#   [/etc/portal.yaml], then exits 1;
+# - app absent (key or display name, any case, exact or as part of a name):
+#   prints "Skipping $PROC_NAME startup (not in $PORTAL_YAML)", writes the
+#   marker $PORTAL_SKIP_DIR/$PROC_NAME [/tmp/supervisor-skip], which the
+#   portal's processes view reads, sleeps 6 s (so that autorestart=true does
+#   not spin) and exits 0;
+# - app present: removes the marker and returns;
+# - SERVERLESS=true: returns at once.
+# The lookup is `caddy portal app`, which parses the file.
+__portal_app=${1:-}
+if [[ -z $__portal_app ]]; then
+    echo "exit_portal.sh: no application name given"
+    exit 1
+fi
+if [[ ${SERVERLESS:-} == [Tt][Rr][Uu][Ee] ]]; then
+    # shellcheck disable=SC2317 # reached when run rather than sourced
+    return 0 2>/dev/null || exit 0
+fi
+: "${PORTAL_YAML:=${PORTAL_ROOT:-}/etc/portal.yaml}"
+__portal_skip_dir=${PORTAL_SKIP_DIR:-/tmp/supervisor-skip}
+
+__portal_waited=0
+while [[ ! -s $PORTAL_YAML ]]; do
+    if ((__portal_waited >= ${PORTAL_YAML_WAIT:-120})); then
+        echo "${PROC_NAME}: ${PORTAL_YAML} is still missing or empty after ${__portal_waited}s; not starting (write it, then: supervisorctl start ${PROC_NAME})"
+        exit 1
+    fi
+    ((__portal_waited % 10 == 0)) && echo "Waiting for ${PORTAL_YAML} before starting ${PROC_NAME}..."
+    sleep 1
+    __portal_waited=$((__portal_waited + 1))
+done
+
+caddy portal app "$__portal_app" --config "$PORTAL_YAML"
+case $? in
+0)
+    rm -f "${__portal_skip_dir}/${PROC_NAME}"
+    ;;
+1)
+    echo "Skipping ${PROC_NAME} startup (not in ${PORTAL_YAML})"
+    if [[ ! -d $__portal_skip_dir ]]; then
+        # World-writable and sticky from its creation: programs running as
+        # other users write their markers here too.
+        mkdir -p "${__portal_skip_dir%/*}" && mkdir -m 1777 "$__portal_skip_dir" 2>/dev/null
+    fi
+    printf '%s\n' "$__portal_app" >"${__portal_skip_dir}/${PROC_NAME}"
+    sleep "${PORTAL_SKIP_SLEEP:-6}" &
+    wait $!
+    exit 0
+    ;;
+*)
+    echo "${PROC_NAME}: cannot read ${PORTAL_YAML} (above); not starting"
+    exit 1
+    ;;
+esac
+unset __portal_app __portal_skip_dir __portal_waited
