@@ -122,14 +122,3 @@ type Warning struct {
 	App    string
 	Msg    string
 }
-
-func (w Warning) String() string {
-	loc := w.Source
-	if w.Line > 0 {
-		loc += ":" + strconv.Itoa(w.Line)
-	}
-	if w.App != "" {
-		return fmt.Sprintf("%s: app %q: %s", loc, w.App, w.Msg)
-	}
-	return loc + ": " + w.Msg
-}
