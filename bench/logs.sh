@@ -1,83 +1,215 @@
-#!/bin/bash
-# bench/logs.sh — live log stream benchmark, 127.0.0.1 only, bounded.
+#!/usr/bin/env bash
+# bench/logs.sh: the live log stream measured from outside, 127.0.0.1 only.
 #
-# Builds the portal binary, runs it on a temporary portal.yaml and log
-# directory, and drives it with bench/logsload (one run):
-#   1. latency from write() to receipt by a WebSocket client (p50/p99),
-#   2. RATE lines/s into one file with CLIENTS WebSocket clients for
-#      DURATION, every line checked for loss and order, peak RSS of caddy,
-#   3. caddy's CPU while idle with one client connected.
+# Builds the portal binary as shipped and bench/logsload, then for each row
+# starts a fresh `caddy run --adapter portal_yaml` on a temporary
+# portal.yaml and log directory, runs logsload against it, and stops it:
+#   - idle latency: one WebSocket client, one line every 5 ms, write() →
+#     receipt (1000 samples), then caddy's CPU while idle with it connected;
+#   - load rows, CLIENTSxRATE: CLIENTS WebSocket clients of one file that a
+#     writer fills at RATE lines/s (one write(2) per line) for DURATION.
+#     Every line carries its write time; every client times every line
+#     (write() → receipt) and checks loss and order. Caddy's CPU over the
+#     phase, and its peak RSS (a fresh process per row).
+# Caddy runs on CPU 1 with GOMAXPROCS=1, logsload on CPU 0 (as
+# bench/proxy.sh pins them), so caddy's core is its own and the CPU figure
+# is a share of that one core.
 #
-# Usage: bench/logs.sh [-d DURATION] [-c CLIENTS] [-r RATE]
-#   (defaults 10s, 50, 10000; docs/logstream.md quotes -d 30s)
+# Prints the table in the README's format (Markdown). Run it on a quiet
+# machine for figures that go into docs.
 set -euo pipefail
 
-duration=10s
-clients=50
-rate=10000
-while getopts "d:c:r:" opt; do
-	case "$opt" in
-	d) duration=$OPTARG ;;
-	c) clients=$OPTARG ;;
-	r) rate=$OPTARG ;;
-	*) echo "usage: $0 [-d DURATION] [-c CLIENTS] [-r RATE]" >&2; exit 2 ;;
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+	cat <<'EOF'
+usage: bench/logs.sh [options]
+  -d SECONDS     length of each load row (1-120, default 10; env BENCH_DURATION)
+  -l LOADS       load rows, CLIENTSxRATE separated by spaces
+                 (default "50x1000 25x10000 50x5000 50x10000 200x1000"; env BENCH_LOADS)
+  -e VAR=VALUE   extra environment for caddy, repeatable (e.g. GOMEMLIMIT=48MiB,
+                 GOGC=50) to measure a lever
+  -b BINARY      measure this caddy binary instead of the one built here (an
+                 older build, for a before/after comparison in one sitting)
+  --profile DIR  keep caddy's GODEBUG=gctrace=1 output, a CPU profile of the
+                 middle of each load row and a heap profile taken at its end
+                 in DIR
+  --no-pin       do not pin CPUs (env BENCH_PIN=0)
+  --no-build     reuse bench/bin/ (env BENCH_NO_BUILD=1)
+  --keep         keep the temp dir (env BENCH_KEEP=1)
+EOF
+}
+
+DURATION=${BENCH_DURATION:-10}
+LOADS=${BENCH_LOADS:-"50x1000 25x10000 50x5000 50x10000 200x1000"}
+PIN=${BENCH_PIN:-1}
+PROFILE=""
+EXTRA_ENV=()
+CADDY_BIN=
+while (($#)); do
+	case $1 in
+	-d) DURATION=${2:?-d needs a value}; shift 2 ;;
+	-l) LOADS=${2:?-l needs a value}; shift 2 ;;
+	-e) EXTRA_ENV+=("${2:?-e needs VAR=VALUE}"); shift 2 ;;
+	-b) CADDY_BIN=${2:?-b needs a binary}; shift 2 ;;
+	--profile) PROFILE=${2:?--profile needs a directory}; shift 2 ;;
+	--no-pin) PIN=0; shift ;;
+	--no-build) export BENCH_NO_BUILD=1; shift ;;
+	--keep) export BENCH_KEEP=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
 	esac
 done
+DURATION=${DURATION%s} # "10s" reads as 10
+bench_in_range duration "$DURATION" 1 120
+for load in $LOADS; do
+	[[ $load =~ ^[0-9]+x[0-9]+$ ]] || bench_die "load '$load': want CLIENTSxRATE, e.g. 50x10000"
+done
+for kv in "${EXTRA_ENV[@]}"; do
+	[[ $kv =~ ^[A-Z_][A-Z0-9_]*=.*$ ]] || bench_die "-e '$kv': want VAR=VALUE"
+done
+if [[ -n $PROFILE ]]; then
+	mkdir -p "$PROFILE"
+	PROFILE=$(cd "$PROFILE" && pwd)
+fi
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-caddy_pid=""
-cleanup() {
-	if [[ -n "$caddy_pid" ]] && kill -0 "$caddy_pid" 2>/dev/null; then
-		kill -INT "$caddy_pid" 2>/dev/null || true
-		wait "$caddy_pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
+bench_init
+if [[ ${BENCH_NO_BUILD:-0} == 1 ]]; then
+	for b in caddy logsload; do
+		[[ -x $BENCH_BIN/$b ]] || bench_die "BENCH_NO_BUILD=1 but $BENCH_BIN/$b is missing"
+	done
+else
+	bench_log "building bench/bin/{caddy,logsload}"
+	bench_go_build caddy ./cmd/caddy # as shipped (BENCH_GO_FLAGS)
+	bench_go_build logsload ./bench/logsload
+fi
+if [[ -n $CADDY_BIN ]]; then
+	[[ -x $CADDY_BIN ]] || bench_die "-b $CADDY_BIN: not an executable"
+else
+	CADDY_BIN=$BENCH_BIN/caddy
+fi
+CONDITIONS_BEFORE=$(bench_conditions)
+bench_log "machine: $CONDITIONS_BEFORE"
+bench_pin_cpus "$PIN"
+CADDY_PIN=("${PROXY_PIN[@]}")
+if ((${#CADDY_PIN[@]})); then
+	PIN_NOTE="caddy on CPU 1 with GOMAXPROCS=1, logsload on CPU 0 with GOMAXPROCS=1"
+fi
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+# A clean slate of the variables the adapter and the Go runtime read, so
+# that the caller's environment cannot change the figures unseen.
+BASE_ENV=(env)
+while IFS= read -r v; do
+	case $v in
+	VAST_TCP_PORT_* | PORTAL_* | CADDY_* | ENABLE_* | AUTH_EXCLUDE | WEB_* | OPEN_BUTTON_TOKEN | \
+		INSTANCE_CERT | INSTANCE_KEY | CF_TUNNEL_TOKEN | GOMAXPROCS | GOGC | GOMEMLIMIT | GODEBUG)
+		BASE_ENV+=(-u "$v")
+		;;
+	esac
+done < <(compgen -e)
 
-# shellcheck source=bench/lib.sh
-. "$repo/bench/lib.sh"
-echo "building…" >&2
-bench_go_build caddy ./cmd/caddy # as shipped (BENCH_GO_FLAGS)
-bench_go_build logsload ./bench/logsload
-cp "$BENCH_BIN/caddy" "$BENCH_BIN/logsload" "$work/"
-
-internal=$(free_port)
-external=$(free_port)
-admin=$(free_port)
-mkdir -p "$work/log" "$work/state"
-cat >"$work/portal.yaml" <<YAML
+CADDY_PID=""
+# start_caddy NAME: a fresh portal with its own directories; sets CADDY_PID,
+# INTERNAL, ADMIN, LOGDIR.
+start_caddy() {
+	local name=$1 external work=$BENCH_TMP/$1
+	bench_port INTERNAL
+	bench_port external
+	bench_port ADMIN
+	LOGDIR=$work/log
+	mkdir -p "$LOGDIR" "$work/state" "$work/config" "$work/data"
+	cat >"$work/portal.yaml" <<YAML
 applications:
   "Instance Portal":
     hostname: localhost
     external_port: $external
-    internal_port: $internal
+    internal_port: $INTERNAL
     open_path: /
     name: Instance Portal
 YAML
-
-env -i HOME="$work" PATH="$PATH" \
-	PORTAL_LOG_DIR="$work/log" PORTAL_STATE_DIR="$work/state" \
-	PORTAL_ADMIN_LISTEN="127.0.0.1:$admin" PORTAL_DEFAULT_TUNNELS=false \
-	INSTANCE_CERT="$work/instance.crt" INSTANCE_KEY="$work/instance.key" \
-	SUPERVISOR_SOCKET="$work/supervisor.sock" \
-	XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
-	"$work/caddy" run --adapter portal_yaml --config "$work/portal.yaml" >"$work/caddy.out" 2>&1 &
-caddy_pid=$!
-
-for _ in $(seq 1 100); do
-	if curl -fsS "http://127.0.0.1:$internal/api/logs/files" >/dev/null 2>&1; then
-		break
+	local env=("${BASE_ENV[@]}" GOMAXPROCS=1 ENABLE_AUTH=false PORTAL_DEFAULT_TUNNELS=false
+		"PORTAL_LOG_DIR=$LOGDIR" "PORTAL_STATE_DIR=$work/state" "PORTAL_ADMIN_LISTEN=127.0.0.1:$ADMIN"
+		"INSTANCE_CERT=$work/instance.crt" "INSTANCE_KEY=$work/instance.key"
+		"SUPERVISOR_SOCKET=$work/supervisor.sock"
+		"XDG_CONFIG_HOME=$work/config" "XDG_DATA_HOME=$work/data" "${EXTRA_ENV[@]}")
+	if [[ -n $PROFILE ]]; then
+		env+=(GODEBUG=gctrace=1)
 	fi
-	sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$internal/api/logs/files" >/dev/null || { cat "$work/caddy.out" >&2; exit 1; }
+	bench_start "caddy-$name" "${CADDY_PIN[@]}" "${env[@]}" \
+		"$CADDY_BIN" run --adapter portal_yaml --config "$work/portal.yaml"
+	CADDY_PID=$BENCH_LAST_PID
+	bench_wait_url "http://127.0.0.1:$INTERNAL/api/logs/files" 20
+}
 
-echo "caddy $(cd "$repo" && go list -m github.com/caddyserver/caddy/v2 | cut -d' ' -f2), $(nproc) cores; duration=$duration clients=$clients rate=$rate"
-timeout 600 "$work/logsload" -url "ws://127.0.0.1:$internal/api/logs" -dir "$work/log" -pid "$caddy_pid" \
-	-clients "$clients" -rate "$rate" -duration "$duration"
+stop_caddy() {
+	local name=$1
+	bench_stop "$CADDY_PID"
+	bench_forget "$CADDY_PID"
+	if [[ -n $PROFILE ]]; then
+		cp "$BENCH_TMP/caddy-$name.log" "$PROFILE/caddy-$name.log"
+	fi
+}
+
+ROWS=()
+# run_row NAME LOGSLOAD-ARGS...: one fresh caddy, one logsload run.
+run_row() {
+	local name=$1 out=$BENCH_TMP/$1.out rc=0
+	shift
+	start_caddy "$name"
+	local extra=()
+	if [[ -n $PROFILE ]]; then
+		extra=(-admin "127.0.0.1:$ADMIN" -heap "$PROFILE/heap-$name.pb.gz" -cpu "$PROFILE/cpu-$name.pb.gz")
+	fi
+	bench_run "$out" "${LOAD_PIN[@]}" env GOMAXPROCS=1 "$BENCH_BIN/logsload" \
+		-url "ws://127.0.0.1:$INTERNAL/api/logs" -dir "$LOGDIR" -pid "$CADDY_PID" "$@" "${extra[@]}" || rc=$?
+	stop_caddy "$name"
+	grep -v '^ROW' "$out" >&2 || true
+	cat "$out.err" >&2 || true
+	local row
+	row=$(grep '^ROW' "$out" | head -n1 || true)
+	if [[ -z $row ]]; then
+		bench_log "row $name failed (status $rc); caddy's output: $BENCH_TMP/caddy-$name.log"
+		ROWS+=("ROW	$name: failed (status $rc)	–	–	–	–	–	–")
+		return 0
+	fi
+	ROWS+=("$row")
+}
+
+VERSION=$(cd "$REPO_ROOT" && go list -m github.com/caddyserver/caddy/v2 | cut -d' ' -f2)
+bench_log "idle latency"
+run_row latency -mode latency -samples 1000 -idle 10s
+for load in $LOADS; do
+	bench_log "load $load for ${DURATION}s"
+	run_row "load-$load" -mode load -clients "${load%x*}" -rate "${load#*x}" -duration "${DURATION}s"
+done
+
+CONDITIONS_AFTER=$(bench_conditions)
+echo
+echo "Live logs, bench/logs.sh -d $DURATION: $CADDY_BIN (caddy $VERSION); ${PIN_NOTE}."
+echo "Machine before: $CONDITIONS_BEFORE; after: $CONDITIONS_AFTER."
+if ((${#EXTRA_ENV[@]})); then
+	echo "Extra environment for caddy: ${EXTRA_ENV[*]}."
+fi
+echo
+echo "| load (what each client receives) | p50 | p99 | max | caddy CPU (one core) | caddy peak RSS | delivery |"
+echo "|---|---:|---:|---:|---:|---:|---|"
+for row in "${ROWS[@]}"; do
+	IFS=$'\t' read -r _ label p50 p99 maxv cpu rss delivery <<<"$row"
+	echo "| $label | $p50 | $p99 | $maxv | $cpu | $rss | $delivery |"
+done
+echo
+echo "README rows (the Speed table's columns):"
+echo
+for row in "${ROWS[@]}"; do
+	IFS=$'\t' read -r _ label p50 p99 _ cpu rss delivery <<<"$row"
+	case $label in
+	idle*) echo "| log line write() → WebSocket, $label | p50 $p50, p99 $p99 | reference polls every 200 ms | | \`bench/logs.sh\` |"
+		echo "| idle CPU with a log client connected | ${cpu% (*} of a core | | | \`bench/logs.sh\` |" ;;
+	*) echo "| $label, every line timed write() → receipt during the load, caddy alone on one core | p50 $p50, p99 $p99; caddy $cpu of its core; peak RSS $rss; $delivery | | | \`bench/logs.sh\` |" ;;
+	esac
+done
+if [[ -n $PROFILE ]]; then
+	echo
+	echo "gctrace output and heap profiles: $PROFILE (go tool pprof -sample_index=inuse_space -top FILE)"
+fi

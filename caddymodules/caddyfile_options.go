@@ -3,9 +3,7 @@ package caddymodules
 import (
 	"reflect"
 	"strconv"
-	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/instanceportal/portal/confdecl"
@@ -62,24 +60,6 @@ func countArg(d *caddyfile.Dispenser, module, opt, arg string, min int) (int, er
 		return 0, d.Errf("%s: %s %q: want an integer of at least %d", module, opt, arg, min)
 	}
 	return n, nil
-}
-
-// positive is the smallest duration allowed where only zero is refused.
-const positive = time.Nanosecond
-
-// durationArg parses a duration option that must be at least min (0 allows
-// zero, positive refuses only zero); negative durations are always refused.
-func durationArg(d *caddyfile.Dispenser, module, opt, arg string, min time.Duration) (caddy.Duration, error) {
-	dur, err := caddy.ParseDuration(arg)
-	switch {
-	case err != nil || dur < 0:
-		return 0, d.Errf("%s: %s %q: want a duration such as 500ms or 2s", module, opt, arg)
-	case dur < min && min == positive:
-		return 0, d.Errf("%s: %s %q: want a positive duration", module, opt, arg)
-	case dur < min:
-		return 0, d.Errf("%s: %s %q: want at least %v", module, opt, arg, min)
-	}
-	return caddy.Duration(dur), nil
 }
 
 // unmarshalConfigBlock fills cfg (a pointer to a settings struct, usually

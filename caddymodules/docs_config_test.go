@@ -11,6 +11,7 @@ import (
 	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/hostguard"
 	"github.com/instanceportal/portal/instancecert"
+	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portallinks"
 	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/tunnels"
@@ -37,6 +38,7 @@ var configDocs = []struct {
 	{"../SECURITY.md", "connlimit", "../connlimit", "Config", connlimit.Default()},
 	{"../SECURITY.md", "hostguard", "../hostguard", "Config", hostguard.Default()},
 	{"../docs/vastauth.md", "vastauth", "../vastauth", "Config", vastauth.Default()},
+	{"../docs/logstream.md", "logstream-config", "../logstream", "Config", logstream.Default()},
 	{"../docs/vastauth.md", "vastauth-secrets", "../vastauth", "SecretSource", vastauth.Default().SecretSource},
 	{"../docs/boot.md", "instancecert", "../instancecert", "Config", instancecert.Default()},
 	{"../docs/boot.md", "bootstatus", "../bootstatus", "Config", bootstatus.Default()},

@@ -1,15 +1,13 @@
 package caddymodules
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
-	"time"
+	"path/filepath"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portalconfig"
@@ -19,10 +17,18 @@ func init() {
 	caddy.RegisterModule(LogStream{})
 }
 
-// logstreamRoute serves the log API for the portal's log directory.
+// logstreamRoute serves the log API for the portal's log directory. The
+// clean copies log-tee writes live one directory up (its default), which
+// the "everything" archive adds.
 func logstreamRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
-	h := LogStream{Dir: plan.Settings.LogDir}
-	return pathRoute(warns, []string{"/api/logs", "/api/logs/*"}, caddyconfig.JSONModuleObject(h, "handler", "logstream", warns))
+	return pathRoute(warns, []string{"/api/logs", "/api/logs/*"}, caddyconfig.JSONModuleObject(logstreamHandler(plan), "handler", "logstream", warns))
+}
+
+func logstreamHandler(plan *portalconfig.Plan) LogStream {
+	var h LogStream
+	h.Dir = plan.Settings.LogDir
+	h.PlainDir = filepath.Dir(filepath.Clean(plan.Settings.LogDir))
+	return h
 }
 
 // logServices keeps one logstream.Service (watcher, tailers, rings) per
@@ -30,47 +36,26 @@ func logstreamRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddy
 // config reloads: a reload must not drop the rings or restart the tails.
 var logServices = caddy.NewUsagePool()
 
+// pooledService is a Service in the pool; logs follows the configs that
+// hold it, so the watcher and tailers log through the newest one's logger.
+type pooledService struct {
+	*logstream.Service
+	logs *configLoggers
+}
+
 // LogStream serves the live log API of a directory of *.log files:
 // GET …/files, …/ws (WebSocket), …/stream (Server-Sent Events) and
 // …/download. Terminal output (colours, '\r' progress bars, nested bars
 // redrawn with cursor-up) is rendered to escaped HTML on the server, once
-// per line whatever the number of clients.
+// per line whatever the number of clients. Its settings are
+// logstream.Config's, embedded: the JSON keys are that struct's.
 type LogStream struct {
-	// Dir is the directory followed. Placeholders such as {env.X} are
-	// resolved. Default: /var/log/portal.
-	Dir string `json:"dir,omitempty"`
-	// RingLines is how many last lines each file keeps for clients that
-	// join late. Default: 2000.
-	RingLines int `json:"ring_lines,omitempty"`
-	// RingBytes bounds one file's ring in memory. Default: 4 MiB.
-	RingBytes int `json:"ring_bytes,omitempty"`
-	// BlockLines is the terminal height emulated once a file redraws
-	// earlier lines (nested progress bars). Default: 24.
-	BlockLines int `json:"block_lines,omitempty"`
-	// MaxLineBytes caps one line; the rest is dropped with a marker.
-	// Default: 65536.
-	MaxLineBytes int `json:"max_line_bytes,omitempty"`
-	// PollInterval is used where inotify is unavailable. Default: 250ms.
-	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
-	// ForcePolling skips inotify (network filesystems). Default: false.
-	ForcePolling bool `json:"force_polling,omitempty"`
-	// AllowedOrigins are extra browser origins (host patterns such as
-	// "*.example.com") allowed to open the WebSocket. Same-origin requests
-	// and clients that send no Origin are always allowed. Default: none.
-	AllowedOrigins []string `json:"allowed_origins,omitempty"`
-	// Queue is the per-client event queue; a client that lets it fill
-	// gets a "lagged" event and a resync. Default: 256.
-	Queue int `json:"queue,omitempty"`
-	// WriteTimeout drops a client that cannot take one write in time.
-	// Default: 10s.
-	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
-	// PingInterval keeps tunnels and proxies from closing idle streams.
-	// Default: 15s.
-	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+	logstream.Config
 
-	poolKey string
-	handler *logstream.Handler
-	logger  *zap.Logger
+	resolved logstream.Config // placeholders resolved
+	poolKey  string
+	pooled   *pooledService
+	handler  *logstream.Handler
 }
 
 // CaddyModule returns the Caddy module information.
@@ -81,68 +66,45 @@ func (LogStream) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-func (h *LogStream) options() logstream.Options {
-	return logstream.Options{
-		RingLines:    h.RingLines,
-		RingBytes:    h.RingBytes,
-		BlockLines:   h.BlockLines,
-		MaxLineBytes: h.MaxLineBytes,
-		PollInterval: time.Duration(h.PollInterval),
-		ForcePolling: h.ForcePolling,
-	}
-}
-
-// Provision resolves the directory and takes the shared Service for it.
-// The Service starts its watcher on the first request, not here, so
-// `caddy validate` starts nothing.
+// Provision resolves the directories, checks the settings and takes the
+// shared Service for them, handing it this config's logger: a Service
+// kept across a reload logs through the newest config's logger, not
+// through one whose sinks the old config closed. The Service starts its
+// watcher on the first request, not here, so `caddy validate` starts
+// nothing.
 func (h *LogStream) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
-	dir := caddy.NewReplacer().ReplaceAll(h.Dir, "")
-	if dir == "" {
-		dir = portalconfig.DefaultLogDir
+	logger := ctx.Logger()
+	repl := caddy.NewReplacer()
+	cfg := h.Config
+	cfg.Dir = repl.ReplaceAll(cfg.Dir, "")
+	cfg.PlainDir = repl.ReplaceAll(cfg.PlainDir, "")
+	h.resolved = cfg
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("logstream: %w", err)
 	}
-	opts := h.options()
-	h.poolKey = fmt.Sprintf("%s|%+v", dir, opts)
-	val, _, err := logServices.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+	key := logstream.ServiceKey(cfg)
+	val, _, err := logServices.LoadOrNew(key, func() (caddy.Destructor, error) {
 		// Pooled workers outlive this config: the Service owns its context,
 		// cancelled by Destruct when the last config using it is gone.
-		return logstream.NewService(dir, opts, h.logger.Named("tail")), nil
+		logs := newConfigLoggers(h.CaddyModule().String())
+		return &pooledService{logstream.NewService(cfg, logs.Logger().Named("tail")), logs}, nil
 	})
 	if err != nil {
-		h.poolKey = ""
-		return fmt.Errorf("log directory %s: %w", dir, err)
+		return fmt.Errorf("logstream: log directory %s: %w", cfg.Dir, err)
 	}
-	h.handler = &logstream.Handler{
-		Svc:            val.(*logstream.Service),
-		OriginPatterns: h.AllowedOrigins,
-		Queue:          h.Queue,
-		WriteTimeout:   time.Duration(h.WriteTimeout),
-		Ping:           time.Duration(h.PingInterval),
-		Log:            h.logger,
-	}
+	h.poolKey = key
+	h.pooled = val.(*pooledService)
+	h.pooled.logs.add(h, logger)
+	h.handler = logstream.NewHandler(h.pooled.Service, cfg, logger)
 	return nil
 }
 
-// Validate checks the numbers.
+// Validate checks the settings as Provision resolved them. Provision has
+// already refused bad ones, before taking the pooled Service; without this
+// method the embedded Config's Validate would be promoted.
 func (h *LogStream) Validate() error {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"ring_lines", h.RingLines}, {"ring_bytes", h.RingBytes}, {"block_lines", h.BlockLines}, {"max_line_bytes", h.MaxLineBytes}, {"queue", h.Queue}} {
-		if f.v < 0 {
-			return fmt.Errorf("logstream: %s must not be negative, got %d", f.name, f.v)
-		}
-	}
-	if h.BlockLines == 1 {
-		return fmt.Errorf("logstream: block_lines must be at least 2")
-	}
-	for _, d := range []struct {
-		name string
-		v    caddy.Duration
-	}{{"poll_interval", h.PollInterval}, {"write_timeout", h.WriteTimeout}, {"ping_interval", h.PingInterval}} {
-		if d.v < 0 {
-			return fmt.Errorf("logstream: %s must not be negative, got %v", d.name, time.Duration(d.v))
-		}
+	if err := h.resolved.Validate(); err != nil {
+		return fmt.Errorf("logstream: %w", err)
 	}
 	return nil
 }
@@ -154,20 +116,18 @@ func (h *LogStream) Cleanup() error {
 	if h.poolKey == "" {
 		return nil
 	}
+	h.pooled.logs.remove(h)
 	_, err := logServices.Delete(h.poolKey)
 	h.poolKey = ""
 	return err
 }
 
 // ServeHTTP answers the log API. It is a terminal handler: next is never
-// called.
+// called, and every answer, a 400 with what was wrong included, is
+// written by the handler.
 func (h *LogStream) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	err := h.handler.ServeHTTP(w, r)
-	var he *logstream.HTTPError
-	if errors.As(err, &he) {
-		return caddyhttp.Error(he.Status, he.Err)
-	}
-	return err
+	h.handler.ServeHTTP(w, r)
+	return nil
 }
 
 // Interface guards

@@ -200,8 +200,8 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
-// Errorf returns a *FieldError for the field.
-func Errorf(field, format string, args ...any) error {
+// errorf returns a *FieldError for the field.
+func errorf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
@@ -212,28 +212,28 @@ type Check struct{ errs []error }
 // NotNegative fails when a number or duration is below zero.
 func (c *Check) NotNegative(field string, v int64) {
 	if v < 0 {
-		c.errs = append(c.errs, Errorf(field, "must not be negative, got %d", v))
+		c.errs = append(c.errs, errorf(field, "must not be negative, got %d", v))
 	}
 }
 
 // NotNegativeDuration fails when d is below zero.
 func (c *Check) NotNegativeDuration(field string, d Duration) {
 	if d < 0 {
-		c.errs = append(c.errs, Errorf(field, "must not be negative, got %v", d))
+		c.errs = append(c.errs, errorf(field, "must not be negative, got %v", d))
 	}
 }
 
 // AtLeast fails when v < lo.
 func (c *Check) AtLeast(field string, v, lo int64) {
 	if v < lo {
-		c.errs = append(c.errs, Errorf(field, "must be at least %d, got %d", lo, v))
+		c.errs = append(c.errs, errorf(field, "must be at least %d, got %d", lo, v))
 	}
 }
 
 // DurationAtLeast fails when d < lo.
 func (c *Check) DurationAtLeast(field string, d, lo Duration) {
 	if d < lo {
-		c.errs = append(c.errs, Errorf(field, "must be at least %v, got %v", lo, d))
+		c.errs = append(c.errs, errorf(field, "must be at least %v, got %v", lo, d))
 	}
 }
 
@@ -244,12 +244,12 @@ func (c *Check) OneOf(field, v string, allowed ...string) {
 			return
 		}
 	}
-	c.errs = append(c.errs, Errorf(field, "%q: want %s", v, strings.Join(allowed, ", ")))
+	c.errs = append(c.errs, errorf(field, "%q: want %s", v, strings.Join(allowed, ", ")))
 }
 
 // Failf adds a failure of its own.
 func (c *Check) Failf(field, format string, args ...any) {
-	c.errs = append(c.errs, Errorf(field, format, args...))
+	c.errs = append(c.errs, errorf(field, format, args...))
 }
 
 // Err is nil, or every failure joined.

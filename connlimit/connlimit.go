@@ -93,7 +93,7 @@ func (c Config) Resolve(nofile uint64) (Limits, error) {
 	confdecl.FillDefaults(&c, Default())
 	l := Limits{PerAddress: c.PerAddress, Total: c.Total}
 	if l.Total == 0 {
-		l.Total = DerivedTotal(nofile, c.FDReserve)
+		l.Total = derivedTotal(nofile, c.FDReserve)
 	}
 	for _, e := range c.Exempt {
 		p, _ := parsePrefix(e)
@@ -107,11 +107,11 @@ func (c Config) Resolve(nofile uint64) (Limits, error) {
 // arithmetic in int.
 const maxDerived = 1 << 22
 
-// DerivedTotal is the total cap for a descriptor limit of nofile with
+// derivedTotal is the total cap for a descriptor limit of nofile with
 // reserve descriptors kept back (at most half of nofile): half of the rest,
 // because every proxied client connection comes with one to its upstream.
 // 0 (no total cap) when nofile is unknown.
-func DerivedTotal(nofile uint64, reserve int) int {
+func derivedTotal(nofile uint64, reserve int) int {
 	if nofile == 0 {
 		return 0
 	}

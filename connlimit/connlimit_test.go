@@ -28,8 +28,8 @@ func TestDerivedTotal(t *testing.T) {
 		{1 << 63, 1024, maxDerived - 512}, // RLIM_INFINITY is bounded
 		{20000, 0, 10000},
 	} {
-		if got := DerivedTotal(c.nofile, c.reserve); got != c.want {
-			t.Errorf("DerivedTotal(%d, %d) = %d, want %d", c.nofile, c.reserve, got, c.want)
+		if got := derivedTotal(c.nofile, c.reserve); got != c.want {
+			t.Errorf("derivedTotal(%d, %d) = %d, want %d", c.nofile, c.reserve, got, c.want)
 		}
 	}
 }

@@ -149,13 +149,13 @@ func PrepareFront(h http.Header, remoteAddr string, mark bool) {
 		h[FrontHeader] = []string{secret()}
 	}
 	if _, ok := h["Upgrade"]; ok {
-		DropH2C(h)
+		dropH2C(h)
 	} else {
 		delete(h, "Http2-Settings")
 	}
 	for _, k := range cloudflaredHeaders {
 		if _, ok := h[k]; ok {
-			if !PeerLoopback(remoteAddr) {
+			if !peerLoopback(remoteAddr) {
 				for _, k := range cloudflaredHeaders {
 					delete(h, k)
 				}
@@ -165,10 +165,10 @@ func PrepareFront(h http.Header, remoteAddr string, mark bool) {
 	}
 }
 
-// DropH2C removes the h2c protocol from an Upgrade header (deleting the
+// dropH2C removes the h2c protocol from an Upgrade header (deleting the
 // header when nothing else is left) and the HTTP2-Settings header that
 // goes with it. WebSocket upgrades pass untouched.
-func DropH2C(h http.Header) {
+func dropH2C(h http.Header) {
 	delete(h, "Http2-Settings")
 	vals, ok := h["Upgrade"]
 	if !ok {
@@ -203,9 +203,9 @@ func DropH2C(h http.Header) {
 	h["Upgrade"] = keep
 }
 
-// PeerLoopback reports whether remoteAddr (an http.Request's RemoteAddr,
+// peerLoopback reports whether remoteAddr (an http.Request's RemoteAddr,
 // "ip:port") is a loopback address.
-func PeerLoopback(remoteAddr string) bool {
+func peerLoopback(remoteAddr string) bool {
 	ap, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
 		return false

@@ -131,8 +131,8 @@ func TestPeerLoopback(t *testing.T) {
 		"127.0.0.1:5000": true, "127.9.9.9:1": true, "[::1]:80": true, "[::ffff:127.0.0.1]:80": true,
 		"192.0.2.1:5000": false, "[2001:db8::1]:80": false, "127.0.0.1": false, "": false,
 	} {
-		if got := PeerLoopback(addr); got != want {
-			t.Errorf("PeerLoopback(%q) = %v, want %v", addr, got, want)
+		if got := peerLoopback(addr); got != want {
+			t.Errorf("peerLoopback(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }
@@ -162,7 +162,7 @@ func FuzzHostAllowed(f *testing.F) {
 	})
 }
 
-// FuzzDropH2C: after DropH2C no Upgrade value names h2c, and every other
+// FuzzDropH2C: after dropH2C no Upgrade value names h2c, and every other
 // protocol offered is still there.
 func FuzzDropH2C(f *testing.F) {
 	for _, s := range []string{"h2c", "websocket", "h2c, websocket", "H2C/1.0", ",,", "websocket/13, h2c"} {
@@ -170,7 +170,7 @@ func FuzzDropH2C(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, upgrade string) {
 		h := http.Header{"Upgrade": {upgrade}}
-		DropH2C(h)
+		dropH2C(h)
 		var others int
 		for _, p := range strings.Split(upgrade, ",") {
 			name, _, _ := strings.Cut(strings.TrimSpace(p), "/")

@@ -42,7 +42,7 @@ func Check(certFile, keyFile string, now time.Time) Verdict {
 	if err != nil {
 		return Verdict{Reason: fmt.Sprintf("key %s: %v", keyFile, err)}
 	}
-	key, err := ParseKey(keyPEM)
+	key, err := parseKey(keyPEM)
 	if err != nil {
 		return Verdict{Reason: fmt.Sprintf("key %s: %v", keyFile, err)}
 	}
@@ -50,7 +50,7 @@ func Check(certFile, keyFile string, now time.Time) Verdict {
 	if err != nil {
 		return Verdict{Key: key, Reason: fmt.Sprintf("certificate %s: %v", certFile, err)}
 	}
-	chain, err := ParseChain(certPEM)
+	chain, err := parseChain(certPEM)
 	if err != nil {
 		return Verdict{Key: key, Reason: fmt.Sprintf("certificate %s: %v", certFile, err)}
 	}
@@ -80,10 +80,10 @@ func certifies(leaf *x509.Certificate, key crypto.Signer, now time.Time) string 
 	return ""
 }
 
-// ParseChain reads the CERTIFICATE blocks of a PEM bundle, leaf first.
+// parseChain reads the CERTIFICATE blocks of a PEM bundle, leaf first.
 // Anything else in the input (text around the blocks, other block types) is
 // an error: a signer's error page must not pass for a certificate.
-func ParseChain(data []byte) ([]*x509.Certificate, error) {
+func parseChain(data []byte) ([]*x509.Certificate, error) {
 	var chain []*x509.Certificate
 	rest := data
 	for {
@@ -110,8 +110,8 @@ func ParseChain(data []byte) ([]*x509.Certificate, error) {
 	return chain, nil
 }
 
-// ParseKey reads a PEM private key: PKCS#8, PKCS#1 (RSA) or SEC 1 (EC).
-func ParseKey(data []byte) (crypto.Signer, error) {
+// parseKey reads a PEM private key: PKCS#8, PKCS#1 (RSA) or SEC 1 (EC).
+func parseKey(data []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, errors.New("no PEM private key")

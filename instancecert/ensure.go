@@ -124,7 +124,7 @@ func (e *Ensurer) Ensure(ctx context.Context) (Result, error) {
 		e.writeMarker(boots+1, v.Leaf.Raw)
 		return Result{Action: KeptRetry, Reason: signErr, NotAfter: v.Leaf.NotAfter}, nil
 	}
-	certPEM, err := NewSelfSigned(key, e.Hosts, now())
+	certPEM, err := newSelfSigned(key, e.Hosts, now())
 	if err != nil {
 		return Result{}, fmt.Errorf("self-signing: %w", err)
 	}
@@ -141,7 +141,7 @@ func (e *Ensurer) Ensure(ctx context.Context) (Result, error) {
 }
 
 func (e *Ensurer) sign(ctx context.Context, signer string, key crypto.Signer, now time.Time) ([]byte, error) {
-	csr, err := NewCSR(key, e.Hosts)
+	csr, err := newCSR(key, e.Hosts)
 	if err != nil {
 		return nil, err
 	}

@@ -48,9 +48,9 @@ func splitHosts(hosts []string) (dns []string, ips []net.IP) {
 	return dns, ips
 }
 
-// NewCSR is the PEM certificate request for key, naming hosts as well as
+// newCSR is the PEM certificate request for key, naming hosts as well as
 // 0.0.0.0, the address the reference's request names.
-func NewCSR(key crypto.Signer, hosts []string) ([]byte, error) {
+func newCSR(key crypto.Signer, hosts []string) ([]byte, error) {
 	dns, ips := splitHosts(hosts)
 	ips = append(ips, net.IPv4zero)
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
@@ -62,10 +62,10 @@ func NewCSR(key crypto.Signer, hosts []string) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
-// NewSelfSigned certifies key for hosts: a server certificate (CA:FALSE,
+// newSelfSigned certifies key for hosts: a server certificate (CA:FALSE,
 // serverAuth; Firefox refuses a CA certificate as a server's), valid from an
 // hour before now (clocks drift) for 825 days.
-func NewSelfSigned(key crypto.Signer, hosts []string, now time.Time) ([]byte, error) {
+func newSelfSigned(key crypto.Signer, hosts []string, now time.Time) ([]byte, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, err

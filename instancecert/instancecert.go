@@ -6,6 +6,11 @@
 // self-signed certificate. `caddy portal cert ensure` runs it.
 //
 // It never imports Caddy.
+//
+// "The reference" (or "the reference image") in this package means Vast.ai's
+// public base image, whose portal this one replaces: its Python Caddyfile
+// generator, boot scripts and the supervisor wrapper scripts its templates
+// are written against. Where it is named, we keep its observable behaviour.
 package instancecert
 
 import (

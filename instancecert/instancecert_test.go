@@ -344,7 +344,7 @@ func TestEnsure(t *testing.T) {
 	t.Run("the user's own self-signed pair is kept", func(t *testing.T) {
 		f, s := newFixture(t), goodSigner(t)
 		key := ecKey(t)
-		own, err := NewSelfSigned(key, []string{"example.org"}, testNow)
+		own, err := newSelfSigned(key, []string{"example.org"}, testNow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,7 +357,7 @@ func TestEnsure(t *testing.T) {
 
 	t.Run("a mismatched pair is replaced", func(t *testing.T) {
 		f := newFixture(t)
-		own, _ := NewSelfSigned(ecKey(t), []string{"localhost"}, testNow)
+		own, _ := newSelfSigned(ecKey(t), []string{"localhost"}, testNow)
 		f.writePair(t, ecKey(t), own)
 		res, err := f.ensurer(SignerOff).Ensure(ctx)
 		if err != nil || res.Action != SelfSigned || !strings.Contains(res.Reason, "signing is off") {
@@ -390,14 +390,14 @@ func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	key := ecKey(t)
 	keyPEM, _ := KeyPEM(key)
-	good, _ := NewSelfSigned(key, []string{"localhost"}, testNow)
-	other, _ := NewSelfSigned(ecKey(t), []string{"localhost"}, testNow)
+	good, _ := newSelfSigned(key, []string{"localhost"}, testNow)
+	other, _ := newSelfSigned(ecKey(t), []string{"localhost"}, testNow)
 	ca := newTestCA(t)
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 	caKeyPEM, _ := KeyPEM(ca.key)
 	sec1, _ := x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 1024)
-	rsaCert, _ := NewSelfSigned(rsaKey, []string{"localhost"}, testNow)
+	rsaCert, _ := newSelfSigned(rsaKey, []string{"localhost"}, testNow)
 
 	tests := []struct {
 		name       string
@@ -497,13 +497,13 @@ func TestConfig(t *testing.T) {
 // FuzzParseChain: a signer's answer either errors or gives certificates
 // that re-encode to the same DER; never a chain with text or other blocks.
 func FuzzParseChain(f *testing.F) {
-	good, _ := NewSelfSigned(ecKey(f), []string{"localhost"}, testNow)
+	good, _ := newSelfSigned(ecKey(f), []string{"localhost"}, testNow)
 	f.Add(good)
 	f.Add(append(append([]byte{}, good...), good...))
 	f.Add([]byte("<html>502</html>"))
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		chain, err := ParseChain(data)
+		chain, err := parseChain(data)
 		if err != nil {
 			return
 		}
@@ -514,7 +514,7 @@ func FuzzParseChain(f *testing.F) {
 		for _, c := range chain {
 			again = append(again, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 		}
-		chain2, err := ParseChain(again)
+		chain2, err := parseChain(again)
 		if err != nil || len(chain2) != len(chain) {
 			t.Fatalf("re-encoded chain: %v", err)
 		}
@@ -529,7 +529,7 @@ func FuzzParseKey(f *testing.F) {
 	f.Add([]byte("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"))
 	f.Add([]byte("garbage"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		key, err := ParseKey(data)
+		key, err := parseKey(data)
 		if err != nil {
 			return
 		}
@@ -537,7 +537,7 @@ func FuzzParseKey(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := ParseKey(enc)
+		back, err := parseKey(enc)
 		if err != nil || !samePublicKey(back.Public(), key.Public()) {
 			t.Fatalf("round trip: %v", err)
 		}

@@ -78,7 +78,7 @@ func signOnce(ctx context.Context, client *http.Client, signerURL string, csrPEM
 // leaf certifies our key now. A certificate for another key would pass a
 // parse-only check and leave a pair that never matches.
 func checkAnswer(body []byte, key crypto.Signer, now time.Time) ([]byte, error) {
-	chain, err := ParseChain(body)
+	chain, err := parseChain(body)
 	if err != nil {
 		return nil, fmt.Errorf("signer's answer is not a certificate: %v", err)
 	}

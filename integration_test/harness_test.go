@@ -4,7 +4,6 @@
 package integration_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,9 +15,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/internal/testproc"
 )
 
 // caddyBin is the binary under test, built by TestMain.
@@ -121,24 +121,6 @@ func ephemeralLow() int {
 	return 32768
 }
 
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Portal is one running `caddy run --adapter portal_yaml` process.
 type Portal struct {
 	t          testing.TB
@@ -146,9 +128,7 @@ type Portal struct {
 	ConfigPath string
 	AdminAddr  string // 127.0.0.1:port
 	Env        []string
-	cmd        *exec.Cmd
-	out        *syncBuffer
-	done       chan struct{}
+	proc       *testproc.Proc
 }
 
 // PortalOptions tunes StartPortal. Env entries override the defaults that
@@ -167,7 +147,7 @@ func StartPortal(t testing.TB, yaml string, opts PortalOptions) *Portal {
 	t.Helper()
 	skipShort(t)
 	dir := t.TempDir()
-	p := &Portal{t: t, Dir: dir, ConfigPath: filepath.Join(dir, "portal.yaml"), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Portal{t: t, Dir: dir, ConfigPath: filepath.Join(dir, "portal.yaml")}
 	if err := os.WriteFile(p.ConfigPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -197,21 +177,11 @@ func StartPortal(t testing.TB, yaml string, opts PortalOptions) *Portal {
 		p.Env = append(p.Env, k+"="+v)
 	}
 	args := append([]string{"run", "--adapter", "portal_yaml", "--config", p.ConfigPath}, opts.Args...)
-	p.cmd = exec.Command(caddyBin, args...)
-	p.cmd.Env = p.Env
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.Stop()
-		if t.Failed() {
-			t.Logf("caddy output:\n%s", p.Logs())
-		}
-	})
+	cmd := exec.Command(caddyBin, args...)
+	cmd.Env = p.Env
+	cmd.Dir = dir
+	// SIGINT is Caddy's graceful stop.
+	p.proc = testproc.Start(t, cmd, testproc.Options{Name: "caddy", Stop: os.Interrupt})
 	if !opts.NoWait {
 		p.WaitAdmin()
 	}
@@ -225,7 +195,7 @@ func (p *Portal) WaitAdmin() {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
+		case <-p.proc.Done():
 			p.t.Fatalf("caddy exited during start-up:\n%s", p.Logs())
 		default:
 		}
@@ -242,42 +212,19 @@ func (p *Portal) WaitAdmin() {
 }
 
 // Exited reports whether the process has ended.
-func (p *Portal) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *Portal) Exited() bool { return p.proc.Exited() }
 
 // WaitExit waits up to d for the process to end.
-func (p *Portal) WaitExit(d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
+func (p *Portal) WaitExit(d time.Duration) bool { return p.proc.Wait(d) }
 
 // Logs returns everything the process printed so far.
-func (p *Portal) Logs() string { return p.out.String() }
+func (p *Portal) Logs() string { return p.proc.Out.String() }
 
 // Pid is the caddy process id.
-func (p *Portal) Pid() int { return p.cmd.Process.Pid }
+func (p *Portal) Pid() int { return p.proc.Cmd.Process.Pid }
 
 // Stop sends SIGINT (Caddy's graceful stop) and then SIGKILL after 10 s.
-func (p *Portal) Stop() {
-	if p.Exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	if !p.WaitExit(10 * time.Second) {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
+func (p *Portal) Stop() { p.proc.Stop() }
 
 // Caddy runs another subcommand of the binary with the portal's environment
 // (e.g. `reload`), returning combined output and the exit error.

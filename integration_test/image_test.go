@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/internal/testproc"
 )
 
 // dockerDefaultPath is the PATH an image starts with when its base sets none.
@@ -116,27 +118,15 @@ func TestImageBoot(t *testing.T) {
 	vars["HOME"] = "/root"
 	vars["ROOTFS_TEST_MARK"] = mark
 
-	out := &syncBuffer{}
+	// Cleanups run last-in first-out: the container is killed first, then
+	// anything of it that escaped the process group.
+	t.Cleanup(func() { killMarked(mark) })
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--mount-proc", "--root="+root, "/opt/instance-tools/bin/entrypoint.sh")
 	cmd.Env = env()
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	exited := false
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("container output:\n%s", out.String())
-		}
-		if !exited {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		killMarked(mark)
-	})
+	// A test that got this far without the SIGTERM below has failed:
+	// nothing to be polite about.
+	proc := testproc.Start(t, cmd, testproc.Options{Name: "container", Stop: syscall.SIGKILL, Grace: time.Second})
+	out := proc.Out
 
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
 	// The external port, with authentication on (the default).
@@ -178,14 +168,11 @@ func TestImageBoot(t *testing.T) {
 	if err := syscall.Kill(init, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		exited = true
-		if err != nil {
-			t.Fatalf("the container exited with %v after SIGTERM", err)
-		}
-	case <-time.After(30 * time.Second):
+	if !proc.Wait(30 * time.Second) {
 		t.Fatal("the container still runs 30 s after SIGTERM")
+	}
+	if err := proc.Err(); err != nil {
+		t.Fatalf("the container exited with %v after SIGTERM", err)
 	}
 	if left := markedProcs(mark); len(left) > 0 {
 		t.Fatalf("processes left: %v", left)

@@ -262,3 +262,182 @@ func TestLogStreamSurvivesReload(t *testing.T) {
 		t.Fatalf("file descriptors grew across 3 reloads: %d -> %d", before, after)
 	}
 }
+
+// The log API through the real binary: refusals say why (issue 13), the
+// file list says what is followed (issue 14), 24-bit colour arrives as
+// classes (issue 13), and ?all=1 archives the portal logs plus the clean
+// copies log-tee writes one directory up (issue 10).
+func TestLogStreamAPIThroughBinary(t *testing.T) {
+	internal := freePort(t)
+	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	waitStatus(t, nil, base+"/files", 200)
+
+	for q, want := range map[string]string{
+		"/stream?file=nonexist.log": `file "nonexist.log" does not exist`,
+		"/ws?file=..%2Fportal.yaml": `file "../portal.yaml" must be a bare name, without a directory`,
+		"/download?file=x.txt":      `file "x.txt" must end in .log`,
+		"/stream?tail=-5":           `tail="-5": want a number from 0 to 5000`,
+	} {
+		resp, err := http.Get(base + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error string }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || err != nil || body.Error != want {
+			t.Errorf("%s: %d %q (%v), want 400 %q", q, resp.StatusCode, body.Error, err, want)
+		}
+	}
+
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=0", internal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	cmd := exec.Command(caddyBin, "portal", "log-tee", filepath.Join(p.Dir, "log", "colour.log"))
+	cmd.Stdin = strings.NewReader("\x1b[38;2;255;136;0morange\x1b[0m\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("log-tee: %v %s", err, out)
+	}
+	wsLines(t, ctx, ws, "colour.log", []string{`<span class="term-fgt-ff8800">orange</span>`})
+
+	resp, err := http.Get(base + "/files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files struct {
+		Files []struct {
+			Name     string
+			Followed bool
+		}
+		MaxFiles int `json:"max_files"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&files)
+	resp.Body.Close()
+	if err != nil || files.MaxFiles != 256 || len(files.Files) != 1 || !files.Files[0].Followed {
+		t.Fatalf("files: %v %+v", err, files)
+	}
+
+	resp, err = http.Get(base + "/download?all=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	gz, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	got := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		got[h.Name] = string(b)
+	}
+	// The portal directory's files under log/ (its name), log-tee's clean
+	// copy at the top; portal.yaml beside them is not a *.log file.
+	if len(got) != 2 || got["log/colour.log"] != "\x1b[38;2;255;136;0morange\x1b[0m\n" || got["colour.log"] != "orange\n" {
+		t.Fatalf("archive: %q", got)
+	}
+}
+
+// A fixed client load keeps the process within stated bounds (issue 14,
+// items 4 and 5): 300 log files of 64 KiB, ten WebSocket clients asking
+// for tail=5000 of every file at once and reading them slowly. At most 256
+// files are open, each client's snapshot stays within snapshot_bytes, and
+// the process's peak RSS (VmHWM, the executable's resident pages included)
+// stays under 192 MiB (about 165 MiB measured). Before the bounds, one such
+// client over 40 files took the process to 282 MB.
+func TestLogStreamBoundsThroughBinary(t *testing.T) {
+	internal := freePort(t)
+	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	logDir := filepath.Join(p.Dir, "log")
+	chunk := strings.Repeat(strings.Repeat("w", 100)+"\n", 650) // 64 KiB
+	for i := range 300 {
+		if err := os.WriteFile(filepath.Join(logDir, fmt.Sprintf("b%03d.log", i)), []byte(chunk), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	waitStatus(t, nil, base+"/files", 200)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	errs := make(chan error, 10)
+	for range 10 {
+		go func() {
+			c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=5000", internal), nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.CloseNow()
+			c.SetReadLimit(1 << 20)
+			// Read until the snapshot has stopped coming for a second.
+			lines := 0
+			for {
+				rctx, rcancel := context.WithTimeout(ctx, time.Second)
+				_, msg, err := c.Read(rctx)
+				rcancel()
+				if err != nil && ctx.Err() == nil && lines > 0 {
+					break
+				}
+				if err != nil {
+					errs <- fmt.Errorf("after %d lines: %w", lines, err)
+					return
+				}
+				lines += strings.Count(string(msg), `"w`)
+				time.Sleep(2 * time.Millisecond) // a slow reader
+			}
+			// snapshot_bytes (4 MiB) bounds what one client gets.
+			if lines < 20000 || lines*(100+32) > 4<<20 {
+				errs <- fmt.Errorf("snapshot of %d lines", lines)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	status := func(field string) int64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, field+":"); ok {
+				var kb int64
+				fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+				return kb << 10
+			}
+		}
+		return 0
+	}
+	for range 10 {
+		if err := <-errs; err != nil {
+			t.Errorf("client: %v", err)
+		}
+	}
+	entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.Pid()))
+	open := 0
+	for _, e := range entries {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", p.Pid(), e.Name())); err == nil && strings.HasPrefix(target, logDir+"/") {
+			open++
+		}
+	}
+	hwm := status("VmHWM")
+	t.Logf("peak RSS %.1f MiB (now %.1f MiB), %d log files open of 300", float64(hwm)/(1<<20), float64(status("VmRSS"))/(1<<20), open)
+	if open > 256 {
+		t.Errorf("%d log files open, max_files 256", open)
+	}
+	if hwm > 192<<20 {
+		t.Errorf("peak RSS %.1f MiB, bound 192 MiB", float64(hwm)/(1<<20))
+	}
+}

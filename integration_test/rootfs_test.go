@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/internal/testproc"
 )
 
 // A boot test runs the image's real start-up inside a temp dir: the
@@ -189,11 +191,9 @@ func (b *bootRoot) addTemplateProgram(name, script string) {
 
 // boot is one run of the entrypoint.
 type boot struct {
-	b      *bootRoot
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	done   chan error
-	exited bool
+	b    *bootRoot
+	proc *testproc.Proc
+	out  *testproc.Buffer
 }
 
 func (b *bootRoot) start() *boot {
@@ -204,28 +204,9 @@ func (b *bootRoot) start() *boot {
 		cmd = exec.Command("unshare", "--mount", "--propagation", "private", "--",
 			"bash", "-c", `mount --bind "$1" /opt && exec "$2"`, "boot", b.at("opt"), entry)
 	}
-	bt := &boot{b: b, cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Env, cmd.Dir = b.env, b.dir
-	cmd.Stdout, cmd.Stderr = bt.out, bt.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { bt.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("entrypoint output:\n%s", bt.out.String())
-		}
-		if !bt.exited {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-bt.done:
-			case <-time.After(20 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			}
-		}
-	})
-	return bt
+	proc := testproc.Start(t, cmd, testproc.Options{Name: "entrypoint", Grace: 20 * time.Second})
+	return &boot{b: b, proc: proc, out: proc.Out}
 }
 
 // stop sends SIGTERM, as `docker stop` does to PID 1: the entrypoint must
@@ -233,17 +214,14 @@ func (b *bootRoot) start() *boot {
 func (bt *boot) stop() {
 	t := bt.b.t
 	t.Helper()
-	if err := bt.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := bt.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-bt.done:
-		bt.exited = true
-		if err != nil {
-			t.Fatalf("entrypoint exited with %v after SIGTERM", err)
-		}
-	case <-time.After(25 * time.Second):
+	if !bt.proc.Wait(25 * time.Second) {
 		t.Fatalf("entrypoint still running 25 s after SIGTERM")
+	}
+	if err := bt.proc.Err(); err != nil {
+		t.Fatalf("entrypoint exited with %v after SIGTERM", err)
 	}
 	// Orphans (the log-tee of a program) may outlive it by a moment.
 	left := markedProcs(bt.b.mark)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testproc"
 	"github.com/instanceportal/portal/portalconfig"
 )
 
@@ -389,23 +390,7 @@ http://127.0.0.1:%d {
 	secret := randomSecret(t, "s-")
 	cmd := exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "VA_SECRET=" + secret}
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
+	out := testproc.Start(t, cmd, testproc.Options{Name: "caddy", Stop: os.Interrupt}).Out
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitStatus(t, nil, base+"/manifest.json", 200)
 

@@ -2,7 +2,6 @@ package logstream
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -13,104 +12,107 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 )
 
-// HTTP defaults.
+// Tail limits.
 const (
-	DefaultTail         = 200
-	MaxTail             = 5000
-	DefaultQueue        = 256
-	DefaultWriteTimeout = 10 * time.Second
-	DefaultPing         = 15 * time.Second
-	// Most events written as one WebSocket message or one SSE flush.
-	batchEvents = 64
+	DefaultTail = 200
+	MaxTail     = 5000
 )
-
-// HTTPError is a client error the caller turns into a status (Caddy:
-// caddyhttp.Error), so error routes still apply.
-type HTTPError struct {
-	Status int
-	Err    error
-}
-
-func (e *HTTPError) Error() string { return e.Err.Error() }
-func (e *HTTPError) Unwrap() error { return e.Err }
-
-func badRequest(err error) error { return &HTTPError{Status: http.StatusBadRequest, Err: err} }
 
 // Handler serves the log API over a Service:
 //
-//	GET …/files                     the *.log files (name, size, mtime)
-//	GET …/ws?file=a.log&tail=500    WebSocket: snapshots, then live events
+//	GET …/files                     the *.log files (name, size, mtime, followed)
+//	GET …/ws?file=a.log&tail=500    WebSocket: a snapshot, then live events
 //	GET …/stream?…                  the same as Server-Sent Events
-//	GET …/download[?file=a.log]     one file, or a .tar.gz of the directory
+//	GET …/download?file=a.log       one file
+//	GET …/download                  a .tar.gz of the directory
+//	GET …/download?all=1            a .tar.gz of the directory (under portal/)
+//	                                and PlainDir's *.log files
 //
 // Routing looks at the last path element only, so the handler works
-// wherever it is mounted (/api/logs/ws, /logs/ws, …).
+// wherever it is mounted (/api/logs/ws, /logs/ws, …). A bad request is
+// answered 400 with a JSON body naming what was wrong; the handler
+// writes every answer itself.
 type Handler struct {
-	Svc *Service
-	// OriginPatterns are extra browser origins allowed to open the
-	// WebSocket (github.com/coder/websocket host patterns). Same-origin
-	// requests (Origin host == Host) and requests without Origin are
-	// always accepted.
-	OriginPatterns []string
-	Queue          int
-	WriteTimeout   time.Duration
-	Ping           time.Duration
-	Log            *zap.Logger
+	svc *Service
+	cfg Config // defaults filled in, once: requests only read it
+	log *zap.Logger
 }
 
-func (h *Handler) defaults() {
-	if h.Queue <= 0 {
-		h.Queue = DefaultQueue
+// NewHandler serves svc with the per-client settings of cfg (zero fields
+// take their defaults here, once, so concurrent requests share a handler
+// they never write). cfg should have passed Validate.
+func NewHandler(svc *Service, cfg Config, log *zap.Logger) *Handler {
+	if log == nil {
+		log = zap.NewNop()
 	}
-	if h.WriteTimeout <= 0 {
-		h.WriteTimeout = DefaultWriteTimeout
-	}
-	if h.Ping <= 0 {
-		h.Ping = DefaultPing
-	}
-	if h.Log == nil {
-		h.Log = zap.NewNop()
-	}
+	return &Handler{svc: svc, cfg: cfg.filled(), log: log}
 }
 
-// ServeHTTP answers one request. It returns *HTTPError for client errors;
-// a client that goes away mid-stream is not an error.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	h.defaults()
+// Service is the Service the handler serves.
+func (h *Handler) Service() *Service { return h.svc }
+
+// ServeHTTP answers one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return &HTTPError{Status: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+		h.fail(w, r, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed: the log API answers GET and HEAD", r.Method))
+		return
 	}
 	switch path.Base(r.URL.Path) {
 	case "files", "logs", "/", ".":
-		return h.serveFiles(w)
+		h.serveFiles(w, r)
 	case "ws":
-		return h.serveWS(w, r)
+		h.serveWS(w, r)
 	case "stream":
-		return h.serveSSE(w, r)
+		h.serveSSE(w, r)
 	case "download":
-		return h.serveDownload(w, r)
+		h.serveDownload(w, r)
+	default:
+		h.fail(w, r, http.StatusNotFound, fmt.Errorf("no log endpoint %q: try files, ws, stream or download", path.Base(r.URL.Path)))
 	}
-	return &HTTPError{Status: http.StatusNotFound, Err: fmt.Errorf("no log endpoint %q (files, ws, stream, download)", r.URL.Path)}
 }
 
-func (h *Handler) serveFiles(w http.ResponseWriter) error {
-	files, err := h.Svc.Files()
-	if err != nil {
-		return &HTTPError{Status: http.StatusInternalServerError, Err: err}
+// fail answers status with {"error": "<what was wrong>"}.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, err error) {
+	if c := h.log.Check(zap.DebugLevel, "log API request refused"); c != nil {
+		c.Write(zap.Int("status", status), zap.String("path", r.URL.Path), zap.Error(err))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	return json.NewEncoder(w).Encode(struct {
-		Files []FileInfo `json:"files"`
-	}{files})
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func (h *Handler) serveFiles(w http.ResponseWriter, r *http.Request) {
+	files, err := h.svc.Files()
+	if err != nil {
+		h.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(w).Encode(struct {
+		Files    []FileInfo `json:"files"`
+		MaxFiles int        `json:"max_files"`
+	}{files, h.svc.cfg.MaxFiles})
 }
 
 // streamQuery reads ?file=…&file=…&tail=N.
@@ -118,101 +120,155 @@ func (h *Handler) streamQuery(r *http.Request) (files []string, tail int, err er
 	q := r.URL.Query()
 	seen := map[string]bool{}
 	for _, f := range q["file"] {
-		if err := h.Svc.CheckFile(f); err != nil {
-			return nil, 0, badRequest(err)
+		if err := h.svc.CheckFile(f); err != nil {
+			return nil, 0, err
 		}
 		if !seen[f] {
 			seen[f] = true
 			files = append(files, f)
 		}
 	}
+	if len(files) > h.svc.cfg.MaxFiles {
+		return nil, 0, fmt.Errorf("%d files named: at most %d (max_files) can be followed; name none for all", len(files), h.svc.cfg.MaxFiles)
+	}
 	tail = DefaultTail
 	if v := q.Get("tail"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return nil, 0, badRequest(fmt.Errorf("tail=%q: want a number from 0 to %d", v, MaxTail))
+			return nil, 0, fmt.Errorf("tail=%q: want a number from 0 to %d", clip(v, 40), MaxTail)
 		}
 		tail = min(n, MaxTail)
 	}
 	return files, tail, nil
 }
 
-func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) error {
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func (h *Handler) streamOptions(tail int) StreamOptions {
+	return StreamOptions{Tail: tail, QueueBytes: h.cfg.QueueBytes, SnapshotBytes: h.cfg.SnapshotBytes, Flush: h.cfg.FlushInterval.Std()}
+}
+
+// bufPool holds the buffers messages are assembled in: only clients in
+// the middle of a write hold one, so 200 quiet clients do not each keep
+// 64 KiB.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// pieces calls write with the events joined by sep (and each preceded by
+// prefix), in pieces of at most MaxMessageBytes (an event is never split).
+func pieces(evs [][]byte, prefix, sep string, write func([]byte) error) error {
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 2*MaxMessageBytes {
+			*bp = buf[:0]
+			bufPool.Put(bp)
+		}
+	}()
+	for _, e := range evs {
+		if len(buf) > 0 && len(buf)+len(sep)+len(prefix)+len(e) > MaxMessageBytes {
+			if err := write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		if len(buf) > 0 {
+			buf = append(buf, sep...)
+		}
+		buf = append(buf, prefix...)
+		buf = append(buf, e...)
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	return write(buf)
+}
+
+func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 	files, tail, err := h.streamQuery(r)
 	if err != nil {
-		return err
+		h.fail(w, r, http.StatusBadRequest, err)
+		return
 	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins})
 	if err != nil {
 		// Accept has answered (403 for a foreign Origin, 426 without an
 		// upgrade); nothing else can be written.
-		h.Log.Debug("websocket refused", zap.Error(err))
-		return nil
+		h.log.Debug("log websocket refused", zap.Error(err))
+		return
 	}
 	defer c.CloseNow()
 	// CloseRead answers pings and the close handshake; its context ends
 	// when the client goes away. This goroutine is the only writer.
 	ctx := c.CloseRead(r.Context())
-	st := h.Svc.Open(files, tail, h.Queue)
+	st := h.svc.Open(files, h.streamOptions(tail))
 	defer st.Close()
 
 	// One timer per connection enforces the write deadline by closing the
 	// connection, which fails the stuck write. A cancellable context per
 	// write would do the same, but coder/websocket registers a
 	// context.AfterFunc for every such write: at 10 000 lines/s to 50
-	// clients that and the context were 90% of the allocations
-	// (bench/logs.sh, heap profile).
-	stalled := time.AfterFunc(h.WriteTimeout, func() { c.CloseNow() })
+	// clients that and the context were 90% of the allocations.
+	timeout := h.cfg.WriteTimeout.Std()
+	stalled := time.AfterFunc(timeout, func() { c.CloseNow() })
 	stalled.Stop()
 	defer stalled.Stop()
-	var buf bytes.Buffer
-	write := func(batch [][]byte) error {
-		// One message carries the batch as newline-separated JSON objects:
-		// under load, one write per batch instead of one per event.
-		buf.Reset()
-		for i, b := range batch {
-			if i > 0 {
-				buf.WriteByte('\n')
-			}
-			buf.Write(b)
-		}
-		stalled.Reset(h.WriteTimeout)
-		err := c.Write(context.Background(), websocket.MessageText, buf.Bytes())
+	writeMsg := func(b []byte) error {
+		stalled.Reset(timeout)
+		err := c.Write(context.Background(), websocket.MessageText, b)
 		if !stalled.Stop() {
-			return fmt.Errorf("write took longer than %v", h.WriteTimeout)
+			return fmt.Errorf("write took longer than write_timeout (%v)", timeout)
 		}
 		return err
 	}
-	if snap := st.Snapshot(); len(snap) > 0 {
-		if err := write(snap); err != nil {
-			return nil
-		}
-	}
-	tick := time.NewTicker(h.Ping)
-	defer tick.Stop()
-	for {
-		batch, err := st.Next(ctx, tick.C, batchEvents)
-		if err != nil {
-			if errors.Is(err, ErrTooSlow) {
-				_ = c.Close(websocket.StatusPolicyViolation, "too slow")
-			} else if ctx.Err() == nil {
-				_ = c.Close(websocket.StatusGoingAway, "log service stopping")
-			}
-			return nil
-		}
-		if err := write(batch); err != nil {
+	// One message carries several events, separated by '\n'.
+	send := func(evs [][]byte) error { return pieces(evs, "", "\n", writeMsg) }
+	end := func(err error) {
+		switch {
+		case ctx.Err() != nil:
+			h.log.Debug("log websocket closed by the client")
+		case errors.Is(err, ErrTooSlow):
+			_ = c.Close(websocket.StatusPolicyViolation, "too slow")
+			h.log.Debug("log websocket client dropped: kept falling behind")
+		case errors.Is(err, errServiceStopped):
+			_ = c.Close(websocket.StatusGoingAway, "log service stopping")
+		default:
 			// A client that cannot take a message within the write
 			// timeout is dropped; the tailer never waited for it.
-			h.Log.Debug("log websocket write failed; dropping client", zap.Error(err))
-			return nil
+			h.log.Debug("log websocket write failed; dropping the client", zap.Error(err))
+		}
+	}
+	if err := st.Snapshot(ctx, send); err != nil {
+		end(err)
+		return
+	}
+	tick := time.NewTicker(h.cfg.PingInterval.Std())
+	defer tick.Stop()
+	for {
+		b, err := st.Next(ctx, tick.C)
+		if err == nil {
+			if b.Lagged {
+				err = st.Resync(ctx, send)
+			} else {
+				err = send(b.Events)
+			}
+		}
+		if err != nil {
+			end(err)
+			return
 		}
 	}
 }
 
-func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 	files, tail, err := h.streamQuery(r)
 	if err != nil {
-		return err
+		h.fail(w, r, http.StatusBadRequest, err)
+		return
 	}
 	rc := http.NewResponseController(w)
 	hd := w.Header()
@@ -221,119 +277,180 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) error {
 	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
-		return nil
+		return
 	}
 	ctx := r.Context()
-	st := h.Svc.Open(files, tail, h.Queue)
+	st := h.svc.Open(files, h.streamOptions(tail))
 	defer st.Close()
 
-	var buf bytes.Buffer
-	write := func(prefix string, batch [][]byte) error {
-		buf.Reset()
-		buf.WriteString(prefix)
-		for _, b := range batch {
-			buf.WriteString("data: ")
-			buf.Write(b)
-			buf.WriteString("\n\n")
-		}
+	timeout := h.cfg.WriteTimeout.Std()
+	flush := func(b []byte) error {
 		// A vanished client (no FIN, a dead tunnel) blocks a write for
 		// minutes without a deadline. ErrNotSupported just means no deadline.
-		if err := rc.SetWriteDeadline(time.Now().Add(h.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		if err := rc.SetWriteDeadline(time.Now().Add(timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
-		if _, err := w.Write(buf.Bytes()); err != nil {
+		if _, err := w.Write(b); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	// retry: how long EventSource waits before reconnecting.
-	if err := write("retry: 2000\n\n", st.Snapshot()); err != nil {
-		return nil
+	// One data: line per event; one flush per piece.
+	send := func(evs [][]byte) error {
+		return pieces(evs, "data: ", "\n\n", func(b []byte) error { return flush(append(b, '\n', '\n')) })
 	}
-	tick := time.NewTicker(h.Ping)
+	// retry: how long EventSource waits before reconnecting.
+	err = flush([]byte("retry: 2000\n\n"))
+	if err == nil {
+		err = st.Snapshot(ctx, send)
+	}
+	tick := time.NewTicker(h.cfg.PingInterval.Std())
 	defer tick.Stop()
-	for {
-		batch, err := st.Next(ctx, tick.C, batchEvents)
-		if err != nil {
-			return nil // client gone, or too slow: ending the response is the answer
+	for err == nil {
+		var b Batch
+		b, err = st.Next(ctx, tick.C)
+		if err == nil {
+			if b.Lagged {
+				err = st.Resync(ctx, send)
+			} else {
+				err = send(b.Events)
+			}
 		}
-		if err := write("", batch); err != nil {
-			return nil
-		}
+	}
+	// Ending the response is the answer in every case; a client that left
+	// is routine.
+	if ctx.Err() != nil {
+		h.log.Debug("log event stream closed by the client")
+	} else {
+		h.log.Debug("log event stream ended", zap.Error(err))
 	}
 }
 
-func (h *Handler) serveDownload(w http.ResponseWriter, r *http.Request) error {
-	if name := r.URL.Query().Get("file"); name != "" || r.URL.Query().Has("file") {
-		return h.downloadFile(w, r, name)
+func (h *Handler) serveDownload(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Has("file") {
+		h.downloadFile(w, r, q.Get("file"))
+		return
 	}
-	root, err := os.OpenRoot(h.Svc.Dir())
+	all := false
+	if v := q.Get("all"); v != "" || q.Has("all") {
+		b, err := strconv.ParseBool(v)
+		if err != nil && v != "" {
+			h.fail(w, r, http.StatusBadRequest, fmt.Errorf("all=%q: want 1, true, 0 or false", clip(v, 40)))
+			return
+		}
+		all = v == "" || b
+	}
+	root, err := os.OpenRoot(h.svc.Dir())
 	if err != nil {
-		return &HTTPError{Status: http.StatusNotFound, Err: fmt.Errorf("log directory %s: %w", h.Svc.Dir(), err)}
+		h.fail(w, r, http.StatusNotFound, fmt.Errorf("log directory %s cannot be opened", h.svc.Dir()))
+		return
 	}
 	defer root.Close()
+	parts := []archivePart{{root: root}}
+	name := "portal-logs-"
+	if all {
+		name = "logs-"
+		parts[0].prefix = archivePrefix(h.svc.Dir())
+		if plain := filepath.Clean(h.cfg.PlainDir); plain != h.svc.Dir() {
+			if proot, err := os.OpenRoot(plain); err == nil {
+				defer proot.Close()
+				parts = append(parts, archivePart{root: proot, only: func(n string) bool { return ValidateName(n) == nil }})
+			}
+		}
+	}
 	stamp := time.Now().UTC().Format("20060102-150405")
 	w.Header().Set("Content-Type", "application/gzip")
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "portal-logs-" + stamp + ".tar.gz"}))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name + stamp + ".tar.gz"}))
 	if r.Method == http.MethodHead {
-		return nil
+		return
 	}
-	if err := WriteTarGz(w, root); err != nil {
+	if err := writeArchive(w, parts); err != nil {
 		// Headers are gone; a cut stream is what the client sees.
-		h.Log.Debug("log archive cut short", zap.Error(err))
+		h.log.Debug("log archive cut short", zap.Error(err))
 	}
-	return nil
 }
 
-func (h *Handler) downloadFile(w http.ResponseWriter, r *http.Request, name string) error {
-	if err := h.Svc.CheckFile(name); err != nil {
-		return badRequest(err)
+// archivePrefix is the folder the portal directory's files go under in
+// the "everything" archive: its own name, as under /var/log.
+func archivePrefix(dir string) string {
+	base := filepath.Base(dir)
+	if base == "." || base == "/" || base == "" || strings.HasPrefix(base, ".") {
+		base = "portal"
 	}
-	root, err := os.OpenRoot(h.Svc.Dir())
+	return base + "/"
+}
+
+func (h *Handler) downloadFile(w http.ResponseWriter, r *http.Request, name string) {
+	if err := h.svc.CheckFile(name); err != nil {
+		h.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	root, err := os.OpenRoot(h.svc.Dir())
 	if err != nil {
-		return badRequest(err)
+		h.fail(w, r, http.StatusNotFound, fmt.Errorf("log directory %s cannot be opened", h.svc.Dir()))
+		return
 	}
 	defer root.Close()
-	f, err := root.Open(name)
+	f, err := root.OpenFile(name, os.O_RDONLY|nofollow, 0)
 	if err != nil {
-		return badRequest(fmt.Errorf("%w %q: %v", ErrBadName, name, err))
+		h.fail(w, r, http.StatusBadRequest, nameErr(name, "cannot be opened"))
+		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		return badRequest(fmt.Errorf("%w %q: not a regular file", ErrBadName, name))
+		h.fail(w, r, http.StatusBadRequest, nameErr(name, "is not a regular file"))
+		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, name, fi.ModTime(), f)
-	return nil
+}
+
+// archivePart is one directory of an archive: its regular files directly
+// inside (only those only accepts, if set), named prefix+name.
+type archivePart struct {
+	root   *os.Root
+	prefix string
+	only   func(name string) bool
 }
 
 // WriteTarGz writes every regular file directly inside root as a .tar.gz.
-// Symlinks, directories and devices are skipped (Lstat), and os.Root keeps
-// every open inside the directory even if a name is swapped meanwhile.
-// A file that shrinks while being read is padded with NULs to the size in
-// its header; one that grows is cut at that size.
 func WriteTarGz(w io.Writer, root *os.Root) error {
-	d, err := root.Open(".")
-	if err != nil {
-		return err
-	}
-	entries, err := d.ReadDir(-1)
-	_ = d.Close()
-	if err != nil {
-		return err
-	}
+	return writeArchive(w, []archivePart{{root: root}})
+}
+
+// writeArchive writes the parts' files as one .tar.gz. Symlinks,
+// directories and devices are skipped (Lstat, then O_NOFOLLOW), and
+// os.Root keeps every open inside its directory even if a name is swapped
+// meanwhile. A file that shrinks while being read is padded with NULs to
+// the size in its header; one that grows is cut at that size.
+func writeArchive(w io.Writer, parts []archivePart) error {
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)
-	for _, e := range entries {
-		fi, err := root.Lstat(e.Name())
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if err := addFile(tw, root, e.Name()); err != nil {
+	for _, p := range parts {
+		d, err := p.root.Open(".")
+		if err != nil {
 			return err
+		}
+		entries, err := d.ReadDir(-1)
+		_ = d.Close()
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if p.only != nil && !p.only(e.Name()) {
+				continue
+			}
+			fi, err := p.root.Lstat(e.Name())
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			if err := addFile(tw, p.root, e.Name(), p.prefix); err != nil {
+				return err
+			}
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -342,7 +459,7 @@ func WriteTarGz(w io.Writer, root *os.Root) error {
 	return gz.Close()
 }
 
-func addFile(tw *tar.Writer, root *os.Root, name string) error {
+func addFile(tw *tar.Writer, root *os.Root, name, prefix string) error {
 	f, err := root.OpenFile(name, os.O_RDONLY|nofollow, 0)
 	if err != nil {
 		return nil // vanished or swapped for a link: skip it
@@ -354,7 +471,7 @@ func addFile(tw *tar.Writer, root *os.Root, name string) error {
 	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
-		Name:     name,
+		Name:     prefix + name,
 		Size:     fi.Size(),
 		Mode:     0o644,
 		ModTime:  fi.ModTime(),

@@ -32,13 +32,13 @@ type renderer struct {
 	maxLine    int
 
 	screen   *terminal.Screen // block mode only
+	pal      *palette         // block mode: the screen's colour lending
 	scrolled []string         // lines scrolled out during one block write
 	nlSince  int              // newlines since the last cursor-up (block mode)
 
 	partial []byte   // plain mode: sanitised bytes of the unfinished line
 	recent  [][]byte // plain mode: sanitised bytes of the last final lines
 	shown   []string // the live block as the client has it
-	scratch []byte
 }
 
 // change is one step of a render result, applied in order: either lines
@@ -69,8 +69,17 @@ func newRenderer(blockLines, maxLine int) *renderer {
 
 // Write renders the next bytes of the file.
 func (r *renderer) Write(p []byte) renderResult {
-	f := r.filt.Write(r.scratch[:0], p)
-	r.scratch = f.out[:0]
+	// The filtered bytes live only during this call (everything kept is
+	// copied), so their buffer goes back to a pool shared by all files:
+	// 256 quiet files do not each hold one.
+	bp := chunkPool.Get().(*[]byte)
+	f := r.filt.Write((*bp)[:0], p)
+	defer func() {
+		if cap(f.out) <= 2*readChunk {
+			*bp = f.out[:0]
+			chunkPool.Put(bp)
+		}
+	}()
 	var res renderResult
 	out := f.out
 	if r.screen == nil {
@@ -88,7 +97,26 @@ func (r *renderer) Write(p []byte) renderResult {
 	return res
 }
 
-// Snapshot is the live block as it stands (for a client joining now).
+// Finish makes whatever is pending final: the unfinished line in plain
+// mode, the window in block mode (which ends). A tailer that skips part of
+// a file calls it, so that nothing half-drawn waits for bytes that will
+// never be read.
+func (r *renderer) Finish() renderResult {
+	var res renderResult
+	if r.screen != nil {
+		if w := r.window(); len(w) > 0 {
+			res.changes = append(res.changes, change{lines: w})
+		}
+		r.screen, r.nlSince = nil, 0
+	} else if len(r.partial) > 0 {
+		res.changes = append(res.changes, change{lines: []string{renderLine(r.partial)}})
+		r.partial = r.partial[:0]
+	}
+	r.finish(&res)
+	return res
+}
+
+// Live is the live block as it stands (for a client joining now).
 func (r *renderer) Live() []string { return r.shown }
 
 // Reset forgets everything (the file was truncated or replaced).
@@ -150,23 +178,27 @@ func (r *renderer) enterBlock(res *renderResult) {
 		panic(err)
 	}
 	s.Timestamps = false
-	s.ScrollOutFunc = func(html string) { r.scrolled = append(r.scrolled, strings.TrimSuffix(html, "\n")) }
+	s.ScrollOutFunc = func(html string) { r.scrolled = append(r.scrolled, r.pal.apply(strings.TrimSuffix(html, "\n"))) }
 	r.screen = s
+	r.pal = &palette{}
 	if len(r.recent) > 0 || len(r.partial) > 0 {
 		res.changes = append(res.changes, change{reopen: len(r.recent)})
 		for _, l := range r.recent {
-			_, _ = s.Write(l)
-			_, _ = s.Write([]byte{'\n'})
+			r.screenWrite(l)
+			r.screenWrite([]byte{'\n'})
 		}
-		_, _ = s.Write(r.partial)
+		r.screenWrite(r.partial)
 	}
 	r.recent = nil
 	r.partial = r.partial[:0]
 	r.nlSince = 0
 }
 
+// screenWrite feeds the block-mode screen, colours through its palette.
+func (r *renderer) screenWrite(b []byte) { _, _ = r.screen.Write(rewriteSGR(b, r.pal)) }
+
 func (r *renderer) blockWrite(res *renderResult, b []byte, lastUp int) {
-	_, _ = r.screen.Write(b)
+	r.screenWrite(b)
 	if lastUp >= 0 {
 		r.nlSince = bytes.Count(b[lastUp:], []byte{'\n'})
 	} else {
@@ -191,7 +223,7 @@ func (r *renderer) window() []string {
 	if h == "" {
 		return nil
 	}
-	return strings.Split(h, "\n")
+	return strings.Split(r.pal.apply(h), "\n")
 }
 
 func (r *renderer) finish(res *renderResult) {
@@ -227,8 +259,12 @@ func renderLine(b []byte) string {
 	return out
 }
 
-// renderEmulated renders through terminal-to-html ('\r', ESC[K, SGR, …).
-func renderEmulated(b []byte) string { return terminal.Render(b) }
+// renderEmulated renders through terminal-to-html ('\r', ESC[K, SGR, …),
+// colours through a palette of the line's own (truecolor.go).
+func renderEmulated(b []byte) string {
+	var pal palette
+	return pal.apply(terminal.Render(rewriteSGR(b, &pal)))
+}
 
 // escapeHTML escapes like terminal-to-html does, so both paths agree.
 func escapeHTML(b []byte) string {

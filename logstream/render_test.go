@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	terminal "github.com/buildkite/terminal-to-html/v3"
 )
 
 // view applies render results the way a client does: final lines plus the
@@ -100,6 +102,35 @@ func TestRenderSamples(t *testing.T) {
 			final:  []string{"click end"},
 		},
 		{
+			// Golden line for 24-bit colour (issue 13): classes the dashboard
+			// turns into inline rgb() styles, lowercase hex.
+			name:   "24-bit colour, foreground and background",
+			chunks: []string{"\x1b[38;2;255;0;16mred\x1b[48;2;1;2;171m on blue\x1b[0m \x1b[1;38;2;0;128;255mbold\x1b[0m\n"},
+			final: []string{`<span class="term-fgt-ff0010">red</span><span class="term-fgt-ff0010 term-bgt-0102ab"> on blue</span> ` +
+				`<span class="term-fgt-0080ff term-fg1">bold</span>`},
+		},
+		{
+			name:   "24-bit colour, colon form, beside 256 colours",
+			chunks: []string{"\x1b[38:2::10:20:30ma\x1b[38;5;255mb\x1b[38:2:1:2:3mc\x1b[38:5:9md\x1b[0m\n"},
+			final:  []string{`<span class="term-fgt-0a141e">a</span><span class="term-fgx255">b</span><span class="term-fgt-010203">c</span><span class="term-fgx9">d</span>`},
+		},
+		{
+			// terminal-to-html panics on these (index out of range) and
+			// prints the colon form as text: both must come out as colour or
+			// nothing.
+			name:   "malformed 24-bit colour neither panics nor leaks",
+			chunks: []string{"\x1b[38;2;1;2;3;4mx\x1b[38;;2;1;2;3;4my\x1b[48;2;300;0;0mz\x1b[38;2;1m!\x1b[0m\n"},
+			final:  []string{`<span class="term-fgt-010203 term-fg4">x</span><span class="term-fg2 term-fg3 term-fg4">yz!</span>`},
+		},
+		{
+			name: "24-bit colour in block mode",
+			chunks: []string{
+				"\x1b[38;2;0;255;0mgreen\x1b[0m\n",
+				"\rbar 1\n\x1b[A\r\x1b[38;2;255;255;0mbar 2\x1b[0m",
+			},
+			live: []string{`<span class="term-fgt-00ff00">green</span>`, `<span class="term-fgt-ffff00">bar 2</span>`},
+		},
+		{
 			name:   "escape sequence split across reads",
 			chunks: []string{"\x1b[3", "1mred\x1b", "[0m\n"},
 			final:  []string{`<span class="term-fg31">red</span>`},
@@ -171,7 +202,8 @@ func TestRenderEndlessCarriageReturns(t *testing.T) {
 }
 
 func FuzzRenderLine(f *testing.F) {
-	for _, s := range []string{"plain", "a<b>&\"'/", "tab\there", "é ✓ 日本", "\x1b[31mred", "a\rb"} {
+	for _, s := range []string{"plain", "a<b>&\"'/", "tab\there", "é ✓ 日本", "\x1b[31mred", "a\rb",
+		"\x1b[38;2;1;2;3;4mx", "\x1b[38;;2;1;2;3;4my", "\x1b[38:2:1:2:3mz", "\x1b[48:2::1:2:3:4:5m"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -221,6 +253,46 @@ func FuzzFilter(f *testing.F) {
 		}
 		if strings.Contains(string(whole), "\x1b]") || strings.Contains(string(whole), "\x1b_") {
 			t.Fatalf("string command passed: %q", whole)
+		}
+	})
+}
+
+// rewriteSGR hands terminal-to-html only SGR parameters it handles: plain
+// numbers 0-255, and colours as 38;5;N / 48;5;N. The library renders the
+// result without panicking, and no class but colour and style classes
+// comes out.
+func FuzzRewriteSGR(f *testing.F) {
+	for _, s := range []string{"\x1b[38;2;1;2;3mx", "\x1b[38;2;1;2;3;4mx", "\x1b[38;;2;1;2;3;4m", "\x1b[38:2::1:2:3m",
+		"\x1b[48:5:9m", "\x1b[0;1;38;5;300m", "\x1b[38m", "\x1b[5;38;2m", "\x1b[?25h\x1b[1:2A"} {
+		f.Add(s)
+	}
+	classRE := regexp.MustCompile(`^term-(fg|bg)(\d+|i\d+|x\d+|t-[0-9a-f]{6})$`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		clean := newFilter(0).Write(nil, []byte(raw)).out
+		var pal palette
+		out := rewriteSGR(clean, &pal)
+		for _, m := range regexp.MustCompile("\x1b\\[([0-9;:?]*)m").FindAllSubmatch(out, -1) {
+			params := strings.Split(string(m[1]), ";")
+			for i := 0; i < len(params); i++ {
+				p := params[i]
+				if strings.Contains(p, ":") {
+					t.Fatalf("colon form reached the library: %q", out)
+				}
+				if p == "38" || p == "48" {
+					if i+2 >= len(params) || params[i+1] != "5" {
+						t.Fatalf("colour without 5;N reached the library: %q", out)
+					}
+					i += 2
+				}
+			}
+		}
+		html := pal.apply(terminal.Render(out)) // must not panic
+		for _, m := range regexp.MustCompile(`class="([^"]*)"`).FindAllStringSubmatch(html, -1) {
+			for _, cl := range strings.Fields(m[1]) {
+				if !classRE.MatchString(cl) {
+					t.Fatalf("class %q from %q", cl, raw)
+				}
+			}
 		}
 	})
 }

@@ -2,12 +2,16 @@
 // them, rendered from terminal output to HTML, to any number of clients.
 //
 // One Service per directory: a watcher (inotify through fsnotify, polling
-// where inotify is unavailable) and one tailer per file whatever the number
-// of clients, each keeping a ring of the last lines for late joiners. A hub
-// fans events out to bounded per-client queues; a client that falls behind
-// is resynchronised from snapshots, never waited for. The HTTP side
-// (files, WebSocket, SSE, download) is in http.go. Nothing here imports
-// Caddy; caddymodules/logstream.go wires it in.
+// where inotify is unavailable) and one tailer per followed file whatever
+// the number of clients, each keeping a ring of the last lines for late
+// joiners. Everything a stranger can grow is bounded: the files followed
+// (the most recently written, Config.MaxFiles), ring memory per file and
+// across files, how far a tailer may fall behind, each client's queue (in
+// bytes) and snapshot. A hub fans each event out, encoded once, to the
+// clients' queues; a client that falls behind is resynchronised from one
+// snapshot, never waited for. The HTTP side (files, WebSocket, SSE,
+// downloads) is in http.go. Nothing here imports Caddy;
+// caddymodules/logstream.go wires it in.
 package logstream
 
 import (
@@ -26,87 +30,54 @@ import (
 	"go.uber.org/zap"
 )
 
-// Options tune a Service. Zero values take the defaults.
-type Options struct {
-	// RingLines is how many final lines each file keeps for late joiners.
-	RingLines int
-	// RingBytes bounds the memory of one file's ring.
-	RingBytes int
-	// BlockLines is the terminal window height used once a file redraws
-	// earlier lines (nested progress bars).
-	BlockLines int
-	// MaxLineBytes caps one line; the rest is dropped with a marker.
-	MaxLineBytes int
-	// InitialBytes is how much of an existing file is read at start.
-	InitialBytes int64
-	// PollInterval drives tailers and the directory scan when inotify is
-	// unavailable; with inotify it is a slow safety net (×8).
-	PollInterval time.Duration
-	// ForcePolling skips inotify (tests, odd filesystems).
-	ForcePolling bool
-}
-
-// Defaults.
-const (
-	DefaultRingLines    = 2000
-	DefaultRingBytes    = 4 << 20
-	DefaultInitialBytes = 1 << 20
-	DefaultPollInterval = 250 * time.Millisecond
-)
-
-func (o Options) withDefaults() Options {
-	if o.RingLines <= 0 {
-		o.RingLines = DefaultRingLines
-	}
-	if o.RingBytes <= 0 {
-		o.RingBytes = DefaultRingBytes
-	}
-	if o.BlockLines < 2 {
-		o.BlockLines = DefaultBlockLines
-	}
-	if o.MaxLineBytes <= 0 {
-		o.MaxLineBytes = DefaultMaxLineBytes
-	}
-	if o.InitialBytes <= 0 {
-		o.InitialBytes = DefaultInitialBytes
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = DefaultPollInterval
-	}
-	return o
-}
+// quietBeforeEvict is how long the least recently written followed file
+// must have been quiet before a write to an unfollowed file takes its
+// place: with more busy files than MaxFiles, files would otherwise be
+// swapped (and re-read) on every write.
+const quietBeforeEvict = 10 * time.Second
 
 // Service follows one directory. It starts on first use (so `caddy
 // validate`, which provisions handlers, starts nothing) and stops on Close.
 type Service struct {
-	dir  string
-	opts Options
-	log  *zap.Logger
+	cfg Config // defaults filled in
+	dir string
+	// log is given once; a Service shared across config reloads should be
+	// given a logger that follows the newest config (caddymodules'
+	// configLoggers), since an old config's sinks close with it.
+	log *zap.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
 	wg     sync.WaitGroup
 
-	rev atomic.Uint64
-	hub hub
+	hub       hub
+	ringBytes atomic.Int64 // all rings together
+	trimMu    sync.Mutex
 
 	mu      sync.Mutex
 	tailers map[string]*tailer
 	polling bool
+	quiet   time.Duration // quietBeforeEvict; tests shorten it
 }
 
-// NewService prepares a Service for dir; nothing runs until first use.
-func NewService(dir string, opts Options, log *zap.Logger) *Service {
+// NewService prepares a Service for cfg.Dir (defaults filled in for zero
+// fields); nothing runs until first use. cfg should have passed Validate.
+func NewService(cfg Config, log *zap.Logger) *Service {
+	cfg = cfg.filled()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		cfg: cfg, dir: filepath.Clean(cfg.Dir),
+		ctx: ctx, cancel: cancel, tailers: map[string]*tailer{}, quiet: quietBeforeEvict,
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
-		dir: filepath.Clean(dir), opts: opts.withDefaults(), log: log,
-		ctx: ctx, cancel: cancel, tailers: map[string]*tailer{},
-	}
+	s.log = log
+	return s
 }
+
+func (s *Service) logger() *zap.Logger { return s.log }
 
 // Dir is the directory followed.
 func (s *Service) Dir() string { return s.dir }
@@ -135,7 +106,7 @@ func (s *Service) start() {
 			return
 		}
 		w := s.newWatcher()
-		s.scan(false)
+		s.scan(true)
 		s.wg.Add(1)
 		go s.watch(w)
 	})
@@ -143,7 +114,7 @@ func (s *Service) start() {
 
 // newWatcher sets up inotify on the directory, or returns nil (polling).
 func (s *Service) newWatcher() *fsnotify.Watcher {
-	if s.opts.ForcePolling {
+	if s.cfg.ForcePolling {
 		s.polling = true
 		return nil
 	}
@@ -155,8 +126,8 @@ func (s *Service) newWatcher() *fsnotify.Watcher {
 		}
 	}
 	if err != nil {
-		s.log.Warn("log directory not watched with inotify; polling instead",
-			zap.String("dir", s.dir), zap.Duration("interval", s.opts.PollInterval), zap.Error(err))
+		s.logger().Warn("log directory not watched with inotify; polling instead",
+			zap.String("dir", s.dir), zap.Duration("interval", s.cfg.PollInterval.Std()), zap.Error(err))
 		s.polling = true
 		return nil
 	}
@@ -168,18 +139,18 @@ func (s *Service) watch(w *fsnotify.Watcher) {
 	defer s.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("log watcher panicked", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			s.logger().Error("log watcher panicked", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 		}
 	}()
 	if w == nil {
-		tick := time.NewTicker(s.opts.PollInterval * 4)
+		tick := time.NewTicker(s.cfg.PollInterval.Std() * 4)
 		defer tick.Stop()
 		for {
 			select {
 			case <-s.ctx.Done():
 				return
 			case <-tick.C:
-				s.scan(true)
+				s.scan(false)
 			}
 		}
 	}
@@ -196,49 +167,77 @@ func (s *Service) watch(w *fsnotify.Watcher) {
 			if ValidateName(name) != nil {
 				continue
 			}
-			if ev.Has(fsnotify.Create) {
-				s.ensure(name, false)
+			if t := s.tailer(name); t != nil {
+				// Remove and rename too: the tailer sees the path gone and
+				// closes the file at once.
+				t.poke()
 				continue
 			}
-			s.mu.Lock()
-			t := s.tailers[name]
-			s.mu.Unlock()
-			if t != nil {
-				t.poke()
+			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) {
+				s.follow(name, byWrite)
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
 			// Queue overflow: events were lost; look at everything again.
-			s.log.Debug("log watcher error; rescanning", zap.Error(err))
-			s.scan(true)
+			s.logger().Debug("log watcher error; rescanning", zap.Error(err))
+			s.scan(false)
 		}
 	}
 }
 
-// scan starts tailers for files not followed yet and pokes the others.
-// At start-up files are read from near their end; files found later are
-// new, and read whole.
-func (s *Service) scan(poke bool) {
+type candidate struct {
+	name  string
+	mtime time.Time
+}
+
+// scan follows the most recently written files, up to MaxFiles, and pokes
+// the followed ones. At start-up files are read from near their end
+// before scan returns; files found later are new, and read whole.
+func (s *Service) scan(atStart bool) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return
 	}
+	var cands []candidate
 	for _, e := range entries {
 		if !e.Type().IsRegular() || ValidateName(e.Name()) != nil {
 			continue
 		}
-		if t := s.ensure(e.Name(), !poke); t != nil && poke {
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		cands = append(cands, candidate{e.Name(), fi.ModTime()})
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].mtime.After(cands[j].mtime) })
+	cands = cands[:min(len(cands), s.cfg.MaxFiles)]
+	how := byWrite
+	if atStart {
+		how = atStartUp
+	}
+	for _, c := range cands {
+		if t := s.follow(c.name, how); t != nil && !atStart {
 			t.poke()
 		}
 	}
 }
 
-// ensure returns the tailer of name, starting one if needed. A tailer
-// found at start-up reads its file's end before ensure returns, so that the
-// first client's snapshot already holds the recent lines.
-func (s *Service) ensure(name string, atStart bool) *tailer {
+type followReason int
+
+const (
+	atStartUp followReason = iota // existing file at start: read its end, synchronously
+	byWrite                       // a file written or created: follow if there is room
+	byName                        // a client asked for it: always follow
+)
+
+// follow returns the tailer of name, starting one if the bound allows:
+// under MaxFiles files, or by taking the place of the least recently
+// written one (at once when a client asked for the file; after it has been
+// quiet for quietBeforeEvict when another file was written). It returns
+// nil when the file is not followed.
+func (s *Service) follow(name string, why followReason) *tailer {
 	s.mu.Lock()
 	if s.ctx.Err() != nil {
 		s.mu.Unlock()
@@ -246,19 +245,33 @@ func (s *Service) ensure(name string, atStart bool) *tailer {
 	}
 	if t := s.tailers[name]; t != nil {
 		s.mu.Unlock()
-		t.poke()
 		return t
 	}
-	t := newTailer(s, name, atStart)
+	if len(s.tailers) >= s.cfg.MaxFiles {
+		lru := s.leastRecentlyWrittenLocked()
+		if lru == nil || why == atStartUp || (why == byWrite && time.Since(lru.lastWrite()) < s.quiet) {
+			s.mu.Unlock()
+			return nil
+		}
+		delete(s.tailers, lru.name)
+		lru.stopFollowing()
+		s.logger().Debug("log file no longer followed: more files than max_files",
+			zap.String("file", lru.name), zap.String("instead", name), zap.Int("max_files", s.cfg.MaxFiles))
+	}
+	t := newTailer(s, name, why != byWrite)
 	s.tailers[name] = t
-	poll := s.opts.PollInterval
+	poll := s.cfg.PollInterval.Std()
 	if !s.polling {
 		poll *= 8
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	if atStart && t.step() {
+	s.logger().Debug("following log file", zap.String("file", name))
+	// At start-up and for a client that named the file, read its end
+	// before returning, so that the snapshot holds the recent lines.
+	if why != byWrite && t.step() {
 		s.forget(t)
+		t.closeFile()
 		s.wg.Done()
 		return nil
 	}
@@ -266,13 +279,24 @@ func (s *Service) ensure(name string, atStart bool) *tailer {
 		defer s.wg.Done()
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error("log tailer panicked", zap.String("file", name), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+				s.logger().Error("log tailer panicked", zap.String("file", name), zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
 				s.forget(t)
+				t.closeFile()
 			}
 		}()
 		t.run(s.ctx.Done(), poll)
 	}()
 	return t
+}
+
+func (s *Service) leastRecentlyWrittenLocked() *tailer {
+	var lru *tailer
+	for _, t := range s.tailers {
+		if lru == nil || t.lastWrite().Before(lru.lastWrite()) {
+			lru = t
+		}
+	}
+	return lru
 }
 
 // forget drops a tailer whose file is gone.
@@ -290,15 +314,61 @@ func (s *Service) tailer(name string) *tailer {
 	return s.tailers[name]
 }
 
+// initialBytes is how much of an existing file is read when following it
+// starts: catch_up_bytes, or less when the ring budget shared by all the
+// files followed could not keep that much anyway.
+func (s *Service) initialBytes() int64 {
+	s.mu.Lock()
+	n := max(1, len(s.tailers))
+	s.mu.Unlock()
+	return int64(max(4096, min(s.cfg.CatchUpBytes, s.cfg.TotalRingBytes/n)))
+}
+
+// addRingBytes is every ring's byte counter (ring.onBytes).
+func (s *Service) addRingBytes(delta int) { s.ringBytes.Add(int64(delta)) }
+
+// enforceRingBudget trims the rings once all of them together hold more
+// than TotalRingBytes: each ring above its fair share (the budget divided
+// by the files followed) keeps its newest lines, 90% of that share, so
+// that the next few lines do not trigger another pass at once. One pass at
+// a time; the caller holds no tailer lock.
+func (s *Service) enforceRingBudget() {
+	if s.ringBytes.Load() <= int64(s.cfg.TotalRingBytes) || !s.trimMu.TryLock() {
+		return
+	}
+	defer s.trimMu.Unlock()
+	s.mu.Lock()
+	ts := make([]*tailer, 0, len(s.tailers))
+	for _, t := range s.tailers {
+		ts = append(ts, t)
+	}
+	s.mu.Unlock()
+	share := s.cfg.TotalRingBytes / max(1, len(ts))
+	for _, t := range ts {
+		t.mu.Lock()
+		if t.ring.bytes > share {
+			t.ring.trimTo(share * 9 / 10)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// RingBytes is what the rings of all files hold (for tests and metrics).
+func (s *Service) RingBytes() int64 { return s.ringBytes.Load() }
+
 // FileInfo describes one log file.
 type FileInfo struct {
 	Name  string    `json:"name"`
 	Size  int64     `json:"size"`
 	MTime time.Time `json:"mtime"`
+	// Followed says whether the file is followed now (streamed live, its
+	// last lines kept); at most max_files are, the most recently written.
+	Followed bool `json:"followed"`
 }
 
 // Files lists the *.log regular files of the directory, by name.
 func (s *Service) Files() ([]FileInfo, error) {
+	s.start()
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -317,148 +387,36 @@ func (s *Service) Files() ([]FileInfo, error) {
 		}
 		out = append(out, FileInfo{Name: e.Name(), Size: fi.Size(), MTime: fi.ModTime().UTC()})
 	}
+	s.mu.Lock()
+	for i := range out {
+		out[i].Followed = s.tailers[out[i].Name] != nil
+	}
+	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
 // CheckFile validates name and that it is a regular file of the directory.
+// Its errors say what is wrong with the name, for the client (400 body).
 func (s *Service) CheckFile(name string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
 	root, err := os.OpenRoot(s.dir)
 	if err != nil {
-		return fmt.Errorf("%w %q: log directory unavailable", ErrBadName, name)
+		return nameErr(name, "cannot be read: the log directory is unavailable")
 	}
 	defer root.Close()
 	fi, err := root.Lstat(name)
-	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w %q: no such log file", ErrBadName, name)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nameErr(name, "does not exist")
+	case err != nil:
+		return nameErr(name, "cannot be read")
+	case !fi.Mode().IsRegular():
+		return nameErr(name, "is not a regular file")
 	}
 	return nil
-}
-
-// ErrTooSlow ends a stream whose client keeps falling behind.
-var ErrTooSlow = errors.New("client too slow: fell behind repeatedly")
-
-// Stream is one client's feed: snapshots first, then live events.
-type Stream struct {
-	svc   *Service
-	sub   *Subscription
-	files []string // nil: all
-	tail  int
-	seen  map[string]uint64
-	lags  []time.Time
-}
-
-// Open subscribes a client to files (nil: all, now and future) and
-// returns its stream, whose first batch is the snapshot of each file.
-func (s *Service) Open(files []string, tail, queue int) *Stream {
-	s.start()
-	st := &Stream{svc: s, files: files, tail: tail, seen: map[string]uint64{}}
-	st.sub = s.hub.subscribe(files, queue)
-	return st
-}
-
-// Close unsubscribes.
-func (st *Stream) Close() { st.svc.hub.unsubscribe(st.sub) }
-
-// Snapshot returns the encoded snapshot events of the stream's files and
-// marks what they cover, so that Next skips older events.
-func (st *Stream) Snapshot() [][]byte {
-	names := st.files
-	if names == nil {
-		st.svc.mu.Lock()
-		for n := range st.svc.tailers {
-			names = append(names, n)
-		}
-		st.svc.mu.Unlock()
-		sort.Strings(names)
-	}
-	var out [][]byte
-	for _, n := range names {
-		t := st.svc.tailer(n)
-		if t == nil {
-			continue
-		}
-		ev, rev := t.snapshot(st.tail)
-		st.seen[n] = rev
-		out = append(out, encodeEvent(ev))
-	}
-	return out
-}
-
-var (
-	pingEvent   = encodeEvent(Event{Type: "ping"})
-	laggedEvent = encodeEvent(Event{Type: "lagged"})
-)
-
-// Next blocks until there is something to send: queued events (up to max
-// of them, so a busy stream writes in batches), a ping when tick fires, or
-// after a lag, a "lagged" event and fresh snapshots. It returns ctx's
-// error when ctx ends, and ErrTooSlow after three lags within 30 s.
-func (st *Stream) Next(ctx context.Context, tick <-chan time.Time, max int) ([][]byte, error) {
-	for {
-		// A lag first: what is queued is stale and the resync drops it.
-		select {
-		case <-st.sub.Lagged:
-			return st.resync()
-		default:
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-st.svc.ctx.Done():
-			return nil, errors.New("log service stopped")
-		case <-tick:
-			return [][]byte{pingEvent}, nil
-		case <-st.sub.Lagged:
-			return st.resync()
-		case m := <-st.sub.ch:
-			out := st.accept(nil, m)
-		drain:
-			for len(out) < max {
-				select {
-				case m := <-st.sub.ch:
-					out = st.accept(out, m)
-				default:
-					break drain
-				}
-			}
-			if len(out) > 0 {
-				return out, nil
-			}
-		}
-	}
-}
-
-func (st *Stream) accept(out [][]byte, m message) [][]byte {
-	if m.rev <= st.seen[m.file] {
-		return out // covered by a snapshot already sent
-	}
-	return append(out, m.data)
-}
-
-func (st *Stream) resync() ([][]byte, error) {
-	now := time.Now()
-	st.lags = append(st.lags, now)
-	for len(st.lags) > 0 && now.Sub(st.lags[0]) > 30*time.Second {
-		st.lags = st.lags[1:]
-	}
-	if len(st.lags) >= 3 {
-		return nil, ErrTooSlow
-	}
-	// Clear the flag first: a message dropped from here on lags again.
-	st.sub.lagged.Store(false)
-	for {
-		select {
-		case <-st.sub.ch:
-			continue
-		default:
-		}
-		break
-	}
-	return append([][]byte{laggedEvent}, st.Snapshot()...), nil
 }
 
 // Subscribers is the number of open streams (for tests and metrics).

@@ -13,25 +13,49 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/confdecl"
 )
 
 // client consumes a Stream like the dashboard does and keeps each file's
-// final lines and live block.
+// final lines and live block; it checks that appends number their lines
+// without gaps, and records the order of files across appends.
 type client struct {
-	t     *testing.T
-	st    *Stream
-	final map[string][]string
-	live  map[string][]string
-	kinds []string
+	t      *testing.T
+	st     *Stream
+	base   map[string]uint64
+	final  map[string][]string
+	live   map[string][]string
+	kinds  []string
+	order  []string // file of each appended line, in arrival order
+	revs   []uint64 // rev of each live append, in arrival order
+	inSnap bool
 }
 
 func newClient(t *testing.T, svc *Service, files []string) *client {
-	c := &client{t: t, st: svc.Open(files, MaxTail, DefaultQueue), final: map[string][]string{}, live: map[string][]string{}}
+	return newClientOpts(t, svc, files, StreamOptions{Tail: MaxTail})
+}
+
+func newClientOpts(t *testing.T, svc *Service, files []string, opts StreamOptions) *client {
+	c := &client{t: t, st: svc.Open(files, opts), base: map[string]uint64{}, final: map[string][]string{}, live: map[string][]string{}}
 	t.Cleanup(c.st.Close)
-	for _, b := range c.st.Snapshot() {
-		c.apply(b)
-	}
+	c.snapshot(func(ctx context.Context, emit func([][]byte) error) error { return c.st.Snapshot(ctx, emit) })
 	return c
+}
+
+func (c *client) snapshot(run func(context.Context, func([][]byte) error) error) {
+	c.t.Helper()
+	c.inSnap = true
+	defer func() { c.inSnap = false }()
+	err := run(context.Background(), func(evs [][]byte) error {
+		for _, b := range evs {
+			c.apply(b)
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatalf("snapshot: %v", err)
+	}
 }
 
 func (c *client) apply(b []byte) {
@@ -42,20 +66,47 @@ func (c *client) apply(b []byte) {
 	c.kinds = append(c.kinds, e.Type)
 	switch e.Type {
 	case "snapshot":
-		c.final[e.File], c.live[e.File] = e.Lines, e.Live
+		c.final[e.File], c.live[e.File] = nil, nil
+		c.base[e.File] = *e.Seq
 	case "append":
-		if want := uint64(len(c.final[e.File])); *e.Seq != want {
-			c.t.Fatalf("%s: append seq %d, have %d lines", e.File, *e.Seq, want)
+		if want := c.base[e.File] + uint64(len(c.final[e.File])); *e.Seq != want {
+			c.t.Fatalf("%s: append seq %d, have lines up to %d", e.File, *e.Seq, want)
 		}
 		c.final[e.File] = append(c.final[e.File], e.Lines...)
 		c.live[e.File] = nil
+		for range e.Lines {
+			c.order = append(c.order, e.File)
+		}
+		if !c.inSnap {
+			if n := len(c.revs); n > 0 && e.Rev <= c.revs[n-1] {
+				c.t.Fatalf("rev %d after %d", e.Rev, c.revs[n-1])
+			}
+			c.revs = append(c.revs, e.Rev)
+		}
 	case "update":
 		f := c.final[e.File]
 		c.final[e.File] = f[:len(f)-e.Reopen]
 		c.live[e.File] = e.Lines
 	case "reset", "removed":
 		c.final[e.File], c.live[e.File] = nil, nil
+		c.base[e.File] = 0
 	}
+}
+
+// next applies one batch (resyncing after a lag).
+func (c *client) next(ctx context.Context) error {
+	b, err := c.st.Next(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if b.Lagged {
+		c.snapshot(func(ctx context.Context, emit func([][]byte) error) error { return c.st.Resync(ctx, emit) })
+		return nil
+	}
+	for _, e := range b.Events {
+		c.apply(e)
+	}
+	return nil
 }
 
 // until applies events until cond holds or 5 s pass.
@@ -64,12 +115,8 @@ func (c *client) until(what string, cond func() bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for !cond() {
-		batch, err := c.st.Next(ctx, nil, 64)
-		if err != nil {
+		if err := c.next(ctx); err != nil {
 			c.t.Fatalf("waiting for %s: %v; final=%q live=%q", what, err, c.final, c.live)
-		}
-		for _, b := range batch {
-			c.apply(b)
 		}
 	}
 }
@@ -77,8 +124,16 @@ func (c *client) until(what string, cond func() bool) {
 func (c *client) lines(f string) []string { return append(slices.Clone(c.final[f]), c.live[f]...) }
 
 func newTestService(t *testing.T, polling bool) (*Service, string) {
+	return newTestServiceCfg(t, Config{ForcePolling: polling, PollInterval: confdecl.Duration(20 * time.Millisecond)})
+}
+
+func newTestServiceCfg(t *testing.T, cfg Config) (*Service, string) {
 	dir := t.TempDir()
-	svc := NewService(dir, Options{ForcePolling: polling, PollInterval: 20 * time.Millisecond}, nil)
+	cfg.Dir = dir
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(cfg, nil)
 	t.Cleanup(func() { _ = svc.Close() })
 	return svc, dir
 }
@@ -157,15 +212,14 @@ func TestTailerEdgeCases(t *testing.T) {
 }
 
 // A client that never reads cannot slow the tailer or another client; it
-// is told it lagged and gets a snapshot, and is dropped if it keeps lagging.
+// is told it lagged and gets one snapshot, and is dropped if it keeps
+// lagging.
 func TestHubStalledClient(t *testing.T) {
 	svc, dir := newTestService(t, false)
 	p := filepath.Join(dir, "fast.log")
 	appendFile(t, p, "start\n")
 	fast := newClient(t, svc, []string{"fast.log"})
-	stalled := svc.Open([]string{"fast.log"}, 10, 4) // tiny queue, never read
-	defer stalled.Close()
-	_ = stalled.Snapshot()
+	stalled := newClientOpts(t, svc, []string{"fast.log"}, StreamOptions{Tail: 10, QueueBytes: 2048}) // never reads until the end
 
 	const n = 5000
 	var sb strings.Builder
@@ -189,31 +243,44 @@ func TestHubStalledClient(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	batch, err := stalled.Next(ctx, nil, 64)
-	if err != nil || len(batch) < 2 || string(batch[0]) != string(laggedEvent) {
-		first := ""
-		if len(batch) > 0 {
-			first = string(batch[0][:min(80, len(batch[0]))])
-		}
-		t.Fatalf("stalled client: err=%v, %d events, first %q", err, len(batch), first)
+	b, err := stalled.st.Next(ctx, nil)
+	if err != nil || !b.Lagged {
+		t.Fatalf("stalled client: err=%v, batch %+v", err, b)
 	}
-	var snap Event
-	if err := json.Unmarshal(batch[1], &snap); err != nil || snap.Type != "snapshot" || len(snap.Lines) != 10 || snap.Lines[9] != "line 4999" {
-		t.Fatalf("resync snapshot: %v %+v", err, snap)
+	// One resync: "lagged", then one snapshot of the last 10 lines.
+	var got []string
+	var kinds []string
+	err = stalled.st.Resync(ctx, func(evs [][]byte) error {
+		for _, raw := range evs {
+			var e Event
+			if err := json.Unmarshal(raw, &e); err != nil {
+				t.Fatal(err)
+			}
+			kinds = append(kinds, e.Type)
+			got = append(got, e.Lines...)
+		}
+		return nil
+	})
+	if err != nil || kinds[0] != "lagged" || kinds[1] != "snapshot" || len(got) != 10 || got[9] != "line 4999" {
+		t.Fatalf("resync: %v %q %q", err, kinds, got)
 	}
 	// Lagging again and again ends the stream.
 	var last error
 	total := n + 1
 	for round := 0; round < 3 && last == nil; round++ {
-		for range 10 {
+		for range 40 {
 			appendFile(t, p, "x\n")
 			total++
 			fast.until("x", func() bool { return len(fast.final["fast.log"]) == total })
 		}
 		for range 100 {
-			if _, last = stalled.Next(ctx, nil, 1); last != nil || len(stalled.sub.ch) == 0 {
+			b, last = stalled.st.Next(ctx, nil)
+			if last != nil || b.Lagged {
 				break
 			}
+		}
+		if last == nil {
+			_ = stalled.st.Resync(ctx, func([][]byte) error { return nil })
 		}
 	}
 	if !errors.Is(last, ErrTooSlow) {

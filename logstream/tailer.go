@@ -2,10 +2,12 @@ package logstream
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +22,10 @@ const readChunk = 64 << 10
 // tailer wakes itself again right away.
 const maxReadPerWake = 4 << 20
 
+// chunkPool holds read buffers and the renderer's scratch space: only
+// tailers busy reading hold one.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, readChunk); return &b }}
+
 // tailer follows one file: one per file whatever the number of clients.
 // Its goroutine alone reads the file; mu guards the rendered state, which
 // snapshots read from other goroutines, and orders publishing.
@@ -28,14 +34,17 @@ type tailer struct {
 	name string
 	path string
 
-	wake chan struct{}
+	wake   chan struct{}
+	stop   chan struct{} // closed when the file is no longer followed
+	halt   sync.Once
+	wrote  atomic.Int64 // unix nanos of the last data read (or the file's mtime)
+	closed atomic.Bool
 
 	// Owned by the tailer goroutine.
 	f         *os.File
 	ino       uint64
 	off       int64
 	skipFirst bool // started mid-file: drop the partial first line
-	buf       []byte
 
 	mu   sync.Mutex
 	ring *ring
@@ -48,12 +57,16 @@ func newTailer(svc *Service, name string, fromEnd bool) *tailer {
 		name: name,
 		path: svc.dir + string(os.PathSeparator) + name,
 		wake: make(chan struct{}, 1),
-		ring: newRing(svc.opts.RingLines, svc.opts.RingBytes),
-		rend: newRenderer(svc.opts.BlockLines, svc.opts.MaxLineBytes),
+		stop: make(chan struct{}),
+		ring: newRing(svc.cfg.RingLines, svc.cfg.RingBytes, svc.addRingBytes),
+		rend: newRenderer(svc.cfg.BlockLines, svc.cfg.MaxLineBytes),
 	}
+	t.wrote.Store(time.Now().UnixNano())
 	t.skipFirst = fromEnd
 	return t
 }
+
+func (t *tailer) lastWrite() time.Time { return time.Unix(0, t.wrote.Load()) }
 
 // poke wakes the tailer without ever blocking the caller.
 func (t *tailer) poke() {
@@ -63,30 +76,50 @@ func (t *tailer) poke() {
 	}
 }
 
-// run follows the file until ctx ends or the file is deleted. The safety
-// poll catches what inotify cannot report (a file replaced on another
-// mount, an overflowed event queue) and is the only driver without inotify.
+// stopFollowing ends the tailer's goroutine: another file takes its place.
+func (t *tailer) stopFollowing() { t.halt.Do(func() { close(t.stop) }) }
+
+// run follows the file until done, stop, or the file is deleted. The
+// safety poll catches what inotify cannot report (a file replaced on
+// another mount, an overflowed event queue) and is the only driver
+// without inotify.
 func (t *tailer) run(done <-chan struct{}, poll time.Duration) {
-	defer func() {
-		if t.f != nil {
-			_ = t.f.Close()
-		}
-	}()
+	defer t.closeFile()
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
-		gone := t.step()
-		if gone {
+		if t.step() {
 			t.svc.forget(t)
 			return
 		}
 		select {
 		case <-done:
 			return
+		case <-t.stop:
+			t.unfollowed()
+			return
 		case <-t.wake:
 		case <-tick.C:
 		}
 	}
+}
+
+// closeFile releases the descriptor and the ring's memory.
+func (t *tailer) closeFile() {
+	if t.closed.Swap(true) {
+		return
+	}
+	if t.f != nil {
+		_ = t.f.Close()
+		t.f = nil
+	}
+	t.mu.Lock()
+	t.ring.reset()
+	t.mu.Unlock()
+}
+
+func (t *tailer) unfollowed() {
+	t.publish(func() []Event { return []Event{{Type: "unfollowed", File: t.name}} }, nil)
 }
 
 // step reads what is new and checks the path still names the open file.
@@ -97,31 +130,52 @@ func (t *tailer) step() (gone bool) {
 			return true
 		}
 	}
-	if st, err := t.f.Stat(); err == nil && st.Size() < t.off {
-		// Truncated in place (`: > app.log`, log-tee's size cap).
-		t.restart(t.f, inode(st))
+	// The path first: a deleted file is closed at once, whatever is left
+	// unread in it (a writer may still hold it open and fill it).
+	pst, err := os.Stat(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		t.publish(func() []Event { return []Event{{Type: "removed", File: t.name}} }, nil)
+		return true
+	}
+	replaced := err == nil && inode(pst) != t.ino
+	if st, err := t.f.Stat(); err == nil {
+		// "Most recently written" is the file's own clock, not when it was
+		// read: all files are read at start.
+		t.wrote.Store(st.ModTime().UnixNano())
+		switch {
+		case st.Size() < t.off:
+			// Truncated in place (`: > app.log`, log-tee's size cap).
+			t.restart(t.f, inode(st))
+		case st.Size()-t.off > int64(t.svc.cfg.CatchUpBytes):
+			t.skipTo(st.Size() - int64(t.svc.cfg.CatchUpBytes))
+		}
+	}
+	if !replaced {
+		if t.drain() {
+			t.poke() // more than one wake's worth: come back at once
+		}
+		return false
+	}
+	// Replaced (rename + recreate): read what the old file still holds
+	// (at most catch_up_bytes, skipped to above), then start on the new one.
+	for t.drain() {
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		return false
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		_ = f.Close()
+		return false
+	}
+	_ = t.f.Close()
+	t.restart(f, inode(st))
+	if st.Size() > int64(t.svc.cfg.CatchUpBytes) {
+		t.skipTo(st.Size() - int64(t.svc.cfg.CatchUpBytes))
 	}
 	if t.drain() {
-		t.poke() // more than one wake's worth: come back at once
-		return false
-	}
-	st, err := os.Stat(t.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		t.publishLocked(func() []Event { return []Event{{Type: "removed", File: t.name}} })
-		return true
-	case err != nil:
-		return false
-	case inode(st) != t.ino:
-		// Replaced (rename + recreate): what the old file held is read
-		// above; start again on the new one.
-		f, err := os.Open(t.path)
-		if err != nil {
-			return false
-		}
-		_ = t.f.Close()
-		t.restart(f, inode(st))
-		t.drain()
+		t.poke()
 	}
 	return false
 }
@@ -137,8 +191,9 @@ func (t *tailer) open() bool {
 		return false
 	}
 	t.f, t.ino = f, inode(st)
-	if t.skipFirst && st.Size() > t.svc.opts.InitialBytes {
-		t.off = st.Size() - t.svc.opts.InitialBytes
+	t.wrote.Store(st.ModTime().UnixNano())
+	if initial := t.svc.initialBytes(); t.skipFirst && st.Size() > initial {
+		t.off = st.Size() - initial
 	} else {
 		t.skipFirst = false
 	}
@@ -148,26 +203,56 @@ func (t *tailer) open() bool {
 // restart forgets the file's content and follows f from its start.
 func (t *tailer) restart(f *os.File, ino uint64) {
 	t.f, t.ino, t.off, t.skipFirst = f, ino, 0, false
-	t.publishLocked(func() []Event {
-		t.ring.reset()
+	t.publish(func() []Event {
 		t.rend.Reset()
 		return []Event{{Type: "reset", File: t.name}}
+	}, func(ev *Event, rev uint64) {
+		t.ring.reset()
 	})
+}
+
+// skipTo jumps over a burst the tailer fell behind on, to offset off: what
+// was pending becomes final, a marker line says how much was skipped, and
+// reading resumes at the next line boundary after off.
+func (t *tailer) skipTo(off int64) {
+	skipped := off - t.off
+	t.off, t.skipFirst = off, true
+	t.svc.logger().Debug("log tailer fell behind; skipping", zap.String("file", t.name), zap.Int64("bytes", skipped))
+	t.publish(func() []Event {
+		evs := t.events(t.rend.Finish())
+		marker := escapeHTML([]byte(SkippedMarker(skipped)))
+		t.rend.Reset()
+		return append(evs, Event{Type: "append", File: t.name, Lines: []string{marker}})
+	}, t.record)
+}
+
+// SkippedMarker is the line that stands for bytes a tailer skipped.
+func SkippedMarker(n int64) string {
+	var size string
+	switch {
+	case n >= 1e9:
+		size = fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		size = fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	default:
+		size = fmt.Sprintf("%.0f kB", float64(n)/1e3)
+	}
+	return "… skipped " + size + " written faster than the viewer reads (the file has every line) …"
 }
 
 // drain reads to EOF (or maxReadPerWake) and publishes. It reports whether
 // it stopped early with data left.
 func (t *tailer) drain() (more bool) {
-	if t.buf == nil {
-		t.buf = make([]byte, readChunk)
-	}
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := (*bp)[:readChunk]
 	total := 0
 	for total < maxReadPerWake {
-		n, err := t.f.ReadAt(t.buf, t.off)
+		n, err := t.f.ReadAt(buf, t.off)
 		if n > 0 {
 			t.off += int64(n)
 			total += n
-			chunk := t.buf[:n]
+			chunk := buf[:n]
 			if t.skipFirst {
 				i := indexNL(chunk)
 				if i < 0 {
@@ -179,7 +264,7 @@ func (t *tailer) drain() (more bool) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				t.svc.log.Debug("reading log", zap.String("file", t.name), zap.Error(err))
+				t.svc.logger().Debug("reading log", zap.String("file", t.name), zap.Error(err))
 			}
 			return false
 		}
@@ -198,43 +283,85 @@ func indexNL(b []byte) int {
 
 // feed renders a chunk and publishes the resulting events.
 func (t *tailer) feed(chunk []byte) {
-	t.publishLocked(func() []Event {
-		res := t.rend.Write(chunk)
-		var evs []Event
-		for _, c := range res.changes {
-			if c.reopen > 0 || len(c.lines) == 0 {
-				t.ring.dropLast(c.reopen)
-				evs = append(evs, Event{Type: "update", File: t.name, Reopen: c.reopen})
-				continue
-			}
-			seq := t.ring.next
-			t.ring.push(c.lines)
-			evs = append(evs, Event{Type: "append", File: t.name, Seq: &seq, Lines: c.lines})
-		}
-		if res.liveChanged {
-			evs = append(evs, Event{Type: "update", File: t.name, Lines: res.live})
-		}
-		return evs
-	})
+	t.publish(func() []Event { return t.events(t.rend.Write(chunk)) }, t.record)
+	t.svc.enforceRingBudget()
 }
 
-// publishLocked runs mutate under the lock and publishes the events it
-// returns, in order, still under the lock: a snapshot taken under the same
-// lock therefore sees either none or all of them, and knows which by rev.
-func (t *tailer) publishLocked(mutate func() []Event) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, e := range mutate() {
-		t.svc.hub.publish(message{file: t.name, rev: t.svc.rev.Add(1), data: encodeEvent(e)})
+// events turns a render result into events (the ring is updated when they
+// are published, by record, which knows their revs).
+func (t *tailer) events(res renderResult) []Event {
+	var evs []Event
+	for _, c := range res.changes {
+		if c.reopen > 0 || len(c.lines) == 0 {
+			evs = append(evs, Event{Type: "update", File: t.name, Reopen: c.reopen})
+			continue
+		}
+		evs = append(evs, Event{Type: "append", File: t.name, Lines: c.lines})
+	}
+	if res.liveChanged {
+		evs = append(evs, Event{Type: "update", File: t.name, Lines: res.live})
+	}
+	return evs
+}
+
+// record applies a published event to the ring: appended lines are kept
+// with the event's rev (their arrival order); a reopen drops lines.
+func (t *tailer) record(ev *Event, rev uint64) {
+	switch {
+	case ev.Type == "append":
+		seq := t.ring.next
+		ev.Seq = &seq
+		t.ring.push(ev.Lines, rev)
+	case ev.Type == "update" && ev.Reopen > 0:
+		t.ring.dropLast(ev.Reopen)
 	}
 }
 
-// snapshot returns the last n lines, the live block and the rev it covers.
-func (t *tailer) snapshot(n int) (Event, uint64) {
+// publish runs mutate under the lock and publishes the events it returns,
+// in order, still under the lock, with record applying each to the ring
+// as it gets its rev: a snapshot taken under the same lock therefore sees
+// either none or all of them, and knows which by rev.
+func (t *tailer) publish(mutate func() []Event, record func(ev *Event, rev uint64)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	lines, seq := t.ring.tail(n)
-	return Event{Type: "snapshot", File: t.name, Seq: &seq, Lines: lines, Live: t.rend.Live()}, t.svc.rev.Load()
+	t.svc.hub.publish(t.name, mutate(), record)
+}
+
+// capture is a snapshot's view of one file at one instant: what the ring
+// numbers, its newest lines (up to newest of them), the live block, and
+// the rev up to which the ring reflects every event of the file.
+type capture struct {
+	gen, first, next uint64
+	newest           []entry
+	live             []string
+	rev              uint64
+}
+
+func (t *tailer) capture(newest int) capture {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := capture{gen: t.ring.gen, first: t.ring.first(), next: t.ring.next, live: t.rend.Live(), rev: t.svc.hub.rev.Load()}
+	for seq := c.next - min(uint64(newest), c.next-c.first); seq < c.next; seq++ {
+		c.newest = append(c.newest, t.ring.at(seq))
+	}
+	return c
+}
+
+// lines returns the kept lines numbered [from, to) that still exist (the
+// oldest may have been trimmed: then fewer, ending at to), and false once
+// the numbering has changed since the capture (gen).
+func (t *tailer) lines(gen, from, to uint64, dst []entry) ([]entry, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ring.gen != gen {
+		return dst, false
+	}
+	from = max(from, t.ring.first())
+	to = min(to, t.ring.next)
+	for seq := from; seq < to; seq++ {
+		dst = append(dst, t.ring.at(seq))
+	}
+	return dst, true
 }
 
 func inode(fi fs.FileInfo) uint64 {

@@ -24,7 +24,7 @@ const (
 type Options struct {
 	// PortalPath is the raw log (/var/log/portal/NAME.log).
 	PortalPath string
-	// PlainPath is the stripped log. Default: PlainPathFor(PortalPath).
+	// PlainPath is the stripped log. Default: plainPathFor(PortalPath).
 	PlainPath string
 	MaxBytes  int64
 	KeepBytes int64
@@ -34,9 +34,9 @@ type Options struct {
 	Stderr io.Writer
 }
 
-// PlainPathFor maps /var/log/portal/NAME.log to /var/log/NAME.log: the
+// plainPathFor maps /var/log/portal/NAME.log to /var/log/NAME.log: the
 // same name, one directory up.
-func PlainPathFor(portal string) string {
+func plainPathFor(portal string) string {
 	dir := filepath.Dir(filepath.Clean(portal))
 	return filepath.Join(filepath.Dir(dir), filepath.Base(portal))
 }
@@ -50,7 +50,7 @@ func Run(in io.Reader, o Options) error {
 		return errors.New("log-tee: no portal log path")
 	}
 	if o.PlainPath == "" {
-		o.PlainPath = PlainPathFor(o.PortalPath)
+		o.PlainPath = plainPathFor(o.PortalPath)
 	}
 	if filepath.Clean(o.PlainPath) == filepath.Clean(o.PortalPath) {
 		return fmt.Errorf("log-tee: plain log %s is the portal log itself", o.PlainPath)
@@ -68,7 +68,7 @@ func Run(in io.Reader, o Options) error {
 	plain := &dest{name: o.PlainPath, stderr: o.Stderr}
 	out := &dest{name: "stdout", w: o.Stdout, stderr: o.Stderr}
 	for _, d := range []*dest{raw, plain} {
-		f, err := OpenCapped(d.name, o.MaxBytes, o.KeepBytes)
+		f, err := openCapped(d.name, o.MaxBytes, o.KeepBytes)
 		if err != nil {
 			d.fail(err)
 			continue
@@ -130,9 +130,9 @@ type CappedFile struct {
 	max, keep int64
 }
 
-// OpenCapped opens (creating it and its directory) path for appending,
+// openCapped opens (creating it and its directory) path for appending,
 // trimming it at once if it is already too big.
-func OpenCapped(path string, max, keep int64) (*CappedFile, error) {
+func openCapped(path string, max, keep int64) (*CappedFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}

@@ -64,8 +64,8 @@ func TestRunThreeOutputsAndCap(t *testing.T) {
 	if err != nil || stderr.Len() > 0 {
 		t.Fatalf("Run: %v %s", err, stderr.String())
 	}
-	if PlainPathFor(portal) != filepath.Join(dir, "app.log") {
-		t.Fatalf("plain path %s", PlainPathFor(portal))
+	if plainPathFor(portal) != filepath.Join(dir, "app.log") {
+		t.Fatalf("plain path %s", plainPathFor(portal))
 	}
 	raw, _ := os.ReadFile(portal)
 	plain, _ := os.ReadFile(filepath.Join(dir, "app.log"))

@@ -2,6 +2,11 @@
 // PORTAL_CONFIG string and the environment — validates it, and plans what the
 // Caddy configuration must contain. It never imports Caddy: the caddymodules
 // adapter turns the Plan into Caddy's typed structs.
+//
+// "The reference" (or "the reference image") in this package means Vast.ai's
+// public base image, whose portal this one replaces: its Python Caddyfile
+// generator, boot scripts and the supervisor wrapper scripts its templates
+// are written against. Where it is named, we keep its observable behaviour.
 package portalconfig
 
 import (
@@ -121,15 +126,4 @@ type Warning struct {
 	Line   int
 	App    string
 	Msg    string
-}
-
-func (w Warning) String() string {
-	loc := w.Source
-	if w.Line > 0 {
-		loc += ":" + strconv.Itoa(w.Line)
-	}
-	if w.App != "" {
-		return fmt.Sprintf("%s: app %q: %s", loc, w.App, w.Msg)
-	}
-	return loc + ": " + w.Msg
 }

@@ -2,6 +2,8 @@ package portalconfig
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -95,8 +97,8 @@ func TestParseYAML(t *testing.T) {
 				t.Fatalf("warnings = %v, want %d", warns, len(tt.wantWarns))
 			}
 			for i, w := range warns {
-				if !strings.Contains(w.String(), tt.wantWarns[i]) {
-					t.Errorf("warning %d = %q, want it to contain %q", i, w.String(), tt.wantWarns[i])
+				if !strings.Contains(warningText(w), tt.wantWarns[i]) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, warningText(w), tt.wantWarns[i])
 				}
 			}
 		})
@@ -256,4 +258,17 @@ func TestParseYAMLAlias(t *testing.T) {
 	if err != nil || len(cfg.Apps) != 2 || cfg.Apps[1].Key != "b" || cfg.Apps[1].InternalPort != 2 {
 		t.Fatalf("%v %+v", err, cfg)
 	}
+}
+
+// warningText is a warning as the adapter's caller prints it
+// (file:line: app "X": message).
+func warningText(w Warning) string {
+	s := w.Source
+	if w.Line > 0 {
+		s += ":" + strconv.Itoa(w.Line)
+	}
+	if w.App != "" {
+		s += fmt.Sprintf(": app %q", w.App)
+	}
+	return s + ": " + w.Msg
 }

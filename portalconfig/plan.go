@@ -74,7 +74,7 @@ func MakePlan(cfg *Config, s *Settings, now time.Time) *Plan {
 	}
 	sort.Slice(p.Servers, func(i, j int) bool { return p.Servers[i].Port < p.Servers[j].Port })
 	if s.EnableHTTPS {
-		c := CheckCertPair(s.CertFile, s.KeyFile, now)
+		c := checkCertPair(s.CertFile, s.KeyFile, now)
 		p.TLS = c.Usable
 		if !c.Usable {
 			p.Warnings = append(p.Warnings, "ENABLE_HTTPS=true but TLS is off, serving plain HTTP: "+c.Warning)

@@ -3,6 +3,7 @@ package portalconfig
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,6 +142,17 @@ func SettingsFromEnv(env Environ) (Settings, error) {
 		return b
 	}
 	present := func(k string) bool { return env[k] != "" }
+	// absolute: a path the handlers open from wherever caddy runs; a
+	// relative one would depend on its working directory, so it is refused
+	// here, naming the variable, rather than by a handler's Provision.
+	absolute := func(k, def string) string {
+		v := str(k, def)
+		if v != "" && !filepath.IsAbs(v) {
+			errs = append(errs, fmt.Sprintf("%s=%q: want an absolute path", k, v))
+			return def
+		}
+		return v
+	}
 
 	s.EnableAuth = boolean("ENABLE_AUTH", true)
 	s.WebUsername = str("WEB_USERNAME", DefaultWebUsername)
@@ -159,14 +171,14 @@ func SettingsFromEnv(env Environ) (Settings, error) {
 	s.Workspace = str("WORKSPACE", "")
 	s.AdminListen = str("PORTAL_ADMIN_LISTEN", DefaultAdminListen)
 	s.AccessLog = boolean("PORTAL_ACCESS_LOG", false)
-	s.SupervisorSocket = str("SUPERVISOR_SOCKET", DefaultSupervisorSocket)
+	s.SupervisorSocket = absolute("SUPERVISOR_SOCKET", DefaultSupervisorSocket)
 	s.Unstoppable = splitList(str("PORTAL_UNSTOPPABLE", ""))
-	s.SkipDir = str("PORTAL_SKIP_DIR", DefaultSkipDir)
-	s.LinksFile = str("PORTAL_LINKS_FILE", DefaultLinksFile)
+	s.SkipDir = absolute("PORTAL_SKIP_DIR", DefaultSkipDir)
+	s.LinksFile = absolute("PORTAL_LINKS_FILE", DefaultLinksFile)
 	s.Links = str("PORTAL_LINKS", "")
-	s.ProvisioningLock = str("PROVISIONING_LOCK", "")
-	s.ProvisioningDone = str("PROVISIONING_DONE", "")
-	s.ProvisioningFailed = str("PROVISIONING_FAILED", "")
+	s.ProvisioningLock = absolute("PROVISIONING_LOCK", "")
+	s.ProvisioningDone = absolute("PROVISIONING_DONE", "")
+	s.ProvisioningFailed = absolute("PROVISIONING_FAILED", "")
 
 	for _, p := range splitList(str("AUTH_EXCLUDE", "")) {
 		n, err := parsePort(p)

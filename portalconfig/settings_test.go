@@ -70,6 +70,9 @@ func TestSettingsErrorsNameTheVariable(t *testing.T) {
 		"AUTH_EXCLUDE":              {"AUTH_EXCLUDE": "80,abc"},
 		"CADDY_FLUSH_INTERVAL":      {"CADDY_FLUSH_INTERVAL": "soon"},
 		"CADDY_HEADER_UP_LOCALHOST": {"CADDY_HEADER_UP_LOCALHOST": "yes please"},
+		`SUPERVISOR_SOCKET="run/supervisor.sock": want an absolute path`: {"SUPERVISOR_SOCKET": "run/supervisor.sock"},
+		`PORTAL_SKIP_DIR="skip": want an absolute path`:                  {"PORTAL_SKIP_DIR": "skip"},
+		`PROVISIONING_FAILED="./f": want an absolute path`:               {"PROVISIONING_FAILED": "./f"},
 	}
 	for want, env := range tests {
 		_, err := SettingsFromEnv(env)

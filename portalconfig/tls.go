@@ -19,11 +19,11 @@ type CertCheck struct {
 	NotAfter time.Time
 }
 
-// CheckCertPair loads the PEM pair and checks that the private key matches
+// checkCertPair loads the PEM pair and checks that the private key matches
 // the certificate (tls.X509KeyPair does so for RSA, ECDSA and Ed25519). An
 // expired but matching pair stays usable — the alternative is plaintext —
 // with a warning.
-func CheckCertPair(certFile, keyFile string, now time.Time) CertCheck {
+func checkCertPair(certFile, keyFile string, now time.Time) CertCheck {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return CertCheck{Warning: fmt.Sprintf("certificate %s: %v", certFile, unwrapPathErr(err))}

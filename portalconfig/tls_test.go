@@ -75,7 +75,7 @@ func TestCheckCertPair(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := CheckCertPair(tt.cert, tt.key, now)
+			c := checkCertPair(tt.cert, tt.key, now)
 			if c.Usable != tt.usable {
 				t.Fatalf("usable = %v (%s), want %v", c.Usable, c.Warning, tt.usable)
 			}

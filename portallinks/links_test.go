@@ -27,7 +27,7 @@ func TestParseFileGood(t *testing.T) {
 - label: 2024
   url: http://localhost:7860/path?q=1#x
 `
-	cards, warns := ParseFile([]byte(data), "links.yaml")
+	cards, warns := parseFile([]byte(data), "links.yaml")
 	if len(warns) != 0 {
 		t.Fatalf("warnings: %q", warns)
 	}
@@ -80,7 +80,7 @@ func TestParseFileWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cards, warns := ParseFile([]byte(tt.data), "f.yaml")
+			cards, warns := parseFile([]byte(tt.data), "f.yaml")
 			if len(cards) != tt.cards {
 				t.Errorf("got %d cards, want %d: %+v", len(cards), tt.cards, cards)
 			}
@@ -96,14 +96,14 @@ func TestParseFileBounds(t *testing.T) {
 	for i := 0; i < maxCards+5; i++ {
 		b.WriteString("- label: x\n  url: https://x\n")
 	}
-	cards, warns := ParseFile([]byte(b.String()), "f.yaml")
+	cards, warns := parseFile([]byte(b.String()), "f.yaml")
 	if len(cards) != maxCards || len(warns) != 1 || !strings.Contains(warns[0], "more than 100 entries; the rest skipped") {
 		t.Fatalf("%d cards, warnings %q", len(cards), warns)
 	}
 }
 
 func TestParseInline(t *testing.T) {
-	cards, warns := ParseInline(" Docs|https://docs.example.com|Read | the docs , ,Bad|ftp://x,NoURL,Two|http://localhost:8080")
+	cards, warns := parseInline(" Docs|https://docs.example.com|Read | the docs , ,Bad|ftp://x,NoURL,Two|http://localhost:8080")
 	want := []Card{
 		{Source: "env", Label: "Docs", URL: "https://docs.example.com", Description: "Read | the docs", Icon: "link", ButtonText: "Open", Position: "after"},
 		{Source: "env", Label: "Two", URL: "http://localhost:8080", Icon: "link", ButtonText: "Open", Position: "after"},
@@ -118,10 +118,10 @@ func TestParseInline(t *testing.T) {
 	if !reflect.DeepEqual(warns, wantWarns) {
 		t.Errorf("warnings:\n got  %q\n want %q", warns, wantWarns)
 	}
-	if c, w := ParseInline(""); c != nil || w != nil {
+	if c, w := parseInline(""); c != nil || w != nil {
 		t.Errorf("empty: %v %v", c, w)
 	}
-	if _, w := ParseInline("|https://x"); len(w) != 1 || !strings.Contains(w[0], "label: missing") {
+	if _, w := parseInline("|https://x"); len(w) != 1 || !strings.Contains(w[0], "label: missing") {
 		t.Errorf("empty label: %q", w)
 	}
 }
@@ -357,7 +357,7 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte("- [1, 2]\n- null\n- label: &a x\n  url: *a\n"))
 	f.Add([]byte("- label: \"\\u0000\"\n  url: https://x\n  description: \"a\\tb\\nc\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cards, warns := ParseFile(data, "f.yaml")
+		cards, warns := parseFile(data, "f.yaml")
 		for _, c := range cards {
 			if c.Source != SourceFile {
 				t.Fatalf("source %q", c.Source)
@@ -391,7 +391,7 @@ func FuzzParseInline(f *testing.F) {
 	f.Add("a|b|c|d,,|,x")
 	f.Add("L|http://[::1]:80/p")
 	f.Fuzz(func(t *testing.T, s string) {
-		cards, warns := ParseInline(s)
+		cards, warns := parseInline(s)
 		for _, c := range cards {
 			if c.Source != SourceEnv {
 				t.Fatalf("source %q", c.Source)

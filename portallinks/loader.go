@@ -60,7 +60,7 @@ func NewLoader(cfg Config, warn func(string)) (*Loader, error) {
 	}
 	confdecl.FillDefaults(&cfg, Default())
 	l := &Loader{cfg: cfg, warn: warn, now: time.Now, logged: map[string]bool{}}
-	l.inlineCards, l.inlineWarns = ParseInline(cfg.Inline)
+	l.inlineCards, l.inlineWarns = parseInline(cfg.Inline)
 	return l, nil
 }
 
@@ -141,7 +141,7 @@ func (l *Loader) load(statErr error) ([]Card, []string) {
 	if len(data) > maxFileBytes {
 		return nil, []string{fmt.Sprintf("%s: larger than %d bytes; file skipped", path, maxFileBytes)}
 	}
-	return ParseFile(data, path)
+	return parseFile(data, path)
 }
 
 // statKey describes the file's current version; a missing file is a

@@ -12,10 +12,10 @@ import (
 // page and the tests can tell them from warnings about ignored keys.
 const skipped = "; entry skipped"
 
-// ParseFile reads a links file: a YAML list of entries (see
+// parseFile reads a links file: a YAML list of entries (see
 // docs/processes.md). It never fails: what cannot be used is left out and
 // reported in warnings, each naming source, the line and the entry.
-func ParseFile(data []byte, source string) (cards []Card, warnings []string) {
+func parseFile(data []byte, source string) (cards []Card, warnings []string) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, []string{fmt.Sprintf("%s: not valid YAML (%s); file skipped", source, oneLine(err.Error()))}
@@ -235,11 +235,11 @@ func scalar(n *yaml.Node) (string, bool) {
 	return n.Value, true
 }
 
-// ParseInline reads "Label|URL|Description,…" (PORTAL_LINKS): entries
+// parseInline reads "Label|URL|Description,…" (PORTAL_LINKS): entries
 // separated by commas, fields by "|"; the description keeps any further
 // "|". Empty entries are ignored. Invalid entries are skipped with a
 // warning naming their position.
-func ParseInline(s string) (cards []Card, warnings []string) {
+func parseInline(s string) (cards []Card, warnings []string) {
 	n := 0
 	for _, raw := range strings.Split(s, ",") {
 		item := strings.TrimSpace(raw)

@@ -27,9 +27,9 @@ type Client struct {
 	http   *http.Client
 }
 
-// NewClient returns a client for the unix socket at path. It dials nothing
+// newClient returns a client for the unix socket at path. It dials nothing
 // until the first call.
-func NewClient(path string) *Client {
+func newClient(path string) *Client {
 	dialer := &net.Dialer{}
 	return &Client{
 		socket: path,

@@ -76,7 +76,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	confdecl.FillDefaults(&cfg, Default())
-	return &Service{cfg: cfg, client: NewClient(cfg.Socket)}, nil
+	return &Service{cfg: cfg, client: newClient(cfg.Socket)}, nil
 }
 
 // Config is the service's configuration, defaults filled in.

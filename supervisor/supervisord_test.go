@@ -240,18 +240,30 @@ func TestRealSupervisordRefusals(t *testing.T) {
 }
 
 func TestRealSupervisordWaitBound(t *testing.T) {
-	// A program that ignores SIGTERM for longer than the wait bound.
-	const stubborn = `
+	// A program that ignores SIGTERM for longer than the wait bound. It
+	// says when its trap is set: with startsecs=0 supervisord reports
+	// RUNNING at once, and a stop sent before the shell ran `trap` would
+	// end it at the first SIGTERM.
+	trapped := filepath.Join(t.TempDir(), "trapped")
+	stubborn := fmt.Sprintf(`
 [program:stubborn]
-command=/bin/sh -c "trap '' TERM; while :; do sleep 0.1; done"
+command=/bin/sh -c "trap '' TERM; touch %s; while :; do sleep 0.1; done"
 startsecs=0
 stopwaitsecs=4
 stopasgroup=false
 killasgroup=true
-`
+`, trapped)
 	sock := startSupervisord(t, stubborn)
 	s := newTestService(t, Config{Socket: sock, SkipDir: t.TempDir(), WaitTimeout: confdecl.Duration(time.Second)})
 	waitState(t, s, "stubborn", "RUNNING")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(trapped); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stubborn program never set its trap")
+		}
+	}
 	start := time.Now()
 	p, err := s.Stop(context.Background(), "stubborn")
 	if !errors.Is(err, ErrStillChanging) || !strings.Contains(err.Error(), "stubborn after 1s") {

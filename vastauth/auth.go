@@ -98,8 +98,8 @@ type Credentials struct {
 func Extract(r *http.Request, cookieName string) Credentials {
 	var c Credentials
 	if r.URL.RawQuery != "" {
-		c.Token, c.HasToken = QueryParam(r.URL.RawQuery, TokenParam)
-		c.Handoff, c.HasHandoff = QueryParam(r.URL.RawQuery, HandoffParam)
+		c.Token, c.HasToken = queryParam(r.URL.RawQuery, TokenParam)
+		c.Handoff, c.HasHandoff = queryParam(r.URL.RawQuery, HandoffParam)
 		if c.HasHandoff {
 			c.Origin = RequestOrigin(r)
 		}
@@ -123,7 +123,7 @@ func (c Credentials) Guessable(a *Authenticator, now time.Time) bool {
 			return true
 		}
 	}
-	s, _ := ParseAuthorization(c.Authorization)
+	s, _ := parseAuthorization(c.Authorization)
 	return s == SchemeBearer || s == SchemeBasic
 }
 
@@ -190,7 +190,7 @@ type Params struct {
 	// Secrets accepted; empty ones are ignored, at least one must remain.
 	Secrets []string
 	// Salt is this instance's random salt for the session key (at least
-	// 16 bytes; LoadOrCreateSalt keeps one in the state directory).
+	// 16 bytes; loadOrCreateSalt keeps one in the state directory).
 	Salt []byte
 	// SessionTTL is the lifetime of issued sessions; zero means 7 days.
 	SessionTTL time.Duration
@@ -274,7 +274,7 @@ func (a *Authenticator) CarriesSecret(v string) bool { return a.secrets.Carries(
 // decoded in stack buffers, so the check does not allocate.
 func (a *Authenticator) matchBasicPayload(payload string) bool {
 	if len(payload) > 256 {
-		user, pass, ok := DecodeBasic(payload)
+		user, pass, ok := decodeBasic(payload)
 		return ok && a.matchBasic([]byte(user), []byte(pass))
 	}
 	var src [256]byte
@@ -347,7 +347,7 @@ func (a *Authenticator) check(c Credentials, now time.Time, guessable bool) Resu
 		}
 	}
 	if guessable {
-		switch scheme, cred := ParseAuthorization(c.Authorization); scheme {
+		switch scheme, cred := parseAuthorization(c.Authorization); scheme {
 		case SchemeBearer:
 			r.Presented.add(MethodBearer)
 			if a.MatchSecret(cred) {

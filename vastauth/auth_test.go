@@ -159,7 +159,7 @@ func TestSessionFromAnotherInstanceIsRefused(t *testing.T) {
 // its expiry, also for a fresh process reading the same state directory.
 func TestSessionRevocation(t *testing.T) {
 	dir := t.TempDir()
-	revs, err := LoadRevocations(dir)
+	revs, err := loadRevocations(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestSessionRevocation(t *testing.T) {
 		t.Errorf("another session: state %d, want valid", st)
 	}
 	// A restart reads the list back.
-	again, err := LoadRevocations(dir)
+	again, err := loadRevocations(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

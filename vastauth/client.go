@@ -7,20 +7,20 @@ import (
 	"strings"
 )
 
-// ViaOurTunnel reports whether r came through cloudflared running on this
+// viaOurTunnel reports whether r came through cloudflared running on this
 // machine: the connection is from a loopback address and carries Cf-Ray,
 // which Cloudflare's edge adds to every request it forwards. Headers of a
 // request from any other peer are whatever the client chose to send, so
 // they are never trusted. (A local process can forge them, but it is
 // already inside the instance.)
-func ViaOurTunnel(r *http.Request) bool {
+func viaOurTunnel(r *http.Request) bool {
 	peer, ok := peerAddr(r)
 	return ok && peer.IsLoopback() && r.Header.Get("Cf-Ray") != ""
 }
 
 // ClientAddr is the address the failure limiter counts a request under:
 // the connection's peer, or, for a request that came through our own
-// cloudflared (ViaOurTunnel), the visitor's address from Cf-Connecting-IP,
+// cloudflared (viaOurTunnel), the visitor's address from Cf-Connecting-IP,
 // so that visitors of a tunnel are counted apart instead of all sharing
 // 127.0.0.1. A forwarding header from any other peer (X-Forwarded-For,
 // Cf-Connecting-IP) is ignored. The zero Addr means "unknown" (a unix
@@ -50,18 +50,18 @@ func peerAddr(r *http.Request) (netip.Addr, bool) {
 // connection is TLS, or the request came through our own cloudflared with
 // Cf-Visitor saying https (the tunnel speaks plain HTTP to us).
 func BrowserUsedHTTPS(r *http.Request) bool {
-	return r.TLS != nil || (ViaOurTunnel(r) && strings.Contains(strings.ReplaceAll(r.Header.Get("Cf-Visitor"), " ", ""), `"scheme":"https"`))
+	return r.TLS != nil || (viaOurTunnel(r) && strings.Contains(strings.ReplaceAll(r.Header.Get("Cf-Visitor"), " ", ""), `"scheme":"https"`))
 }
 
 // RequestOrigin is the origin the browser sent r to: its scheme
-// (BrowserUsedHTTPS) and the Host header, normalised as NormalizeOrigin
+// (BrowserUsedHTTPS) and the Host header, normalised as normalizeOrigin
 // does ("" when Host is unusable).
 func RequestOrigin(r *http.Request) string {
 	scheme := "http"
 	if BrowserUsedHTTPS(r) {
 		scheme = "https"
 	}
-	o, err := NormalizeOrigin(scheme + "://" + r.Host)
+	o, err := normalizeOrigin(scheme + "://" + r.Host)
 	if err != nil {
 		return ""
 	}

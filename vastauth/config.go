@@ -15,7 +15,7 @@ type SecretSource struct {
 	// Secrets accepted as credentials. Each is usually a placeholder such
 	// as {env.WEB_PASSWORD}, resolved when the module is provisioned, so the
 	// running config (which the admin API serves to every local user) never
-	// holds a secret. Values are normalised by NormalizeSecret; empty ones
+	// holds a secret. Values are normalised by normalizeSecret; empty ones
 	// are ignored. When none remains, the token generated once under
 	// state_dir is used. Default: none.
 	Secrets []string `json:"secrets,omitempty"`
@@ -136,14 +136,14 @@ func validCookieName(s string) bool {
 	return true
 }
 
-// NormalizeSecret is the one rule that turns a configured value (an
+// normalizeSecret is the one rule that turns a configured value (an
 // environment variable, a Caddyfile argument, the token file) into the
 // secret that is accepted: surrounding white space (spaces, tabs, line
 // breaks) is removed, since it is invisible where secrets are set and is
 // lost when one is copied. The module, `caddy portal token` and the token
 // file all go through it, so what the command prints is what the module
 // accepts.
-func NormalizeSecret(v string) string { return strings.TrimSpace(v) }
+func normalizeSecret(v string) string { return strings.TrimSpace(v) }
 
 // ResolvedSecrets are the secrets in effect and where they came from.
 type ResolvedSecrets struct {
@@ -164,7 +164,7 @@ type ResolvedSecrets struct {
 func (s SecretSource) ResolveSecrets(expand func(string) string) (ResolvedSecrets, error) {
 	var r ResolvedSecrets
 	for _, spec := range s.Secrets {
-		if v := NormalizeSecret(expand(spec)); v != "" {
+		if v := normalizeSecret(expand(spec)); v != "" {
 			r.Values = append(r.Values, v)
 			r.From = append(r.From, spec)
 		}
@@ -172,19 +172,19 @@ func (s SecretSource) ResolveSecrets(expand func(string) string) (ResolvedSecret
 	if len(r.Values) > 0 {
 		return r, nil
 	}
-	tok, created, err := LoadOrCreateToken(s.StateDir)
+	tok, created, err := loadOrCreateToken(s.StateDir)
 	if err != nil {
-		return r, fmt.Errorf("no secret is set, and the generated token is unavailable: %w", StateDirError(s.StateDir, err))
+		return r, fmt.Errorf("no secret is set, and the generated token is unavailable: %w", stateDirError(s.StateDir, err))
 	}
 	r.Values, r.From, r.Generated = []string{tok}, []string{"token file " + TokenPath(s.StateDir)}, created
 	return r, nil
 }
 
-// StateDirError wraps a failure to use the state directory. When the cause
+// stateDirError wraps a failure to use the state directory. When the cause
 // is a permission problem (a non-root user running `caddy validate` against
 // the default /var/lib/portal, a read-only file system), it says which
 // setting to change, rather than leaving a bare "permission denied".
-func StateDirError(dir string, err error) error {
+func stateDirError(dir string, err error) error {
 	if isPermission(err) {
 		return fmt.Errorf("state_dir %q: %w; point state_dir at a directory this user can write "+
 			"(the portal takes it from PORTAL_STATE_DIR, e.g. PORTAL_STATE_DIR=$HOME/.local/state/portal)", dir, err)

@@ -72,8 +72,8 @@ func TestNormalizeSecret(t *testing.T) {
 		"":               "",
 		"\u00a0pw\u00a0": "pw",
 	} {
-		if got := NormalizeSecret(in); got != want {
-			t.Errorf("NormalizeSecret(%q) = %q, want %q", in, got, want)
+		if got := normalizeSecret(in); got != want {
+			t.Errorf("normalizeSecret(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -108,7 +108,7 @@ func TestResolveSecrets(t *testing.T) {
 // Issue 13: a state directory the user cannot write (caddy validate as a
 // non-root user against /var/lib/portal) names the setting to change.
 func TestStateDirErrorNamesTheSetting(t *testing.T) {
-	err := StateDirError("/var/lib/portal", &fs.PathError{Op: "mkdir", Path: "/var/lib/portal", Err: fs.ErrPermission})
+	err := stateDirError("/var/lib/portal", &fs.PathError{Op: "mkdir", Path: "/var/lib/portal", Err: fs.ErrPermission})
 	for _, want := range []string{`state_dir "/var/lib/portal"`, "permission denied", "PORTAL_STATE_DIR"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: lacks %q", err, want)
@@ -117,7 +117,7 @@ func TestStateDirErrorNamesTheSetting(t *testing.T) {
 	if !errors.Is(err, fs.ErrPermission) {
 		t.Error("the cause is lost")
 	}
-	other := StateDirError("/x", errors.New("disk on fire"))
+	other := stateDirError("/x", errors.New("disk on fire"))
 	if strings.Contains(other.Error(), "PORTAL_STATE_DIR") || !strings.Contains(other.Error(), `state_dir "/x": disk on fire`) {
 		t.Errorf("unrelated error: %v", other)
 	}

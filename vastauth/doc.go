@@ -12,4 +12,9 @@
 // Config declares the settings once; the Caddy module embeds it.
 //
 // It never imports Caddy: caddymodules/vastauth.go wires it into a handler.
+//
+// "The reference" (or "the reference image") in this package means Vast.ai's
+// public base image, whose portal this one replaces: its Python Caddyfile
+// generator, boot scripts and the supervisor wrapper scripts its templates
+// are written against. Where it is named, we keep its observable behaviour.
 package vastauth

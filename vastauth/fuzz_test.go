@@ -79,12 +79,12 @@ func FuzzQueryParam(f *testing.F) {
 	f.Add("token=%zz&a=%20")
 	f.Add("a=1&&b=2;c=3")
 	f.Fuzz(func(t *testing.T, raw string) {
-		v, found := QueryParam(raw, "token")
+		v, found := queryParam(raw, "token")
 		stripped, changed := StripQueryParam(raw, "token")
 		if changed != found {
-			t.Fatalf("StripQueryParam changed=%v, QueryParam found=%v", changed, found)
+			t.Fatalf("StripQueryParam changed=%v, queryParam found=%v", changed, found)
 		}
-		if _, still := QueryParam(stripped, "token"); still {
+		if _, still := queryParam(stripped, "token"); still {
 			t.Fatalf("StripQueryParam(%q) = %q still has a token", raw, stripped)
 		}
 		if len(stripped) > len(raw) {
@@ -95,7 +95,7 @@ func FuzzQueryParam(f *testing.F) {
 			return // net/url refuses it; only the properties above apply
 		}
 		if want := vals["token"]; found != (len(want) > 0) || (found && v != want[0]) {
-			t.Fatalf("QueryParam(%q) = %q, %v; net/url says %q", raw, v, found, want)
+			t.Fatalf("queryParam(%q) = %q, %v; net/url says %q", raw, v, found, want)
 		}
 		delete(vals, "token")
 		got, err := url.ParseQuery(stripped)
@@ -117,7 +117,7 @@ func FuzzDecodeBasic(f *testing.F) {
 	f.Add("ü", "\x00")
 	f.Fuzz(func(t *testing.T, user, pass string) {
 		payload := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
-		u, p, ok := DecodeBasic(payload)
+		u, p, ok := decodeBasic(payload)
 		if strings.Contains(user, ":") {
 			// The first colon splits: the user part never has one.
 			if ok && strings.Contains(u, ":") {
@@ -132,11 +132,11 @@ func FuzzDecodeBasic(f *testing.F) {
 			return
 		}
 		if !ok || u != user || p != pass {
-			t.Fatalf("DecodeBasic(encode(%q:%q)) = %q, %q, %v", user, pass, u, p, ok)
+			t.Fatalf("decodeBasic(encode(%q:%q)) = %q, %q, %v", user, pass, u, p, ok)
 		}
-		scheme, cred := ParseAuthorization("basic  " + payload + " ")
+		scheme, cred := parseAuthorization("basic  " + payload + " ")
 		if scheme != SchemeBasic || cred != payload {
-			t.Fatalf("ParseAuthorization lost the payload: %d %q", scheme, cred)
+			t.Fatalf("parseAuthorization lost the payload: %d %q", scheme, cred)
 		}
 	})
 }
@@ -155,8 +155,8 @@ func FuzzCheck(f *testing.F) {
 		c := Credentials{Token: token, HasToken: hasToken, Cookie: cookie, HasCookie: hasCookie, Authorization: authz}
 		r := a.Check(c, now)
 		isSecret := func(s string) bool { return s == "s3cret-password" || s == "open-button-token" }
-		scheme, cred := ParseAuthorization(authz)
-		user, pass, basicOK := DecodeBasic(cred)
+		scheme, cred := parseAuthorization(authz)
+		user, pass, basicOK := decodeBasic(cred)
 		// Accepted only through a credential that really is a secret.
 		want := map[Method]bool{
 			MethodToken:        hasToken && isSecret(token),

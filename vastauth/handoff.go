@@ -34,13 +34,13 @@ var (
 	ErrHandoffReplayed  = errors.New("handoff token already used")
 )
 
-// IssueHandoff returns a token for origin (normalised with NormalizeOrigin)
+// IssueHandoff returns a token for origin (normalised with normalizeOrigin)
 // valid for HandoffTTL after now.
 func (a *Authenticator) IssueHandoff(origin string, now time.Time) (string, error) {
 	if a.handoffs == nil {
 		return "", ErrHandoffDisabled
 	}
-	o, err := NormalizeOrigin(origin)
+	o, err := normalizeOrigin(origin)
 	if err != nil {
 		return "", err
 	}
@@ -84,7 +84,7 @@ func (a *Authenticator) redeemHandoff(tok, requestOrigin string, now time.Time) 
 	}
 	// The origin is compared through the MAC, so a token for another
 	// origin looks exactly like a forged one.
-	o, err := NormalizeOrigin(requestOrigin)
+	o, err := normalizeOrigin(requestOrigin)
 	if err != nil {
 		return ErrHandoffMalformed
 	}
@@ -105,11 +105,11 @@ func (a *Authenticator) redeemHandoff(tok, requestOrigin string, now time.Time) 
 	return nil
 }
 
-// NormalizeOrigin checks that o is an origin as browsers serialise it
+// normalizeOrigin checks that o is an origin as browsers serialise it
 // (scheme "://" host [":" port], scheme http or https, nothing else) and
 // returns it lower-cased, without a default port (80 for http, 443 for
 // https), so that two spellings of one origin compare equal.
-func NormalizeOrigin(o string) (string, error) {
+func normalizeOrigin(o string) (string, error) {
 	if o == "" {
 		return "", errors.New("origin: empty")
 	}

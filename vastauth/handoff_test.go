@@ -135,9 +135,9 @@ func TestNormalizeOrigin(t *testing.T) {
 		{"https://x.example:", "", "origin: bad port"},
 		{"https://" + strings.Repeat("a", MaxOriginLen), "", "origin: longer than 512 bytes"},
 	} {
-		got, err := NormalizeOrigin(tt.in)
+		got, err := normalizeOrigin(tt.in)
 		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && err.Error() != tt.err) {
-			t.Errorf("NormalizeOrigin(%q) = %q, %v; want %q, %q", tt.in, got, err, tt.want, tt.err)
+			t.Errorf("normalizeOrigin(%q) = %q, %v; want %q, %q", tt.in, got, err, tt.want, tt.err)
 		}
 	}
 }
@@ -147,12 +147,12 @@ func FuzzNormalizeOrigin(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		o, err := NormalizeOrigin(in)
+		o, err := normalizeOrigin(in)
 		if err != nil {
 			return
 		}
 		// A normalised origin is a fixed point, plain, and short.
-		again, err := NormalizeOrigin(o)
+		again, err := normalizeOrigin(o)
 		if err != nil || again != o {
 			t.Fatalf("%q → %q → %q, %v", in, o, again, err)
 		}

@@ -69,12 +69,12 @@ func StripCookie(headers []string, name string) ([]string, bool) {
 	return out, true
 }
 
-// QueryParam returns the first value of key in a raw (still escaped) query
+// queryParam returns the first value of key in a raw (still escaped) query
 // string, splitting on '&' only, as url.ParseQuery does. Keys and values are
 // unescaped; a value whose escaping is broken is returned as it stands, so a
 // caller still sees that the parameter was presented. It allocates only when
 // the parameter is escaped.
-func QueryParam(rawQuery, key string) (string, bool) {
+func queryParam(rawQuery, key string) (string, bool) {
 	for rawQuery != "" {
 		var pair string
 		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
@@ -94,7 +94,7 @@ func QueryParam(rawQuery, key string) (string, bool) {
 // query string and reports whether it removed any. The other pairs keep
 // their order and exact escaping.
 func StripQueryParam(rawQuery, key string) (string, bool) {
-	if _, found := QueryParam(rawQuery, key); !found {
+	if _, found := queryParam(rawQuery, key); !found {
 		return rawQuery, false
 	}
 	var b strings.Builder
@@ -143,11 +143,11 @@ const (
 	SchemeOther
 )
 
-// ParseAuthorization splits an Authorization header into its scheme and its
+// parseAuthorization splits an Authorization header into its scheme and its
 // credentials (the bearer token, or the still-encoded Basic payload). The
 // scheme is case-insensitive (RFC 9110 §11.1); spaces around the credentials
 // are ignored. It does not allocate.
-func ParseAuthorization(h string) (Scheme, string) {
+func parseAuthorization(h string) (Scheme, string) {
 	h = trimSpace(h)
 	if h == "" {
 		return SchemeNone, ""
@@ -167,9 +167,9 @@ func ParseAuthorization(h string) (Scheme, string) {
 // secret of a few hundred bytes fit; anything longer cannot be ours.
 const maxBasicPayload = 4096
 
-// DecodeBasic decodes a Basic payload (base64 of "user:password", RFC 7617)
+// decodeBasic decodes a Basic payload (base64 of "user:password", RFC 7617)
 // into its user and password. The password may contain ':'; the user may not.
-func DecodeBasic(payload string) (user, password string, ok bool) {
+func decodeBasic(payload string) (user, password string, ok bool) {
 	if len(payload) > maxBasicPayload {
 		return "", "", false
 	}

@@ -78,9 +78,9 @@ func TestQueryParam(t *testing.T) {
 		{"a=1&&b=2", "", false, "a=1&&b=2"},
 	}
 	for _, tt := range tests {
-		v, ok := QueryParam(tt.raw, "token")
+		v, ok := queryParam(tt.raw, "token")
 		if v != tt.value || ok != tt.found {
-			t.Errorf("QueryParam(%q) = %q, %v; want %q, %v", tt.raw, v, ok, tt.value, tt.found)
+			t.Errorf("queryParam(%q) = %q, %v; want %q, %v", tt.raw, v, ok, tt.value, tt.found)
 		}
 		s, changed := StripQueryParam(tt.raw, "token")
 		if s != tt.stripped || changed != tt.found {
@@ -106,9 +106,9 @@ func TestParseAuthorization(t *testing.T) {
 		{"Bearerabc", SchemeOther, ""},
 	}
 	for _, tt := range tests {
-		s, c := ParseAuthorization(tt.h)
+		s, c := parseAuthorization(tt.h)
 		if s != tt.scheme || c != tt.cred {
-			t.Errorf("ParseAuthorization(%q) = %d, %q; want %d, %q", tt.h, s, c, tt.scheme, tt.cred)
+			t.Errorf("parseAuthorization(%q) = %d, %q; want %d, %q", tt.h, s, c, tt.scheme, tt.cred)
 		}
 	}
 }
@@ -125,9 +125,9 @@ func TestDecodeBasic(t *testing.T) {
 		{"", "", "", false},
 	}
 	for _, tt := range tests {
-		u, p, ok := DecodeBasic(tt.payload)
+		u, p, ok := decodeBasic(tt.payload)
 		if u != tt.user || p != tt.pass || ok != tt.ok {
-			t.Errorf("DecodeBasic(%q) = %q, %q, %v; want %q, %q, %v", tt.payload, u, p, ok, tt.user, tt.pass, tt.ok)
+			t.Errorf("decodeBasic(%q) = %q, %q, %v; want %q, %q, %v", tt.payload, u, p, ok, tt.user, tt.pass, tt.ok)
 		}
 	}
 }

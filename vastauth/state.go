@@ -48,12 +48,12 @@ type revocationSnapshot struct {
 // ErrCorruptState is returned (wrapped) when a state file cannot be parsed.
 var ErrCorruptState = errors.New("corrupt state file")
 
-// LoadRevocations reads the list kept in stateDir ("" for a list in memory
+// loadRevocations reads the list kept in stateDir ("" for a list in memory
 // only). A missing file is an empty list. A file that cannot be read as a
 // list is reported with ErrCorruptState, and an empty list is returned
 // with it: the caller must then make every existing session invalid some
 // other way (vastauth rotates the session salt).
-func LoadRevocations(stateDir string) (*Revocations, error) {
+func loadRevocations(stateDir string) (*Revocations, error) {
 	r := &Revocations{}
 	empty := &revocationSnapshot{Sessions: map[string]int64{}}
 	r.snap.Store(empty)
@@ -229,23 +229,23 @@ type SessionStore struct {
 // which logs every session out.
 func LoadSessionStore(stateDir string) (SessionStore, error) {
 	var st SessionStore
-	salt, err := LoadOrCreateSalt(stateDir)
+	salt, err := loadOrCreateSalt(stateDir)
 	if err != nil {
-		return st, StateDirError(stateDir, err)
+		return st, stateDirError(stateDir, err)
 	}
-	revs, err := LoadRevocations(stateDir)
+	revs, err := loadRevocations(stateDir)
 	if errors.Is(err, ErrCorruptState) {
-		if salt, err = ReplaceSalt(stateDir); err != nil {
-			return st, StateDirError(stateDir, err)
+		if salt, err = replaceSalt(stateDir); err != nil {
+			return st, stateDirError(stateDir, err)
 		}
 		if rmErr := os.Remove(filepath.Join(stateDir, RevokedFileName)); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
-			return st, StateDirError(stateDir, rmErr)
+			return st, stateDirError(stateDir, rmErr)
 		}
 		st.SaltReplaced = fmt.Errorf("%s could not be read, so every session was logged out (new session salt)", filepath.Join(stateDir, RevokedFileName))
-		revs, err = LoadRevocations(stateDir)
+		revs, err = loadRevocations(stateDir)
 	}
 	if err != nil {
-		return st, StateDirError(stateDir, err)
+		return st, stateDirError(stateDir, err)
 	}
 	st.Salt, st.Revocations = salt, revs
 	return st, nil

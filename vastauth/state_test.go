@@ -12,22 +12,22 @@ import (
 
 func TestSaltFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	s1, err := LoadOrCreateSalt(dir)
+	s1, err := loadOrCreateSalt(dir)
 	if err != nil || len(s1) != 43 {
-		t.Fatalf("LoadOrCreateSalt = %q, %v", s1, err)
+		t.Fatalf("loadOrCreateSalt = %q, %v", s1, err)
 	}
 	if st, err := os.Stat(filepath.Join(dir, SaltFileName)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("salt file: %v, %v", st, err)
 	}
-	s2, err := LoadOrCreateSalt(dir)
+	s2, err := loadOrCreateSalt(dir)
 	if err != nil || string(s2) != string(s1) {
 		t.Errorf("salt changed across loads: %q → %q (%v)", s1, s2, err)
 	}
-	s3, err := ReplaceSalt(dir)
+	s3, err := replaceSalt(dir)
 	if err != nil || string(s3) == string(s1) {
-		t.Fatalf("ReplaceSalt = %q, %v", s3, err)
+		t.Fatalf("replaceSalt = %q, %v", s3, err)
 	}
-	if s4, _ := LoadOrCreateSalt(dir); string(s4) != string(s3) {
+	if s4, _ := loadOrCreateSalt(dir); string(s4) != string(s3) {
 		t.Errorf("the replaced salt was not kept")
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
@@ -37,7 +37,7 @@ func TestSaltFile(t *testing.T) {
 
 func TestRevocationsBoundedAndNeverForgetting(t *testing.T) {
 	dir := t.TempDir()
-	r, err := LoadRevocations(dir)
+	r, err := loadRevocations(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestRevocationsBoundedAndNeverForgetting(t *testing.T) {
 		t.Errorf("%d entries after most expired", r.Len())
 	}
 	// The file holds the same list.
-	back, err := LoadRevocations(dir)
+	back, err := loadRevocations(dir)
 	if err != nil || back.Len() != r.Len() || !back.Revoked("late", later.Unix()+10) {
 		t.Errorf("reloaded: %d entries, %v", back.Len(), err)
 	}
@@ -92,12 +92,12 @@ func TestRevocationsCorruptFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, RevokedFileName), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := LoadRevocations(dir)
+	r, err := loadRevocations(dir)
 	if !errors.Is(err, ErrCorruptState) || r == nil || r.Len() != 0 {
 		t.Errorf("corrupt file: %v, %v", r, err)
 	}
 	// In memory only: nothing is written.
-	m, err := LoadRevocations("")
+	m, err := loadRevocations("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,9 +25,9 @@ const (
 // maxTokenFile bounds what we read from a state file.
 const maxTokenFile = 4096
 
-// GenerateToken returns a new random token: 32 bytes from crypto/rand,
+// generateToken returns a new random token: 32 bytes from crypto/rand,
 // base64url without padding (43 characters, safe in a URL as is).
-func GenerateToken() (string, error) {
+func generateToken() (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("generating token: %w", err)
@@ -46,26 +46,26 @@ func ReadToken(stateDir string) (string, error) {
 	return readStateFile(TokenPath(stateDir), "token")
 }
 
-// LoadOrCreateToken returns the token persisted under stateDir, generating
+// loadOrCreateToken returns the token persisted under stateDir, generating
 // and persisting one (mode 0600, directory 0700 if it must be created) when
 // there is none yet. created reports whether it was generated now. Two
 // processes racing here agree on one token: the file appears atomically
 // (written aside, then hard-linked into place, which fails if it exists).
-func LoadOrCreateToken(stateDir string) (token string, created bool, err error) {
+func loadOrCreateToken(stateDir string) (token string, created bool, err error) {
 	return loadOrCreateStateFile(stateDir, TokenFileName, "token")
 }
 
-// LoadOrCreateSalt returns the session-key salt of this instance, created
+// loadOrCreateSalt returns the session-key salt of this instance, created
 // the same way as the token on first use.
-func LoadOrCreateSalt(stateDir string) (salt []byte, err error) {
+func loadOrCreateSalt(stateDir string) (salt []byte, err error) {
 	s, _, err := loadOrCreateStateFile(stateDir, SaltFileName, "session salt")
 	return []byte(s), err
 }
 
-// ReplaceSalt writes a new salt over the old one (written aside, then
+// replaceSalt writes a new salt over the old one (written aside, then
 // renamed into place), which invalidates every session issued so far.
-func ReplaceSalt(stateDir string) ([]byte, error) {
-	v, err := GenerateToken()
+func replaceSalt(stateDir string) ([]byte, error) {
+	v, err := generateToken()
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func readStateFile(p, what string) (string, error) {
 	if len(b) > maxTokenFile {
 		return "", fmt.Errorf("%s file %s is over %d bytes", what, p, maxTokenFile)
 	}
-	v := NormalizeSecret(string(b))
+	v := normalizeSecret(string(b))
 	if v == "" {
 		return "", fmt.Errorf("%s file %s is empty; delete it to generate a new one", what, p)
 	}
@@ -115,7 +115,7 @@ func readStateFile(p, what string) (string, error) {
 }
 
 // loadOrCreateStateFile returns the value in stateDir/name, generating it
-// once. See LoadOrCreateToken.
+// once. See loadOrCreateToken.
 func loadOrCreateStateFile(stateDir, name, what string) (string, bool, error) {
 	if stateDir == "" {
 		return "", false, fmt.Errorf("no state directory for the %s", what)
@@ -128,7 +128,7 @@ func loadOrCreateStateFile(stateDir, name, what string) (string, bool, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", false, fmt.Errorf("creating state directory: %w", err)
 	}
-	v, err = GenerateToken()
+	v, err = generateToken()
 	if err != nil {
 		return "", false, err
 	}

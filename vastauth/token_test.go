@@ -12,7 +12,7 @@ import (
 
 func TestLoadOrCreateToken(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "nested")
-	tok, created, err := LoadOrCreateToken(dir)
+	tok, created, err := loadOrCreateToken(dir)
 	if err != nil || !created {
 		t.Fatalf("first call: %q, created=%v, err=%v", tok, created, err)
 	}
@@ -29,7 +29,7 @@ func TestLoadOrCreateToken(t *testing.T) {
 	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
 		t.Errorf("created state dir mode %v, want 0700", st.Mode().Perm())
 	}
-	again, created, err := LoadOrCreateToken(dir)
+	again, created, err := loadOrCreateToken(dir)
 	if err != nil || created || again != tok {
 		t.Fatalf("second call: %q, created=%v, err=%v; want the same token", again, created, err)
 	}
@@ -46,7 +46,7 @@ func TestLoadOrCreateTokenRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			tok, _, err := LoadOrCreateToken(dir)
+			tok, _, err := loadOrCreateToken(dir)
 			if err != nil {
 				t.Error(err)
 			}
@@ -99,10 +99,10 @@ func TestReadTokenRefusesUnsafeFiles(t *testing.T) {
 	if _, err := ReadToken(dir); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("symlink: %v", err)
 	}
-	if _, _, err := LoadOrCreateToken(dir); err == nil {
-		t.Error("LoadOrCreateToken replaced a symlinked token file instead of failing")
+	if _, _, err := loadOrCreateToken(dir); err == nil {
+		t.Error("loadOrCreateToken replaced a symlinked token file instead of failing")
 	}
-	if _, _, err := LoadOrCreateToken(""); err == nil {
+	if _, _, err := loadOrCreateToken(""); err == nil {
 		t.Error("empty state dir accepted")
 	}
 }
