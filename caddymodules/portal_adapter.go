@@ -306,6 +306,14 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 	if cors != nil {
 		routes = append(routes, cors.responseRoute(warns))
 	}
+	if sp.App.IsPortal() {
+		// The log API is served here, in process, rather than through the
+		// proxy: a browser closing a live stream is then a client leaving
+		// (logged at debug), not a proxied response cut short (which
+		// reverse_proxy logs as a warning), and each line saves a hop. Both
+		// servers' routes share the one pooled log service.
+		routes = append(routes, terminal(logstreamRoute(plan, warns)))
+	}
 	// Requests that came through our Cloudflare tunnel carry Cf-Visitor
 	// from a loopback peer (cloudflared): the visitor used https whatever
 	// our own scheme. From any other peer the header is a forgery, which
