@@ -40,9 +40,9 @@ func Default() Config {
 // Validate checks that each marker is an absolute path.
 func (c Config) Validate() error {
 	var check confdecl.Check
-	for _, f := range []struct{ name, v string }{{"lock_file", c.LockFile}, {"done_file", c.DoneFile}, {"failed_file", c.FailedFile}} {
-		if f.v != "" && !filepath.IsAbs(f.v) {
-			check.Failf(f.name, "%q: want an absolute path", f.v)
+	for _, p := range []*string{&c.LockFile, &c.DoneFile, &c.FailedFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			check.Failf(confdecl.Name(&c, p), "%q: want an absolute path", *p)
 		}
 	}
 	return check.Err()

@@ -261,3 +261,22 @@ func clip(s string, n int) string {
 	}
 	return s
 }
+
+// Name is the JSON name of the field of the struct *cfg that field points
+// to: a Validate method names a setting in its messages without spelling
+// the name a second time.
+//
+//	ck.AtLeast(confdecl.Name(&c, &c.RingLines), int64(c.RingLines), 1)
+//
+// It panics when field is not a field of *cfg, a mistake any test of the
+// method finds.
+func Name(cfg, field any) string {
+	rv := reflect.ValueOf(cfg).Elem()
+	want := reflect.ValueOf(field).Pointer()
+	for _, f := range Fields(cfg) {
+		if rv.FieldByIndex(f.Index).Addr().Pointer() == want {
+			return f.JSON
+		}
+	}
+	panic(fmt.Sprintf("confdecl.Name: %T has no field at %#x", cfg, want))
+}

@@ -169,3 +169,21 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+func TestName(t *testing.T) {
+	t.Parallel()
+	var e embedding
+	if got := Name(&e, &e.Wait); got != "wait" {
+		t.Errorf("Name(Wait) = %q", got)
+	}
+	if got := Name(&e, &e.Extra); got != "extra" {
+		t.Errorf("Name(Extra) = %q", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a pointer to something else must panic")
+		}
+	}()
+	var other int
+	Name(&e, &other)
+}

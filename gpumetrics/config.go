@@ -67,15 +67,17 @@ func (c Config) WithDefaults() Config {
 // been resolved, so a Caddyfile with {env.WORKSPACE} passes here.
 func (c Config) Validate() error {
 	var ck confdecl.Check
-	ck.OneOf("format", c.Format, "json", "prometheus")
-	ck.NotNegativeDuration("interval", c.Interval)
+	// Messages name each setting by its JSON name, found from the field.
+	name := func(field any) string { return confdecl.Name(&c, field) }
+	ck.OneOf(name(&c.Format), c.Format, "json", "prometheus")
+	ck.NotNegativeDuration(name(&c.Interval), c.Interval)
 	if c.Interval >= 0 {
-		ck.DurationAtLeast("interval", c.Interval, confdecl.Duration(minInterval))
+		ck.DurationAtLeast(name(&c.Interval), c.Interval, confdecl.Duration(minInterval))
 	}
-	ck.NotNegativeDuration("timeout", c.Timeout)
-	for _, p := range []struct{ field, v string }{{"workspace", c.Workspace}, {"root", c.Root}} {
-		if p.v != "" && !strings.Contains(p.v, "{") && !filepath.IsAbs(p.v) {
-			ck.Failf(p.field, "%q: want an absolute path", p.v)
+	ck.NotNegativeDuration(name(&c.Timeout), c.Timeout)
+	for _, p := range []*string{&c.Workspace, &c.Root} {
+		if *p != "" && !strings.Contains(*p, "{") && !filepath.IsAbs(*p) {
+			ck.Failf(name(p), "%q: want an absolute path", *p)
 		}
 	}
 	return ck.Err()

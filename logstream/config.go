@@ -112,37 +112,40 @@ func Default() Config {
 // (zero stands for the default), and names every bad field.
 func (c Config) Validate() error {
 	var ck confdecl.Check
-	atLeast := func(field string, v, lo int) {
-		if v != 0 {
-			ck.AtLeast(field, int64(v), int64(lo))
+	// Each message names the setting by its JSON name, found from the
+	// field itself (confdecl.Name), so no name is spelled twice.
+	name := func(field any) string { return confdecl.Name(&c, field) }
+	atLeast := func(v *int, lo int) {
+		if *v != 0 {
+			ck.AtLeast(name(v), int64(*v), int64(lo))
 		}
 	}
-	atLeast("max_files", c.MaxFiles, 1)
-	atLeast("ring_lines", c.RingLines, 1)
-	atLeast("ring_bytes", c.RingBytes, 1024)
-	atLeast("total_ring_bytes", c.TotalRingBytes, 1024)
-	atLeast("catch_up_bytes", c.CatchUpBytes, 1024)
-	atLeast("block_lines", c.BlockLines, 2)
-	atLeast("max_line_bytes", c.MaxLineBytes, 64)
-	atLeast("queue_bytes", c.QueueBytes, 1024)
-	atLeast("snapshot_bytes", c.SnapshotBytes, 1024)
+	atLeast(&c.MaxFiles, 1)
+	atLeast(&c.RingLines, 1)
+	atLeast(&c.RingBytes, 1024)
+	atLeast(&c.TotalRingBytes, 1024)
+	atLeast(&c.CatchUpBytes, 1024)
+	atLeast(&c.BlockLines, 2)
+	atLeast(&c.MaxLineBytes, 64)
+	atLeast(&c.QueueBytes, 1024)
+	atLeast(&c.SnapshotBytes, 1024)
 	// A poll below 10ms would spin; a ping or write timeout below it would
 	// drop every client.
-	minDur := func(field string, d confdecl.Duration, lo time.Duration) {
-		if d != 0 {
-			ck.DurationAtLeast(field, d, confdecl.Duration(lo))
+	minDur := func(d *confdecl.Duration, lo time.Duration) {
+		if *d != 0 {
+			ck.DurationAtLeast(name(d), *d, confdecl.Duration(lo))
 		}
 	}
-	minDur("poll_interval", c.PollInterval, 10*time.Millisecond)
-	minDur("write_timeout", c.WriteTimeout, 10*time.Millisecond)
-	minDur("ping_interval", c.PingInterval, 10*time.Millisecond)
-	ck.NotNegativeDuration("flush_interval", c.FlushInterval)
+	minDur(&c.PollInterval, 10*time.Millisecond)
+	minDur(&c.WriteTimeout, 10*time.Millisecond)
+	minDur(&c.PingInterval, 10*time.Millisecond)
+	ck.NotNegativeDuration(name(&c.FlushInterval), c.FlushInterval)
 	if c.FlushInterval > confdecl.Duration(time.Second) {
-		ck.Failf("flush_interval", "must be at most 1s (it delays every line under load), got %v", c.FlushInterval)
+		ck.Failf(name(&c.FlushInterval), "must be at most 1s (it delays every line under load), got %v", c.FlushInterval)
 	}
 	for _, o := range c.AllowedOrigins {
 		if o == "" {
-			ck.Failf("allowed_origins", "empty pattern")
+			ck.Failf(name(&c.AllowedOrigins), "empty pattern")
 		}
 	}
 	return ck.Err()

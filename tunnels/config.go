@@ -150,7 +150,9 @@ func (c Config) WithDefaults() Config {
 // JSON field. It never repeats NamedToken's value, which may be a token.
 func (c Config) Validate() error {
 	var ck confdecl.Check
-	ck.OneOf("protocol", c.Protocol, "auto", "http2", "quic")
+	// Messages name each setting by its JSON name, found from the field.
+	name := func(field any) string { return confdecl.Name(&c, field) }
+	ck.OneOf(name(&c.Protocol), c.Protocol, "auto", "http2", "quic")
 	// No duration may be negative. They are found by type, so that no list
 	// here names them again (and a new one cannot be forgotten).
 	v := reflect.ValueOf(c)
@@ -160,17 +162,17 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.BackoffMax < c.BackoffBase {
-		ck.Failf("backoff_max", "%v is less than backoff_base %v", c.BackoffMax, c.BackoffBase)
+		ck.Failf(name(&c.BackoffMax), "%v is less than %s %v", c.BackoffMax, name(&c.BackoffBase), c.BackoffBase)
 	}
-	ck.NotNegative("max_tunnels", int64(c.MaxTunnels))
-	ck.NotNegative("create_burst", int64(c.CreateBurst))
+	ck.NotNegative(name(&c.MaxTunnels), int64(c.MaxTunnels))
+	ck.NotNegative(name(&c.CreateBurst), int64(c.CreateBurst))
 	for i, q := range c.Quick {
 		if _, err := NormalizeTarget(q); err != nil {
 			ck.Failf(fmt.Sprintf("quick[%d]", i), "%v", err)
 		}
 	}
 	if c.NamedToken != "" && !isPlaceholder(c.NamedToken) {
-		ck.Failf("named_token", "must be a placeholder such as {env.CF_TUNNEL_TOKEN}, not a literal token")
+		ck.Failf(name(&c.NamedToken), "must be a placeholder such as {env.CF_TUNNEL_TOKEN}, not a literal token")
 	}
 	for i, a := range c.Apps {
 		for _, p := range []struct {
