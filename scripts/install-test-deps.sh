@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs, as root, the Debian packages the tests need when they are
-# missing: supervisord (boot test), chromium (dashboard test), shellcheck
-# (lint), openssl (certificates). wrk is only for bench/: pass --bench to add it.
+# missing: supervisord (boot, processes and dashboard tests), chromium
+# (dashboard test), shellcheck (lint), openssl (test certificates),
+# mmdebstrap (the image test builds a Debian root with it), curl (the boot
+# test serves PROVISIONING_SCRIPT as a URL), openssh-client (the SSH hint is
+# checked with `ssh -G`). wrk is only for bench/: pass --bench to add it.
 set -euo pipefail
 
 need=()
@@ -9,6 +12,9 @@ command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 if [[ "${1:-}" == "--bench" ]]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi
