@@ -141,23 +141,7 @@ func TestLogStreamThroughBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	gz, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	names := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		names[h.Name] = string(b)
-	}
+	names := readTarGz(t, resp.Body)
 	if _, leaked := names["leak.log"]; leaked || names["app.log"] != string(disk) {
 		t.Fatalf("archive: %q", names)
 	}
@@ -326,23 +310,7 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	gz, err := gzip.NewReader(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		got[h.Name] = string(b)
-	}
+	got := readTarGz(t, resp.Body)
 	// The portal directory's files under log/ (its name), log-tee's clean
 	// copy at the top; portal.yaml beside them is not a *.log file.
 	if len(got) != 2 || got["log/colour.log"] != "\x1b[38;2;255;136;0morange\x1b[0m\n" || got["colour.log"] != "orange\n" {
@@ -439,5 +407,27 @@ func TestLogStreamBoundsThroughBinary(t *testing.T) {
 	}
 	if hwm > 192<<20 {
 		t.Errorf("peak RSS %.1f MiB, bound 192 MiB", float64(hwm)/(1<<20))
+	}
+}
+
+// readTarGz reads a log archive: file name → content.
+func readTarGz(t *testing.T, r io.Reader) map[string]string {
+	t.Helper()
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	got := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		got[h.Name] = string(b)
 	}
 }

@@ -1,8 +1,6 @@
 package logstream
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -362,23 +360,7 @@ func TestWriteTarGzRegularFilesOnly(t *testing.T) {
 	defer root.Close()
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(WriteTarGz(pw, root)) }()
-	gz, err := gzip.NewReader(pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		got[h.Name] = string(b)
-	}
+	got := readTarGz(t, pr)
 	want := map[string]string{"a.log": "alpha\n", "b.log.1": "beta\n"}
 	if len(got) != len(want) || got["a.log"] != want["a.log"] || got["b.log.1"] != want["b.log.1"] {
 		t.Fatalf("archive %q", got)

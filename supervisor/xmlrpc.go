@@ -127,17 +127,27 @@ func (p *responseParser) errorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errXMLRPC, fmt.Sprintf(format, args...))
 }
 
+// token reads the next token; the end of the document there is an error
+// naming where it came (where: "" or " in <value>").
+func (p *responseParser) token(where string) (xml.Token, error) {
+	tok, err := p.d.Token()
+	if err == io.EOF {
+		return nil, p.errorf("unexpected end of document%s", where)
+	}
+	if err != nil {
+		return nil, p.errorf("%v", err)
+	}
+	return tok, nil
+}
+
 // next returns the next token that matters between elements: whitespace,
 // comments and processing instructions are skipped; text or a directive
 // (a DTD) there is an error.
 func (p *responseParser) next() (xml.Token, error) {
 	for {
-		tok, err := p.d.Token()
-		if err == io.EOF {
-			return nil, p.errorf("unexpected end of document")
-		}
+		tok, err := p.token("")
 		if err != nil {
-			return nil, p.errorf("%v", err)
+			return nil, err
 		}
 		switch t := tok.(type) {
 		case xml.CharData:
@@ -295,12 +305,9 @@ func (p *responseParser) valueBody() (any, error) {
 		seen  bool
 	)
 	for {
-		tok, err := p.d.Token()
-		if err == io.EOF {
-			return nil, p.errorf("unexpected end of document in <value>")
-		}
+		tok, err := p.token(" in <value>")
 		if err != nil {
-			return nil, p.errorf("%v", err)
+			return nil, err
 		}
 		switch t := tok.(type) {
 		case xml.CharData:
@@ -337,12 +344,9 @@ func (p *responseParser) valueBody() (any, error) {
 func (p *responseParser) text(name string) (string, error) {
 	var b strings.Builder
 	for {
-		tok, err := p.d.Token()
-		if err == io.EOF {
-			return "", p.errorf("unexpected end of document in <%s>", name)
-		}
+		tok, err := p.token(" in <" + name + ">")
 		if err != nil {
-			return "", p.errorf("%v", err)
+			return "", err
 		}
 		switch t := tok.(type) {
 		case xml.CharData:
