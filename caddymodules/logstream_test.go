@@ -138,18 +138,6 @@ func TestLogStreamValidateNamesFields(t *testing.T) {
 	}
 }
 
-func provisionLogStream(t *testing.T, h *LogStream) {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Validate(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLogStreamServeHTTP(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "app.log"), []byte("hello <b>\n"), 0o644); err != nil {
@@ -157,7 +145,7 @@ func TestLogStreamServeHTTP(t *testing.T) {
 	}
 	h := &LogStream{}
 	h.Dir = dir
-	provisionLogStream(t, h)
+	provision(t, h)
 	defer h.Cleanup()
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { t.Fatal("next called"); return nil })
 
@@ -214,11 +202,11 @@ func TestLogStreamSharedAcrossReloads(t *testing.T) {
 	dir := t.TempDir()
 	old := &LogStream{}
 	old.Dir = dir
-	provisionLogStream(t, old)
+	provision(t, old)
 	fresh := &LogStream{}
 	fresh.Dir = dir
 	fresh.QueueBytes = 4096 // per-client settings do not split the Service
-	provisionLogStream(t, fresh)
+	provision(t, fresh)
 	if old.handler.Service() != fresh.handler.Service() {
 		t.Fatal("two handlers for one directory got two services")
 	}
@@ -254,7 +242,7 @@ func TestLogStreamConcurrentFirstRequests(t *testing.T) {
 	}
 	h := &LogStream{}
 	h.Dir = dir
-	provisionLogStream(t, h)
+	provision(t, h)
 	defer h.Cleanup()
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	var wg sync.WaitGroup

@@ -270,21 +270,9 @@ var nextOK = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 	return nil
 })
 
-func provisionGuard(t *testing.T, g *InternalGuard) {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	if err := g.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Validate(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestInternalGuard(t *testing.T) {
 	g := new(InternalGuard)
-	provisionGuard(t, g)
+	provision(t, g)
 	for _, c := range []struct {
 		name, host string
 		mark       []string

@@ -24,16 +24,6 @@ import (
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
 )
 
-// provision runs m's Provision with a throwaway Caddy context.
-func provision(t *testing.T, m caddy.Provisioner) {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
-	t.Cleanup(cancel)
-	if err := m.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 var nextHandler = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusTeapot)
 	return nil

@@ -52,21 +52,8 @@ func newTestVastAuth(t *testing.T, mod func(*VastAuth)) *VastAuth {
 	if mod != nil {
 		mod(h)
 	}
-	provisionVastAuth(t, h)
+	provision(t, h)
 	return h
-}
-
-func provisionVastAuth(t *testing.T, h *VastAuth) {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		t.Fatalf("Provision: %v", err)
-	}
-	t.Cleanup(func() { _ = h.Cleanup() })
-	if err := h.Validate(); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
 }
 
 // served is what the app behind the handler received.
@@ -784,7 +771,7 @@ func TestVastAuthGeneratedToken(t *testing.T) {
 	t.Setenv("VA_TEST_EMPTY", "")
 	mk := func() *VastAuth {
 		h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_EMPTY}", "{env.VA_TEST_UNSET}"}, StateDir: dir}, CookieName: vaCookie}}
-		provisionVastAuth(t, h)
+		provision(t, h)
 		return h
 	}
 	h := mk()
@@ -858,7 +845,7 @@ func TestVastAuthReadsNoEnvironmentImplicitly(t *testing.T) {
 	t.Setenv("PORTAL_STATE_DIR", envState)
 	dir := t.TempDir()
 	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{StateDir: dir}}}
-	provisionVastAuth(t, h)
+	provision(t, h)
 	if h.cfg.Username != "vastai" || h.cfg.CookieName != "_auth_token" || h.cfg.Realm != "Instance Portal" {
 		t.Errorf("defaults: %+v", h.cfg)
 	}
@@ -876,7 +863,7 @@ func TestVastAuthReadsNoEnvironmentImplicitly(t *testing.T) {
 	// Named explicitly, placeholders work.
 	named := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.OPEN_BUTTON_TOKEN}"}, StateDir: t.TempDir()},
 		Username: "{env.WEB_USERNAME}", CookieName: "{env.VAST_CONTAINERLABEL}_auth_token"}}
-	provisionVastAuth(t, named)
+	provision(t, named)
 	if named.cfg.Username != "envuser" || named.cfg.CookieName != "C.7_auth_token" {
 		t.Errorf("placeholders: %+v", named.cfg)
 	}
@@ -1030,7 +1017,7 @@ func TestPortalTokenCommand(t *testing.T) {
 	}
 	// The handler, configured the way the adapter does, accepts it.
 	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_UNSET_1}"}, StateDir: dir}, CookieName: vaCookie}}
-	provisionVastAuth(t, h)
+	provision(t, h)
 	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+strings.TrimSpace(generated))); !res.app.called {
 		t.Errorf("the printed token is not the one the handler accepts: %d", res.status)
 	}
@@ -1056,7 +1043,7 @@ func TestPortalTokenAgreesWithModuleOnWhitespace(t *testing.T) {
 	}
 	printed := strings.TrimSuffix(b.String(), "\n")
 	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_WS_TOKEN}"}, StateDir: t.TempDir()}}}
-	provisionVastAuth(t, h)
+	provision(t, h)
 	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+printed)); !res.app.called {
 		t.Errorf("the module refuses the printed token %q: %d", printed, res.status)
 	}
