@@ -79,6 +79,18 @@ type signerServer struct {
 	query       atomic.Value
 }
 
+// signsWhenUp answers 502 while up is false, then a certificate from ca
+// for the CSR's key: a signer that is down for a while.
+func signsWhenUp(t *testing.T, ca *testCA, up *atomic.Bool) func(http.ResponseWriter, *x509.CertificateRequest) {
+	return func(w http.ResponseWriter, csr *x509.CertificateRequest) {
+		if !up.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		_, _ = w.Write(ca.issue(t, csr.PublicKey, testNow.Add(time.Hour)))
+	}
+}
+
 func startSigner(t *testing.T, answer func(w http.ResponseWriter, csr *x509.CertificateRequest)) *signerServer {
 	s := &signerServer{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -281,13 +293,7 @@ func TestEnsure(t *testing.T) {
 	t.Run("a self-signed fallback is retried on later boots, a bounded number of times", func(t *testing.T) {
 		f := newFixture(t)
 		var up atomic.Bool
-		s := startSigner(t, func(w http.ResponseWriter, csr *x509.CertificateRequest) {
-			if !up.Load() {
-				http.Error(w, "down", http.StatusBadGateway)
-				return
-			}
-			_, _ = w.Write(ca.issue(t, csr.PublicKey, testNow.Add(time.Hour)))
-		})
+		s := startSigner(t, signsWhenUp(t, ca, &up))
 		e := f.ensurer(s.URL)
 		e.Tries = 1
 		if res, err := e.Ensure(ctx); err != nil || res.Action != SelfSigned {
@@ -317,13 +323,7 @@ func TestEnsure(t *testing.T) {
 	t.Run("a self-signed fallback is replaced once the signer answers, with the same key", func(t *testing.T) {
 		f := newFixture(t)
 		var up atomic.Bool
-		s := startSigner(t, func(w http.ResponseWriter, csr *x509.CertificateRequest) {
-			if !up.Load() {
-				http.Error(w, "down", http.StatusBadGateway)
-				return
-			}
-			_, _ = w.Write(ca.issue(t, csr.PublicKey, testNow.Add(time.Hour)))
-		})
+		s := startSigner(t, signsWhenUp(t, ca, &up))
 		e := f.ensurer(s.URL)
 		e.Tries = 1
 		if _, err := e.Ensure(ctx); err != nil {
