@@ -110,16 +110,8 @@ http://127.0.0.1:$SB {
 }
 EOF
 
-# A clean environment for each side (see bench/proxy.sh).
-BASE_ENV=(env)
-while IFS= read -r v; do
-	case $v in
-	VAST_TCP_PORT_* | PORTAL_* | CADDY_* | ENABLE_* | AUTH_EXCLUDE | WEB_* | OPEN_BUTTON_TOKEN | VAST_CONTAINERLABEL | \
-		INSTANCE_CERT | INSTANCE_KEY | CF_TUNNEL_TOKEN | GOMAXPROCS | GOGC | GOMEMLIMIT | GODEBUG)
-		BASE_ENV+=(-u "$v")
-		;;
-	esac
-done < <(compgen -e)
+# A clean environment for each side (bench/lib.sh).
+bench_clean_env
 side_env() { # NAME -> array SIDE_ENV
 	mkdir -p "$BENCH_TMP/$1"/{config,data,log,state}
 	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data"

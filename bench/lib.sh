@@ -9,6 +9,7 @@
 #   bench_run OUT CMD...       # foreground command that a signal still stops
 #   bench_wait_url URL [SECONDS] [CURL ARGS...]
 #   bench_median 3 1 2         # -> 2
+#   bench_clean_env            # BASE_ENV: `env -u …` of what the portal reads
 #
 # Everything talks to 127.0.0.1 only. Binaries land in bench/bin/ (build
 # output, not tracked).
@@ -262,4 +263,22 @@ bench_prepare() {
 bench_port() {
 	bench_free_port
 	printf -v "$1" '%s' "$BENCH_PORT"
+}
+
+# bench_clean_env sets BASE_ENV to an `env` command line that unsets every
+# variable the adapter, vastauth and the Go runtime read, so that the
+# caller's environment cannot change the figures unseen (a VAST_TCP_PORT_*
+# left over would filter the exposed ports, a GOGC would move every number).
+# Prefix each side's command with "${BASE_ENV[@]}" plus its own settings.
+bench_clean_env() {
+	BASE_ENV=(env)
+	local v
+	while IFS= read -r v; do
+		case $v in
+		VAST_TCP_PORT_* | VAST_CONTAINERLABEL | PORTAL_* | CADDY_* | ENABLE_* | AUTH_EXCLUDE | WEB_* | \
+			OPEN_BUTTON_TOKEN | INSTANCE_CERT | INSTANCE_KEY | CF_TUNNEL_TOKEN | GOMAXPROCS | GOGC | GOMEMLIMIT | GODEBUG)
+			BASE_ENV+=(-u "$v")
+			;;
+		esac
+	done < <(compgen -e)
 }

@@ -97,17 +97,8 @@ if ((${#CADDY_PIN[@]})); then
 	PIN_NOTE="caddy on CPU 1 with GOMAXPROCS=1, logsload on CPU 0 with GOMAXPROCS=1"
 fi
 
-# A clean slate of the variables the adapter and the Go runtime read, so
-# that the caller's environment cannot change the figures unseen.
-BASE_ENV=(env)
-while IFS= read -r v; do
-	case $v in
-	VAST_TCP_PORT_* | PORTAL_* | CADDY_* | ENABLE_* | AUTH_EXCLUDE | WEB_* | OPEN_BUTTON_TOKEN | \
-		INSTANCE_CERT | INSTANCE_KEY | CF_TUNNEL_TOKEN | GOMAXPROCS | GOGC | GOMEMLIMIT | GODEBUG)
-		BASE_ENV+=(-u "$v")
-		;;
-	esac
-done < <(compgen -e)
+# A clean environment for each side (bench/lib.sh).
+bench_clean_env
 
 CADDY_PID=""
 # start_caddy NAME: a fresh portal with its own directories; sets CADDY_PID,

@@ -101,15 +101,7 @@ EOF
 # Environment of each side: a clean slate of the variables the adapter
 # reads (a VAST_TCP_PORT_* left in the caller's environment would filter
 # the exposed ports), every path in the temp dir, Caddy's autosave too.
-BASE_ENV=(env)
-while IFS= read -r v; do
-	case $v in
-	VAST_TCP_PORT_* | PORTAL_* | CADDY_* | ENABLE_* | AUTH_EXCLUDE | WEB_* | OPEN_BUTTON_TOKEN | \
-		INSTANCE_CERT | INSTANCE_KEY | CF_TUNNEL_TOKEN | GOMAXPROCS | GOGC | GOMEMLIMIT | GODEBUG)
-		BASE_ENV+=(-u "$v")
-		;;
-	esac
-done < <(compgen -e)
+bench_clean_env
 side_env() { # NAME -> array SIDE_ENV
 	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data")
 }
