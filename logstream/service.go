@@ -54,6 +54,10 @@ type Service struct {
 	hub       hub
 	ringBytes atomic.Int64 // all rings together
 	trimMu    sync.Mutex
+	// trimAsked is set by every caller that finds the budget exceeded, so
+	// that a pass already running does another one rather than missing
+	// bytes a skipped caller added behind it.
+	trimAsked atomic.Bool
 
 	mu      sync.Mutex
 	tailers map[string]*tailer
@@ -331,12 +335,27 @@ func (s *Service) addRingBytes(delta int) { s.ringBytes.Add(int64(delta)) }
 // than TotalRingBytes: each ring above its fair share (the budget divided
 // by the files followed) keeps its newest lines, 90% of that share, so
 // that the next few lines do not trigger another pass at once. One pass at
-// a time; the caller holds no tailer lock.
+// a time; a caller that finds one running leaves trimAsked set and the
+// runner passes again. The caller holds no tailer lock.
 func (s *Service) enforceRingBudget() {
-	if s.ringBytes.Load() <= int64(s.cfg.TotalRingBytes) || !s.trimMu.TryLock() {
-		return
+	for s.ringBytes.Load() > int64(s.cfg.TotalRingBytes) {
+		s.trimAsked.Store(true)
+		if !s.trimMu.TryLock() {
+			return // the runner sees trimAsked
+		}
+		for s.trimAsked.Swap(false) {
+			s.trimPass()
+		}
+		s.trimMu.Unlock()
+		// A caller that asked between the last Swap and Unlock found the
+		// lock held: the loop condition re-checks for it.
+		if !s.trimAsked.Load() {
+			return
+		}
 	}
-	defer s.trimMu.Unlock()
+}
+
+func (s *Service) trimPass() {
 	s.mu.Lock()
 	ts := make([]*tailer, 0, len(s.tailers))
 	for _, t := range s.tailers {
