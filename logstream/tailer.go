@@ -138,7 +138,9 @@ func (t *tailer) step() (gone bool) {
 		return true
 	}
 	replaced := err == nil && inode(pst) != t.ino
+	statSize := int64(-1)
 	if st, err := t.f.Stat(); err == nil {
+		statSize = st.Size()
 		// "Most recently written" is the file's own clock, not when it was
 		// read: all files are read at start.
 		t.wrote.Store(st.ModTime().UnixNano())
@@ -151,7 +153,13 @@ func (t *tailer) step() (gone bool) {
 		}
 	}
 	if !replaced {
-		if t.drain() {
+		more := t.drain()
+		if statSize >= 0 && t.off > statSize {
+			// Read past the size just stat'ed: written since, so now is
+			// when it was last written (the mtime stored above is older).
+			t.wrote.Store(time.Now().UnixNano())
+		}
+		if more {
 			t.poke() // more than one wake's worth: come back at once
 		}
 		return false
