@@ -215,7 +215,10 @@ func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 		t.Fatalf("after old cleanup: refs=%d ok=%v", refs, ok)
 	}
 	before := c.Sweeps()
-	time.Sleep(700 * time.Millisecond) // two intervals: the sampler must still run
+	// The sampler must still run: wait (bounded) for its next sweep.
+	for deadline := time.Now().Add(10 * time.Second); c.Sweeps() <= before && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if c.Sweeps() <= before {
 		t.Errorf("sampler stopped by the old config's cleanup")
 	}

@@ -179,17 +179,19 @@ func TestLogStreamServeHTTP(t *testing.T) {
 	// SSE through ServeHTTP: the snapshot arrives, then the stream ends
 	// cleanly (no error) when the client goes away.
 	ctx, cancel := context.WithCancel(context.Background())
-	rec = httptest.NewRecorder()
+	live := &lockedRecorder{rec: httptest.NewRecorder()}
 	done := make(chan error, 1)
 	go func() {
-		done <- h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/logs/stream?file=app.log", nil).WithContext(ctx), next)
+		done <- h.ServeHTTP(live, httptest.NewRequest("GET", "/api/logs/stream?file=app.log", nil).WithContext(ctx), next)
 	}()
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(live.body(), "hello") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("client disconnect reported as %v", err)
 	}
-	body := rec.Body.String()
+	body := live.body()
 	if !strings.HasPrefix(body, "retry: ") || !strings.Contains(body, `"lines":["hello &lt;b&gt;"]`) {
 		t.Fatalf("SSE body %q", body)
 	}
@@ -343,4 +345,38 @@ func TestLogStreamDocRoute(t *testing.T) {
 		return
 	}
 	t.Errorf("%s: the logstream route differs from logstreamRoute; run go test ./caddymodules -run LogStreamDocRoute -update", doc)
+}
+
+// lockedRecorder lets a test read what a streaming handler has written so
+// far while the handler is still writing (httptest.ResponseRecorder alone
+// is not safe for that).
+type lockedRecorder struct {
+	mu  sync.Mutex
+	rec *httptest.ResponseRecorder
+}
+
+func (l *lockedRecorder) Header() http.Header { return l.rec.Header() }
+
+func (l *lockedRecorder) WriteHeader(code int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rec.WriteHeader(code)
+}
+
+func (l *lockedRecorder) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec.Write(b)
+}
+
+func (l *lockedRecorder) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rec.Flush()
+}
+
+func (l *lockedRecorder) body() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rec.Body.String()
 }

@@ -81,7 +81,10 @@ func TestCollectorStuckSweepServesStale(t *testing.T) {
 	for time.Now().Before(deadline) {
 		t0 := time.Now()
 		s = c.Latest(context.Background())
-		if d := time.Since(t0); d > 10*time.Millisecond {
+		// Blocked would mean for good (the sweep is stuck until released);
+		// the bound only has to be far below that and above a loaded
+		// machine's scheduling delays.
+		if d := time.Since(t0); d > time.Second {
 			t.Fatalf("Latest blocked %v behind a stuck sweep", d)
 		}
 		if s.Snapshot.Stale {
@@ -96,9 +99,10 @@ func TestCollectorStuckSweepServesStale(t *testing.T) {
 	if err := json.Unmarshal(s.JSON(), &doc); err != nil || doc["stale"] != true {
 		t.Fatalf("stale JSON: %s", s.JSON())
 	}
+	stuckAt := gpu.sweeps.Load()
 	time.Sleep(100 * time.Millisecond) // several intervals while stuck
-	if n := gpu.sweeps.Load(); n != 2 {
-		t.Errorf("a stuck sweep must not be joined by new ones: %d sweeps started", n)
+	if n := gpu.sweeps.Load(); n != stuckAt {
+		t.Errorf("a stuck sweep must not be joined by new ones: %d sweeps started while stuck", n-stuckAt)
 	}
 	gpu.mu.Lock()
 	gpu.block = nil

@@ -220,7 +220,7 @@ func TestURLFromOutputWhenNoQuicktunnelEndpoint(t *testing.T) {
 }
 
 func TestURLPublishedOnlyWhenReady(t *testing.T) {
-	h := newHarness(t, map[string]string{"FAKE_CLOUDFLARED_READY_DELAY": "400ms"}, nil)
+	h := newHarness(t, map[string]string{"FAKE_CLOUDFLARED_READY_DELAY": "1500ms"}, nil)
 	if _, _, err := h.m.Create("http://localhost:18082"); err != nil {
 		t.Fatal(err)
 	}
