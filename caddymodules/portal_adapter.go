@@ -353,9 +353,9 @@ func fromCloudflared(header caddyhttp.MatchHeader, warns *[]caddyconfig.Warning)
 // proxyHandler proxies to the app, with the forwarded headers of the
 // contract. viaTunnel: the request came through a Cloudflare tunnel.
 func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings, viaTunnel bool) reverseproxy.Handler {
+	// X-Real-Ip is set by the front handler before this (hostguard.PrepareFront).
 	set := http.Header{
-		"Host":      {sp.App.Upstream()}, // the one upstream's host:port, as the app expects
-		"X-Real-Ip": {"{http.request.remote.host}"},
+		"Host": {sp.App.Upstream()}, // the one upstream's host:port, as the app expects
 	}
 	if viaTunnel {
 		set["X-Forwarded-Proto"] = []string{"https"}
@@ -374,11 +374,15 @@ func proxyHandler(sp portalconfig.ServerPlan, s *portalconfig.Settings, viaTunne
 		set["Host"] = []string{local}
 		set["Origin"] = []string{"http://" + local}
 	}
+	var request *headers.HeaderOps // none at all is cheaper than an empty one
+	if len(set) > 0 {
+		request = &headers.HeaderOps{Set: set}
+	}
 	return reverseproxy.Handler{
 		Upstreams:     reverseproxy.UpstreamPool{{Dial: sp.App.Upstream()}},
 		FlushInterval: caddy.Duration(s.FlushInterval),
 		Headers: &headers.Handler{
-			Request: &headers.HeaderOps{Set: set},
+			Request: request,
 			Response: &headers.RespHeaderOps{
 				// Only our own placeholder page may carry this marker.
 				HeaderOps: &headers.HeaderOps{Delete: []string{"X-Portal-Placeholder"}},

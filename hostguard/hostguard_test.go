@@ -114,14 +114,31 @@ func TestPrepareFront(t *testing.T) {
 			loopback: true,
 			want:     http.Header{"Cf-Visitor": {`{"scheme":"https"}`}, "Cf-Connecting-Ip": {"198.51.100.1"}},
 		},
+		{
+			name: "a client's X-Real-Ip is replaced by its address",
+			in:   http.Header{"X-Real-Ip": {"10.0.0.1"}},
+			want: http.Header{},
+		},
 	} {
-		remote := "198.51.100.9:5000"
+		remote, host := "198.51.100.9:5000", "198.51.100.9"
 		if c.loopback {
-			remote = "127.0.0.1:5000"
+			remote, host = "127.0.0.1:5000", "127.0.0.1"
 		}
+		c.want["X-Real-Ip"] = []string{host} // always the peer
 		PrepareFront(c.in, remote, c.mark)
 		if !reflect.DeepEqual(c.in, c.want) {
 			t.Errorf("%s:\n got %v\nwant %v", c.name, c.in, c.want)
+		}
+	}
+}
+
+func TestPeerHost(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:5000": "127.0.0.1", "[::1]:80": "::1", "198.51.100.9:1": "198.51.100.9",
+		"no-port": "no-port", "@": "@", "": "",
+	} {
+		if got := peerHost(addr); got != want {
+			t.Errorf("peerHost(%q) = %q, want %q", addr, got, want)
 		}
 	}
 }
