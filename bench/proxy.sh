@@ -7,7 +7,9 @@
 #   - proxy throughput: wrk req/s through ours (compression on, the default),
 #     ours with CADDY_ENABLE_COMPRESSION=false, and stock, interleaved in
 #     rotating order (A B C, C B A, ...) so that drift of a shared machine
-#     hits every side alike; medians and ratios ours/stock.
+#     hits every side alike; medians and ratios ours/stock;
+#   - with --baseline BIN, another build of ours (say the previous release)
+#     as a fourth side of the same rotation, same config and pinning.
 # See docs/bench-proxy.md for the method and the numbers.
 set -euo pipefail
 
@@ -22,6 +24,9 @@ usage: bench/proxy.sh [options]
   -r ROUNDS    interleaved throughput rounds (1-10, default 3; env BENCH_ROUNDS)
   -n STARTS    cold starts per binary (1-20, default 5; env BENCH_STARTS)
   -s BYTES     backend response body size (default 1024; env BENCH_BODY)
+  --baseline BIN
+               another build of our binary (e.g. the previous release) as a
+               fourth side, same config (env BENCH_BASELINE)
   --gzip       also run ours and stock with 'Accept-Encoding: gzip' (ours then
                compresses, stock does not): the price of compression
   --no-pin     do not pin CPUs (default: proxy on CPU 1 with GOMAXPROCS=1,
@@ -38,6 +43,7 @@ STARTS=${BENCH_STARTS:-5}
 BODY=${BENCH_BODY:-1024}
 PIN=${BENCH_PIN:-1}
 GZIP=0
+BASELINE=${BENCH_BASELINE:-}
 while (($#)); do
 	case $1 in
 	-d) DURATION=${2:?-d needs a value}; shift 2 ;;
@@ -46,6 +52,7 @@ while (($#)); do
 	-n) STARTS=${2:?-n needs a value}; shift 2 ;;
 	-s) BODY=${2:?-s needs a value}; shift 2 ;;
 	--gzip) GZIP=1; shift ;;
+	--baseline) BASELINE=${2:?--baseline needs a binary}; shift 2 ;;
 	--no-pin) PIN=0; shift ;;
 	--no-build) export BENCH_NO_BUILD=1; shift ;;
 	--keep) export BENCH_KEEP=1; shift ;;
@@ -59,6 +66,10 @@ bench_in_range connections "$CONNS" 1 1000
 bench_in_range rounds "$ROUNDS" 1 10
 bench_in_range starts "$STARTS" 1 20
 bench_in_range "body size" "$BODY" 0 16777216
+if [[ -n $BASELINE ]]; then
+	[[ -x $BASELINE ]] || bench_die "--baseline $BASELINE: not an executable file"
+	BASELINE=$(realpath "$BASELINE")
+fi
 
 bench_prepare "$PIN"
 
@@ -67,6 +78,7 @@ bench_port B1; bench_port B2; bench_port B3               # backends
 bench_port O1; bench_port O2; bench_port O3; bench_port OA      # ours (compression on), admin
 bench_port N1; bench_port N2; bench_port N3; bench_port NA      # ours, CADDY_ENABLE_COMPRESSION=false
 bench_port S1; bench_port S2; bench_port S3; bench_port SA      # stock, admin
+bench_port P1; bench_port P2; bench_port P3; bench_port PA      # --baseline build, admin
 
 app_yaml() { # NAME EXTERNAL INTERNAL
 	printf '  %s:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: %s\n' \
@@ -80,6 +92,7 @@ portal_yaml() { # EXT1 EXT2 EXT3
 }
 portal_yaml "$O1" "$O2" "$O3" >"$BENCH_TMP/ours.yaml"
 portal_yaml "$N1" "$N2" "$N3" >"$BENCH_TMP/ours-nocomp.yaml"
+portal_yaml "$P1" "$P2" "$P3" >"$BENCH_TMP/baseline.yaml"
 
 # Stock Caddy as a user would write it: nothing but the admin address (so
 # that two processes can run) and reverse_proxy to the same upstream names.
@@ -117,7 +130,7 @@ ours_env() { # NAME ADMIN COMPRESSION [AUTH TOKEN] -> array SIDE_ENV
 		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
 		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key")
 }
-mkdir -p "$BENCH_TMP"/{ours,ours-auth,ours-nocomp,stock}/{config,data,log,state}
+mkdir -p "$BENCH_TMP"/{ours,ours-auth,ours-nocomp,stock,baseline}/{config,data,log,state}
 
 OURS_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours.yaml")
 NOCOMP_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours-nocomp.yaml")
@@ -197,6 +210,13 @@ bench_start ours-nocomp "${PROXY_PIN[@]}" "${SIDE_ENV[@]}" GOMAXPROCS=1 "${NOCOM
 SIDE_PID[ours-nocomp]=$BENCH_LAST_PID
 bench_start stock "${PROXY_PIN[@]}" "${STOCK_ENV[@]}" GOMAXPROCS=1 "${STOCK_CMD[@]}"
 SIDE_PID[stock]=$BENCH_LAST_PID
+if [[ -n $BASELINE ]]; then
+	ours_env baseline "$PA" true
+	bench_start baseline "${PROXY_PIN[@]}" "${SIDE_ENV[@]}" GOMAXPROCS=1 \
+		"$BASELINE" run --adapter portal_yaml --config "$BENCH_TMP/baseline.yaml"
+	SIDE_PID[baseline]=$BENCH_LAST_PID
+	bench_wait_url "http://127.0.0.1:$P1/" 15
+fi
 SIDE_PID[ours-gzip]=${SIDE_PID[ours]}
 SIDE_PID[stock-gzip]=${SIDE_PID[stock]}
 for p in "$O1" "$N1" "$S1"; do bench_wait_url "http://127.0.0.1:$p/" 15; done
@@ -238,8 +258,9 @@ run_wrk() {
 
 # Sides of the rotation: label, port, extra wrk arguments.
 SIDES=("ours" "ours-nocomp" "stock")
-declare -A SIDE_PORT=([ours]=$O1 [ours-nocomp]=$N1 [stock]=$S1 [ours-gzip]=$O1 [stock-gzip]=$S1)
+declare -A SIDE_PORT=([ours]=$O1 [ours-nocomp]=$N1 [stock]=$S1 [ours-gzip]=$O1 [stock-gzip]=$S1 [baseline]=$P1)
 declare -A SIDE_ARGS=([ours-gzip]="Accept-Encoding: gzip" [stock-gzip]="Accept-Encoding: gzip")
+if [[ -n $BASELINE ]]; then SIDES+=("baseline"); fi
 if ((GZIP)); then SIDES+=("ours-gzip" "stock-gzip"); fi
 declare -A RPS P99 CPU
 
@@ -317,6 +338,11 @@ printf '%-48s %12s %12s %8s  %s\n' "req/s, median (compression on)" \
 	"${MED[ours]}" "${MED[stock]}" "$tp_ratio" ">= 0.95: $(verdict "$tp_ok")"
 printf '%-48s %12s %12s %8s\n' "req/s, median (CADDY_ENABLE_COMPRESSION=false)" \
 	"${MED[ours-nocomp]}" "${MED[stock]}" "$(bench_ratio "${MED[ours-nocomp]}" "${MED[stock]}")"
+if [[ -n $BASELINE ]]; then
+	printf '%-48s %12s %12s %8s  %s\n' "req/s, median, --baseline build" \
+		"${MED[baseline]}" "${MED[stock]}" "$(bench_ratio "${MED[baseline]}" "${MED[stock]}")" \
+		"ours/baseline $(bench_ratio "${MED[ours]}" "${MED[baseline]}")"
+fi
 if ((GZIP)); then
 	printf '%-48s %12s %12s %8s\n' "req/s, median, Accept-Encoding: gzip" \
 		"${MED[ours-gzip]}" "${MED[stock-gzip]}" "$(bench_ratio "${MED[ours-gzip]}" "${MED[stock-gzip]}")"
@@ -325,6 +351,11 @@ printf '%-48s %9s us %9s us %8s\n' "proxy CPU per request, median" \
 	"${CPUMED[ours]}" "${CPUMED[stock]}" "$(bench_ratio "${CPUMED[ours]}" "${CPUMED[stock]}")"
 printf '%-48s %9s us %9s us %8s\n' "proxy CPU per request, median, compression off" \
 	"${CPUMED[ours-nocomp]}" "${CPUMED[stock]}" "$(bench_ratio "${CPUMED[ours-nocomp]}" "${CPUMED[stock]}")"
+if [[ -n $BASELINE ]]; then
+	printf '%-48s %9s us %9s us %8s\n' "proxy CPU per request, median, --baseline build" \
+		"${CPUMED[baseline]}" "${CPUMED[stock]}" "$(bench_ratio "${CPUMED[baseline]}" "${CPUMED[stock]}")"
+	echo "baseline build: $BASELINE"
+fi
 printf '%-48s %12s %12s\n' "p99 latency, worst run" "$(worst_p99 ours)" "$(worst_p99 stock)"
 echo
 for side in "${SIDES[@]}"; do
