@@ -312,6 +312,20 @@ func (s *Service) forget(t *tailer) {
 	}
 }
 
+// refollow follows name again if a file of that name exists after its
+// tailer found the path gone and was forgotten: a file created in between
+// (rename away, recreate) had its inotify events delivered to the tailer
+// that was leaving, and no later event may come. An event after forget
+// follows the file by itself; follow is idempotent either way.
+func (s *Service) refollow(name string) {
+	if st, err := os.Lstat(filepath.Join(s.dir, name)); err != nil || !st.Mode().IsRegular() {
+		return
+	}
+	if t := s.follow(name, byWrite); t != nil {
+		t.poke()
+	}
+}
+
 func (s *Service) tailer(name string) *tailer {
 	s.mu.Lock()
 	defer s.mu.Unlock()

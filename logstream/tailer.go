@@ -90,6 +90,7 @@ func (t *tailer) run(done <-chan struct{}, poll time.Duration) {
 	for {
 		if t.step() {
 			t.svc.forget(t)
+			t.svc.refollow(t.name)
 			return
 		}
 		select {
