@@ -81,7 +81,7 @@ func TestGPUMetricsWithoutGPU(t *testing.T) {
 	if !strings.Contains(cfg, `"handler":"gpu_metrics"`) || !strings.Contains(cfg, `"format":"prometheus"`) {
 		t.Errorf("admin config lacks the gpu_metrics handlers")
 	}
-	if out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force"); err != nil {
+	if out, err := p.Reload("--force"); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
 	check("after reload")

@@ -326,7 +326,7 @@ func TestConnectionFloodLeavesHealthAndOthersAnswering(t *testing.T) {
 
 	// Many addresses, a few each: capped in total below the descriptor
 	// limit, which the running process reads again on a reload.
-	if out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force"); err != nil {
+	if out, err := p.Reload("--force"); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
 	waitStatus(t, nil, appURL, 200)

@@ -239,6 +239,17 @@ func (p *Portal) Caddy(args ...string) (string, error) {
 	return string(out), err
 }
 
+// Reload runs `caddy reload` of the portal's config (with extra arguments
+// such as --force). The old servers close their idle keep-alive
+// connections; Go's client does not retry a POST on such a connection (a
+// browser does), so the shared transport's idle connections go too.
+func (p *Portal) Reload(extra ...string) (string, error) {
+	p.t.Helper()
+	out, err := p.Caddy(append([]string{"reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr}, extra...)...)
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	return out, err
+}
+
 // AdminConfig returns the running config as served by the admin API.
 func (p *Portal) AdminConfig() string {
 	p.t.Helper()

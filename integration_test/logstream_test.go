@@ -208,7 +208,7 @@ func TestLogStreamSurvivesReload(t *testing.T) {
 	}
 	reload := func() {
 		t.Helper()
-		if out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force"); err != nil {
+		if out, err := p.Reload("--force"); err != nil {
 			t.Fatalf("reload: %v\n%s", err, out)
 		}
 	}

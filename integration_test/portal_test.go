@@ -330,7 +330,7 @@ func TestReloadWithBrokenFileKeepsRunningConfig(t *testing.T) {
 	if err := os.WriteFile(p.ConfigPath, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr)
+	out, err := p.Reload()
 	if err == nil || !strings.Contains(out, `portal.yaml:10: app \"Bad\": external_port: \"99999\": port 99999 outside 1-65535`) {
 		t.Fatalf("broken reload: err=%v, output:\n%s", err, out)
 	}
@@ -340,7 +340,7 @@ func TestReloadWithBrokenFileKeepsRunningConfig(t *testing.T) {
 	if err := os.WriteFile(p.ConfigPath, []byte(good), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr); err != nil {
+	if out, err := p.Reload(); err != nil {
 		t.Fatalf("good reload: %v\n%s", err, out)
 	}
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", ext2), 200)

@@ -294,7 +294,7 @@ func TestTunnelsDefaultPerAppSurviveCrashAndReload(t *testing.T) {
 	}
 
 	// caddy reload with the same portal.yaml: same processes, same URLs.
-	if out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force"); err != nil {
+	if out, err := p.Reload("--force"); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
 	time.Sleep(300 * time.Millisecond)

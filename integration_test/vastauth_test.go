@@ -305,7 +305,7 @@ func TestVastAuthLimiterSurvivesReloadThroughBinary(t *testing.T) {
 	if r := vaDo(t, "GET", base+"/"); r.StatusCode != 401 {
 		t.Errorf("no credentials while limited: %s, want the prompt", r.Status)
 	}
-	out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force")
+	out, err := p.Reload("--force")
 	if err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
@@ -545,7 +545,7 @@ func TestVastAuthHandoffThroughBinary(t *testing.T) {
 	if r := open(spent); r.StatusCode != 302 {
 		t.Fatalf("redeem before reload: %s", r.Status)
 	}
-	out, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force")
+	out, err := p.Reload("--force")
 	if err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
@@ -554,7 +554,7 @@ func TestVastAuthHandoffThroughBinary(t *testing.T) {
 	}
 	// A token issued before the reload and unused still works after it.
 	pending := issue()
-	if _, err := p.Caddy("reload", "--adapter", "portal_yaml", "--config", p.ConfigPath, "--address", p.AdminAddr, "--force"); err != nil {
+	if _, err := p.Reload("--force"); err != nil {
 		t.Fatal(err)
 	}
 	if r := open(pending); r.StatusCode != 302 {
