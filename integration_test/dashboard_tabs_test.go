@@ -69,7 +69,8 @@ func (b *dashboardBrowser) screenshotTabs(prefix string) {
 // Retry (cloudflared missing), then running after Retry once it is
 // installed, Copy, Refresh, Stop; in the Logs tab search with next/previous
 // (including a match older than the lines on screen), pause and resume with
-// the lines counted meanwhile, and Copy of the lines shown.
+// the lines counted meanwhile, Copy of the lines shown, and a pause that
+// holds more lines than the page keeps (Resume restarts the stream).
 func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	skipShort(t)
 	b := startChromium(t)
@@ -230,6 +231,41 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	if got, want := evalJS[string](b, `window.__copied`), "bravo one\nNEEDLE in b\nwhile paused 1\nwhile paused 2\nwhile paused 3\n"; got != want {
 		t.Errorf("copied %q, want %q", got, want)
 	}
+
+	// Paused past what the page keeps (6000 lines): Resume starts the
+	// stream again, and the page shows the newest lines once each, then
+	// goes on live. The test counts the page's WebSocket handshakes.
+	evalJS[bool](b, `(() => {
+		const W = window.WebSocket;
+		window.__ws = 0;
+		window.WebSocket = function (...a) { window.__ws++; return new W(...a); };
+		window.WebSocket.prototype = W.prototype;
+		return true;
+	})()`)
+	b.do("pausing again", chromedp.Click(`#log-pause`))
+	var held strings.Builder
+	for i := range 7000 {
+		fmt.Fprintf(&held, "held %d\n", i)
+	}
+	appendFile(t, filepath.Join(logDir, "b.log"), held.String())
+	b.waitJS("7000 lines counted", `document.getElementById('log-pause').textContent === 'Resume · 7000 new'`)
+	b.do("resuming", chromedp.Click(`#log-pause`))
+	b.waitJS("the newest held line shown", `document.getElementById('log').lastElementChild?.textContent.endsWith('held 6999') && document.getElementById('log-pause').textContent === 'Pause'`)
+	if n := evalJS[int](b, `window.__ws`); n != 1 {
+		t.Errorf("%d WebSocket handshakes on Resume after an overflow, want 1 (the stream started again)", n)
+	}
+	if dup := evalJS[string](b, `(() => {
+		const seen = new Set();
+		for (const el of document.querySelectorAll('#log .ln')) {
+			if (seen.has(el.textContent)) return el.textContent;
+			seen.add(el.textContent);
+		}
+		return '';
+	})()`); dup != "" {
+		t.Errorf("a line shown twice after the overflow: %q", dup)
+	}
+	appendFile(t, filepath.Join(logDir, "b.log"), "after the overflow\n")
+	b.waitJS("live again", `document.getElementById('log').lastElementChild?.textContent.endsWith('after the overflow')`)
 
 	if probs := b.problems(); len(probs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))

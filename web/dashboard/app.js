@@ -1495,7 +1495,12 @@
   const MAX_DOM_LINES = 2000;  // lines kept in the page
   const MAX_MODEL_LINES = 6000; // lines kept in memory across files
   const REOPEN_KEEP = 64;      // final lines per file an update may reopen
-  const MAX_PAUSED_EVENTS = 20000; // events held while paused; beyond, resync on resume
+  // While paused, events are held to replay on Resume, up to these bounds;
+  // beyond, Resume starts the stream again instead (its snapshots bring
+  // every file's recent lines). Lines past MAX_MODEL_LINES would be dropped
+  // on replay anyway.
+  const MAX_PAUSED_EVENTS = 20000;
+  const MAX_PAUSED_LINES = MAX_MODEL_LINES;
 
   // The model: entries in arrival order, each {file, html, live, dead, el,
   // text}; per file, its last final entries (an update may reopen a few)
@@ -1928,7 +1933,7 @@
         if (ev && ev.type === 'append' && Array.isArray(ev.lines)) logs.queuedLines += ev.lines.length;
         if (!logs.overflow) logs.queue.push(ev);
       }
-      if (logs.queue.length > MAX_PAUSED_EVENTS) { logs.queue = []; logs.overflow = true; }
+      if (logs.queue.length > MAX_PAUSED_EVENTS || logs.queuedLines > MAX_PAUSED_LINES) { logs.queue = []; logs.overflow = true; }
       renderPause();
       return;
     }
