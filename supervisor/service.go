@@ -206,15 +206,25 @@ func (s *Service) Start(ctx context.Context, name string) (Process, error) {
 	})
 }
 
-// Stop stops the program, waiting until it has stopped. A protected
-// program is refused with ErrProtected.
-func (s *Service) Stop(ctx context.Context, name string) (Process, error) {
+// resolveUnprotected resolves name for a call that may stop the program:
+// a protected one is returned with ErrProtected.
+func (s *Service) resolveUnprotected(ctx context.Context, name string) (Process, error) {
 	p, err := s.Resolve(ctx, name)
 	if err != nil {
 		return Process{}, err
 	}
 	if p.Protected {
 		return p, fmt.Errorf("%w: %s", ErrProtected, p.ProtectedReason)
+	}
+	return p, nil
+}
+
+// Stop stops the program, waiting until it has stopped. A protected
+// program is refused with ErrProtected.
+func (s *Service) Stop(ctx context.Context, name string) (Process, error) {
+	p, err := s.resolveUnprotected(ctx, name)
+	if err != nil {
+		return p, err
 	}
 	return s.change(ctx, p, func(ctx context.Context) error {
 		return s.client.StopProcess(ctx, p.ID, true)
@@ -225,12 +235,9 @@ func (s *Service) Stop(ctx context.Context, name string) (Process, error) {
 // and starts it again, waiting for both. A protected program is refused
 // with ErrProtected.
 func (s *Service) Restart(ctx context.Context, name string) (Process, error) {
-	p, err := s.Resolve(ctx, name)
+	p, err := s.resolveUnprotected(ctx, name)
 	if err != nil {
-		return Process{}, err
-	}
-	if p.Protected {
-		return p, fmt.Errorf("%w: %s", ErrProtected, p.ProtectedReason)
+		return p, err
 	}
 	return s.change(ctx, p, func(ctx context.Context) error {
 		switch p.State {
