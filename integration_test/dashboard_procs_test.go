@@ -289,6 +289,7 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 	}
 	b.screenshot("logs-truecolor.png")
 
+	b.checkThemes()
 	b.screenshotTabs("tab")
 
 	// The SSH dialog: one runnable command and what to open after it.

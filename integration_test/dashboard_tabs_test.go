@@ -48,6 +48,38 @@ func (b *dashboardBrowser) stubClipboard() {
 	})()`)
 }
 
+// checkThemes checks the page's background under each system scheme and
+// each theme a user can pick: the pick wins, the system's scheme decides
+// otherwise. The page's own pick is put back after.
+func (b *dashboardBrowser) checkThemes() {
+	b.t.Helper()
+	bg := map[string]string{"light": "rgb(243, 245, 248)", "dark": "rgb(10, 14, 19)"}
+	picked := evalJS[string](b, `document.documentElement.getAttribute('data-theme') || ''`)
+	for _, system := range []string{"light", "dark"} {
+		b.setColorScheme(system)
+		b.waitJS("the system's "+system+" scheme", fmt.Sprintf(`matchMedia('(prefers-color-scheme: %s)').matches`, system))
+		for _, pick := range []string{"", "light", "dark"} {
+			want := bg[system]
+			if pick != "" {
+				want = bg[pick]
+			}
+			got := evalJS[string](b, fmt.Sprintf(`(() => {
+				const r = document.documentElement;
+				if (%[1]q) r.setAttribute('data-theme', %[1]q); else r.removeAttribute('data-theme');
+				return getComputedStyle(document.body).backgroundColor;
+			})()`, pick))
+			if got != want {
+				b.t.Errorf("system %s, picked %q: background %s, want %s", system, pick, got, want)
+			}
+		}
+	}
+	evalJS[bool](b, fmt.Sprintf(`(() => {
+		if (%[1]q) document.documentElement.setAttribute('data-theme', %[1]q); else document.documentElement.removeAttribute('data-theme');
+		return true;
+	})()`, picked))
+	b.setColorScheme("light")
+}
+
 // screenshotTabs shoots every tab in the light and the dark theme.
 func (b *dashboardBrowser) screenshotTabs(prefix string) {
 	b.t.Helper()
