@@ -315,6 +315,11 @@ func TestDockerfileStatic(t *testing.T) {
 			t.Errorf("Dockerfile: %s: no %q", what, needle)
 		}
 	}
+	for _, arch := range []string{"AMD64", "ARM64"} {
+		if !regexp.MustCompile(`(?m)^ARG CLOUDFLARED_SHA256_` + arch + `=[0-9a-f]{64}$`).MatchString(df) {
+			t.Errorf("Dockerfile: no pinned sha256 for cloudflared on %s", arch)
+		}
+	}
 	scripts, _ := filepath.Glob(filepath.Join(repo, "rootfs/opt/*/*.sh"))
 	more, _ := filepath.Glob(filepath.Join(repo, "rootfs/opt/*/*/*.sh"))
 	for _, s := range append(scripts, more...) {
