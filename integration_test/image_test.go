@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +29,8 @@ const dockerDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 // are added, /etc/hosts is written as Docker writes it, and the real
 // entrypoint runs as PID 1 of a private pid and mount namespace. The portal
 // must serve, `supervisorctl restart caddy` (run inside the root, as over
-// SSH) must work, and SIGTERM must stop everything. The root is cached
+// SSH) must work, cron must run, Syncthing must run as the non-root user
+// with its GUI served through the portal, and SIGTERM must stop everything. The root is cached
 // under the user cache dir, keyed by the package list and the apt sources.
 func TestImageBoot(t *testing.T) {
 	skipShort(t)
@@ -110,8 +113,14 @@ func TestImageBoot(t *testing.T) {
 	mustWrite(t, filepath.Join(root, "root/.ssh/authorized_keys"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIImageTestKey test@image\n", 0o600)
 
 	portalExt, portalInt := freePort(t), freePort(t)
+	syncExt, syncInt := freePort(t), freePort(t)
+	token := randomSecret(t, "image-")
 	mark := fmt.Sprintf("image-%d-%d", os.Getpid(), time.Now().UnixNano())
-	vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal", portalExt, portalInt)
+	vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal|localhost:%d:%d:/:Syncthing", portalExt, portalInt, syncExt, syncInt)
+	// Syncthing refuses a foreign Host; the image sets this to its default
+	// internal port, and a template that moves the port moves this too.
+	vars["CADDY_HEADER_UP_LOCALHOST"] = strconv.Itoa(syncInt)
+	vars["OPEN_BUTTON_TOKEN"] = token
 	vars["PORTAL_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	vars["PORTAL_DEFAULT_TUNNELS"] = "false"
 	vars["INSTANCE_CERT_SIGNER_URL"] = "off" // no console from here
@@ -147,6 +156,44 @@ func TestImageBoot(t *testing.T) {
 		t.Fatalf("supervisorctl restart caddy: %s", got)
 	}
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+
+	// The image's own programs: cron, and Syncthing (installed from the
+	// Dockerfile's package list) as the non-root user, its GUI through
+	// the portal with the instance's token.
+	if st := ctl("status", "cron"); !strings.Contains(st, "RUNNING") {
+		t.Errorf("cron: %s", st)
+	}
+	var gui string
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", syncExt), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(b), "Syncthing") {
+				break
+			}
+			gui = fmt.Sprintf("%s %.300s", resp.Status, b)
+		} else {
+			gui = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Syncthing's GUI through the portal: last answer %s\n%s", gui, ctl("status"))
+		}
+	}
+	found := 0
+	for pid, args := range markedProcs(mark) {
+		if strings.Contains(args, "syncthing serve") {
+			found++
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if !regexp.MustCompile(`(?m)^Uid:\s+1001\s`).Match(status) {
+				t.Errorf("Syncthing (pid %d) does not run as user (uid 1001):\n%s", pid, status)
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no Syncthing process found")
+	}
 
 	// The boot's other steps, seen from outside.
 	if keys, err := os.ReadFile(filepath.Join(root, "home/user/.ssh/authorized_keys")); err != nil || !strings.Contains(string(keys), "ImageTestKey") {
