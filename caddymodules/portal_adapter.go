@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/instanceportal/portal/hostguard"
 	"github.com/instanceportal/portal/portalconfig"
 )
 
@@ -323,7 +324,11 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 	// one more route in front (every route is a layer each request crosses;
 	// bench/proxy.sh). Caddy sets X-Forwarded-Proto to our own scheme itself.
 	proxyRoute := func(viaTunnel bool) caddyhttp.Route {
-		handlers := []json.RawMessage{portalFrontHandler(sp.App.IsPortal(), warns)}
+		handlers := []json.RawMessage{portalFrontHandler(hostguard.FrontConfig{
+			MarkInternal: sp.App.IsPortal(),
+			// encode already holds the headers back until the body.
+			HoldHeaderFlush: !s.Compression && s.FlushInterval < 0,
+		}, warns)}
 		if s.Compression {
 			handlers = append(handlers, caddyconfig.JSONModuleObject(encode.Encode{
 				EncodingsRaw: caddy.ModuleMap{"zstd": json.RawMessage("{}"), "gzip": json.RawMessage("{}")},

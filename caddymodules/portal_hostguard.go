@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/headerflush"
 	"github.com/instanceportal/portal/hostguard"
 )
 
@@ -30,11 +31,13 @@ func init() {
 // the Cloudflare headers of a peer that is not our cloudflared. On the
 // Instance Portal entry (mark_internal) it marks each request, after
 // vastauth passed it, with the process's front secret, so that the
-// internal server admits it whatever its Host (package hostguard).
+// internal server admits it whatever its Host (package hostguard). With
+// hold_header_flush, a known-length response's headers wait for its body
+// rather than being flushed alone (package headerflush).
 //
 // Caddyfile:
 //
-//	portal_front [mark_internal]
+//	portal_front [mark_internal] [hold_header_flush]
 type PortalFront struct {
 	hostguard.FrontConfig
 }
@@ -46,6 +49,9 @@ func (PortalFront) CaddyModule() caddy.ModuleInfo {
 
 func (f *PortalFront) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	hostguard.PrepareFront(r.Header, r.RemoteAddr, f.MarkInternal)
+	if f.HoldHeaderFlush {
+		w = &headerflush.Writer{ResponseWriter: w}
+	}
 	return next.ServeHTTP(w, r)
 }
 
@@ -55,15 +61,18 @@ func parsePortalFrontCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHand
 	return f, err
 }
 
-// UnmarshalCaddyfile reads `portal_front [mark_internal]`.
+// UnmarshalCaddyfile reads `portal_front [mark_internal] [hold_header_flush]`.
 func (f *PortalFront) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the directive
-	args := d.RemainingArgs()
-	switch {
-	case len(args) == 1 && args[0] == "mark_internal":
-		f.MarkInternal = true
-	case len(args) != 0:
-		return d.Errf("portal_front: want no argument or mark_internal, got %q", args)
+	for _, arg := range d.RemainingArgs() {
+		switch {
+		case arg == "mark_internal" && !f.MarkInternal:
+			f.MarkInternal = true
+		case arg == "hold_header_flush" && !f.HoldHeaderFlush:
+			f.HoldHeaderFlush = true
+		default:
+			return d.Errf("portal_front: want mark_internal and/or hold_header_flush, got %q", arg)
+		}
 	}
 	if d.NextBlock(0) {
 		return d.Errf("portal_front: takes no block")
@@ -157,10 +166,9 @@ func internalGuardRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
 	}}
 }
 
-// portalFrontHandler is the front handler of an app port; markInternal on
-// the Instance Portal entry's.
-func portalFrontHandler(markInternal bool, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(hostguard.FrontConfig{MarkInternal: markInternal}, "handler", "portal_front", warns)
+// portalFrontHandler is the front handler of an app port.
+func portalFrontHandler(front hostguard.FrontConfig, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(front, "handler", "portal_front", warns)
 }
 
 // Interface guards

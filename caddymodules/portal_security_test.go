@@ -342,8 +342,12 @@ func TestPortalFrontHandler(t *testing.T) {
 
 func TestHostGuardCaddyfile(t *testing.T) {
 	var f PortalFront
-	if err := f.UnmarshalCaddyfile(caddyfile.NewTestDispenser("portal_front mark_internal")); err != nil || !f.MarkInternal {
+	if err := f.UnmarshalCaddyfile(caddyfile.NewTestDispenser("portal_front mark_internal")); err != nil || !f.MarkInternal || f.HoldHeaderFlush {
 		t.Errorf("portal_front mark_internal: %v %+v", err, f)
+	}
+	f = PortalFront{}
+	if err := f.UnmarshalCaddyfile(caddyfile.NewTestDispenser("portal_front hold_header_flush mark_internal")); err != nil || !f.MarkInternal || !f.HoldHeaderFlush {
+		t.Errorf("portal_front hold_header_flush mark_internal: %v %+v", err, f)
 	}
 	var g InternalGuard
 	if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser("portal_internal_guard {\n hosts localhost myhost\n}")); err != nil ||
@@ -351,7 +355,8 @@ func TestHostGuardCaddyfile(t *testing.T) {
 		t.Errorf("portal_internal_guard: %v %+v", err, g)
 	}
 	for in, want := range map[string]string{
-		"portal_front yes":                                      `portal_front: want no argument or mark_internal, got ["yes"]`,
+		"portal_front yes":                                      `portal_front: want mark_internal and/or hold_header_flush, got "yes"`,
+		"portal_front mark_internal mark_internal":              `portal_front: want mark_internal and/or hold_header_flush, got "mark_internal"`,
 		"portal_front {\n mark_internal\n}":                     "portal_front: takes no block",
 		"portal_internal_guard x":                               "wrong argument count",
 		"portal_internal_guard {\n bogus 1\n}":                  `portal_internal_guard: unrecognized option "bogus"`,

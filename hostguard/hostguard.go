@@ -127,6 +127,12 @@ type FrontConfig struct {
 	// upstream is the internal server: each request it forwards, having
 	// passed vastauth, carries the front secret. Default: false.
 	MarkInternal bool `json:"mark_internal,omitempty"`
+	// HoldHeaderFlush lets a flush that would send a known-length
+	// response's headers on their own wait for its first body bytes
+	// (package headerflush). The adapter sets it where reverse_proxy
+	// flushes at once and no encode handler already does the same: one
+	// write per small response instead of two. Default: false.
+	HoldHeaderFlush bool `json:"hold_header_flush,omitempty"`
 }
 
 // cloudflaredHeaders are set by our own cloudflared, which connects from
