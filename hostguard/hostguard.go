@@ -149,7 +149,8 @@ var cloudflaredHeaders = []string{"Cf-Visitor", "Cf-Connecting-Ip"}
 // unless the peer (remoteAddr, "ip:port") is loopback: our cloudflared.
 // X-Real-Ip is set to the peer's address, as the reference's
 // `header_up X-Real-IP {remote_host}` did; here rather than as a header op
-// of the proxy, where the placeholder costs about a microsecond a request.
+// of the proxy, where the placeholder costs 0.3 µs and 3 allocations a
+// request (BenchmarkRealIP in caddymodules).
 // It runs on every proxied request, so it does no work a request does not
 // call for.
 func PrepareFront(h http.Header, remoteAddr string, mark bool) {
@@ -213,8 +214,6 @@ func dropH2C(h http.Header) {
 	h["Upgrade"] = keep
 }
 
-// peerLoopback reports whether remoteAddr (an http.Request's RemoteAddr,
-// "ip:port") is a loopback address.
 // peerHost is the host part of "host:port" (all of it when there is no
 // port), as Caddy's {http.request.remote.host} gives it.
 func peerHost(remoteAddr string) string {
@@ -224,6 +223,8 @@ func peerHost(remoteAddr string) string {
 	return remoteAddr
 }
 
+// peerLoopback reports whether remoteAddr (an http.Request's RemoteAddr,
+// "ip:port") is a loopback address.
 func peerLoopback(remoteAddr string) bool {
 	ap, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
