@@ -1,12 +1,15 @@
 package integration_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestFlushAtOnceWithCompressionOff: with compression off and the default
@@ -14,8 +17,10 @@ import (
 // response's bare headers (package headerflush). What flushing at once is
 // for still holds, through the real binary: a stream's headers reach the
 // client before its first event, and each part of a known-length body
-// reaches it as the app writes it. Each backend waits for the test to say
-// it received the previous step (or 10 s, which fails the test).
+// reaches it as the app writes it, and a WebSocket upgrade passes (the
+// proxy hijacks the connection through the front's writer). Each backend
+// waits for the test to say it received the previous step (or 10 s, which
+// fails the test).
 func TestFlushAtOnceWithCompressionOff(t *testing.T) {
 	step := make(chan struct{}, 1) // buffered: a send never blocks when the backend gave up
 	waited := make(chan bool, 2)   // true: the test answered, false: timed out
@@ -35,6 +40,16 @@ func TestFlushAtOnceWithCompressionOff(t *testing.T) {
 			http.NewResponseController(w).Flush()
 			wait()
 			fmt.Fprint(w, "data: one\n\n")
+		case "/ws": // a WebSocket echo: the proxy hijacks through the front's writer
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			typ, msg, err := c.Read(r.Context())
+			if err == nil {
+				_ = c.Write(r.Context(), typ, msg)
+			}
 		case "/file": // known length, written in two parts
 			w.Header().Set("Content-Length", "10")
 			io.WriteString(w, "first")
@@ -82,4 +97,18 @@ func TestFlushAtOnceWithCompressionOff(t *testing.T) {
 		t.Errorf("rest %q", rest)
 	}
 	resp.Body.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://127.0.0.1:"+strconv.Itoa(ext)+"/ws", nil)
+	if err != nil {
+		t.Fatalf("WebSocket through the front: %v", err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte("echo me")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.Read(ctx); err != nil || string(msg) != "echo me" {
+		t.Errorf("WebSocket echo: %q %v", msg, err)
+	}
 }
