@@ -25,7 +25,8 @@ func (b *dashboardBrowser) openTab(tab string) {
 	b.waitJS("the "+tab+" view", fmt.Sprintf(`!document.getElementById('view-%s').hidden`, tab))
 }
 
-// setColorScheme makes the page see prefers-color-scheme: light or dark.
+// setColorScheme makes the page see prefers-color-scheme: light or dark,
+// and waits until it does.
 func (b *dashboardBrowser) setColorScheme(scheme string) {
 	b.t.Helper()
 	b.do("emulating "+scheme, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -34,6 +35,7 @@ func (b *dashboardBrowser) setColorScheme(scheme string) {
 		})
 		return err
 	}))
+	b.waitJS("the "+scheme+" scheme", fmt.Sprintf(`matchMedia('(prefers-color-scheme: %s)').matches`, scheme))
 }
 
 // stubClipboard replaces the Clipboard API's writeText with one that keeps
@@ -57,7 +59,6 @@ func (b *dashboardBrowser) checkThemes() {
 	picked := evalJS[string](b, `document.documentElement.getAttribute('data-theme') || ''`)
 	for _, system := range []string{"light", "dark"} {
 		b.setColorScheme(system)
-		b.waitJS("the system's "+system+" scheme", fmt.Sprintf(`matchMedia('(prefers-color-scheme: %s)').matches`, system))
 		for _, pick := range []string{"", "light", "dark"} {
 			want := bg[system]
 			if pick != "" {
@@ -87,7 +88,6 @@ func (b *dashboardBrowser) screenshotTabs(prefix string) {
 		b.setColorScheme(scheme)
 		for _, tab := range []string{"overview", "processes", "tunnels", "logs", "help"} {
 			b.openTab(tab)
-			b.waitJS("the "+scheme+" theme", fmt.Sprintf(`matchMedia('(prefers-color-scheme: %s)').matches`, scheme))
 			time.Sleep(150 * time.Millisecond) // let the tab's first poll draw
 			b.screenshot(fmt.Sprintf("%s-%s-%s.png", prefix, tab, scheme))
 		}

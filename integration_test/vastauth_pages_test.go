@@ -1,70 +1,14 @@
 package integration_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 )
-
-// vastauthColorScheme makes the page see prefers-color-scheme: light or dark.
-func vastauthColorScheme(b *dashboardBrowser, scheme string) {
-	b.t.Helper()
-	b.do("emulating "+scheme, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
-		})
-		return err
-	}))
-	b.waitJS("the "+scheme+" theme", fmt.Sprintf(`matchMedia('(prefers-color-scheme: %s)').matches`, scheme))
-}
-
-// cancelLoginPrompts answers every login prompt of the tab with Cancel, as a
-// user who does not know the password would: the browser then shows the
-// 401's page. (Headless Chromium, left alone, fails the load instead.)
-func cancelLoginPrompts(b *dashboardBrowser) {
-	b.t.Helper()
-	paused := chromedp.Events(b.ctx, fetch.RequestPaused)
-	prompts := chromedp.Events(b.ctx, fetch.AuthRequired)
-	run := func(f func(ctx context.Context, t *chromedp.Target) error) {
-		_ = chromedp.Do(b.ctx, chromedp.Func(f))
-	}
-	go func() {
-		for ev, err := range paused {
-			if err != nil {
-				return
-			}
-			go run(func(ctx context.Context, t *chromedp.Target) error {
-				_, err := cdp.Call(ctx, t, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
-				return err
-			})
-		}
-	}()
-	go func() {
-		for ev, err := range prompts {
-			if err != nil {
-				return
-			}
-			go run(func(ctx context.Context, t *chromedp.Target) error {
-				_, err := cdp.Call(ctx, t, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
-					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}})
-				return err
-			})
-		}
-	}()
-	handle := true
-	b.do("intercepting login prompts", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
-		return err
-	}))
-}
 
 // Issue 13, in a real browser: the 401 page (what a user sees after
 // cancelling the login prompt) and the logout pages, in the dashboard's
@@ -86,7 +30,7 @@ func TestVastAuthPagesInChromium(t *testing.T) {
 	waitStatus(t, nil, base+"/manifest.json", 200)
 
 	// What a user sees after cancelling the login prompt.
-	cancelLoginPrompts(b)
+	defer b.cancelLoginPrompts()()
 	b.do("opening a guarded page", chromedp.Navigate(base+"/lab"))
 	b.waitJS("the login page", `document.querySelector('h1') && document.querySelector('h1').textContent === 'Log in to this instance'`)
 	text := evalJS[string](b, `document.body.innerText`)
@@ -100,7 +44,7 @@ func TestVastAuthPagesInChromium(t *testing.T) {
 	}
 	backgrounds := map[string]string{}
 	for _, scheme := range []string{"light", "dark"} {
-		vastauthColorScheme(b, scheme)
+		b.setColorScheme(scheme)
 		// The inline style applies (its hash is in the CSP): the card has
 		// the dashboard's radius, and the palette follows the scheme.
 		if r := evalJS[string](b, `getComputedStyle(document.querySelector('main')).borderTopLeftRadius`); r != "10px" {
@@ -119,7 +63,7 @@ func TestVastAuthPagesInChromium(t *testing.T) {
 	b.do("opening the logout page", chromedp.Navigate(base+"/.portal/logout"))
 	b.waitJS("the logout button", `!!document.querySelector('form[method=post] button')`)
 	for _, scheme := range []string{"light", "dark"} {
-		vastauthColorScheme(b, scheme)
+		b.setColorScheme(scheme)
 		b.screenshot("vastauth-logout-" + scheme + ".png")
 	}
 	// The GET did not log out.
@@ -141,7 +85,7 @@ func TestVastAuthPagesInChromium(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, scheme := range []string{"light", "dark"} {
-		vastauthColorScheme(b, scheme)
+		b.setColorScheme(scheme)
 		b.screenshot("vastauth-logged-out-" + scheme + ".png")
 	}
 	b.do("back to the app", chromedp.Navigate(base+"/"))
