@@ -1,12 +1,9 @@
 package integration_test
 
 import (
-	"archive/tar"
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/instanceportal/portal/internal/tartest"
 )
 
 type logEvent struct {
@@ -141,7 +140,7 @@ func TestLogStreamThroughBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	names := readTarGz(t, resp.Body)
+	names := tartest.Read(t, resp.Body)
 	if _, leaked := names["leak.log"]; leaked || names["app.log"] != string(disk) {
 		t.Fatalf("archive: %q", names)
 	}
@@ -310,7 +309,7 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	got := readTarGz(t, resp.Body)
+	got := tartest.Read(t, resp.Body)
 	// The portal directory's files under log/ (its name), log-tee's clean
 	// copy at the top; portal.yaml beside them is not a *.log file.
 	if len(got) != 2 || got["log/colour.log"] != "\x1b[38;2;255;136;0morange\x1b[0m\n" || got["colour.log"] != "orange\n" {
@@ -407,27 +406,5 @@ func TestLogStreamBoundsThroughBinary(t *testing.T) {
 	}
 	if hwm > 192<<20 {
 		t.Errorf("peak RSS %.1f MiB, bound 192 MiB", float64(hwm)/(1<<20))
-	}
-}
-
-// readTarGz reads a log archive: file name → content.
-func readTarGz(t *testing.T, r io.Reader) map[string]string {
-	t.Helper()
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return got
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		got[h.Name] = string(b)
 	}
 }

@@ -1,12 +1,8 @@
 package logstream
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/tartest"
 )
 
 func testHandler(t *testing.T, svc *Service, cfg Config) *httptest.Server {
@@ -186,27 +183,6 @@ func TestFilesShowFollowed(t *testing.T) {
 	}
 }
 
-func readTarGz(t *testing.T, r io.Reader) map[string]string {
-	t.Helper()
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(gz)
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return got
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		got[h.Name] = string(b)
-	}
-}
-
 // ?all=1 archives the portal directory under portal/ and the clean
 // *.log files of plain_dir (log-tee's copies), through the same guards:
 // regular files only, no symlink followed, no sub-directory walked.
@@ -241,7 +217,7 @@ func TestDownloadAll(t *testing.T) {
 	if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename=logs-`) || !strings.HasSuffix(cd, `.tar.gz`) {
 		t.Fatalf("Content-Disposition %q", cd)
 	}
-	got := readTarGz(t, resp.Body)
+	got := tartest.Read(t, resp.Body)
 	var names []string
 	for n := range got {
 		names = append(names, n)
@@ -258,7 +234,7 @@ func TestDownloadAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp2.Body.Close()
-	if got := readTarGz(t, resp2.Body); len(got) != 2 || got["app.log"] == "" {
+	if got := tartest.Read(t, resp2.Body); len(got) != 2 || got["app.log"] == "" {
 		t.Fatalf("portal archive: %q", got)
 	}
 
@@ -269,7 +245,7 @@ func TestDownloadAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp3.Body.Close()
-	if got := readTarGz(t, resp3.Body); len(got) != 2 || got["portal/app.log"] == "" {
+	if got := tartest.Read(t, resp3.Body); len(got) != 2 || got["portal/app.log"] == "" {
 		t.Fatalf("archive without plain_dir: %q", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/tartest"
 )
 
 // client consumes a Stream like the dashboard does and keeps each file's
@@ -360,7 +361,7 @@ func TestWriteTarGzRegularFilesOnly(t *testing.T) {
 	defer root.Close()
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(WriteTarGz(pw, root)) }()
-	got := readTarGz(t, pr)
+	got := tartest.Read(t, pr)
 	want := map[string]string{"a.log": "alpha\n", "b.log.1": "beta\n"}
 	if len(got) != len(want) || got["a.log"] != want["a.log"] || got["b.log.1"] != want["b.log.1"] {
 		t.Fatalf("archive %q", got)
