@@ -1,12 +1,13 @@
 package caddymodules
 
 import (
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/instanceportal/portal/portalcmd"
 )
 
-// portalSubcommands lists the children of `caddy portal`, each built by its
-// own file's function. Add a new subcommand here.
+// portalSubcommands lists the children of `caddy portal` that still live in
+// this package; new subcommands register themselves in package portalcmd.
 func portalSubcommands() []*cobra.Command {
 	return []*cobra.Command{
 		appCommand(),
@@ -20,16 +21,15 @@ func portalSubcommands() []*cobra.Command {
 }
 
 func init() {
-	caddycmd.RegisterCommand(caddycmd.Command{
-		Name:  "portal",
-		Usage: "<subcommand> [args]",
-		Short: "Instance Portal tools (config, token, logs)",
-		Long: `
-Tools for the Instance Portal built into this binary. Run
-'caddy portal --help' for the list of subcommands.`,
-		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(portalSubcommands()...)
-			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-		},
-	})
+	for _, c := range portalSubcommands() {
+		name := c.Name()
+		portalcmd.Register(func() *cobra.Command {
+			for _, c := range portalSubcommands() {
+				if c.Name() == name {
+					return c
+				}
+			}
+			return nil
+		})
+	}
 }
