@@ -12,11 +12,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/redact"
 )
 
 // Config names the three markers.
@@ -126,7 +126,7 @@ func parseFailed(r io.Reader) (code, message string) {
 		case k == "status":
 			code = clean(v, 64)
 		case k == "message":
-			message = maskURLs(clean(v, 1024))
+			message = redact.URLs(clean(v, 1024))
 		}
 	}
 	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
@@ -147,19 +147,4 @@ func clean(s string, n int) string {
 		s = strings.ToValidUTF8(s[:n], "") + "…"
 	}
 	return s
-}
-
-// urlSecrets matches the parts of a URL that carry credentials: user
-// information before '@', and the query string.
-var urlSecrets = regexp.MustCompile(`(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@]*@|\?[^\s]*`)
-
-// maskURLs hides credentials a PROVISIONING_SCRIPT URL may carry
-// (https://user:pass@host/…, …?token=…): the message is shown in a page.
-func maskURLs(s string) string {
-	return urlSecrets.ReplaceAllStringFunc(s, func(m string) string {
-		if strings.HasPrefix(m, "?") {
-			return "?…"
-		}
-		return m[:strings.Index(m, "://")+3] + "…@"
-	})
 }
