@@ -132,25 +132,14 @@ func (f *lastGoodFallback) apply(filename string, out []byte, warns []caddyconfi
 	return e.out, warns, nil
 }
 
-// loadPlan parses and validates the input against the environment.
+// loadPlan is portalconfig.LoadPlan with Caddy's warnings.
 func loadPlan(body []byte, filename string, env portalconfig.Environ, now time.Time) (*portalconfig.Plan, []caddyconfig.Warning, error) {
-	settings, err := portalconfig.SettingsFromEnv(env)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg, pwarns, err := portalconfig.Load(body, filename, env[portalconfig.PortalConfigVar])
+	plan, pwarns, err := portalconfig.LoadPlan(body, filename, env, now)
 	warns := make([]caddyconfig.Warning, 0, len(pwarns))
 	for _, w := range pwarns {
 		warns = append(warns, caddyconfig.Warning{File: w.Source, Line: w.Line, Directive: w.App, Message: w.Msg})
 	}
-	if err != nil {
-		return nil, warns, err
-	}
-	plan := portalconfig.MakePlan(cfg, &settings, now)
-	for _, w := range plan.Warnings {
-		warns = append(warns, caddyconfig.Warning{File: filename, Message: w})
-	}
-	return plan, warns, nil
+	return plan, warns, err
 }
 
 // buildConfig renders the plan as a Caddy config: the http app with one
