@@ -23,10 +23,9 @@ func init() {
 	caddy.RegisterModule(TunnelsAPI{})
 }
 
-// tunnelsAPIRoute serves the tunnels API at its default base path.
-func tunnelsAPIRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
-	h := caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", warns)
-	return pathRoute(warns, []string{tunnelsAPIBase, tunnelsAPIBase + "/*"}, h)
+// tunnelsAPIHandler serves the tunnels API at its default base path.
+func tunnelsAPIHandler(warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", warns)
 }
 
 const tunnelsAPIBase = "/api/tunnels"
