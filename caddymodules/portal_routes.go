@@ -134,6 +134,13 @@ func portalRoutes() []portalRoute {
 			Ops:      tunnelsOps(),
 		},
 		{
+			Paths: []string{"/get-applications", "/get-direct-url/*", "/get-all-quick-tunnels", "/get-existing-quick-tunnel/*",
+				"/get-named-tunnels", "/start-quick-tunnel/*", "/stop-quick-tunnel/*", "/refresh-quick-tunnel/*",
+				"/supervisor/processes", "/supervisor/process/*", "/system-metrics", "/ws-logs", "/download-logs"},
+			Handlers: one(referenceHandler),
+			Ops:      referenceOps(),
+		},
+		{
 			Paths: []string{vastauth.HandoffPath},
 			Handlers: one(func(_ *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
 				return handoffElsewhereHandler(w)
@@ -322,4 +329,70 @@ func logsOps() []apidoc.Op {
 			},
 			Responses: []apidoc.Response{{Status: http.StatusOK, ContentType: "application/octet-stream", Schema: apidoc.String("")}, bad}},
 	}
+}
+
+// referenceOps are the reference image's API paths (PortalReference).
+func referenceOps() []apidoc.Op {
+	detail := func(status int, desc string) apidoc.Response {
+		return apidoc.Response{Status: status, Description: desc,
+			Schema: apidoc.Object(map[string]*jsonschema.Schema{"detail": apidoc.String("")}, "detail")}
+	}
+	str, num := apidoc.String(""), apidoc.Integer("")
+	obj := apidoc.Object
+	type props = map[string]*jsonschema.Schema
+	target := apidoc.PathParam("target", "the local URL the tunnel serves, http://localhost:8080 (its // may be sent as /)")
+	tunnelURL := apidoc.OK("", obj(props{"tunnel_url": str}, "tunnel_url"))
+	pairs := apidoc.OK("", apidoc.Array(obj(props{"targetUrl": str, "tunnelUrl": str}, "targetUrl", "tunnelUrl")))
+	refused := detail(http.StatusForbidden, "cross-site request, or a protected program")
+	usage := obj(props{"total": num, "used": num, "percent": apidoc.Schema[float64]()}, "total", "used", "percent")
+	op := func(method, path, summary string, params []apidoc.Param, rs ...apidoc.Response) apidoc.Op {
+		return apidoc.Op{Method: method, Path: path, Tag: "reference", Summary: summary, Params: params, Responses: rs,
+			Description: "The reference image's path and shape (its portal.py), served by the same services as the /api routes."}
+	}
+	var ops []apidoc.Op
+	ops = append(ops,
+		op(http.MethodGet, "/get-applications", "portal.yaml's apps keyed by name, with target_url and mapped_port", nil,
+			apidoc.OK("", &jsonschema.Schema{Type: "object", AdditionalProperties: obj(props{
+				"name": str, "hostname": str, "external_port": num, "internal_port": num, "open_path": str, "target_url": str, "mapped_port": str,
+			}, "name", "hostname", "external_port", "internal_port", "open_path", "target_url", "mapped_port")})),
+		op(http.MethodGet, "/get-direct-url/{port}", "scheme://PUBLIC_IPADDR:VAST_TCP_PORT_<port>",
+			[]apidoc.Param{apidoc.PathParam("port", "a container port")},
+			apidoc.OK("", obj(props{"result": str}, "result")), detail(http.StatusNotFound, "address or port mapping unknown")),
+		op(http.MethodGet, "/get-all-quick-tunnels", "Quick tunnels that have a URL", nil, pairs),
+		op(http.MethodGet, "/get-existing-quick-tunnel/{target}", "The URL of the quick tunnel to target, as text", []apidoc.Param{target},
+			apidoc.Response{Status: http.StatusOK, ContentType: "text/html", Schema: str}, detail(http.StatusNotFound, "no such tunnel")),
+		op(http.MethodGet, "/get-named-tunnels", "The named tunnel's ingress (CF_TUNNEL_TOKEN)", nil, pairs,
+			detail(http.StatusNotFound, "no named tunnel")),
+		op(http.MethodPost, "/start-quick-tunnel/{target}", "Start (or find) the quick tunnel to target; answers once it has a URL",
+			[]apidoc.Param{target}, tunnelURL, detail(http.StatusBadRequest, "bad target"), refused),
+		op(http.MethodPost, "/stop-quick-tunnel/{target}", "Stop the quick tunnel to target", []apidoc.Param{target},
+			apidoc.OK("", obj(props{"message": str}, "message")), detail(http.StatusNotFound, "no such tunnel"), refused),
+		op(http.MethodPost, "/refresh-quick-tunnel/{target}", "Restart the quick tunnel to target for a new URL", []apidoc.Param{target},
+			tunnelURL, detail(http.StatusNotFound, "no such tunnel"), refused),
+		op(http.MethodGet, "/supervisor/processes", "supervisord's programs, skipped ones left out", nil,
+			apidoc.OK("", apidoc.Array(obj(props{
+				"name": str, "group": str, "state": str, "description": str, "pid": num, "start": num, "now": num, "unstoppable": apidoc.Boolean(""),
+			}, "name", "group", "state", "description", "pid", "start", "now", "unstoppable"))),
+			detail(http.StatusInternalServerError, "supervisord could not be asked")),
+	)
+	for _, action := range []string{"start", "stop", "restart"} {
+		ops = append(ops, op(http.MethodPost, "/supervisor/process/{name}/"+action, action+" a program",
+			[]apidoc.Param{apidoc.PathParam("name", "the program's name")},
+			apidoc.OK("", obj(props{"status": apidoc.Enum("", "ok"), "name": str, "action": apidoc.Enum("", action)}, "status", "name", "action")),
+			detail(http.StatusBadRequest, "supervisord's fault"), refused, detail(http.StatusNotFound, "no such program")))
+	}
+	ops = append(ops,
+		op(http.MethodGet, "/system-metrics", "RAM, disk, CPU and GPU summary in the reference's shape", nil,
+			apidoc.OK("", obj(props{
+				"ram": usage, "disk": usage, "environment": apidoc.Enum("", "container", "host"),
+				"cpu":    obj(props{"percent": apidoc.Schema[float64](), "count": num}, "percent", "count"),
+				"volume": usage,
+				"gpu":    obj(props{"count": num, "avg_load_percent": apidoc.Schema[float64](), "memory_unit": apidoc.Enum("", "MB")}, "count", "memory_unit"),
+			}, "ram", "disk", "cpu", "gpu", "environment"))),
+		op(http.MethodGet, "/ws-logs", "Live logs over a WebSocket (our event format, docs/logstream.md)", nil,
+			apidoc.Response{Status: http.StatusSwitchingProtocols, NoBody: true}),
+		op(http.MethodGet, "/download-logs", "Every log as one archive (.tar.gz)", nil,
+			apidoc.Response{Status: http.StatusOK, ContentType: "application/gzip", Schema: str}),
+	)
+	return ops
 }
