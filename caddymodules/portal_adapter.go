@@ -471,6 +471,7 @@ func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) c
 		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
 		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
 		tunnelsAPIRoute(warns),
+		terminal(capabilitiesRoute(plan, warns)),
 		handoffElsewhereRoute(warns),
 		dashboardInfoRoute(plan, warns),
 		dashboardIndexRoute(warns),
