@@ -13,6 +13,7 @@ import (
 	"github.com/instanceportal/portal/apidoc"
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/bootstatus"
+	"github.com/instanceportal/portal/capabilities"
 	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portalconfig"
@@ -139,6 +140,11 @@ func portalRoutes() []portalRoute {
 				"/supervisor/processes", "/supervisor/process/*", "/system-metrics", "/ws-logs", "/download-logs"},
 			Handlers: one(referenceHandler),
 			Ops:      referenceOps(),
+		},
+		{
+			Paths:    []string{capabilities.CapabilitiesPath, capabilities.CapabilitiesPath + "/*", capabilities.WellKnownPath},
+			Handlers: one(capabilitiesHandler),
+			Ops:      capabilitiesOps(),
 		},
 		{
 			Paths: []string{vastauth.HandoffPath},
@@ -395,4 +401,32 @@ func referenceOps() []apidoc.Op {
 			apidoc.Response{Status: http.StatusOK, ContentType: "application/gzip", Schema: str}),
 	)
 	return ops
+}
+
+// capabilitiesOps are the capability manifest's (PortalCapabilities).
+func capabilitiesOps() []apidoc.Op {
+	manifest := apidoc.OK("the manifest (docs/agents.md)", apidoc.Schema[capabilities.Manifest]())
+	include := apidoc.QueryParam("include", "metrics,packages: add live metrics and package versions", apidoc.String(""))
+	return []apidoc.Op{
+		{Method: http.MethodGet, Path: capabilities.CapabilitiesPath, Tag: "capabilities", Summary: "The capability manifest of this instance",
+			Params: []apidoc.Param{include}, Responses: []apidoc.Response{manifest}},
+		{Method: http.MethodGet, Path: capabilities.WellKnownPath, Tag: "capabilities", Summary: "The capability manifest (well-known path)",
+			Params: []apidoc.Param{include}, Responses: []apidoc.Response{manifest}},
+		{Method: http.MethodGet, Path: capabilities.ServicesPath, Tag: "capabilities", Summary: "The manifest's services",
+			Responses: []apidoc.Response{apidoc.OK("", apidoc.Schema[[]capabilities.Service]())}},
+		{Method: http.MethodGet, Path: capabilities.EndpointsPath, Tag: "capabilities", Summary: "The OpenAI-compatible endpoints found",
+			Responses: []apidoc.Response{apidoc.OK("", apidoc.Schema[[]capabilities.OpenAIEndpoint]())}},
+		{Method: http.MethodPost, Path: capabilities.ProvisionPath, Tag: "capabilities", Summary: "Start a provisioning run; answers at once with where to follow it",
+			Body: &apidoc.Body{Required: true, Schema: apidoc.Schema[capabilities.ProvisionRequest]()},
+			Responses: []apidoc.Response{
+				{Status: http.StatusAccepted, Description: "started", Schema: apidoc.Object(map[string]*jsonschema.Schema{
+					"status": apidoc.Enum("", "started"), "detail": apidoc.String(""), "log_file": apidoc.String(""),
+					"progress_url": apidoc.String(""), "manifest": apidoc.String(""),
+				}, "status", "progress_url")},
+				apidoc.Err(http.StatusBadRequest, "bad request body"),
+				apidoc.Err(http.StatusForbidden, "cross-site"),
+				apidoc.Err(http.StatusConflict, "a run is in progress"),
+				apidoc.Err(http.StatusUnsupportedMediaType, "not application/json"),
+			}},
+	}
 }
