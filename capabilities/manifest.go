@@ -19,7 +19,6 @@ package capabilities
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -681,9 +680,4 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// internalHostPort is where the portal reaches a service from inside.
-func internalHostPort(port int) string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
