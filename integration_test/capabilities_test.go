@@ -359,6 +359,11 @@ stopwaitsecs=5
 		if !strings.Contains(out, `"fragment-tool"`) || !strings.Contains(out, `"supervisor_process": "llm"`) || !strings.Contains(out, "AGENTS.md") {
 			t.Errorf("%v:\n%s", args, out)
 		}
+		// Only the running portal probes for OpenAI servers: the live
+		// answer has the model, the one built here does not.
+		if live := args[len(args)-1] != "--static"; live != strings.Contains(out, "stand-in-7b") {
+			t.Errorf("%v: live=%v but the probed model is there=%v", args, live, !live)
+		}
 	}
 
 	// The boot step: snapshot, combined guide, links, banner.
