@@ -37,6 +37,7 @@ func TestClassify(t *testing.T) {
 		{in: "ftp://example.com/x", err: "unsupported URL"},
 		{in: "/local/path", err: "unsupported URL"},
 		{in: "https://u:secret@[::1", err: "invalid URL"},
+		{in: "//u:secret@host/x", err: "unsupported URL"},
 	} {
 		got, err := Classify(c.in)
 		if c.err != "" {
