@@ -467,6 +467,7 @@ func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) c
 		terminal(processesRoute(plan, warns)),
 		terminal(linksRoute(plan, warns)),
 		bootStatusRoute(plan, warns),
+		provisioningRoute(plan, warns),
 		logstreamRoute(plan, warns),
 		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
 		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
