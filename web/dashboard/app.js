@@ -213,7 +213,9 @@
   // ------------------------------------------------------------------ theme
 
   // The theme follows the system unless the user picked one; the choice is
-  // kept in localStorage (which may be unavailable: then it lasts the visit).
+  // kept in localStorage (which may be unavailable: then it lasts the visit)
+  // and in the portal_theme cookie, which every port of this host shares, so
+  // that an app's starting-up page follows it too.
   const THEMES = ['system', 'light', 'dark'];
   function storedTheme() {
     try { return localStorage.getItem('portal-theme') || 'system'; } catch (e) { return 'system'; }
@@ -227,11 +229,24 @@
     b.title = 'Theme: ' + (t === 'system' ? 'follows the system' : t) + ' (click to change)';
     b.setAttribute('aria-label', b.title);
   }
+  // nextTheme: the first click always changes what the user sees, so from
+  // "system" it goes to the scheme the system is not showing, then to the
+  // other one, then back to the system's.
+  function nextTheme(t, systemDark) {
+    const first = systemDark ? 'light' : 'dark';
+    if (t === 'system') return first;
+    if (t === first) return first === 'light' ? 'dark' : 'light';
+    return 'system';
+  }
   function cycleTheme() {
-    const next = THEMES[(THEMES.indexOf(storedTheme()) + 1) % THEMES.length];
+    const systemDark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+    const next = nextTheme(storedTheme(), systemDark);
     try {
       if (next === 'system') localStorage.removeItem('portal-theme'); else localStorage.setItem('portal-theme', next);
     } catch (e) { /* not kept */ }
+    document.cookie = next === 'system'
+      ? 'portal_theme=; Path=/; Max-Age=0; SameSite=Lax'
+      : 'portal_theme=' + next + '; Path=/; Max-Age=31536000; SameSite=Lax';
     applyTheme(next);
   }
 
