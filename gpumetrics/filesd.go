@@ -21,7 +21,8 @@ type Target struct {
 	HTTPS bool
 	// InstanceID is CONTAINER_ID (or VAST_CONTAINERLABEL without "C.").
 	InstanceID string
-	// Label is VAST_CONTAINERLABEL.
+	// Label is VAST_CONTAINERLABEL, exported as container_label (a target
+	// label named "label" would displace the disks' own label label).
 	Label string
 	// GPUModel is the first GPU's name, "" without a GPU.
 	GPUModel string
@@ -54,7 +55,7 @@ func FileSD(t Target) ([]byte, error) {
 		scheme = "https"
 	}
 	labels := map[string]string{"__scheme__": scheme, "__metrics_path__": "/metrics"}
-	for k, v := range map[string]string{"instance_id": t.InstanceID, "label": t.Label, "gpu_model": t.GPUModel, "host": t.Host} {
+	for k, v := range map[string]string{"instance_id": t.InstanceID, "container_label": t.Label, "gpu_model": t.GPUModel, "host": t.Host} {
 		if v != "" {
 			labels[k] = v
 		}

@@ -15,7 +15,7 @@ func TestFileSD(t *testing.T) {
 		err  string
 	}{
 		{name: "full", in: Target{PublicIP: "203.0.113.5", PublicPort: 41111, HTTPS: true, InstanceID: "77", Label: "C.77", GPUModel: "NVIDIA H100 80GB HBM3", Host: "h1"},
-			want: []FileSDEntry{{Targets: []string{"203.0.113.5:41111"}, Labels: map[string]string{"__scheme__": "https", "__metrics_path__": "/metrics", "instance_id": "77", "label": "C.77", "gpu_model": "NVIDIA H100 80GB HBM3", "host": "h1"}}}},
+			want: []FileSDEntry{{Targets: []string{"203.0.113.5:41111"}, Labels: map[string]string{"__scheme__": "https", "__metrics_path__": "/metrics", "instance_id": "77", "container_label": "C.77", "gpu_model": "NVIDIA H100 80GB HBM3", "host": "h1"}}}},
 		{name: "no gpu, http, ipv6", in: Target{PublicIP: "2001:db8::1", PublicPort: 1111},
 			want: []FileSDEntry{{Targets: []string{"[2001:db8::1]:1111"}, Labels: map[string]string{"__scheme__": "http", "__metrics_path__": "/metrics"}}}},
 		{name: "no ip", in: Target{PublicPort: 1}, err: "PUBLIC_IPADDR is not set"},

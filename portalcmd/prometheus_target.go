@@ -29,7 +29,7 @@ func prometheusTargetCommand() *cobra.Command {
 		Long: `Prints this instance as a Prometheus file_sd_configs entry (JSON): the
 public address of the portal's /metrics (PUBLIC_IPADDR and VAST_TCP_PORT_<p>
 of the "Instance Portal" app's external port p, https when ENABLE_HTTPS is
-on) and the labels instance_id (CONTAINER_ID), label (VAST_CONTAINERLABEL),
+on) and the labels instance_id (CONTAINER_ID), container_label (VAST_CONTAINERLABEL),
 gpu_model (the first GPU's name, read through NVML unless --gpu-model
 gives it) and host. Collect one file per instance in a directory that your
 Prometheus watches; docs/gpu_metrics.md has the scrape config, with the

@@ -46,7 +46,7 @@ func TestPrometheusTarget(t *testing.T) {
 		t.Fatalf("not a file_sd document: %v\n%s", err, out)
 	}
 	e := got[0]
-	if e.Targets[0] != "203.0.113.5:41111" || e.Labels["instance_id"] != "77" || e.Labels["label"] != "C.77" ||
+	if e.Targets[0] != "203.0.113.5:41111" || e.Labels["instance_id"] != "77" || e.Labels["container_label"] != "C.77" ||
 		e.Labels["gpu_model"] != "NVIDIA H100 80GB HBM3" || e.Labels["__scheme__"] != "http" || e.Labels["host"] == "" {
 		t.Errorf("entry: %+v", e)
 	}
