@@ -61,7 +61,7 @@ func startFleet(t *testing.T, n int, token string, extraEnv map[string]string) (
 		env := map[string]string{
 			"OPEN_BUTTON_TOKEN": token, "PUBLIC_IPADDR": "127.0.0.1",
 			fmt.Sprintf("VAST_TCP_PORT_%d", ext): fmt.Sprint(ext),
-			"CONTAINER_ID":                      fmt.Sprint(100 + i), "VAST_CONTAINERLABEL": fmt.Sprintf("C.%d", 100+i),
+			"CONTAINER_ID":                       fmt.Sprint(100 + i), "VAST_CONTAINERLABEL": fmt.Sprintf("C.%d", 100+i),
 			"WORKSPACE": t.TempDir(),
 		}
 		for k, v := range extraEnv {
