@@ -161,8 +161,12 @@ boot_log_dirs() {
 }
 
 # boot_cuda: CUDA forward compatibility (`caddy portal cuda-compat`), when
-# the host driver is older than the image's newest toolkit. Skipped without
-# an NVIDIA driver.
+# the host driver is older than the image's newest toolkit. Nothing to do
+# without an NVIDIA driver. CUDA_DRIVER_VERSION_FILE
+# [/proc/driver/nvidia/version] is where the driver's version is read.
 boot_cuda() {
-    caddy portal cuda-compat 2>&1 | while IFS= read -r line; do log "$line"; done
+    local line
+    caddy portal cuda-compat --root "${PORTAL_ROOT:-/}" \
+        --driver-version-file "${CUDA_DRIVER_VERSION_FILE:-/proc/driver/nvidia/version}" 2>&1 |
+        while IFS= read -r line; do log "$line"; done
 }
