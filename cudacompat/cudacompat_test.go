@@ -11,8 +11,8 @@ import (
 func TestParseDriverVersion(t *testing.T) {
 	for text, want := range map[string]Version{
 		"NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc 12\n": {550, 54},
-		"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build  (dvs-builder@U16)\n":             {570, 86},
-		"NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:19 UTC 2023\n":                       {535, 104},
+		"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build  (dvs-builder@U16)\n":          {570, 86},
+		"NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:19 UTC 2023\n":                     {535, 104},
 	} {
 		got, err := ParseDriverVersion(text)
 		if err != nil || got != want {
