@@ -61,7 +61,8 @@ turns it off. Without an NVIDIA driver it does nothing.`,
 				c := exec.Command("python3", "-c", cudaProbe)
 				c.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir)
 				if b, err := c.CombinedOutput(); err != nil {
-					return fmt.Errorf("%v %s", err, strings.TrimSpace(string(b)))
+					lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+					return fmt.Errorf("%v: %s", err, lines[len(lines)-1])
 				}
 				return nil
 			}

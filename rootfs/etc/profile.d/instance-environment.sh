@@ -43,11 +43,17 @@ if [ -z "${__instance_shell_loaded:-}" ]; then
             # shellcheck source=/dev/null
             . "${NVM_DIR:-/opt/nvm}/nvm.sh"
         fi
-        if [ "$INSTANCE_ACTIVATE_VENV" != false ] && [ -z "${VIRTUAL_ENV:-}" ] &&
-            [ -r "/venv/${ACTIVE_VENV:-main}/bin/activate" ]; then
-            # shellcheck source=/dev/null
-            . "/venv/${ACTIVE_VENV:-main}/bin/activate"
-        fi
+        # By PATH, not VIRTUAL_ENV: a nested shell inherits VIRTUAL_ENV but
+        # has just reloaded PATH from the environment file.
+        case ":${PATH}:" in
+        *":/venv/${ACTIVE_VENV:-main}/bin:"*) ;;
+        *)
+            if [ "$INSTANCE_ACTIVATE_VENV" != false ] && [ -r "/venv/${ACTIVE_VENV:-main}/bin/activate" ]; then
+                # shellcheck source=/dev/null
+                . "/venv/${ACTIVE_VENV:-main}/bin/activate"
+            fi
+            ;;
+        esac
         case $- in
         *i*)
             if [ "$PWD" = "${HOME:-/}" ] || [ "$PWD" = / ]; then
