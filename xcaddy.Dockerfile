@@ -157,14 +157,16 @@ COPY rootfs/ /
 # line goes first in /etc/bash.bashrc, above its return for non-interactive
 # shells, so that `ssh host 'cmd'` gets it too). log-tee runs a hard link of
 # the binary named log-tee, so that `pidof caddy` finds the server only.
-# caddy must run here, which checks the glibc match.
+# caddy must run here, which checks the glibc match. /.env_hash names what
+# made the venvs (--sync-environment).
 RUN mkdir -p /var/log/portal /workspace /opt/workspace-internal /etc/vast_boot.d/first_boot /usr/local/lib/portal \
     && chmod 1777 /var/log/portal \
     && ln -f /usr/local/bin/caddy /usr/local/lib/portal/log-tee \
     && install -d -m 0700 /var/lib/portal \
     && chmod 0755 /opt/instance-tools/bin/* /opt/supervisor-scripts/*.sh /opt/supervisor-scripts/utils/*.sh /usr/local/bin/log-tee \
     && sed -i '1i . /etc/profile.d/instance-environment.sh' /etc/bash.bashrc \
-    && caddy list-modules | grep -q '^caddy.adapters.portal_yaml$'
+    && caddy list-modules | grep -q '^caddy.adapters.portal_yaml$' \
+    && caddy portal env-hash >/.env_hash
 
 # The default apps, the reference template's: the dashboard (:1111, served
 # by caddy itself on 127.0.0.1:11111), Jupyter on 8080 (the launch-mode rules
