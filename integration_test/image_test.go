@@ -677,3 +677,87 @@ func childOf(pid int) int {
 	}
 	return 0
 }
+
+// TestImageSyncEnvironment: two instances of the image share one volume
+// and boot at once with --sync-environment. Exactly one copies /venv/main
+// (and /.uv, /opt/nvm) to ${WORKSPACE}/.environment_sync/<env hash>/, the
+// other waits for its .synced marker, and both run /venv/main from the
+// volume: a file one writes into the venv the other sees. Then one boots
+// as a different image (another /.env_hash): it gets a directory of its
+// own, not the first image's venv.
+func TestImageSyncEnvironment(t *testing.T) {
+	a, b := newImageRoot(t), newImageRoot(t)
+	volume := t.TempDir()
+	setVars := func(ir *imageRoot) {
+		ir.vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal", freePort(t), freePort(t))
+		ir.vars["OPEN_BUTTON_TOKEN"] = randomSecret(t, "sync-")
+		ir.vars["PORTAL_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		ir.vars["PORTAL_DEFAULT_TUNNELS"] = "false"
+		ir.vars["INSTANCE_CERT_SIGNER_URL"] = "off"
+		ir.vars["HOME"] = "/root"
+	}
+	setVars(a)
+	setVars(b)
+	hashBytes, err := os.ReadFile(a.at(".env_hash"))
+	hash := strings.TrimSpace(string(hashBytes))
+	if err != nil || len(hash) != 12 {
+		t.Fatalf("/.env_hash: %q %v", hashBytes, err)
+	}
+	const synced = "--sync-environment: /venv, /.uv and /opt/nvm are on the volume"
+	ba := a.boot(t, volume, "", "--sync-environment")
+	bb := b.boot(t, volume, "", "--sync-environment")
+	for _, x := range []*imageBoot{ba, bb} {
+		waitFor(t, 180*time.Second, "the environment on the volume", func() bool { return strings.Contains(x.proc.Out.String(), synced) })
+	}
+	dirs, _ := os.ReadDir(filepath.Join(volume, ".environment_sync"))
+	if len(dirs) != 1 || dirs[0].Name() != hash {
+		t.Fatalf(".environment_sync holds %v, want one directory %s", dirs, hash)
+	}
+	envDir := filepath.Join(volume, ".environment_sync", hash)
+	if _, err := os.Stat(filepath.Join(envDir, ".synced")); err != nil {
+		t.Errorf(".synced: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(envDir, ".syncing")); !os.IsNotExist(err) {
+		t.Errorf(".syncing left: %v", err)
+	}
+	copies := strings.Count(ba.proc.Out.String()+bb.proc.Out.String(), "--sync-environment: copying the environments")
+	if copies != 1 {
+		t.Errorf("%d instances copied the environments, want 1", copies)
+	}
+	want := "/workspace/.environment_sync/" + hash + "/venv/main"
+	for _, x := range []*imageBoot{ba, bb} {
+		if got := strings.TrimSpace(x.mustInside("readlink", "/venv/main")); got != want {
+			t.Errorf("/venv/main → %q, want %q", got, want)
+		}
+		if got := strings.TrimSpace(x.mustInside("/venv/main/bin/python", "-c", "import sys; print(sys.prefix)")); got != "/venv/main" {
+			t.Errorf("the venv's python: prefix %q", got)
+		}
+	}
+	ba.mustInside("/bin/sh", "-c", "echo installed-on-a > /venv/main/from-a")
+	if got := strings.TrimSpace(bb.mustInside("cat", "/venv/main/from-a")); got != "installed-on-a" {
+		t.Errorf("the other instance sees %q", got)
+	}
+	ba.stop()
+	bb.stop()
+
+	// The same volume under a different image: its own /.env_hash and its
+	// own /venv/main (b's root stands in for it).
+	mustWrite(t, b.at(".env_hash"), "otherimage01\n", 0o644)
+	if err := os.Remove(b.at("venv/main")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chroot", b.root, "python3", "-m", "venv", "/venv/main").CombinedOutput(); err != nil {
+		t.Fatalf("python3 -m venv: %v %s", err, out)
+	}
+	b.vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal", freePort(t), freePort(t))
+	b.vars["PORTAL_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	bc := b.boot(t, volume, "", "--sync-environment")
+	waitFor(t, 180*time.Second, "the other image's environment", func() bool { return strings.Contains(bc.proc.Out.String(), synced) })
+	if got := strings.TrimSpace(bc.mustInside("readlink", "/venv/main")); got != "/workspace/.environment_sync/otherimage01/venv/main" {
+		t.Errorf("a different image reuses %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(volume, ".environment_sync", hash, "venv/main/from-a")); err != nil {
+		t.Errorf("the first image's venv was touched: %v", err)
+	}
+	bc.stop()
+}

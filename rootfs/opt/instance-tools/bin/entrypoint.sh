@@ -416,6 +416,7 @@ main() {
 
     make_dirs || exit 1
     boot_log_dirs
+    boot_sync_environment
     copy_workspace
     [[ $flag_user_keys == true ]] && propagate_keys
     run_hooks

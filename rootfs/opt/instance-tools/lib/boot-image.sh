@@ -170,3 +170,65 @@ boot_cuda() {
         --driver-version-file "${CUDA_DRIVER_VERSION_FILE:-/proc/driver/nvidia/version}" 2>&1 |
         while IFS= read -r line; do log "$line"; done
 }
+
+# boot_sync_environment (--sync-environment): the image's Python
+# environments (/venv/*), uv's directory (/.uv) and nvm (/opt/nvm) live on
+# the workspace volume and follow the user to the next instance, in the
+# reference's layout:
+#
+#   ${WORKSPACE}/.environment_sync/<env hash>/{venv/<name>,uv,nvm}
+#
+# The env hash (/.env_hash, `caddy portal env-hash`) names what made them,
+# so an image with other libraries gets its own directory instead of a venv
+# it cannot run. mkdir of that directory is the lock between instances
+# sharing the volume; .syncing marks a copy in progress, .synced a finished
+# one, and every instance waits for .synced (at most SYNC_WAIT_TIMEOUT
+# [3600] s, then it leaves /venv alone and says what to delete) before
+# linking /venv/<name>, /.uv and /opt/nvm to it.
+boot_sync_environment() {
+    local r=${PORTAL_ROOT:-} sync_dir env_id env_dir dir name waited=0
+    [[ $flag_sync_environment == true ]] || return 0
+    sync_dir=${WORKSPACE}/.environment_sync
+    env_id=${ENV_ID:-$(cat "${r}/.env_hash" 2>/dev/null || caddy portal env-hash --root "${r:-/}")}
+    if [[ ! $env_id =~ ^[A-Za-z0-9._-]+$ ]]; then
+        log "--sync-environment: no usable environment hash (${env_id}); the environments stay in the image"
+        return 1
+    fi
+    env_dir=${sync_dir}/${env_id}
+    mkdir -p "$sync_dir" || return 1
+    if mkdir "$env_dir" 2>/dev/null; then
+        log "--sync-environment: copying the environments to ${env_dir}"
+        touch "${env_dir}/.syncing"
+        mkdir -p "${env_dir}/venv" "${env_dir}/uv" "${env_dir}/nvm"
+        [[ -d ${r}/.uv && ! -L ${r}/.uv ]] && cp -a "${r}/.uv/." "${env_dir}/uv/"
+        [[ -d ${r}/opt/nvm && ! -L ${r}/opt/nvm ]] && cp -a "${r}/opt/nvm/." "${env_dir}/nvm/"
+        for dir in "${r}"/venv/*/; do
+            dir=${dir%/}
+            [[ -f ${dir}/pyvenv.cfg && ! -L $dir ]] || continue
+            cp -a "${dir}" "${env_dir}/venv/" || log "--sync-environment: copying ${dir} failed"
+        done
+        touch "${env_dir}/.synced" && rm -f "${env_dir}/.syncing"
+    fi
+    while [[ ! -f ${env_dir}/.synced ]]; do
+        if ((waited >= ${SYNC_WAIT_TIMEOUT:-3600})); then
+            log "--sync-environment: ${env_dir} is not complete after ${waited}s (an instance stopped while copying?): /venv is left in the image. Delete ${env_dir} so that the next start copies it again."
+            return 1
+        fi
+        ((waited % 30 == 0)) && log "--sync-environment: waiting for another instance to finish ${env_dir}"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    for dir in "${env_dir}"/venv/*/; do
+        dir=${dir%/}
+        name=${dir##*/}
+        [[ -L ${r}/venv/${name} ]] || rm -rf -- "${r}/venv/${name:?}"
+        ln -sfn "$dir" "${r}/venv/${name}"
+    done
+    if [[ ! -L ${r}/.uv ]]; then rm -rf -- "${r}/.uv"; fi
+    ln -sfn "${env_dir}/uv" "${r}/.uv"
+    if [[ -d ${r}/opt/nvm || -L ${r}/opt/nvm ]]; then
+        [[ -L ${r}/opt/nvm ]] || rm -rf -- "${r}/opt/nvm"
+        ln -sfn "${env_dir}/nvm" "${r}/opt/nvm"
+    fi
+    log "--sync-environment: /venv, /.uv and /opt/nvm are on the volume (${env_dir})"
+}
