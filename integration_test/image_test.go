@@ -707,7 +707,10 @@ func TestImageSyncEnvironment(t *testing.T) {
 	ba := a.boot(t, volume, "", "--sync-environment")
 	bb := b.boot(t, volume, "", "--sync-environment")
 	for _, x := range []*imageBoot{ba, bb} {
-		waitFor(t, 180*time.Second, "the environment on the volume", func() bool { return strings.Contains(x.proc.Out.String(), synced) })
+		waitFor(t, 180*time.Second, "the environment on the volume, then caddy", func() bool {
+			o := x.proc.Out.String()
+			return strings.Contains(o, synced) && strings.Contains(o, "Starting Caddy")
+		})
 	}
 	dirs, _ := os.ReadDir(filepath.Join(volume, ".environment_sync"))
 	if len(dirs) != 1 || dirs[0].Name() != hash {
@@ -752,7 +755,10 @@ func TestImageSyncEnvironment(t *testing.T) {
 	b.vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal", freePort(t), freePort(t))
 	b.vars["PORTAL_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	bc := b.boot(t, volume, "", "--sync-environment")
-	waitFor(t, 180*time.Second, "the other image's environment", func() bool { return strings.Contains(bc.proc.Out.String(), synced) })
+	waitFor(t, 180*time.Second, "the other image's environment, then caddy", func() bool {
+		o := bc.proc.Out.String()
+		return strings.Contains(o, synced) && strings.Contains(o, "Starting Caddy")
+	})
 	if got := strings.TrimSpace(bc.mustInside("readlink", "/venv/main")); got != "/workspace/.environment_sync/otherimage01/venv/main" {
 		t.Errorf("a different image reuses %q", got)
 	}
