@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # entrypoint.sh: the container's start script (the image's ENTRYPOINT, PID 1).
 #
 #   1. launch mode: PORTAL_CONFIG adjusted by `caddy portal launch` (/.launch,
@@ -24,6 +25,8 @@
 set -uo pipefail
 shopt -s nullglob
 umask 002 # `user` shares the root group: files it must edit are group-writable
+# shellcheck source=../lib/boot-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/boot-image.sh"
 
 stopping=0
 supervisord_pid=
@@ -234,8 +237,6 @@ write_portal_yaml() {
 
 make_dirs() {
     mkdir -p "$PORTAL_LOG_DIR" "$(dirname "$SUPERVISOR_SOCKET")" "$(dirname "$SUPERVISOR_PIDFILE")" || return 1
-    # Programs running as `user` (group root) write their logs here too.
-    chmod 0770 "$PORTAL_LOG_DIR" 2>/dev/null
     # The state dir holds the generated token: private from its creation.
     if [[ ! -d $PORTAL_STATE_DIR ]]; then
         mkdir -p "$(dirname "$PORTAL_STATE_DIR")" &&
@@ -389,20 +390,24 @@ on_signal() {
 
 main() {
     local rc
-    if (($#)); then
-        log "arguments ignored: $*"
-    fi
     trap 'on_signal TERM' TERM
     trap 'on_signal INT' INT
 
     resolve_paths
+    boot_custom_script "$@"
+    boot_parse_flags "$@"
     if ! command -v caddy >/dev/null 2>&1; then
         log "caddy not found on PATH"
         exit 1
     fi
+    boot_cuda
     apply_launch
+    boot_hf_home
     write_environment || log "could not write ${PORTAL_ENV_FILE}"
-    load_environment
+    [[ $flag_export_env == true ]] && load_environment
+    boot_thread_caps
+    boot_hotfix
+    boot_shell_conf
 
     if ! { mkdir -p "$(dirname "$PROVISIONING_LOCK")" && touch "$PROVISIONING_LOCK"; }; then
         log "could not create the lock ${PROVISIONING_LOCK}"
@@ -410,10 +415,12 @@ main() {
     trap 'rm -f "$PROVISIONING_LOCK"' EXIT
 
     make_dirs || exit 1
+    boot_log_dirs
+    boot_sync_environment
     copy_workspace
-    propagate_keys
+    [[ $flag_user_keys == true ]] && propagate_keys
     run_hooks
-    ensure_cert
+    [[ $flag_cert_gen == true ]] && ensure_cert
     write_portal_yaml
     ((stopping)) && exit 143
 
