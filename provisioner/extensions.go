@@ -23,10 +23,6 @@ var builtinExtensions = map[string]func(ctx context.Context, r *run, cfg map[str
 // (semicolon-separated), the reference's variable.
 const EnvComfyWorkflows = "PROVISIONING_COMFYUI_WORKFLOWS"
 
-// ComfyRegistry is where provisioner_comfyui looks up a custom node's
-// repository; tests point it at a local server.
-var ComfyRegistry = "https://api.comfy.org/nodes/"
-
 func (r *run) runExtensions(ctx context.Context, m *Manifest) error {
 	for _, e := range m.Extensions {
 		switch {
@@ -178,7 +174,7 @@ func (r *run) readWorkflow(ctx context.Context, w string) ([]byte, error) {
 }
 
 func (r *run) comfyRepo(ctx context.Context, id string) (string, error) {
-	b, err := r.fetch(ctx, ComfyRegistry+url.PathEscape(id), 1<<20)
+	b, err := r.fetch(ctx, r.opt.ComfyRegistry+url.PathEscape(id), 1<<20)
 	if err != nil {
 		return "", err
 	}

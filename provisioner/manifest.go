@@ -11,11 +11,14 @@ package provisioner
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/instanceportal/portal/download"
 )
 
 // Manifest is a parsed manifest, version 1. Field names and defaults are
@@ -444,21 +447,23 @@ func (p *parser) manifest(root *yaml.Node, m *Manifest) {
 				p.fail(n, path, "unsupported manifest version %s (expected 1)", kindName(n))
 			}
 		},
-		"settings":              func(n *yaml.Node, path string) { p.settings(n, path, &m.Settings) },
-		"auth":                  func(n *yaml.Node, path string) { p.auth(n, path, &m.Auth) },
-		"on_failure":            func(n *yaml.Node, path string) { p.onFailure(n, path, &m.OnFailure) },
-		"extensions":            p.list(false, func(n *yaml.Node, path string) { p.extension(n, path, m) }),
-		"write_files":           p.list(false, func(n *yaml.Node, path string) { m.WriteFiles = append(m.WriteFiles, p.fileWrite(n, path)) }),
-		"write_files_late":      p.list(false, func(n *yaml.Node, path string) { m.WriteFilesLate = append(m.WriteFilesLate, p.fileWrite(n, path)) }),
-		"apt_packages":          p.strList(&m.AptPackages),
-		"git_repos":             p.list(false, func(n *yaml.Node, path string) { m.GitRepos = append(m.GitRepos, p.gitRepo(n, path)) }),
-		"pip_packages":          p.list(true, func(n *yaml.Node, path string) { m.PipPackages = append(m.PipPackages, p.pipBlock(n, path)) }),
-		"conda_packages":        p.list(true, func(n *yaml.Node, path string) { m.CondaPackages = append(m.CondaPackages, p.condaBlock(n, path)) }),
-		"downloads":             p.list(false, func(n *yaml.Node, path string) { m.Downloads = append(m.Downloads, p.download(n, path)) }),
-		"conditional_downloads": p.list(false, func(n *yaml.Node, path string) { m.ConditionalDownloads = append(m.ConditionalDownloads, p.conditional(n, path)) }),
-		"env_merge":             func(n *yaml.Node, path string) { m.EnvMerge = p.envMerge(n, path) },
-		"services":              p.list(false, func(n *yaml.Node, path string) { m.Services = append(m.Services, p.service(n, path)) }),
-		"post_commands":         p.strList(&m.PostCommands),
+		"settings":         func(n *yaml.Node, path string) { p.settings(n, path, &m.Settings) },
+		"auth":             func(n *yaml.Node, path string) { p.auth(n, path, &m.Auth) },
+		"on_failure":       func(n *yaml.Node, path string) { p.onFailure(n, path, &m.OnFailure) },
+		"extensions":       p.list(false, func(n *yaml.Node, path string) { p.extension(n, path, m) }),
+		"write_files":      p.list(false, func(n *yaml.Node, path string) { m.WriteFiles = append(m.WriteFiles, p.fileWrite(n, path)) }),
+		"write_files_late": p.list(false, func(n *yaml.Node, path string) { m.WriteFilesLate = append(m.WriteFilesLate, p.fileWrite(n, path)) }),
+		"apt_packages":     p.strList(&m.AptPackages),
+		"git_repos":        p.list(false, func(n *yaml.Node, path string) { m.GitRepos = append(m.GitRepos, p.gitRepo(n, path)) }),
+		"pip_packages":     p.list(true, func(n *yaml.Node, path string) { m.PipPackages = append(m.PipPackages, p.pipBlock(n, path)) }),
+		"conda_packages":   p.list(true, func(n *yaml.Node, path string) { m.CondaPackages = append(m.CondaPackages, p.condaBlock(n, path)) }),
+		"downloads":        p.list(false, func(n *yaml.Node, path string) { m.Downloads = append(m.Downloads, p.download(n, path)) }),
+		"conditional_downloads": p.list(false, func(n *yaml.Node, path string) {
+			m.ConditionalDownloads = append(m.ConditionalDownloads, p.conditional(n, path))
+		}),
+		"env_merge":     func(n *yaml.Node, path string) { m.EnvMerge = p.envMerge(n, path) },
+		"services":      p.list(false, func(n *yaml.Node, path string) { m.Services = append(m.Services, p.service(n, path)) }),
+		"post_commands": p.strList(&m.PostCommands),
 	})
 	if !versionSeen && len(p.errs) == 0 {
 		p.fail(root, "version", "missing: a manifest starts with `version: 1`")
@@ -552,6 +557,8 @@ func (p *parser) fileWrite(n *yaml.Node, path string) FileWrite {
 	})
 	if f.Path == "" && n.Kind == yaml.MappingNode {
 		p.fail(n, path+".path", "missing: each file needs a path")
+	} else if f.Path != "" && !filepath.IsAbs(f.Path) {
+		p.fail(n, path+".path", "%q: want an absolute path", clip(f.Path, 80))
 	}
 	return f
 }
@@ -620,6 +627,10 @@ func (p *parser) download(n *yaml.Node, path string) Download {
 	})
 	if d.URL == "" && n.Kind == yaml.MappingNode {
 		p.fail(n, path+".url", "missing: each download needs a url")
+	} else if d.URL != "" {
+		if err := download.Validate(download.Spec{URL: d.URL, Dest: d.Dest}); err != nil {
+			p.fail(n, path, "%v", err)
+		}
 	}
 	return d
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/instanceportal/portal/download"
 	"github.com/instanceportal/portal/redact"
 )
 
@@ -376,7 +377,9 @@ func (r *run) pip(ctx context.Context, m *Manifest) error {
 			}
 		}
 	}
-	r.log.Info("Pip packages installed successfully")
+	if !r.opt.DryRun {
+		r.log.Info("Pip packages installed successfully")
+	}
 	return nil
 }
 
@@ -451,42 +454,49 @@ func (r *run) conda(ctx context.Context, m *Manifest) error {
 			}
 		}
 	}
-	r.log.Info("Conda packages installed successfully")
+	if !r.opt.DryRun {
+		r.log.Info("Conda packages installed successfully")
+	}
 	return nil
 }
 
-// downloads hands the (deduplicated) entries to the downloader, then
-// links duplicates.
+// downloads hands the (deduplicated) entries to package download, which
+// runs the reference's two pools at once and reports each file's progress,
+// then links duplicates. Tokens go to it as values, sent only as headers.
 func (r *run) downloads(ctx context.Context, m *Manifest) error {
 	unique, links := DedupDownloads(m.Downloads)
 	if len(unique) == 0 {
 		r.log.Info("No downloads to process")
 		return nil
 	}
-	if r.opt.Downloader == nil {
-		return errors.New("no downloader configured")
+	specs := make([]download.Spec, len(unique))
+	for i, d := range unique {
+		specs[i] = download.Spec{URL: d.URL, Dest: d.Dest}
 	}
-	s := DownloadSettings{
-		HFEndpoint:        r.opt.Env.Get("HF_ENDPOINT"),
-		HFToken:           r.opt.Env.Get(m.Auth.HFTokenEnv),
-		CivitAIToken:      r.opt.Env.Get(m.Auth.CivitAITokenEnv),
-		HFHome:            r.opt.Env.Get("HF_HOME"),
-		HFConcurrency:     m.Settings.HFDownloads,
-		WgetConcurrency:   m.Settings.WgetDownloads,
-		Retries:           m.Settings.MaxAttempts,
-		RetryDelay:        time.Duration(m.Settings.InitialDelay) * time.Second,
-		BackoffMultiplier: m.Settings.BackoffMultiplier,
-		OnProgress:        r.prog.download,
-		Log:               r.log.Info,
+	opts := download.Options{
+		HFEndpoint:     r.opt.Env.Get(download.HFEndpointEnv),
+		HFToken:        r.opt.Env.Get(m.Auth.HFTokenEnv),
+		CivitAIToken:   r.opt.Env.Get(m.Auth.CivitAITokenEnv),
+		HFHome:         r.opt.Env.Get(download.HFHomeEnv),
+		HFConcurrency:  m.Settings.HFDownloads,
+		URLConcurrency: m.Settings.WgetDownloads,
+		Retries:        m.Settings.MaxAttempts,
+		RetryDelay:     time.Duration(m.Settings.InitialDelay) * time.Second,
+		Backoff:        m.Settings.BackoffMultiplier,
+		OnProgress:     r.prog.download,
+		Log:            r.log.Info,
+	}
+	if m.Settings.InitialDelay == 0 {
+		opts.RetryDelay = -1 // no wait, which download's zero value would not mean
 	}
 	if r.opt.DryRun {
-		for _, d := range unique {
-			r.log.Info(r.opt.Downloader.DryRunLine(d, s))
+		for _, s := range specs {
+			r.log.Info(download.DryRunLine(s, opts))
 		}
 		r.symlinks(links)
 		return nil
 	}
-	if err := r.opt.Downloader.Run(ctx, unique, s); err != nil {
+	if err := download.Run(ctx, specs, opts); err != nil {
 		return err
 	}
 	r.symlinks(links)

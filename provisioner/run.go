@@ -51,9 +51,6 @@ type Options struct {
 	// ConsoleAPI is the Vast.ai console that on_failure stop / destroy
 	// call. Default: https://console.vast.ai
 	ConsoleAPI string
-	// Downloader runs the downloads phase (package download in the
-	// binary).
-	Downloader Downloader
 	// Sleep waits between attempts; tests make it instant.
 	// Default: a timer bounded by ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -64,26 +61,9 @@ type Options struct {
 	ProgressInterval time.Duration
 	// LookPath finds uv, conda and dos2unix. Default: exec.LookPath
 	LookPath func(string) (string, error)
-}
-
-// Downloader fetches the downloads phase's entries (package download).
-type Downloader interface {
-	// Run fetches every entry; the hub tokens come from the environment
-	// the run reads, never from a command line.
-	Run(ctx context.Context, entries []Download, s DownloadSettings) error
-	// DryRunLine is the reference's "[DRY RUN] Would download …" line.
-	DryRunLine(e Download, s DownloadSettings) string
-}
-
-// DownloadSettings is what the downloads phase hands the downloader.
-type DownloadSettings struct {
-	HFEndpoint, HFToken, CivitAIToken, HFHome string
-	HFConcurrency, WgetConcurrency           int
-	Retries                                  int
-	RetryDelay                               time.Duration
-	BackoffMultiplier                        int
-	OnProgress                               func(provstatus.Download)
-	Log                                      func(string)
+	// ComfyRegistry is where provisioner_comfyui resolves a custom node
+	// to its repository. Default: https://api.comfy.org/nodes/
+	ComfyRegistry string
 }
 
 func (o *Options) fill() {
@@ -131,6 +111,9 @@ func (o *Options) fill() {
 	}
 	if o.LookPath == nil {
 		o.LookPath = exec.LookPath
+	}
+	if o.ComfyRegistry == "" {
+		o.ComfyRegistry = "https://api.comfy.org/nodes/"
 	}
 }
 

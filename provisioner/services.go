@@ -58,7 +58,7 @@ func ServiceScript(s Service, root string) string {
 		w(". \"${utils}/exit_portal.sh\" %s\n", shellQuote(s.PortalSearchTerm))
 	}
 	if s.Venv != "" && s.Venv != "system" {
-		w("\n# Activate virtual environment\n. %s/bin/activate\n", shellQuote(s.Venv))
+		w("\n# Activate virtual environment\n. %s\n", shellQuote(s.Venv+"/bin/activate"))
 	}
 	w("\n")
 	if s.WaitForProvisioning {
