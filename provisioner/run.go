@@ -181,6 +181,11 @@ func Run(ctx context.Context, opt Options) Result {
 	for _, w := range ApplyOverrides(m, opt.Env) {
 		r.log.Warn(w)
 	}
+	// The image's log directory may be elsewhere (PORTAL_LOG_DIR, set by
+	// the entrypoint); the default log follows it.
+	if d := opt.Env.Get("PORTAL_LOG_DIR"); d != "" && m.Settings.LogFile == DefaultLogFile {
+		m.Settings.LogFile = filepath.Join(d, "provisioning.log")
+	}
 	if err := r.log.open(m.Settings.LogFile); err != nil {
 		r.log.Warn("could not open log file " + m.Settings.LogFile + ": " + err.Error())
 	}
