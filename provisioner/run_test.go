@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -407,4 +408,21 @@ func asExit(err error, target **ExitError) bool {
 	e, ok := err.(*ExitError)
 	*target = e
 	return ok
+}
+
+// TestExecRunnerLeavesDaemons: a program a command starts in the
+// background and that keeps the output pipe does not hang the phase, and
+// is left running.
+func TestExecRunnerLeavesDaemons(t *testing.T) {
+	dir := t.TempDir()
+	err := ExecRunner{}.Run(context.Background(), Command{Shell: "sleep 30 & echo $! > " + dir + "/pid; echo started"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := os.ReadFile(dir + "/pid")
+	p := strings.TrimSpace(string(pid))
+	if _, err := os.Stat("/proc/" + p); err != nil {
+		t.Errorf("the background program %s was killed", p)
+	}
+	exec.Command("kill", p).Run()
 }

@@ -55,6 +55,9 @@ type ExecRunner struct {
 	KillDelay time.Duration
 }
 
+// drainDelay is how long output is read after the command exited.
+const drainDelay = 2 * time.Second
+
 // maxLine bounds one line of output kept; longer lines are cut.
 const maxLine = 8 << 10
 
@@ -96,12 +99,12 @@ func (r ExecRunner) Run(ctx context.Context, c Command, onLine func(string)) err
 		streamLines(pr, onLine)
 	}()
 	werr := cmd.Wait()
-	// A grandchild holding the pipe must not hang the phase: once the
-	// command is gone, its group gets the same treatment as a cancel.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// A program the command left running in the background (a daemon a
+	// post_command starts) may hold the pipe: its output is read for a
+	// moment more, then the phase goes on and leaves it running.
 	select {
 	case <-done:
-	case <-time.After(delay):
+	case <-time.After(drainDelay):
 		pr.Close()
 		<-done
 	}
