@@ -20,6 +20,7 @@ type logger struct {
 	out  io.Writer
 	file *os.File
 	now  func() time.Time
+	mask *masker
 }
 
 func (l *logger) open(path string) error {
@@ -51,8 +52,41 @@ func (l *logger) close() {
 	}
 }
 
-// mask hides URL credentials in a line that holds a URL.
-func mask(s string) string {
+// masker hides what must never be shown: the values of the token
+// variables, wherever they appear, and URL credentials.
+type masker struct {
+	mu sync.RWMutex
+	r  *strings.Replacer
+}
+
+// minSecret is the shortest value hidden: shorter ones would cut words.
+const minSecret = 6
+
+// set hides these values from now on.
+func (m *masker) set(values ...string) {
+	var pairs []string
+	for _, v := range values {
+		if len(v) >= minSecret {
+			pairs = append(pairs, v, "…")
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.r = nil
+	if len(pairs) > 0 {
+		m.r = strings.NewReplacer(pairs...)
+	}
+}
+
+// text is s with secrets and URL credentials hidden.
+func (m *masker) text(s string) string {
+	if m != nil {
+		m.mu.RLock()
+		if m.r != nil {
+			s = m.r.Replace(s)
+		}
+		m.mu.RUnlock()
+	}
 	if strings.Contains(s, "://") {
 		return redact.URLs(s)
 	}
@@ -60,7 +94,7 @@ func mask(s string) string {
 }
 
 func (l *logger) print(level, msg string) {
-	msg = mask(msg)
+	msg = l.mask.text(msg)
 	line := l.now().Format("2006-01-02 15:04:05") + " [" + level + "] " + msg + "\n"
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -94,10 +128,11 @@ type progress struct {
 	wg       sync.WaitGroup
 	errOnce  sync.Once
 	log      *logger
+	mask     *masker
 }
 
 func newProgress(path string, interval time.Duration, now func() time.Time, log *logger) *progress {
-	p := &progress{path: path, interval: interval, now: now, log: log, stop: make(chan struct{})}
+	p := &progress{path: path, interval: interval, now: now, log: log, mask: log.mask, stop: make(chan struct{})}
 	if path != "" {
 		p.wg.Add(1)
 		go p.loop()
@@ -182,7 +217,7 @@ func (p *progress) phase(name, state, errText string, items int) {
 				ph.StartedAt, ph.FinishedAt, ph.Error = &t, nil, ""
 			case provstatus.Done, provstatus.Skipped, provstatus.Failed, provstatus.Stopped:
 				ph.FinishedAt = &t
-				ph.Error = mask(errText)
+				ph.Error = p.mask.text(errText)
 			}
 		}
 		if state != provstatus.Running {
@@ -194,7 +229,7 @@ func (p *progress) phase(name, state, errText string, items int) {
 // commandLine records a new command of phase.
 func (p *progress) command(phase, line string) {
 	p.update(false, func(s *provstatus.Status) {
-		s.Command = &provstatus.Command{Phase: phase, Line: mask(line), Tail: []string{}}
+		s.Command = &provstatus.Command{Phase: phase, Line: p.mask.text(line), Tail: []string{}}
 	})
 }
 
@@ -204,7 +239,7 @@ func (p *progress) output(line string) {
 		if s.Command == nil {
 			return
 		}
-		s.Command.Tail = append(s.Command.Tail, mask(line))
+		s.Command.Tail = append(s.Command.Tail, p.mask.text(line))
 		if n := len(s.Command.Tail); n > tailLines {
 			s.Command.Tail = append(s.Command.Tail[:0:0], s.Command.Tail[n-tailLines:]...)
 		}
@@ -214,8 +249,8 @@ func (p *progress) output(line string) {
 // download records one download's progress, by ID.
 func (p *progress) download(d provstatus.Download) {
 	p.update(d.State != provstatus.Running, func(s *provstatus.Status) {
-		d.Source = mask(d.Source)
-		d.Error = mask(d.Error)
+		d.Source = p.mask.text(d.Source)
+		d.Error = p.mask.text(d.Error)
 		for i := range s.Downloads {
 			if s.Downloads[i].ID == d.ID {
 				s.Downloads[i] = d

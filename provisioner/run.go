@@ -149,7 +149,9 @@ type Result struct {
 // on_failure retries, and on the last failure runs the failure action.
 func Run(ctx context.Context, opt Options) Result {
 	opt.fill()
-	r := &run{opt: opt, log: &logger{out: opt.Out, now: opt.Now}}
+	mk := &masker{}
+	mk.set(opt.Env.Get("HF_TOKEN"), opt.Env.Get("CIVITAI_TOKEN"), opt.Env.Get("CONTAINER_API_KEY"))
+	r := &run{opt: opt, log: &logger{out: opt.Out, now: opt.Now, mask: mk}}
 	defer r.log.close()
 	dir, warn := StateDir(opt.Env)
 	r.state = State{Dir: dir}
@@ -175,9 +177,11 @@ func Run(ctx context.Context, opt Options) Result {
 		}
 		if err != nil {
 			r.log.Error(err.Error())
-			return Result{Code: ExitFailed, Err: err}
+			return Result{Code: ExitFailed, Err: r.masked(err)}
 		}
 	}
+	mk.set(opt.Env.Get(m.Auth.HFTokenEnv), opt.Env.Get(m.Auth.CivitAITokenEnv), opt.Env.Get("HF_TOKEN"),
+		opt.Env.Get("CIVITAI_TOKEN"), opt.Env.Get("CONTAINER_API_KEY"))
 	for _, w := range ApplyOverrides(m, opt.Env) {
 		r.log.Warn(w)
 	}
@@ -248,16 +252,16 @@ func (r *run) finish(ctx context.Context, m *Manifest, source string, err error)
 	case errors.Is(err, ErrForeignStateDir):
 		r.log.Error("--force: " + err.Error())
 		r.prog.update(true, func(s *provstatus.Status) {
-			s.State, s.FinishedAt, s.Error = provstatus.Failed, &end, mask(err.Error())
+			s.State, s.FinishedAt, s.Error = provstatus.Failed, &end, r.log.mask.text(err.Error())
 		})
-		return Result{Code: ExitConfigRefused, Err: err}
+		return Result{Code: ExitConfigRefused, Err: r.masked(err)}
 	}
 	state := provstatus.Failed
 	if ctx.Err() != nil {
 		state = provstatus.Stopped
 	}
 	r.prog.update(true, func(s *provstatus.Status) {
-		s.State, s.FinishedAt, s.Error = state, &end, mask(err.Error())
+		s.State, s.FinishedAt, s.Error = state, &end, r.log.mask.text(err.Error())
 		var pe *PhaseError
 		if errors.As(err, &pe) {
 			s.FailedPhase = pe.Phase
@@ -270,7 +274,21 @@ func (r *run) finish(ctx context.Context, m *Manifest, source string, err error)
 		}
 		r.handleFailure(ctx, m.OnFailure, source, msg)
 	}
-	return Result{Code: ExitFailed, Err: err}
+	return Result{Code: ExitFailed, Err: r.masked(err)}
+}
+
+// maskedError is an error whose text has its secrets hidden, still
+// matching what it wraps (errors.As finds a *PhaseError).
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (e *maskedError) Error() string { return e.msg }
+func (e *maskedError) Unwrap() error { return e.err }
+
+func (r *run) masked(err error) error {
+	return &maskedError{msg: r.log.mask.text(err.Error()), err: err}
 }
 
 // load parses the manifest file.

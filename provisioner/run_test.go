@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -219,20 +220,7 @@ post_commands:
 	}
 }
 
-func errorsAs(err error, target **PhaseError) bool {
-	for err != nil {
-		if pe, ok := err.(*PhaseError); ok {
-			*target = pe
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
-}
+func errorsAs(err error, target **PhaseError) bool { return errors.As(err, target) }
 
 // TestScriptPhase: PROVISIONING_SCRIPT from a URL (CRLF endings removed)
 // runs last, after the manifest; script-only mode runs it alone.
@@ -425,4 +413,28 @@ func TestExecRunnerLeavesDaemons(t *testing.T) {
 		t.Errorf("the background program %s was killed", p)
 	}
 	exec.Command("kill", p).Run()
+}
+
+// TestSecretsMasked: the token variables' values never reach the log, the
+// progress document or the result, even when a command prints them.
+func TestSecretsMasked(t *testing.T) {
+	const tok = "hf_abcdef123456"
+	t.Setenv("HF_TOKEN", tok)
+	dir := t.TempDir()
+	res, out := testRun(t, dir, "version: 1\non_failure: {max_retries: 1}\npost_commands:\n  - echo token=$HF_TOKEN; exit 9 # "+tok+"\n",
+		Env{"HF_TOKEN": tok}, nil)
+	if res.Code != 1 || !strings.Contains(out, "token=…") {
+		t.Fatalf("%v\n%s", res.Err, out)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "provisioning.log"))
+	prog, _ := os.ReadFile(provstatus.Path(filepath.Join(dir, "state")))
+	for what, text := range map[string]string{"stdout": out, "log file": string(log), "progress": string(prog), "result": res.Err.Error()} {
+		if strings.Contains(text, tok) {
+			t.Errorf("the token is in the %s:\n%s", what, text)
+		}
+	}
+	var pe *PhaseError
+	if !errors.As(res.Err, &pe) || pe.Phase != PhasePostCommands {
+		t.Errorf("the masked error lost its phase: %v", res.Err)
+	}
 }
