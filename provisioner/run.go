@@ -177,6 +177,9 @@ func Run(ctx context.Context, opt Options) Result {
 		}
 		if err != nil {
 			r.log.Error(err.Error())
+			if !opt.DryRun {
+				r.publishRefusal(source, err)
+			}
 			return Result{Code: ExitFailed, Err: r.masked(err)}
 		}
 	}
@@ -275,6 +278,23 @@ func (r *run) finish(ctx context.Context, m *Manifest, source string, err error)
 		r.handleFailure(ctx, m.OnFailure, source, msg)
 	}
 	return Result{Code: ExitFailed, Err: r.masked(err)}
+}
+
+// PhaseManifest names, in the progress, a manifest that could not be
+// fetched or read: no phase ran.
+const PhaseManifest = "manifest"
+
+// publishRefusal publishes a run that ended before its first phase.
+func (r *run) publishRefusal(source string, err error) {
+	if r.state.Ensure() != nil {
+		return
+	}
+	now := r.opt.Now().UTC()
+	_ = provstatus.Write(provstatus.Path(r.state.Dir), provstatus.Status{
+		State: provstatus.Failed, Source: source, StartedAt: now, UpdatedAt: now, FinishedAt: &now,
+		Phases: []provstatus.Phase{}, Downloads: []provstatus.Download{},
+		FailedPhase: PhaseManifest, Error: r.log.mask.text(err.Error()),
+	})
 }
 
 // maskedError is an error whose text has its secrets hidden, still

@@ -438,3 +438,20 @@ func TestSecretsMasked(t *testing.T) {
 		t.Errorf("the masked error lost its phase: %v", res.Err)
 	}
 }
+
+// TestRefusalPublished: a malformed manifest runs nothing and the progress
+// says why, with the line.
+func TestRefusalPublished(t *testing.T) {
+	dir := t.TempDir()
+	res, out := testRun(t, dir, "version: 1\npost_commands: [\"touch "+dir+"/ran\"]\napt_packages: x\n", nil, nil)
+	if res.Code != 1 || !strings.Contains(out, "m.yaml:3: apt_packages: want a list of strings") {
+		t.Fatalf("%v\n%s", res.Err, out)
+	}
+	if _, err := os.Stat(dir + "/ran"); err == nil {
+		t.Error("a phase ran from a refused manifest")
+	}
+	st := readProgress(t, dir)
+	if st.State != provstatus.Failed || st.FailedPhase != PhaseManifest || !strings.Contains(st.Error, "m.yaml:3: apt_packages") {
+		t.Errorf("progress %+v", st)
+	}
+}
