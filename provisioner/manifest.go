@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,7 +170,7 @@ type Service struct {
 	Command             string
 	PreCommands         []string
 	WaitForProvisioning bool // default true
-	// Environment is exported by the wrapper, in key order.
+	// Environment is exported by the wrapper, in the manifest's order.
 	Environment []EnvVar
 	// ExternalPort, InternalPort and OpenPath (ours, optional) add the app
 	// to portal.yaml under PortalSearchTerm (else Name): the portal then
@@ -227,6 +228,9 @@ func (w Warning) String() string {
 	return fmt.Sprintf("%s:%d: %s: %s", w.File, w.Line, w.Path, w.Msg)
 }
 
+// yamlLine is yaml.v3's "line N: message".
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
 // maxErrors bounds how many faults one refusal lists.
 const maxErrors = 20
 
@@ -238,7 +242,11 @@ const maxErrors = 20
 func Parse(body []byte, file string, lookup func(string) (string, bool)) (*Manifest, []Warning, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(body, &doc); err != nil {
-		return nil, nil, fmt.Errorf("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			return nil, nil, fmt.Errorf("%s:%s: %s", file, m[1], m[2])
+		}
+		return nil, nil, fmt.Errorf("%s: %s", file, msg)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
 		return nil, nil, fmt.Errorf("%s: empty manifest", file)

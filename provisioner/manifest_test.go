@@ -65,7 +65,7 @@ func TestParseRefusals(t *testing.T) {
 		{"concurrency zero", "version: 1\nsettings:\n  concurrency:\n    hf_downloads: 0\n", "m.yaml:4: settings.concurrency.hf_downloads: want at least 1"},
 		{"duplicate key", "version: 1\napt_packages: [a]\napt_packages: [b]\n", "m.yaml:3: apt_packages: given twice"},
 		{"not a mapping", "- a\n", "m.yaml:1: a manifest is a mapping"},
-		{"yaml syntax", "version: 1\n  bad: [\n", "m.yaml: "},
+		{"yaml syntax", "version: 1\n  bad: [\n", "m.yaml:2: "},
 		{"empty", "", "m.yaml: empty manifest"},
 		{"ports alone", "version: 1\nservices:\n  - name: a\n    command: x\n    internal_port: 8000\n", "m.yaml:3: services[0]: external_port and internal_port go together"},
 	} {
