@@ -266,7 +266,7 @@ func FuzzParse(f *testing.F) {
 				if fe.File != "f.yaml" || fe.Line < 0 || fe.Line > lines {
 					t.Fatalf("error points outside the file: %v", fe)
 				}
-			} else if !strings.HasPrefix(err.Error(), "f.yaml: ") {
+			} else if !strings.HasPrefix(err.Error(), "f.yaml:") {
 				t.Fatalf("error without the file's name: %v", err)
 			}
 			return
