@@ -54,7 +54,7 @@ func Classify(raw string) (Target, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Target{}, fmt.Errorf("invalid URL %s", redact.URLs(raw))
+		return Target{}, errors.New("invalid URL: not parsable")
 	}
 	host := strings.ToLower(u.Hostname())
 	switch {
@@ -65,7 +65,7 @@ func Classify(raw string) (Target, error) {
 	case (u.Scheme == "http" || u.Scheme == "https") && u.Host != "":
 		return Target{Kind: KindURL}, nil
 	}
-	return Target{}, fmt.Errorf("unsupported URL %s: want http:// or https://", redact.URLs(raw))
+	return Target{}, fmt.Errorf("unsupported URL (scheme %.16q, host %t): want http:// or https://", u.Scheme, u.Host != "")
 }
 
 // isCivitAIHost is the reference's host match: civitai.com or a subdomain.

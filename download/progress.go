@@ -53,11 +53,6 @@ func (t *tracker) running()         { t.update(func(d *provstatus.Download) { d.
 func (t *tracker) setDest(p string) { t.update(func(d *provstatus.Download) { d.Dest = p }) }
 func (t *tracker) addTotal(n int64) { t.update(func(d *provstatus.Download) { d.Total += n }) }
 func (t *tracker) markResumed()     { t.update(func(d *provstatus.Download) { d.Resumed = true }) }
-func (t *tracker) snapshot() provstatus.Download {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.d
-}
 
 // add counts n more bytes on disk (negative when a restart drops a partial
 // file) and reports at most every emitEvery.
@@ -89,7 +84,7 @@ func (t *tracker) emitLocked() {
 	now := t.now()
 	t.lastEmit = now
 	t.samples = append(t.samples, sample{now, t.d.Bytes})
-	for len(t.samples) > 2 && now.Sub(t.samples[0].at) > rateWindow {
+	for len(t.samples) > 2 && (now.Sub(t.samples[0].at) > rateWindow || now.Before(t.samples[0].at)) {
 		t.samples = t.samples[1:]
 	}
 	t.d.RateBps, t.d.ETASeconds = 0, -1

@@ -114,8 +114,12 @@ func (r *runner) one(ctx context.Context, i int, spec Spec) error {
 		}
 	}
 	if err != nil {
+		state := provstatus.Failed
+		if ctx.Err() != nil {
+			state = provstatus.Stopped
+		}
 		err = mask(fmt.Errorf("download %s: %w", spec.URL, err))
-		tr.finish(provstatus.Failed, err.Error())
+		tr.finish(state, err.Error())
 		r.log("Failed to download %s: %v", spec.URL, err)
 		return err
 	}
