@@ -455,3 +455,21 @@ func TestRefusalPublished(t *testing.T) {
 		t.Errorf("progress %+v", st)
 	}
 }
+
+// TestStateDirWithRequests: a state directory the portal made first (for
+// an agent's request manifests) is still ours for --force.
+func TestStateDirWithRequests(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	os.MkdirAll(filepath.Join(dir, "requests"), 0o700)
+	os.WriteFile(filepath.Join(dir, "requests", "m.yaml"), []byte("version: 1\n"), 0o600)
+	s := State{Dir: dir}
+	if err := s.Mark("apt", "h"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Clear(); err != nil || s.Done("apt", "h") {
+		t.Fatalf("clear: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "requests", "m.yaml")); err != nil {
+		t.Error("--force removed a request manifest")
+	}
+}

@@ -20,6 +20,10 @@ import (
 // it was merely pointed at.
 const ownerMarker = ".provisioner-state-dir"
 
+// requestsDir is where the portal writes the manifests an agent asks it
+// to run (capabilities.RequestsDir), inside the state directory.
+const requestsDir = "requests"
+
 // forbiddenStateDirs are system roots refused as a state directory.
 var forbiddenStateDirs = map[string]bool{
 	"/": true, "/etc": true, "/usr": true, "/var": true, "/bin": true, "/sbin": true,
@@ -133,7 +137,10 @@ func (s State) ours() bool {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if !strings.HasSuffix(n, ".hash") && n != provstatus.FileName && !strings.HasPrefix(n, ".progress-") {
+		switch {
+		case strings.HasSuffix(n, ".hash"), n == provstatus.FileName, strings.HasPrefix(n, ".progress-"):
+		case n == requestsDir && e.IsDir():
+		default:
 			return false
 		}
 	}
