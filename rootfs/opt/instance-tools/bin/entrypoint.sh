@@ -14,7 +14,9 @@
 #   7. the instance certificate (`caddy portal cert ensure`)
 #   8. /etc/portal.yaml from PORTAL_CONFIG when the file is missing
 #   9. supervisord, which starts caddy.sh and the other programs
-#  10. PROVISIONING_SCRIPT (path or URL), at each start until it succeeds
+#  10. provisioning, at each start until it succeeds: the manifest
+#      (PROVISIONING_MANIFEST, else /provisioning.yaml) by `caddy portal
+#      provision`, then PROVISIONING_SCRIPT (path or URL)
 #  11. the lock removed; then it waits on supervisord. SIGTERM or SIGINT stop
 #      provisioning and supervisord (which stops every program) and the script
 #      exits with supervisord's status.
@@ -46,6 +48,8 @@ resolve_paths() {
     : "${PROVISIONING_DONE:=$r/.provisioning_complete}"
     : "${PROVISIONING_FAILED:=$r/.provisioning_failed}"
     : "${PROVISIONING_FILE:=$r/provisioning.sh}"
+    : "${PROVISIONING_YAML:=$r/provisioning.yaml}"
+    : "${PROVISIONER_STATE_DIR:=$r/.provisioner_state}"
     : "${FIRST_BOOT_DONE:=$r/.first_boot_complete}"
     : "${BOOT_HOOK_DIR:=$r/etc/vast_boot.d}"
     : "${PORTAL_YAML:=$r/etc/portal.yaml}"
@@ -262,7 +266,7 @@ start_supervisord() {
     raise_fd_limit
     export PORTAL_ROOT PORTAL_YAML INSTANCE_CERT INSTANCE_KEY PORTAL_LOG_DIR PORTAL_STATE_DIR \
         SUPERVISOR_SOCKET SUPERVISOR_PIDFILE WORKSPACE PROVISIONING_LOCK PROVISIONING_DONE PROVISIONING_FAILED \
-        PORTAL_ENV_FILE LAUNCH_FILE
+        PORTAL_ENV_FILE LAUNCH_FILE PROVISIONER_STATE_DIR
     if ! command -v supervisord >/dev/null 2>&1; then
         log "supervisord not found on PATH"
         return 1
@@ -311,12 +315,20 @@ fetch_provisioning() {
 # signal ends it with everything it started; its output goes to
 # provisioning.log and the container log.
 run_provisioning() {
-    local src=${PROVISIONING_SCRIPT:-} script rc
+    local src=${PROVISIONING_SCRIPT:-} manifest=${PROVISIONING_MANIFEST:-} script rc
     local -a cmd sink
-    [[ -n $src ]] || return 0
+    [[ -n $manifest || ! -f $PROVISIONING_YAML ]] || manifest=$PROVISIONING_YAML
+    [[ -n $src || -n $manifest ]] || return 0
     if [[ -e $PROVISIONING_DONE ]]; then
         log "provisioning already completed (${PROVISIONING_DONE} exists)"
         return 0
+    fi
+    if [[ -n $manifest ]]; then
+        run_manifest "$manifest" || return 1
+        if [[ -z $src ]]; then
+            touch "$PROVISIONING_DONE"
+            return 0
+        fi
     fi
     case $src in
     http://* | https://*)
@@ -359,6 +371,28 @@ run_provisioning() {
         plog "provisioning interrupted by the stop; it runs again on the next start"
     else
         provisioning_failed "$rc" "provisioning failed (exit ${rc}); startup continues, and it runs again on the next start"
+    fi
+    return "$rc"
+}
+
+# run_manifest SOURCE: the provisioning manifest (path or URL), by `caddy
+# portal provision` in a session of its own (a stop signal ends it with its
+# commands); PROVISIONING_SCRIPT runs after it, here. It logs to
+# provisioning.log itself and leaves PROVISIONING_FAILED naming the failed
+# phase and why; its state (PROVISIONER_STATE_DIR) makes the next start
+# resume where it failed.
+run_manifest() {
+    local rc
+    plog "provisioning with the manifest ${1}"
+    env -u PROVISIONING_SCRIPT setsid -w caddy portal provision --failed-marker "$PROVISIONING_FAILED" "$1" </dev/null &
+    provisioning_pid=$!
+    wait_for "$provisioning_pid"
+    rc=$?
+    provisioning_pid=
+    if ((rc != 0 && stopping)); then
+        plog "provisioning interrupted by the stop; it runs again on the next start"
+    elif ((rc != 0)); then
+        plog "the provisioning manifest failed (exit ${rc}, ${PROVISIONING_FAILED} says where); startup continues, and it runs again on the next start"
     fi
     return "$rc"
 }
