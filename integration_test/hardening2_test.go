@@ -6,8 +6,12 @@ package integration_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestCORSNeverOpensThePortal: with CADDY_CORS_ALLOWED_ORIGINS set, a
@@ -60,5 +64,45 @@ func TestCORSNeverOpensThePortal(t *testing.T) {
 	out, err := p.Caddy("adapt", "--adapter", "portal_yaml", "--config", p.ConfigPath)
 	if err == nil || !strings.Contains(out, `CADDY_CORS_ALLOWED_ORIGINS: \"http://trusted.example*\": a wildcard`) {
 		t.Errorf("a trailing * must be refused: err=%v out=%s", err, out)
+	}
+}
+
+// TestFIFOInLogDirDoesNotBlockStop: a FIFO named *.log created in the log
+// directory while the portal runs was opened (blocking) by the watcher,
+// and SIGTERM then waited on it forever. Now the process stops at once.
+func TestFIFOInLogDirDoesNotBlockStop(t *testing.T) {
+	ext, internal := freePort(t), freePort(t)
+	p := StartPortal(t, portalYAML(appYAML("Instance Portal", ext, internal, "/")), PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}})
+	logDir := filepath.Join(p.Dir, "log")
+	if err := os.WriteFile(filepath.Join(logDir, "first.log"), []byte("one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", internal)
+	// Listing the files starts the watcher.
+	waitFor(t, 15*time.Second, "the log list names first.log", func() bool {
+		status, body := hostRequest(t, "GET", base+"/api/logs/files", fmt.Sprintf("127.0.0.1:%d", internal), "", "")
+		return status == 200 && strings.Contains(body, "first.log")
+	})
+	fifo := filepath.Join(logDir, "evil.log")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A file written after the FIFO is followed: the watcher went past it.
+	if err := os.WriteFile(filepath.Join(logDir, "second.log"), []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the log list names second.log", func() bool {
+		_, body := hostRequest(t, "GET", base+"/api/logs/files", fmt.Sprintf("127.0.0.1:%d", internal), "", "")
+		return strings.Contains(body, "second.log")
+	})
+	if err := syscall.Kill(p.Pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !p.WaitExit(15 * time.Second) {
+		// Let the old code's blocked open return so that the process ends.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			_ = w.Close()
+		}
+		t.Fatalf("SIGTERM with a FIFO in the log directory: still running after 15 s:\n%s", p.Logs())
 	}
 }
