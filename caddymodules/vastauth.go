@@ -348,6 +348,9 @@ func (h *VastAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 		}
 	}
 
+	// This connection has logged in: the connection caps never close it
+	// to make room (portal_connlimit).
+	sharedConnLimiter.Authenticated(r)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.user.id", h.cfg.Username)
 	}
@@ -380,6 +383,9 @@ func isBrowser(r *http.Request) bool {
 // the browser stops presenting it.
 func (h *VastAuth) deny(w http.ResponseWriter, r *http.Request, creds vastauth.Credentials, err error) error {
 	w.Header().Set("WWW-Authenticate", h.challenge)
+	// A refused client does not keep its connection: idle keep-alive
+	// connections that each got a 401 once filled the connection caps.
+	w.Header().Set("Connection", "close")
 	if creds.HasCookie {
 		http.SetCookie(w, h.sessionCookie(r, "", -1))
 	}
@@ -393,6 +399,7 @@ func (h *VastAuth) deny(w http.ResponseWriter, r *http.Request, creds vastauth.C
 func (h *VastAuth) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) error {
 	secs := int(wait / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Connection", "close")
 	if isBrowser(r) {
 		return h.page(w, r, http.StatusTooManyRequests, "limited", authPageData{Title: "Too many wrong logins", RetryAfter: secs})
 	}

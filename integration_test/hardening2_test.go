@@ -4,7 +4,9 @@ package integration_test
 // test names what it saw on the code before the fix.
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -104,5 +106,60 @@ func TestFIFOInLogDirDoesNotBlockStop(t *testing.T) {
 			_ = w.Close()
 		}
 		t.Fatalf("SIGTERM with a FIFO in the log directory: still running after 15 s:\n%s", p.Logs())
+	}
+}
+
+// TestIdleUnauthenticatedConnectionsLockNobodyOut: 256 idle connections
+// from one address (each after a 401, kept alive) locked a logged-in user
+// behind the same address out of the port (issue 20). Now a 401 closes
+// its connection, and a newcomer takes the place of the oldest connection
+// that never logged in.
+func TestIdleUnauthenticatedConnectionsLockNobodyOut(t *testing.T) {
+	be := echoBackend(t)
+	const password = "connlimit-test-secret-77"
+	app := freePort(t)
+	StartPortal(t, portalYAML(appYAML("App", app, be.Port, "/")), PortalOptions{Env: map[string]string{"WEB_PASSWORD": password}})
+	url := fmt.Sprintf("http://127.0.0.1:%d/", app)
+	waitStatus(t, nil, url, 401)
+	addr := fmt.Sprintf("127.0.0.1:%d", app)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+
+	// A 401 ends its connection.
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !resp.Close {
+		t.Errorf("401 without Connection: close (status %d, close %v)", resp.StatusCode, resp.Close)
+	}
+
+	// The address's 256 places held by idle connections.
+	for i := 0; i < 256; i++ {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", i, err)
+		}
+		defer c.Close()
+	}
+	user := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	for i := 0; i < 3; i++ {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+password)
+		resp, err := user.Do(req)
+		if err != nil {
+			t.Fatalf("logged-in user behind the flooded address, request %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("logged-in user behind the flooded address: %d", resp.StatusCode)
+		}
 	}
 }
