@@ -90,7 +90,7 @@ func (h *PortalApps) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	states, supErr := h.tracker.States(r.Context())
 	h.noteSupervisorError(supErr)
-	return writeTunnelsJSON(w, http.StatusOK, states)
+	return writeJSON(w, http.StatusOK, states)
 }
 
 func (h *PortalApps) noteSupervisorError(err error) {
