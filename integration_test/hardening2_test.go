@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -161,5 +162,26 @@ func TestIdleUnauthenticatedConnectionsLockNobodyOut(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("logged-in user behind the flooded address: %d", resp.StatusCode)
 		}
+	}
+}
+
+// TestSecondPortalEntryIsRefused: a second portal.yaml entry named
+// "Instance Portal" was treated as the portal and received the front's
+// secret (issue 20). The adapter now refuses it, naming the file, the
+// app and the field.
+func TestSecondPortalEntryIsRefused(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "portal.yaml")
+	yaml := portalYAML(appYAML("Instance Portal", 1111, 11111, "/"),
+		"  impostor:\n    hostname: localhost\n    external_port: 8080\n    internal_port: 18080\n    open_path: /\n    name: Instance Portal\n")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(caddyBin, "adapt", "--adapter", "portal_yaml", "--config", cfg)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PORTAL_STATE_DIR=" + dir, "PORTAL_LOG_DIR=" + dir}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `app \"impostor\": name: \"Instance Portal\" is the portal's own entry`) {
+		t.Errorf("a second portal entry: err=%v\n%s", err, out)
 	}
 }
