@@ -184,3 +184,27 @@ func TestSSHKeysAreWrittenAsTheUser(t *testing.T) {
 		t.Errorf("a FIFO authorized_keys: finished=%v %s", done, out)
 	}
 }
+
+// TestProvisioningLogsMaskURLCredentials: the PROVISIONING_SCRIPT URL's
+// user:PASSWORD@…?token=… reached provisioning.log (shown in the
+// dashboard), the failure marker and the container log (issue 20). Every
+// provisioning line now goes through `caddy portal redact`.
+func TestProvisioningLogsMaskURLCredentials(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "log")
+	mustMkdir(t, logDir)
+	failed := filepath.Join(dir, "failed")
+	bin := filepath.Join(dir, "bin")
+	mustMkdir(t, bin)
+	mustSymlink(t, caddyBin, filepath.Join(bin, "caddy"))
+	out, ok := bootStep(t, `provisioning_failed download "downloading PROVISIONING_SCRIPT https://alice:PASSWORD1@h.example/p.sh?token=T0KEN2 failed"`,
+		30*time.Second, "PATH="+bin+":"+os.Getenv("PATH"), "PORTAL_ROOT="+dir, "PORTAL_LOG_DIR="+logDir, "PROVISIONING_FAILED="+failed)
+	logged, _ := os.ReadFile(filepath.Join(logDir, "provisioning.log"))
+	marker, _ := os.ReadFile(failed)
+	for what, text := range map[string]string{"output": out, "provisioning.log": string(logged), "failure marker": string(marker)} {
+		if !ok || !strings.Contains(text, "https://…@h.example/p.sh?…") || strings.Contains(text, "PASSWORD1") || strings.Contains(text, "T0KEN2") {
+			t.Errorf("%s: %q", what, text)
+		}
+	}
+}

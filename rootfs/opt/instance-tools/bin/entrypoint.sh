@@ -300,17 +300,27 @@ start_supervisord() {
     log "supervisord started (pid ${supervisord_pid})"
 }
 
-# plog MESSAGE: a line in the container log and in provisioning.log.
+# masked MESSAGE: the message with URL credentials hidden (`caddy portal
+# redact`: PROVISIONING_SCRIPT may be https://user:password@…?token=…).
+masked() {
+    printf '%s\n' "$*" | timeout 10 caddy portal redact 2>/dev/null || echo "(message not shown: caddy portal redact failed)"
+}
+
+# plog MESSAGE: a line, credentials masked, in the container log and in
+# provisioning.log.
 plog() {
-    log "$*"
-    printf '[entrypoint] %s\n' "$*" >>"${PORTAL_LOG_DIR}/provisioning.log" 2>/dev/null
+    local msg
+    msg=$(masked "$*")
+    log "$msg"
+    printf '[entrypoint] %s\n' "$msg" >>"${PORTAL_LOG_DIR}/provisioning.log" 2>/dev/null
 }
 
 # provisioning_failed CODE MESSAGE: says so, and leaves PROVISIONING_FAILED
-# (status= and message= lines) for the dashboard; the next start tries again.
+# (status= and message= lines, masked) for the dashboard; the next start
+# tries again.
 provisioning_failed() {
     plog "$2"
-    printf 'status=%s\nmessage=%s\n' "$1" "$2" >"$PROVISIONING_FAILED" 2>/dev/null
+    printf 'status=%s\nmessage=%s\n' "$1" "$(masked "$2")" >"$PROVISIONING_FAILED" 2>/dev/null
 }
 
 # fetch_provisioning URL downloads the script to PROVISIONING_FILE, at every
