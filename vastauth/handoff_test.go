@@ -241,13 +241,16 @@ func TestCrossSiteRefusal(t *testing.T) {
 		{[]string{"Origin", "http://portal.example:8080"}, true},
 		{[]string{"Origin", "null"}, true},
 		{[]string{"Origin", "https://evil.example"}, true},
+		// Issue 20: a foreign Referer alone was accepted by the processes API.
+		{[]string{"Referer", "https://evil.example/page"}, true},
+		{[]string{"Referer", "http://portal.example:1111/"}, false},
 	} {
 		r := httptest.NewRequest("POST", "http://portal.example:1111/api/handoff", nil)
 		for i := 0; i+1 < len(tt.hdr); i += 2 {
 			r.Header.Set(tt.hdr[i], tt.hdr[i+1])
 		}
 		got := CrossSiteRefusal(r)
-		if (got != "") != tt.want || (got != "" && got != "cross-site request refused") {
+		if (got != "") != tt.want || (got != "" && !strings.HasPrefix(got, "cross-site request refused")) {
 			t.Errorf("CrossSiteRefusal(%q) = %q, want refused=%v", tt.hdr, got, tt.want)
 		}
 	}
