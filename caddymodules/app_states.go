@@ -25,18 +25,8 @@ func appStatesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddy
 	return pathRoute(warns, []string{"/api/apps"}, caddyconfig.JSONModuleObject(h, "handler", "portal_apps", warns))
 }
 
-// keyedApps pairs each AppInfo with its portal.yaml key: plan.Apps is in
-// configuration order, one entry per app.
-func keyedApps(plan *portalconfig.Plan) []appstate.App {
-	out := make([]appstate.App, len(plan.Apps))
-	for i, info := range plan.Apps {
-		out[i].AppInfo = info
-		if i < len(plan.Config.Apps) {
-			out[i].Key = plan.Config.Apps[i].Key
-		}
-	}
-	return out
-}
+// keyedApps pairs each AppInfo with its portal.yaml key.
+func keyedApps(plan *portalconfig.Plan) []appstate.App { return appstate.PlanConfig(plan).Apps }
 
 // PortalApps serves GET /api/apps: every app of its list with its live
 // state (running, starting, stopped, failed, not_configured, external),
