@@ -178,8 +178,8 @@ type Service struct {
 	// null when the service has no direct URL.
 	OpenAIV1Base any      `json:"openai_v1_base,omitempty"`
 	Capabilities []string `json:"capabilities,omitempty"`
-	// PortalState (ours) is the app's state as /api/apps reports it:
-	// running, starting, stopped, failed or external.
+	// PortalState (ours) is the app's state as /api/apps reports it
+	// (appstate: running, starting, stopped, failed, external, not_answering).
 	PortalState string `json:"portal_state,omitempty"`
 	// TunnelURL (ours) is a running Cloudflare tunnel's URL to the app.
 	TunnelURL *string `json:"tunnel_url"`
