@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,10 +29,15 @@ func init() {
 	caddy.RegisterModule(PortalCapabilities{})
 }
 
-// capabilitiesRoute serves the capability manifest and its parts.
-func capabilitiesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// capabilitiesHandler serves the capability manifest and its parts (its
+// paths are the route table's).
+func capabilitiesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(capabilitiesFor(plan), "handler", "portal_capabilities", warns)
+}
+
+func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 	s := plan.Settings
-	h := PortalCapabilities{
+	return PortalCapabilities{
 		Apps:   appstate.PlanConfig(plan),
 		Scheme: plan.Scheme,
 		Markers: bootstatus.Config{
@@ -39,8 +45,6 @@ func capabilitiesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) ca
 		},
 		Workspace: s.Workspace,
 	}
-	return pathRoute(warns, []string{capabilities.CapabilitiesPath, capabilities.CapabilitiesPath + "/*", capabilities.WellKnownPath},
-		caddyconfig.JSONModuleObject(h, "handler", "portal_capabilities", warns))
 }
 
 // PortalCapabilities serves the capability manifest (docs/agents.md):
@@ -230,22 +234,30 @@ func (h *PortalCapabilities) serveProvision(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 	}
+	code, answer := h.startProvisioning(req)
+	return writeJSON(w, code, answer)
+}
+
+// startProvisioning starts a run: the one code path of POST
+// /capabilities/provision and the MCP provision tool. It answers the HTTP
+// status and body the API gives.
+func (h *PortalCapabilities) startProvisioning(req capabilities.ProvisionRequest) (int, map[string]any) {
 	started, err := h.launcher.Start(req)
 	switch {
 	case errors.Is(err, capabilities.ErrBusy):
-		return writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error(), "progress_url": capabilities.ProgressPath})
+		return http.StatusConflict, map[string]any{"error": err.Error(), "progress_url": capabilities.ProgressPath}
 	case err != nil:
 		h.logger.Error("provisioning not started", zap.Error(err))
-		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return http.StatusInternalServerError, map[string]any{"error": err.Error()}
 	}
 	h.logger.Info("provisioning started from the portal", zap.String("manifest", started.Manifest), zap.Int("pid", started.PID))
-	return writeJSON(w, http.StatusAccepted, map[string]any{
+	return http.StatusAccepted, map[string]any{
 		"status":       "started",
 		"detail":       "the provisioner runs in the background; follow it at " + capabilities.ProgressPath,
 		"log_file":     capabilities.ProvisioningLog,
 		"progress_url": capabilities.ProgressPath,
 		"manifest":     started.Manifest,
-	})
+	}
 }
 
 // Interface guards
