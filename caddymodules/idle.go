@@ -56,43 +56,45 @@ func idleAppFor(plan *portalconfig.Plan) IdleApp {
 	}
 }
 
-// withIdle adds idle auto-stop to an adapted config when
-// PORTAL_IDLE_STOP_AFTER turns it on (a bad PORTAL_IDLE_* is an error
-// naming the variable, so a typo fails `caddy portal check` and a reload):
-// the idle app, an idle_activity handler on each app server right after
-// authentication (a request refused there is not activity: a scanner must
-// not keep the instance alive), and /api/idle on the portal's server.
-// Off, the config is left exactly as it was.
+// withIdle adds idle auto-stop to an adapted config. /api/idle is always
+// on the portal's server (the dashboard asks it; off, it says so). When
+// PORTAL_IDLE_STOP_AFTER turns auto-stop on (a bad PORTAL_IDLE_* is an
+// error naming the variable, so a typo fails `caddy portal check` and a
+// reload), it adds the idle app and an idle_activity handler on each app
+// server right after authentication: a request refused there is not
+// activity, so a scanner cannot keep the instance alive.
 func withIdle(cfg *caddy.Config, plan *portalconfig.Plan, env portalconfig.Environ, warns *[]caddyconfig.Warning) error {
 	ic, err := idle.FromEnv(func(k string) string { return env[k] })
-	if err != nil || !ic.Enabled() {
+	if err != nil {
 		return err
 	}
 	var httpApp caddyhttp.App
 	if err := json.Unmarshal(cfg.AppsRaw["http"], &httpApp); err != nil {
 		return fmt.Errorf("idle: re-reading the http app: %w", err)
 	}
-	for _, sp := range plan.Servers {
-		srv := httpApp.Servers[sp.ServerName()]
-		if srv == nil {
-			continue
-		}
-		at := 0
-		for i, r := range srv.Routes {
-			for _, h := range r.HandlersRaw {
-				if bytes.Contains(h, []byte(`"handler":"vastauth"`)) {
-					at = i + 1
-				}
-			}
-		}
-		srv.Routes = slices.Insert(srv.Routes, at, idleActivityRoute(sp, warns))
-	}
 	if srv := httpApp.Servers["portal"]; srv != nil && len(srv.Routes) > 0 {
 		// After the internal guard, which must see every request first.
 		srv.Routes = slices.Insert(srv.Routes, 1, terminal(idleAPIRoute(warns)))
 	}
+	if ic.Enabled() {
+		for _, sp := range plan.Servers {
+			srv := httpApp.Servers[sp.ServerName()]
+			if srv == nil {
+				continue
+			}
+			at := 0
+			for i, r := range srv.Routes {
+				for _, h := range r.HandlersRaw {
+					if bytes.Contains(h, []byte(`"handler":"vastauth"`)) {
+						at = i + 1
+					}
+				}
+			}
+			srv.Routes = slices.Insert(srv.Routes, at, idleActivityRoute(sp, warns))
+		}
+		cfg.AppsRaw["idle"] = caddyconfig.JSON(idleAppFor(plan), warns)
+	}
 	cfg.AppsRaw["http"] = caddyconfig.JSON(httpApp, warns)
-	cfg.AppsRaw["idle"] = caddyconfig.JSON(idleAppFor(plan), warns)
 	return nil
 }
 

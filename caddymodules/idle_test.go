@@ -17,7 +17,7 @@ const idleYAML = "applications:\n" +
 	"  Instance Portal:\n    hostname: localhost\n    external_port: 1111\n    internal_port: 11111\n    open_path: /\n    name: Instance Portal\n" +
 	"  Jupyter:\n    hostname: localhost\n    external_port: 8080\n    internal_port: 18080\n    open_path: /\n    name: Jupyter\n"
 
-// TestAdaptIdle: off, the config has no trace of idle auto-stop; on, the
+// TestAdaptIdle: off, the config has only /api/idle (which says so); on, the
 // idle app (settings as placeholders), an idle_activity handler right
 // after vastauth on each app server (streams only on the portal's port)
 // and /api/idle; a bad setting is an error naming the variable.
@@ -27,7 +27,7 @@ func TestAdaptIdle(t *testing.T) {
 		return string(out), err
 	}
 	off, err := adapt(portalconfig.Environ{})
-	if err != nil || strings.Contains(off, `"idle":`) || strings.Contains(off, "idle_activity") || strings.Contains(off, "/api/idle") {
+	if err != nil || strings.Contains(off, `"idle":`) || strings.Contains(off, "idle_activity") || !strings.Contains(off, `"/api/idle"`) {
 		t.Fatalf("off: %v, idle in config:\n%s", err, off)
 	}
 	on, err := adapt(portalconfig.Environ{idle.StopAfterEnv: "30m", idle.CommandEnv: "secret-command --key abc"})
