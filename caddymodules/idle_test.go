@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/idle"
 	"github.com/instanceportal/portal/portalconfig"
@@ -101,4 +103,54 @@ func BenchmarkIdleActivity(b *testing.B) {
 			_ = h.ServeHTTP(w, r, next)
 		}
 	})
+}
+
+// TestIdleAPIPostponePolicy: postponing is POST-only, refused cross-site
+// (the processes API's policy) and without a JSON content type; off, it
+// is a 409 and GET says so.
+func TestIdleAPIPostponePolicy(t *testing.T) {
+	prev := runningIdle.Load()
+	t.Cleanup(func() { runningIdle.Store(prev) })
+	a := &IdleApp{cfg: idle.Config{StopAfter: time.Minute, GPUUtil: 5}, now: time.Now, mu: new(sync.Mutex), logger: zap.NewNop()}
+	a.machine = idle.New(a.cfg, time.Now().Add(-30*time.Second))
+	runningIdle.Store(a)
+	call := func(method string, hdr map[string]string) (int, string) {
+		r := httptest.NewRequest(method, "/api/idle/postpone", strings.NewReader("{}"))
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		if err := (PortalIdleAPI{}).ServeHTTP(w, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		return w.Code, w.Body.String()
+	}
+	jsonCT := map[string]string{"Content-Type": "application/json"}
+	for _, tc := range []struct {
+		method string
+		hdr    map[string]string
+		want   int
+	}{
+		{"GET", nil, http.StatusMethodNotAllowed},
+		{"POST", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"POST", map[string]string{"Content-Type": "application/json", "Origin": "https://evil.example"}, http.StatusForbidden},
+		{"POST", map[string]string{"Content-Type": "text/plain"}, http.StatusUnsupportedMediaType},
+		{"POST", jsonCT, http.StatusOK},
+	} {
+		if code, body := call(tc.method, tc.hdr); code != tc.want {
+			t.Errorf("%s %v: %d %s, want %d", tc.method, tc.hdr, code, body, tc.want)
+		}
+	}
+	if st := a.status(); st.IdleSeconds > 5 {
+		t.Errorf("postpone did not restart the window: %+v", st)
+	}
+	runningIdle.Store(nil)
+	if code, _ := call("POST", jsonCT); code != http.StatusConflict {
+		t.Errorf("off: %d, want 409", code)
+	}
+	w := httptest.NewRecorder()
+	_ = (PortalIdleAPI{}).ServeHTTP(w, httptest.NewRequest("GET", "/api/idle", nil), nil)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"enabled":false`) {
+		t.Errorf("GET off: %d %s", w.Code, w.Body.String())
+	}
 }
