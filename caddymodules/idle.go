@@ -26,6 +26,7 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/redact"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -409,24 +410,24 @@ func (PortalIdleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(w, http.MethodPost)
 		}
-		if reason := crossSiteRefusal(r); reason != "" {
-			return writeTunnelsJSON(w, http.StatusForbidden, map[string]string{"error": reason})
+		if reason := vastauth.CrossSiteRefusal(r); reason != "" {
+			return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 		}
 		if status, err := readEmptyJSONBody(w, r); err != nil {
-			return writeTunnelsJSON(w, status, map[string]string{"error": err.Error()})
+			return writeJSON(w, status, map[string]string{"error": err.Error()})
 		}
 		if a == nil || !a.cfg.Enabled() {
-			return writeTunnelsJSON(w, http.StatusConflict, map[string]string{"error": "idle auto-stop is off (" + idle.StopAfterEnv + " is not set)"})
+			return writeJSON(w, http.StatusConflict, map[string]string{"error": "idle auto-stop is off (" + idle.StopAfterEnv + " is not set)"})
 		}
-		return writeTunnelsJSON(w, http.StatusOK, a.postpone())
+		return writeJSON(w, http.StatusOK, a.postpone())
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
 	if a == nil {
-		return writeTunnelsJSON(w, http.StatusOK, idle.New(idle.Config{}, time.Now()).Status(time.Now()))
+		return writeJSON(w, http.StatusOK, idle.New(idle.Config{}, time.Now()).Status(time.Now()))
 	}
-	return writeTunnelsJSON(w, http.StatusOK, a.status())
+	return writeJSON(w, http.StatusOK, a.status())
 }
 
 // Interface guards

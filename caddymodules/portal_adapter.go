@@ -136,25 +136,14 @@ func (f *lastGoodFallback) apply(filename string, out []byte, warns []caddyconfi
 	return e.out, warns, nil
 }
 
-// loadPlan parses and validates the input against the environment.
+// loadPlan is portalconfig.LoadPlan with Caddy's warnings.
 func loadPlan(body []byte, filename string, env portalconfig.Environ, now time.Time) (*portalconfig.Plan, []caddyconfig.Warning, error) {
-	settings, err := portalconfig.SettingsFromEnv(env)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg, pwarns, err := portalconfig.Load(body, filename, env[portalconfig.PortalConfigVar])
+	plan, pwarns, err := portalconfig.LoadPlan(body, filename, env, now)
 	warns := make([]caddyconfig.Warning, 0, len(pwarns))
 	for _, w := range pwarns {
 		warns = append(warns, caddyconfig.Warning{File: w.Source, Line: w.Line, Directive: w.App, Message: w.Msg})
 	}
-	if err != nil {
-		return nil, warns, err
-	}
-	plan := portalconfig.MakePlan(cfg, &settings, now)
-	for _, w := range plan.Warnings {
-		warns = append(warns, caddyconfig.Warning{File: filename, Message: w})
-	}
-	return plan, warns, nil
+	return plan, warns, err
 }
 
 // buildConfig renders the plan as a Caddy config: the http app with one
@@ -279,7 +268,12 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 		}}
 	}
 	var routes caddyhttp.RouteList
-	cors := corsPolicy(s.CORSOrigins)
+	var cors *corsRules
+	if !sp.App.IsPortal() {
+		// CADDY_CORS_ALLOWED_ORIGINS is for the apps. The portal's own
+		// APIs change state and serve logs: never readable cross-site.
+		cors = corsPolicy(s.CORSOrigins)
+	}
 	if sp.Auth {
 		if cors != nil {
 			// Browsers send CORS preflights without credentials, so an
@@ -492,26 +486,16 @@ func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyh
 }
 
 // portalServerRoutes lists every route of the portal's own server, in the
-// order requests meet them: the APIs first, the dashboard's files last, so
-// that the file server only answers what no API claimed.
+// order requests meet them: the guard, the route table's APIs
+// (portalRoutes), the dashboard's files last, so that the file server only
+// answers what no API claimed.
 func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
-	return caddyhttp.RouteList{
-		// First: no other route may answer a request it refuses.
-		internalGuardRoute(warns),
-		terminal(pathRoute(warns, []string{"/health"}, staticJSON(`{"status":"ok"}`, warns))),
-		terminal(appStatesRoute(plan, warns)),
-		terminal(processesRoute(plan, warns)),
-		terminal(linksRoute(plan, warns)),
-		bootStatusRoute(plan, warns),
-		logstreamRoute(plan, warns),
-		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
-		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
-		tunnelsAPIRoute(warns),
-		handoffElsewhereRoute(warns),
-		dashboardInfoRoute(plan, warns),
-		dashboardIndexRoute(warns),
-		dashboardFilesRoute(warns),
+	// First: no other route may answer a request it refuses.
+	routes := caddyhttp.RouteList{internalGuardRoute(warns)}
+	for _, r := range portalRoutes() {
+		routes = append(routes, r.caddyRoute(plan, warns))
 	}
+	return append(routes, dashboardFilesRoute(warns))
 }
 
 // staticJSON answers 200 with body, a JSON document, never cached. The

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -34,11 +34,10 @@ func supervisorConfigFor(plan *portalconfig.Plan) supervisor.Config {
 	return supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable}
 }
 
-// processesRoute serves the processes API on the portal server.
-func processesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// processesHandler serves the processes API on the portal server.
+func processesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
 	h := PortalProcesses{Config: supervisorConfigFor(plan)}
-	return pathRoute(warns, []string{processesAPIBase, processesAPIBase + "/*"},
-		caddyconfig.JSONModuleObject(h, "handler", "portal_processes", warns))
+	return caddyconfig.JSONModuleObject(h, "handler", "portal_processes", warns)
 }
 
 // PortalProcesses serves supervisord's programs over HTTP
@@ -90,6 +89,9 @@ const maxProcessesBody = 1 << 10
 func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rest, ok := strings.CutPrefix(r.URL.Path, processesAPIBase)
 	if !ok || (rest != "" && rest[0] != '/') {
+		if notOurSpelling(r.URL.Path, processesAPIBase) {
+			return writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: paths are lower case (" + processesAPIBase + ")"})
+		}
 		return next.ServeHTTP(w, r)
 	}
 	rest = strings.Trim(rest, "/")
@@ -101,11 +103,11 @@ func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 		if err != nil {
 			return h.writeError(w, r, "list", supervisor.Process{}, err)
 		}
-		return writeTunnelsJSON(w, http.StatusOK, map[string]any{"processes": list})
+		return writeJSON(w, http.StatusOK, map[string]any{"processes": list})
 	}
 	id, action, ok := strings.Cut(rest, "/")
 	if !ok || id == "" || strings.Contains(action, "/") {
-		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q", clipText(rest, 64))})
+		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q", clipText(rest, 64))})
 	}
 	var do func(context.Context, string) (supervisor.Process, error)
 	switch action {
@@ -116,23 +118,23 @@ func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	case "restart":
 		do = h.svc.Restart
 	default:
-		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q: want start, stop or restart", clipText(action, 64))})
+		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q: want start, stop or restart", clipText(action, 64))})
 	}
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(w, http.MethodPost)
 	}
-	if reason := crossSiteRefusal(r); reason != "" {
-		return writeTunnelsJSON(w, http.StatusForbidden, map[string]string{"error": reason})
+	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
+		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	if status, err := readEmptyJSONBody(w, r); err != nil {
-		return writeTunnelsJSON(w, status, map[string]string{"error": err.Error()})
+		return writeJSON(w, status, map[string]string{"error": err.Error()})
 	}
 	p, err := do(r.Context(), id)
 	if err != nil {
 		return h.writeError(w, r, action, p, err)
 	}
 	h.logger.Info("program "+action+" from the portal", zap.String("program", p.ID), zap.String("state", p.State))
-	return writeTunnelsJSON(w, http.StatusOK, map[string]any{"process": p})
+	return writeJSON(w, http.StatusOK, map[string]any{"process": p})
 }
 
 // writeError answers a failed call with the status its cause calls for
@@ -171,7 +173,7 @@ func (h *PortalProcesses) writeError(w http.ResponseWriter, r *http.Request, act
 		}
 	}
 	h.logger.Debug("processes API request refused", zap.String("action", action), zap.Int("status", code), zap.Error(err))
-	return writeTunnelsJSON(w, code, body)
+	return writeJSON(w, code, body)
 }
 
 // readEmptyJSONBody requires Content-Type: application/json and accepts an
@@ -198,29 +200,6 @@ func readEmptyJSONBody(w http.ResponseWriter, r *http.Request) (int, error) {
 		return http.StatusBadRequest, errors.New("body: want one JSON object")
 	}
 	return 0, nil
-}
-
-// crossSiteRefusal says why a state-changing request must be refused as
-// coming from another site, or "" to let it through. A browser names the
-// initiator in Sec-Fetch-Site: only same-origin (the dashboard) and none (a
-// typed URL, curl) pass; same-site is refused too, because every app of the
-// instance is the same site on another port. Without that header (older
-// browsers), an Origin must name this very host.
-func crossSiteRefusal(r *http.Request) string {
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
-	default:
-		return fmt.Sprintf("cross-site request refused (Sec-Fetch-Site: %s)", clipText(site, 32))
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return ""
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
-		return fmt.Sprintf("cross-site request refused (Origin %s is not this portal)", clipText(origin, 100))
-	}
-	return ""
 }
 
 // Interface guards

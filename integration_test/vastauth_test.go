@@ -340,6 +340,18 @@ func TestVastAuthGeneratedTokenSurvivesRestart(t *testing.T) {
 	if len(token) != 43 {
 		t.Fatalf("caddy portal token printed %q", out)
 	}
+	// From a shell whose PORTAL_STATE_DIR differs (make run keeps its state
+	// under .run/state), the command still prints the running portal's
+	// token, found through the admin API, and creates nothing (issue 21).
+	other := t.TempDir()
+	cmd := exec.Command(caddyBin, "portal", "token")
+	cmd.Env = append(append([]string(nil), p.Env...), "PORTAL_STATE_DIR="+other)
+	if o, err := cmd.Output(); err != nil || strings.TrimSpace(string(o)) != token {
+		t.Errorf("from another state dir: %q %v, want the running token", o, err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "auth_token")); err == nil {
+		t.Error("a token was generated in the shell's state dir")
+	}
 	r := vaDo(t, "GET", base+"/?token="+token, "Accept", "application/json")
 	if r.StatusCode != 200 {
 		t.Fatalf("generated token: %s", r.Status)
@@ -488,8 +500,10 @@ func TestVastAuthHandoffThroughBinary(t *testing.T) {
 	be := recordingBackend(t)
 	ext := freePort(t)
 	token := randomSecret(t, "tok-")
+	// The target's host stands for the instance's public address: tokens
+	// are issued for the instance's own origins only (issue 20).
 	p := StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{
-		"OPEN_BUTTON_TOKEN": token, "PORTAL_ACCESS_LOG": "true"}})
+		"OPEN_BUTTON_TOKEN": token, "PORTAL_ACCESS_LOG": "true", "PUBLIC_IPADDR": "localhost"}})
 	base := fmt.Sprintf("http://127.0.0.1:%d", ext)
 	target := fmt.Sprintf("http://localhost:%d", ext)
 	waitStatus(t, nil, base+"/manifest.json", 200)

@@ -275,6 +275,7 @@
     if (tab === 'processes') polls.procs.now();
     if (tab === 'tunnels') polls.tunnels.now();
     if (tab === 'help') polls.links.now();
+    if (tab === 'logs' && polls.logFiles) polls.logFiles.wake();
   }
 
   function goTab(tab) {
@@ -498,7 +499,8 @@
     stopped: { label: 'stopped', title: 'Its program is stopped: Start runs it again' },
     failed: { label: 'failed', title: 'Its program crashed or could not start: see its log' },
     not_configured: { label: 'not configured', title: 'Installed, but not in portal.yaml: its start script skipped it' },
-    external: { label: 'external', title: 'No supervisord program of this portal runs it' },
+    external: { label: 'external', title: 'It answers, but no supervisord program of this portal runs it' },
+    not_answering: { label: 'not answering', title: 'Nothing answers on its port and no supervisord program of this portal runs it: start the app, or add a program for it' },
   };
 
   // ACTIONS: a program action's button text, idle and in flight.
@@ -670,6 +672,22 @@
     return null;
   }
 
+  // renderExposure warns about listeners that bypass the portal's
+  // authentication (/api/boot "exposed": package exposure), naming each
+  // program and port.
+  function renderExposure(b) {
+    const box = $('exposure-banner');
+    const list = b && Array.isArray(b.exposed) ? b.exposed : [];
+    if (!list.length) { box.hidden = true; box.replaceChildren(); return; }
+    const lines = list.map((e) => (e.program ? e.program + (e.pid ? ' (pid ' + e.pid + ')' : '') : 'An unknown process') +
+      ' listens on ' + e.address + ' port ' + e.port);
+    box.className = 'banner bad';
+    box.replaceChildren(
+      el('strong', { text: list.length === 1 ? 'An app is reachable without authentication' : list.length + ' apps are reachable without authentication' }),
+      el('span', { class: 'banner-msg', text: lines.join('\n') + '\nBind it to 127.0.0.1 and let the portal proxy it, or allow the port in /opt/instance-tools/tests/exposure-allowlist/.' }));
+    box.hidden = false;
+  }
+
   let bootMissing = false; // an older portal without /api/boot: ask once
   async function loadBoot() {
     if (bootMissing) return false;
@@ -680,6 +698,7 @@
       bootMissing = e.status === 404;
       b = null; // nothing to say
     }
+    renderExposure(b);
     const n = bootNotice(b);
     const box = $('boot-banner');
     if (!n) { box.hidden = true; box.replaceChildren(); return false; }
@@ -723,6 +742,13 @@
       const info = await getJSON('api/dashboard');
       if (info && typeof info === 'object') state.info = Object.assign(state.info, info);
     } catch (e) { /* optional: the defaults do */ }
+    // The archive button names the directory it downloads.
+    const dir = state.info.log_archive_dir;
+    if (dir) {
+      const a = $('logs-download-all');
+      a.textContent = 'Download ' + dir;
+      a.title = 'Everything in ' + dir + ' (the portal\'s logs and the clean copies log-tee writes) as one archive';
+    }
     renderHeader();
   }
 
@@ -2144,6 +2170,9 @@
     polls.boot = poller(loadBoot, (running) => (running ? 5000 : 30000), on('overview'));
     polls.idle = poller(loadIdle, 10000, on('overview'));
     polls.links = poller(loadLinks, 15000, on('help'));
+    // The file chips' sizes grow with their files: read the list again
+    // every 5 s while the Logs tab is shown (they went stale, issue 21).
+    polls.logFiles = poller(loadLogFiles, 5000, on('logs'));
     window.addEventListener('hashchange', () => showTab(tabFromHash(location.hash)));
     initLogs();
     showTab(state.tab, true);
