@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -22,11 +23,14 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("portal_boot_status", httpcaddyfile.Before, "file_server")
 }
 
-// bootStatusRoute serves /api/boot with the entrypoint's markers.
-func bootStatusRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// bootStatusHandler serves /api/boot with the entrypoint's markers.
+func bootStatusHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(bootStatusFor(plan), "handler", "portal_boot_status", warns)
+}
+
+func bootStatusFor(plan *portalconfig.Plan) PortalBootStatus {
 	s := plan.Settings
-	h := PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}
-	return terminal(pathRoute(warns, []string{"/api/boot"}, caddyconfig.JSONModuleObject(h, "handler", "portal_boot_status", warns)))
+	return PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}
 }
 
 // PortalBootStatus serves GET /api/boot: whether provisioning is running,
@@ -80,7 +84,7 @@ func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
-	return writeTunnelsJSON(w, http.StatusOK, bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()})
+	return writeJSON(w, http.StatusOK, bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()})
 }
 
 func parsePortalBootStatusCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
