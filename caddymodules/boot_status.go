@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/exposure"
 	"github.com/instanceportal/portal/portalconfig"
 )
 
@@ -21,11 +23,14 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("portal_boot_status", httpcaddyfile.Before, "file_server")
 }
 
-// bootStatusRoute serves /api/boot with the entrypoint's markers.
-func bootStatusRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// bootStatusHandler serves /api/boot with the entrypoint's markers.
+func bootStatusHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(bootStatusFor(plan), "handler", "portal_boot_status", warns)
+}
+
+func bootStatusFor(plan *portalconfig.Plan) PortalBootStatus {
 	s := plan.Settings
-	h := PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}
-	return terminal(pathRoute(warns, []string{"/api/boot"}, caddyconfig.JSONModuleObject(h, "handler", "portal_boot_status", warns)))
+	return PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}
 }
 
 // PortalBootStatus serves GET /api/boot: whether provisioning is running,
@@ -42,6 +47,16 @@ func bootStatusRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) cadd
 //	}
 type PortalBootStatus struct {
 	bootstatus.Config
+
+	exposed *exposureCache
+}
+
+// bootAnswer is /api/boot: the markers, and the listeners that bypass the
+// portal's authentication (package exposure), which the dashboard warns
+// about.
+type bootAnswer struct {
+	bootstatus.Status
+	Exposed []exposure.Exposure `json:"exposed"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -52,6 +67,7 @@ func (PortalBootStatus) CaddyModule() caddy.ModuleInfo {
 // Provision fills the defaults.
 func (h *PortalBootStatus) Provision(caddy.Context) error {
 	confdecl.FillDefaults(&h.Config, bootstatus.Default())
+	h.exposed = newExposureCache()
 	return nil
 }
 
@@ -68,7 +84,7 @@ func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
-	return writeJSON(w, http.StatusOK, bootstatus.Read(h.Config))
+	return writeJSON(w, http.StatusOK, bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()})
 }
 
 func parsePortalBootStatusCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

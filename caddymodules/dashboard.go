@@ -188,11 +188,11 @@ var dashboardSecurityHeaders = http.Header{
 	"Referrer-Policy":        {"no-referrer"},
 }
 
-// dashboardInfoRoute answers /api/dashboard.
-func dashboardInfoRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// dashboardInfoHandler answers /api/dashboard.
+func dashboardInfoHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
 	info := caddyconfig.JSON(dashboardInfo{InstanceLabel: plan.Settings.ContainerLabel, TunnelScheme: plan.Scheme,
 		LogArchiveDir: logArchiveDir(plan)}, warns)
-	return terminal(pathRoute(warns, []string{dashboardInfoPath}, caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+	return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
 		StatusCode: caddyhttp.WeakString("200"),
 		Headers: http.Header{
 			"Content-Type":           {"application/json"},
@@ -200,13 +200,13 @@ func dashboardInfoRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) c
 			"X-Content-Type-Options": {"nosniff"},
 		},
 		Body: string(info) + "\n",
-	}, "handler", "static_response", warns)))
+	}, "handler", "static_response", warns)
 }
 
-// dashboardIndexRoute serves the page itself, never stored: index.html is
-// the entry point of a new version.
-func dashboardIndexRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
-	return terminal(pathRoute(warns, []string{"/", "/index.html"}, dashboardFileHandlers("no-store", warns)...))
+// dashboardIndexHandlers serve the page itself, never stored: index.html
+// is the entry point of a new version.
+func dashboardIndexHandlers(warns *[]caddyconfig.Warning) []json.RawMessage {
+	return dashboardFileHandlers("no-store", warns)
 }
 
 // dashboardFilesRoute serves every other path from the dashboard's files,

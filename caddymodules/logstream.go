@@ -19,9 +19,9 @@ func init() {
 
 // logstreamRoute serves the log API for the portal's log directory. The
 // clean copies log-tee writes live one directory up (its default), which
-// the "everything" archive adds.
+// the "everything" archive adds. Its paths are the route table's.
 func logstreamRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
-	return pathRoute(warns, []string{"/api/logs", "/api/logs/*"}, caddyconfig.JSONModuleObject(logstreamHandler(plan), "handler", "logstream", warns))
+	return portalRouteAt(logsAPIBase).caddyRoute(plan, warns)
 }
 
 func logstreamHandler(plan *portalconfig.Plan) LogStream {

@@ -482,26 +482,16 @@ func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyh
 }
 
 // portalServerRoutes lists every route of the portal's own server, in the
-// order requests meet them: the APIs first, the dashboard's files last, so
-// that the file server only answers what no API claimed.
+// order requests meet them: the guard, the route table's APIs
+// (portalRoutes), the dashboard's files last, so that the file server only
+// answers what no API claimed.
 func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
-	return caddyhttp.RouteList{
-		// First: no other route may answer a request it refuses.
-		internalGuardRoute(warns),
-		terminal(pathRoute(warns, []string{"/health"}, staticJSON(`{"status":"ok"}`, warns))),
-		terminal(appStatesRoute(plan, warns)),
-		terminal(processesRoute(plan, warns)),
-		terminal(linksRoute(plan, warns)),
-		bootStatusRoute(plan, warns),
-		logstreamRoute(plan, warns),
-		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
-		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
-		tunnelsAPIRoute(warns),
-		handoffElsewhereRoute(warns),
-		dashboardInfoRoute(plan, warns),
-		dashboardIndexRoute(warns),
-		dashboardFilesRoute(warns),
+	// First: no other route may answer a request it refuses.
+	routes := caddyhttp.RouteList{internalGuardRoute(warns)}
+	for _, r := range portalRoutes() {
+		routes = append(routes, r.caddyRoute(plan, warns))
 	}
+	return append(routes, dashboardFilesRoute(warns))
 }
 
 // staticJSON answers 200 with body, a JSON document, never cached. The

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # entrypoint.sh: the container's start script (the image's ENTRYPOINT, PID 1).
 #
 #   1. launch mode: PORTAL_CONFIG adjusted by `caddy portal launch` (/.launch,
@@ -13,7 +14,9 @@
 #   7. the instance certificate (`caddy portal cert ensure`)
 #   8. /etc/portal.yaml from PORTAL_CONFIG when the file is missing
 #   9. supervisord, which starts caddy.sh and the other programs
-#  10. PROVISIONING_SCRIPT (path or URL), at each start until it succeeds
+#  10. provisioning, at each start until it succeeds: the manifest
+#      (PROVISIONING_MANIFEST, else /provisioning.yaml) by `caddy portal
+#      provision`, then PROVISIONING_SCRIPT (path or URL)
 #  11. the lock removed; then it waits on supervisord. SIGTERM or SIGINT stop
 #      provisioning and supervisord (which stops every program) and the script
 #      exits with supervisord's status.
@@ -24,6 +27,8 @@
 set -uo pipefail
 shopt -s nullglob
 umask 002 # `user` shares the root group: files it must edit are group-writable
+# shellcheck source=../lib/boot-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/boot-image.sh"
 
 stopping=0
 supervisord_pid=
@@ -43,6 +48,8 @@ resolve_paths() {
     : "${PROVISIONING_DONE:=$r/.provisioning_complete}"
     : "${PROVISIONING_FAILED:=$r/.provisioning_failed}"
     : "${PROVISIONING_FILE:=$r/provisioning.sh}"
+    : "${PROVISIONING_YAML:=$r/provisioning.yaml}"
+    : "${PROVISIONER_STATE_DIR:=$r/.provisioner_state}"
     : "${FIRST_BOOT_DONE:=$r/.first_boot_complete}"
     : "${BOOT_HOOK_DIR:=$r/etc/vast_boot.d}"
     : "${PORTAL_YAML:=$r/etc/portal.yaml}"
@@ -263,8 +270,6 @@ write_portal_yaml() {
 
 make_dirs() {
     mkdir -p "$PORTAL_LOG_DIR" "$(dirname "$SUPERVISOR_SOCKET")" "$(dirname "$SUPERVISOR_PIDFILE")" || return 1
-    # Programs running as `user` (group root) write their logs here too.
-    chmod 0770 "$PORTAL_LOG_DIR" 2>/dev/null
     # The state dir holds the generated token: private from its creation.
     if [[ ! -d $PORTAL_STATE_DIR ]]; then
         mkdir -p "$(dirname "$PORTAL_STATE_DIR")" &&
@@ -290,7 +295,7 @@ start_supervisord() {
     raise_fd_limit
     export PORTAL_ROOT PORTAL_YAML INSTANCE_CERT INSTANCE_KEY PORTAL_LOG_DIR PORTAL_STATE_DIR \
         SUPERVISOR_SOCKET SUPERVISOR_PIDFILE WORKSPACE PROVISIONING_LOCK PROVISIONING_DONE PROVISIONING_FAILED \
-        PORTAL_ENV_FILE LAUNCH_FILE
+        PORTAL_ENV_FILE LAUNCH_FILE PROVISIONER_STATE_DIR
     if ! command -v supervisord >/dev/null 2>&1; then
         log "supervisord not found on PATH"
         return 1
@@ -349,12 +354,20 @@ fetch_provisioning() {
 # signal ends it with everything it started; its output goes to
 # provisioning.log and the container log.
 run_provisioning() {
-    local src=${PROVISIONING_SCRIPT:-} script rc
+    local src=${PROVISIONING_SCRIPT:-} manifest=${PROVISIONING_MANIFEST:-} script rc
     local -a cmd sink
-    [[ -n $src ]] || return 0
+    [[ -n $manifest || ! -f $PROVISIONING_YAML ]] || manifest=$PROVISIONING_YAML
+    [[ -n $src || -n $manifest ]] || return 0
     if [[ -e $PROVISIONING_DONE ]]; then
         log "provisioning already completed (${PROVISIONING_DONE} exists)"
         return 0
+    fi
+    if [[ -n $manifest ]]; then
+        run_manifest "$manifest" || return 1
+        if [[ -z $src ]]; then
+            touch "$PROVISIONING_DONE"
+            return 0
+        fi
     fi
     case $src in
     http://* | https://*)
@@ -401,6 +414,28 @@ run_provisioning() {
     return "$rc"
 }
 
+# run_manifest SOURCE: the provisioning manifest (path or URL), by `caddy
+# portal provision` in a session of its own (a stop signal ends it with its
+# commands); PROVISIONING_SCRIPT runs after it, here. It logs to
+# provisioning.log itself and leaves PROVISIONING_FAILED naming the failed
+# phase and why; its state (PROVISIONER_STATE_DIR) makes the next start
+# resume where it failed.
+run_manifest() {
+    local rc
+    plog "provisioning with the manifest ${1}"
+    env -u PROVISIONING_SCRIPT setsid -w caddy portal provision --failed-marker "$PROVISIONING_FAILED" "$1" </dev/null &
+    provisioning_pid=$!
+    wait_for "$provisioning_pid"
+    rc=$?
+    provisioning_pid=
+    if ((rc != 0 && stopping)); then
+        plog "provisioning interrupted by the stop; it runs again on the next start"
+    elif ((rc != 0)); then
+        plog "the provisioning manifest failed (exit ${rc}, ${PROVISIONING_FAILED} says where); startup continues, and it runs again on the next start"
+    fi
+    return "$rc"
+}
+
 # wait_for PID: its exit status. `wait` returns early (>128) when a trapped
 # signal arrives; the loop waits again until the process has really ended.
 wait_for() {
@@ -428,20 +463,24 @@ on_signal() {
 
 main() {
     local rc
-    if (($#)); then
-        log "arguments ignored: $*"
-    fi
     trap 'on_signal TERM' TERM
     trap 'on_signal INT' INT
 
     resolve_paths
+    boot_custom_script "$@"
+    boot_parse_flags "$@"
     if ! command -v caddy >/dev/null 2>&1; then
         log "caddy not found on PATH"
         exit 1
     fi
+    boot_cuda
     apply_launch
+    boot_hf_home
     write_environment || log "could not write ${PORTAL_ENV_FILE}"
-    load_environment
+    [[ $flag_export_env == true ]] && load_environment
+    boot_thread_caps
+    boot_hotfix
+    boot_shell_conf
 
     if ! { mkdir -p "$(dirname "$PROVISIONING_LOCK")" && touch "$PROVISIONING_LOCK"; }; then
         log "could not create the lock ${PROVISIONING_LOCK}"
@@ -449,10 +488,12 @@ main() {
     trap 'rm -f "$PROVISIONING_LOCK"' EXIT
 
     make_dirs || exit 1
+    boot_log_dirs
+    boot_sync_environment
     copy_workspace
-    propagate_keys
+    [[ $flag_user_keys == true ]] && propagate_keys
     run_hooks
-    ensure_cert
+    [[ $flag_cert_gen == true ]] && ensure_cert
     write_portal_yaml
     ((stopping)) && exit 143
 
