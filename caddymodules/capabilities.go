@@ -39,7 +39,7 @@ func capabilitiesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) 
 func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 	s := plan.Settings
 	return PortalCapabilities{
-		Apps:   appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)},
+		Apps:   appstate.PlanConfig(plan),
 		Scheme: plan.Scheme,
 		Markers: bootstatus.Config{
 			LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed,
