@@ -57,7 +57,7 @@ func (h *PortalBootStatus) Provision(caddy.Context) error {
 
 // Validate checks the paths.
 func (h *PortalBootStatus) Validate() error {
-	if err := h.Config.Validate(); err != nil {
+	if err := h.Config.Check(); err != nil {
 		return fmt.Errorf("portal_boot_status: %w", err)
 	}
 	return nil

@@ -43,7 +43,7 @@ func (h *GPUMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := unmarshalConfigBlock(d, module, &h.Config, nil); err != nil {
 		return err
 	}
-	if err := h.Config.WithDefaults().Validate(); err != nil {
+	if err := h.Config.WithDefaults().Check(); err != nil {
 		return d.Errf("%s: %v", module, err)
 	}
 	return nil
