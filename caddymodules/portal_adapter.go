@@ -412,20 +412,52 @@ func startingUpRoutes(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns
 			Body: body,
 		}, "handler", "static_response", warns)
 	}
-	viaTunnel := fromCloudflared(caddyhttp.MatchHeader{"Cf-Ray": {}}, warns)
-	viaTunnel["vars"] = upstreamDown
-	return caddyhttp.RouteList{
-		{
-			MatcherSetsRaw: caddyhttp.RawMatcherSets{viaTunnel},
-			HandlersRaw:    []json.RawMessage{page("200")},
-			Terminal:       true,
-		},
-		{
-			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"vars": upstreamDown}},
-			HandlersRaw:    []json.RawMessage{page("502")},
-			Terminal:       true,
-		},
+	// An API client (Accept: application/json) gets the same news as JSON,
+	// with the same status as the page would have.
+	jsonPage := func(status string) json.RawMessage {
+		doc, _ := json.Marshal(startingJSON{Status: "starting", App: sp.App.Name,
+			Message: sp.App.Name + " is not answering yet; retry in a few seconds."})
+		return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+			StatusCode: caddyhttp.WeakString(status),
+			Headers: http.Header{
+				"Content-Type":         {"application/json"},
+				"Cache-Control":        {"no-store"},
+				"X-Portal-Placeholder": {"true"},
+				"Retry-After":          {"2"},
+			},
+			Body: literalText(string(doc) + "\n"),
+		}, "handler", "static_response", warns)
 	}
+	const acceptJSON = "*application/json*"
+	viaTunnel := func(header caddyhttp.MatchHeader) caddy.ModuleMap {
+		header["Cf-Ray"] = []string{}
+		m := fromCloudflared(header, warns)
+		m["vars"] = upstreamDown
+		return m
+	}
+	direct := func(header caddyhttp.MatchHeader) caddy.ModuleMap {
+		m := caddy.ModuleMap{"vars": upstreamDown}
+		if header != nil {
+			m["header"] = caddyconfig.JSON(header, warns)
+		}
+		return m
+	}
+	route := func(m caddy.ModuleMap, h json.RawMessage) caddyhttp.Route {
+		return caddyhttp.Route{MatcherSetsRaw: caddyhttp.RawMatcherSets{m}, HandlersRaw: []json.RawMessage{h}, Terminal: true}
+	}
+	return caddyhttp.RouteList{
+		route(viaTunnel(caddyhttp.MatchHeader{"Accept": {acceptJSON}}), jsonPage("200")),
+		route(viaTunnel(caddyhttp.MatchHeader{}), page("200")),
+		route(direct(caddyhttp.MatchHeader{"Accept": {acceptJSON}}), jsonPage("502")),
+		route(direct(nil), page("502")),
+	}
+}
+
+// startingJSON is the starting-up answer for API clients.
+type startingJSON struct {
+	Status  string `json:"status"`
+	App     string `json:"app"`
+	Message string `json:"message"`
 }
 
 // portalServer is the internal listener of the Instance Portal entry: our
@@ -445,26 +477,16 @@ func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyh
 }
 
 // portalServerRoutes lists every route of the portal's own server, in the
-// order requests meet them: the APIs first, the dashboard's files last, so
-// that the file server only answers what no API claimed.
+// order requests meet them: the guard, the route table's APIs
+// (portalRoutes), the dashboard's files last, so that the file server only
+// answers what no API claimed.
 func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
-	return caddyhttp.RouteList{
-		// First: no other route may answer a request it refuses.
-		internalGuardRoute(warns),
-		terminal(pathRoute(warns, []string{"/health"}, staticJSON(`{"status":"ok"}`, warns))),
-		terminal(appStatesRoute(plan, warns)),
-		terminal(processesRoute(plan, warns)),
-		terminal(linksRoute(plan, warns)),
-		bootStatusRoute(plan, warns),
-		logstreamRoute(plan, warns),
-		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
-		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
-		tunnelsAPIRoute(warns),
-		handoffElsewhereRoute(warns),
-		dashboardInfoRoute(plan, warns),
-		dashboardIndexRoute(warns),
-		dashboardFilesRoute(warns),
+	// First: no other route may answer a request it refuses.
+	routes := caddyhttp.RouteList{internalGuardRoute(warns)}
+	for _, r := range portalRoutes() {
+		routes = append(routes, r.caddyRoute(plan, warns))
 	}
+	return append(routes, dashboardFilesRoute(warns))
 }
 
 // staticJSON answers 200 with body, a JSON document, never cached. The

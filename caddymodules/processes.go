@@ -34,11 +34,10 @@ func supervisorConfigFor(plan *portalconfig.Plan) supervisor.Config {
 	return supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable}
 }
 
-// processesRoute serves the processes API on the portal server.
-func processesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// processesHandler serves the processes API on the portal server.
+func processesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
 	h := PortalProcesses{Config: supervisorConfigFor(plan)}
-	return pathRoute(warns, []string{processesAPIBase, processesAPIBase + "/*"},
-		caddyconfig.JSONModuleObject(h, "handler", "portal_processes", warns))
+	return caddyconfig.JSONModuleObject(h, "handler", "portal_processes", warns)
 }
 
 // PortalProcesses serves supervisord's programs over HTTP

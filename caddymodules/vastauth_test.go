@@ -1077,11 +1077,11 @@ func TestVastAuthRedactFilter(t *testing.T) {
 }
 
 // The portal's internal server answers /api/handoff with a JSON 404 (the
-// lead lists the route in portalServerRoutes), so a dashboard reached
+// route table lists it), so a dashboard reached
 // without vastauth in front knows to open the plain link.
 func TestHandoffElsewhereRoute(t *testing.T) {
 	var warns []caddyconfig.Warning
-	b, err := json.Marshal(handoffElsewhereRoute(&warns))
+	b, err := json.Marshal(portalRouteAt(vastauth.HandoffPath).caddyRoute(testPlan(t, "localhost:1111:11111:/:Instance Portal", nil), &warns))
 	if err != nil || len(warns) != 0 {
 		t.Fatal(err, warns)
 	}
