@@ -2,19 +2,10 @@ package caddymodules
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("gpu_metrics", parseGPUMetricsCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("gpu_metrics", httpcaddyfile.Before, "file_server")
-}
-
-func parseGPUMetricsCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(GPUMetrics)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	handlerDirective[GPUMetrics]("gpu_metrics", "file_server")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Each option
