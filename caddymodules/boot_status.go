@@ -12,6 +12,7 @@ import (
 
 	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/exposure"
 	"github.com/instanceportal/portal/portalconfig"
 )
 
@@ -44,6 +45,16 @@ func bootStatusFor(plan *portalconfig.Plan) PortalBootStatus {
 //	}
 type PortalBootStatus struct {
 	bootstatus.Config
+
+	exposed *exposureCache
+}
+
+// bootAnswer is /api/boot: the markers, and the listeners that bypass the
+// portal's authentication (package exposure), which the dashboard warns
+// about.
+type bootAnswer struct {
+	bootstatus.Status
+	Exposed []exposure.Exposure `json:"exposed"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -54,6 +65,7 @@ func (PortalBootStatus) CaddyModule() caddy.ModuleInfo {
 // Provision fills the defaults.
 func (h *PortalBootStatus) Provision(caddy.Context) error {
 	confdecl.FillDefaults(&h.Config, bootstatus.Default())
+	h.exposed = newExposureCache()
 	return nil
 }
 
@@ -70,7 +82,7 @@ func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
-	return writeJSON(w, http.StatusOK, bootstatus.Read(h.Config))
+	return writeJSON(w, http.StatusOK, bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()})
 }
 
 // UnmarshalCaddyfile reads bootstatus.Config's JSON keys as options.

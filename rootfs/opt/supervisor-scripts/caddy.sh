@@ -19,6 +19,8 @@ utils=$(dirname "${BASH_SOURCE[0]}")/utils
 . "${utils}/environment.sh"
 # shellcheck source=utils/paths.sh
 . "${utils}/paths.sh"
+# shellcheck source=utils/exit_serverless.sh
+. "${utils}/exit_serverless.sh"
 
 if ! command -v caddy >/dev/null 2>&1; then
     echo "caddy is not installed; not starting"

@@ -20,6 +20,8 @@
 : "${PROVISIONING_DONE:=$PORTAL_ROOT/.provisioning_complete}"
 : "${PROVISIONING_FAILED:=$PORTAL_ROOT/.provisioning_failed}"
 : "${PROVISIONING_FILE:=$PORTAL_ROOT/provisioning.sh}"
+: "${PROVISIONING_YAML:=$PORTAL_ROOT/provisioning.yaml}"
+: "${PROVISIONER_STATE_DIR:=$PORTAL_ROOT/.provisioner_state}"
 : "${FIRST_BOOT_DONE:=$PORTAL_ROOT/.first_boot_complete}"
 : "${BOOT_HOOK_DIR:=$PORTAL_ROOT/etc/vast_boot.d}"
 : "${PORTAL_YAML:=$PORTAL_ROOT/etc/portal.yaml}"
