@@ -72,7 +72,7 @@ func (h *PortalApps) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *PortalApps) Validate() error {
-	if err := h.Config.Validate(); err != nil {
+	if err := h.Config.Check(); err != nil {
 		return fmt.Errorf("portal_apps: %w", err)
 	}
 	return nil

@@ -164,7 +164,7 @@ func (t tunnelLister) List() []tunnels.Status {
 
 // Validate checks the settings.
 func (h *PortalCapabilities) Validate() error {
-	if err := h.Apps.Validate(); err != nil {
+	if err := h.Apps.Check(); err != nil {
 		return fmt.Errorf("portal_capabilities: %w", err)
 	}
 	return nil

@@ -49,7 +49,7 @@ ENABLE_AGENT_BANNER=false.`,
 		SilenceErrors: true,
 	}
 	f := cmd.Flags()
-	f.StringP("config", "c", "", "portal.yaml (default $PORTAL_YAML or "+defaultPortalYAML+")")
+	f.StringP("config", "c", "", "portal.yaml (default $PORTAL_YAML or "+portalconfig.DefaultPortalYAML+")")
 	f.Bool("static", false, "build the manifest here; do not ask the running portal")
 	f.String("write", "", "write the built manifest to this file instead of printing it")
 	f.Bool("boot", false, "write the snapshot, the combined guide, its links and the banner line")
@@ -67,7 +67,7 @@ ENABLE_AGENT_BANNER=false.`,
 		boot, _ := f.GetBool("boot")
 		cfgPath, _ := f.GetString("config")
 		if cfgPath == "" {
-			cfgPath = env.Get("PORTAL_YAML", defaultPortalYAML)
+			cfgPath = env.Get("PORTAL_YAML", portalconfig.DefaultPortalYAML)
 		}
 		ctx := cmd.Context()
 		if ctx == nil {
