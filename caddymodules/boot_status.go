@@ -72,7 +72,7 @@ func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
-	return writeTunnelsJSON(w, http.StatusOK, bootstatus.Read(h.Config))
+	return writeJSON(w, http.StatusOK, bootstatus.Read(h.Config))
 }
 
 func parsePortalBootStatusCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

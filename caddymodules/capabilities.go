@@ -38,7 +38,7 @@ func capabilitiesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) 
 func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 	s := plan.Settings
 	return PortalCapabilities{
-		Apps:   appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)},
+		Apps:   appstate.PlanConfig(plan),
 		Scheme: plan.Scheme,
 		Markers: bootstatus.Config{
 			LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed,
@@ -190,7 +190,7 @@ func (h *PortalCapabilities) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 	case capabilities.ProvisionPath:
 		return h.serveProvision(w, r)
 	default:
-		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no capabilities endpoint %q", clipText(r.URL.Path, 64))})
+		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no capabilities endpoint %q", clipText(r.URL.Path, 64))})
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
@@ -204,15 +204,15 @@ func (h *PortalCapabilities) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 		if r.Context().Err() != nil {
 			return nil
 		}
-		return writeTunnelsJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 	}
 	switch part {
 	case "services":
-		return writeTunnelsJSON(w, http.StatusOK, m.Services)
+		return writeJSON(w, http.StatusOK, m.Services)
 	case "endpoints":
-		return writeTunnelsJSON(w, http.StatusOK, m.EndpointsOpenAI)
+		return writeJSON(w, http.StatusOK, m.EndpointsOpenAI)
 	}
-	return writeTunnelsJSON(w, http.StatusOK, m)
+	return writeJSON(w, http.StatusOK, m)
 }
 
 // serveProvision starts a provisioning run and answers at once.
@@ -221,21 +221,21 @@ func (h *PortalCapabilities) serveProvision(w http.ResponseWriter, r *http.Reque
 		return methodNotAllowed(w, http.MethodPost)
 	}
 	if reason := crossSiteRefusal(r); reason != "" {
-		return writeTunnelsJSON(w, http.StatusForbidden, map[string]string{"error": reason})
+		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-		return writeTunnelsJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "want Content-Type: application/json"})
+		return writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "want Content-Type: application/json"})
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, capabilities.MaxProvisionBody))
 	if err != nil {
-		return writeTunnelsJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("body: larger than %d bytes", capabilities.MaxProvisionBody)})
+		return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("body: larger than %d bytes", capabilities.MaxProvisionBody)})
 	}
 	req, err := capabilities.DecodeProvisionRequest(strings.NewReader(string(body)))
 	if err != nil {
-		return writeTunnelsJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 	}
 	code, answer := h.startProvisioning(req)
-	return writeTunnelsJSON(w, code, answer)
+	return writeJSON(w, code, answer)
 }
 
 // startProvisioning starts a run: the one code path of POST

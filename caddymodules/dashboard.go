@@ -170,6 +170,10 @@ type dashboardInfo struct {
 	// its own quick tunnels target, so that a tunnel the page creates for
 	// an app is the same tunnel the portal would create.
 	TunnelScheme string `json:"tunnel_scheme"`
+	// LogArchiveDir is the directory "Download all logs" archives (the log
+	// directory's parent, as the logstream handler serves it), so the
+	// button names what it downloads (.run under make run, not /var/log).
+	LogArchiveDir string `json:"log_archive_dir"`
 }
 
 // dashboardSecurityHeaders apply to every dashboard file. The CSP allows
@@ -186,7 +190,8 @@ var dashboardSecurityHeaders = http.Header{
 
 // dashboardInfoHandler answers /api/dashboard.
 func dashboardInfoHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	info := caddyconfig.JSON(dashboardInfo{InstanceLabel: plan.Settings.ContainerLabel, TunnelScheme: plan.Scheme}, warns)
+	info := caddyconfig.JSON(dashboardInfo{InstanceLabel: plan.Settings.ContainerLabel, TunnelScheme: plan.Scheme,
+		LogArchiveDir: logArchiveDir(plan)}, warns)
 	return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
 		StatusCode: caddyhttp.WeakString("200"),
 		Headers: http.Header{

@@ -287,7 +287,7 @@ func TestDashboardServedByFileServer(t *testing.T) {
 		}
 	}
 	info := getDashboard(t, base+dashboardInfoPath)
-	if info.status != 200 || strings.TrimSpace(info.body) != `{"instance_label":"C.5","tunnel_scheme":"http"}` || info.header.Get("Cache-Control") != "no-store" {
+	if info.status != 200 || strings.TrimSpace(info.body) != `{"instance_label":"C.5","tunnel_scheme":"http","log_archive_dir":"/var/log"}` || info.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("GET %s: %d %q %v", dashboardInfoPath, info.status, info.body, info.header)
 	}
 }

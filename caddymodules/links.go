@@ -75,7 +75,7 @@ func (h *PortalLinks) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 		return methodNotAllowed(w, "GET, HEAD")
 	}
 	cards, warnings := h.loader.Cards(requestOrigin(r))
-	return writeTunnelsJSON(w, http.StatusOK, map[string]any{"cards": cards, "warnings": warnings})
+	return writeJSON(w, http.StatusOK, map[string]any{"cards": cards, "warnings": warnings})
 }
 
 // requestOrigin is the origin the browser used. The portal server is

@@ -27,7 +27,7 @@ func logstreamRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddy
 func logstreamHandler(plan *portalconfig.Plan) LogStream {
 	var h LogStream
 	h.Dir = plan.Settings.LogDir
-	h.PlainDir = filepath.Dir(filepath.Clean(plan.Settings.LogDir))
+	h.PlainDir = logArchiveDir(plan)
 	return h
 }
 
@@ -138,3 +138,9 @@ var (
 	_ caddy.CleanerUpper          = (*LogStream)(nil)
 	_ caddyhttp.MiddlewareHandler = (*LogStream)(nil)
 )
+
+// logArchiveDir is the directory the full log archive holds: the log
+// directory's parent, where log-tee writes the plain copies.
+func logArchiveDir(plan *portalconfig.Plan) string {
+	return filepath.Dir(filepath.Clean(plan.Settings.LogDir))
+}

@@ -99,7 +99,7 @@ func (h *PortalMCP) Cleanup() error {
 func (h *PortalMCP) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if reason := crossSiteRefusal(r); reason != "" {
 		h.logger.Debug("MCP request refused", zap.String("reason", reason))
-		return writeTunnelsJSON(w, http.StatusForbidden, map[string]string{"error": reason})
+		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	h.handler.ServeHTTP(w, r)
 	return nil

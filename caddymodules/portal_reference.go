@@ -88,7 +88,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 	switch {
 	case p == "/get-applications":
 		if get() {
-			return writeTunnelsJSON(w, http.StatusOK, h.applications())
+			return writeJSON(w, http.StatusOK, h.applications())
 		}
 	case strings.HasPrefix(p, "/get-direct-url/"):
 		if get() {
@@ -100,7 +100,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 			if u == "" {
 				return referenceError(w, http.StatusNotFound, fmt.Sprintf("Direct URL unavailable: PUBLIC_IPADDR or VAST_TCP_PORT_%d not set", port))
 			}
-			return writeTunnelsJSON(w, http.StatusOK, map[string]string{"result": u})
+			return writeJSON(w, http.StatusOK, map[string]string{"result": u})
 		}
 	case p == "/get-all-quick-tunnels":
 		if get() {
@@ -111,7 +111,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 						out = append(out, map[string]string{"targetUrl": st.Target, "tunnelUrl": st.URL})
 					}
 				}
-				return writeTunnelsJSON(w, http.StatusOK, out)
+				return writeJSON(w, http.StatusOK, out)
 			})
 		}
 	case p == "/get-named-tunnels":
@@ -127,7 +127,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 							out = append(out, map[string]string{"targetUrl": rule.Service, "tunnelUrl": "https://" + rule.Hostname})
 						}
 					}
-					return writeTunnelsJSON(w, http.StatusOK, out)
+					return writeJSON(w, http.StatusOK, out)
 				}
 				return referenceError(w, http.StatusNotFound, "Tunnel config not found")
 			})
@@ -163,7 +163,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 			if err != nil {
 				return referenceError(w, http.StatusInternalServerError, "Failed to communicate with supervisor: "+err.Error())
 			}
-			return writeTunnelsJSON(w, http.StatusOK, referenceProcesses(list, time.Now()))
+			return writeJSON(w, http.StatusOK, referenceProcesses(list, time.Now()))
 		}
 	case strings.HasPrefix(p, "/supervisor/process/"):
 		name, action, ok := strings.Cut(strings.TrimPrefix(p, "/supervisor/process/"), "/")
@@ -175,7 +175,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 		}
 	case p == "/system-metrics":
 		if get() {
-			return writeTunnelsJSON(w, http.StatusOK, referenceMetrics(h.Metrics.collector.Latest(r.Context()).Snapshot))
+			return writeJSON(w, http.StatusOK, referenceMetrics(h.Metrics.collector.Latest(r.Context()).Snapshot))
 		}
 	case p == "/ws-logs":
 		// Our log WebSocket (every followed file), at the reference's path.
@@ -196,7 +196,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 
 // referenceError is the reference's (FastAPI's) error body.
 func referenceError(w http.ResponseWriter, code int, detail string) error {
-	return writeTunnelsJSON(w, code, map[string]string{"detail": detail})
+	return writeJSON(w, code, map[string]string{"detail": detail})
 }
 
 func (h *PortalReference) withTunnels(w http.ResponseWriter, f func(*tunnels.Manager) error) error {
@@ -231,7 +231,7 @@ func (h *PortalReference) quickTunnel(w http.ResponseWriter, r *http.Request, m 
 		return referenceError(w, res.Code, res.Err.Error())
 	}
 	if action == "stop" {
-		return writeTunnelsJSON(w, http.StatusOK, map[string]string{"message": "Quick tunnel stopped successfully"})
+		return writeJSON(w, http.StatusOK, map[string]string{"message": "Quick tunnel stopped successfully"})
 	}
 	st, err := waitTunnelURL(r.Context(), m, res.Status.Target, tunnelURLWait)
 	if err != nil {
@@ -241,7 +241,7 @@ func (h *PortalReference) quickTunnel(w http.ResponseWriter, r *http.Request, m 
 	if res.Warning != "" {
 		body["warning"] = res.Warning
 	}
-	return writeTunnelsJSON(w, http.StatusOK, body)
+	return writeJSON(w, http.StatusOK, body)
 }
 
 // waitTunnelURL polls the tunnel to target until it has a URL, fails, or
@@ -295,7 +295,7 @@ func (h *PortalReference) processAction(w http.ResponseWriter, r *http.Request, 
 		return referenceError(w, code, err.Error())
 	}
 	h.logger.Info("program "+action+" from the portal (reference path)", zap.String("program", p.ID), zap.String("state", p.State))
-	return writeTunnelsJSON(w, http.StatusOK, map[string]string{"status": "ok", "name": name, "action": action})
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "name": name, "action": action})
 }
 
 // applications is /get-applications: portal.yaml's apps keyed by name with

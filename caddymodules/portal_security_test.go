@@ -163,7 +163,7 @@ func TestStartingPageNamesTheAppAndLinksTheDashboard(t *testing.T) {
 		`data-dashboard-port="1111"`, `data-dashboard-public-port="40111"`, `data-app-public-port="40080"`,
 		`data-dashboard-url="http://203.0.113.9:40111/"`,
 		`(tries === 1 ? " time)" : " times)")`,
-		"--bg: #0a0e13", // the dashboard's theme
+		"--bg: light-dark(#f3f5f8, #0a0e13)", // the dashboard's palette
 	} {
 		if !strings.Contains(served, want) {
 			t.Errorf("page lacks %s", want)

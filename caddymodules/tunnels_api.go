@@ -92,17 +92,17 @@ func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	m := h.manager()
 	if m == nil {
-		return writeTunnelsJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "tunnels app not running"})
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "tunnels app not running"})
 	}
 	action := strings.Trim(rest, "/")
 	switch action {
 	case "", "stop", "refresh":
 	default:
-		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no tunnels endpoint %q", clipText(action, 64))})
+		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no tunnels endpoint %q", clipText(action, 64))})
 	}
 	switch {
 	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		return writeTunnelsJSON(w, http.StatusOK, map[string]any{"tunnels": m.List()})
+		return writeJSON(w, http.StatusOK, map[string]any{"tunnels": m.List()})
 	case r.Method == http.MethodPost:
 	case action == "":
 		return methodNotAllowed(w, "GET, HEAD, POST")
@@ -111,13 +111,13 @@ func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	target, status, err := readTunnelTarget(w, r)
 	if err != nil {
-		return writeTunnelsJSON(w, status, map[string]string{"error": err.Error()})
+		return writeJSON(w, status, map[string]string{"error": err.Error()})
 	}
 	res := tunnelAction(m, h.apps, h.logger, action, target)
 	if res.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(res.RetryAfter))
 	}
-	return writeTunnelsJSON(w, res.Code, res.body())
+	return writeJSON(w, res.Code, res.body())
 }
 
 // tunnelResult is the outcome of a tunnel action, whoever asked: the
@@ -234,23 +234,7 @@ func readTunnelTarget(w http.ResponseWriter, r *http.Request) (string, int, erro
 
 func methodNotAllowed(w http.ResponseWriter, allow string) error {
 	w.Header().Set("Allow", allow)
-	return writeTunnelsJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed; use " + allow})
-}
-
-// writeTunnelsJSON writes an API answer. Errors are written as documented
-// JSON bodies rather than returned to Caddy: the dashboard shows the
-// message, and an empty error page would lose it.
-func writeTunnelsJSON(w http.ResponseWriter, code int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed; use " + allow})
 }
 
 func clipText(s string, n int) string {

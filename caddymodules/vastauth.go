@@ -632,14 +632,9 @@ func (h *VastAuth) strip(r *http.Request, creds vastauth.Credentials, accepted v
 	}
 }
 
-// portalSecrets are the secrets the portal accepts, as placeholders: the
-// adapter writes them for the handler and the access-log filter, and
-// `caddy portal token` prints the first that is set, so the three agree.
-var portalSecrets = []string{"{env.OPEN_BUTTON_TOKEN}", "{env.WEB_PASSWORD}"}
-
 // portalSecretSource is where the portal's secrets come from.
 func portalSecretSource(s *portalconfig.Settings) vastauth.SecretSource {
-	return vastauth.SecretSource{Secrets: portalSecrets, StateDir: s.StateDir}
+	return vastauth.PortalSecretSource(s.StateDir)
 }
 
 // vastauthHandler is the portal's vastauth config for an app port: every

@@ -74,7 +74,7 @@ func ParseFragment(data []byte) (Fragment, error) {
 	}
 	maps := func(key string) ([]map[string]any, error) {
 		l, err := list(key)
-		if err != nil {
+		if err != nil || l == nil {
 			return nil, err
 		}
 		out := make([]map[string]any, 0, len(l))

@@ -19,7 +19,6 @@ package capabilities
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -179,8 +178,8 @@ type Service struct {
 	// null when the service has no direct URL.
 	OpenAIV1Base any      `json:"openai_v1_base,omitempty"`
 	Capabilities []string `json:"capabilities,omitempty"`
-	// PortalState (ours) is the app's state as /api/apps reports it:
-	// running, starting, stopped, failed or external.
+	// PortalState (ours) is the app's state as /api/apps reports it
+	// (appstate: running, starting, stopped, failed, external, not_answering).
 	PortalState string `json:"portal_state,omitempty"`
 	// TunnelURL (ours) is a running Cloudflare tunnel's URL to the app.
 	TunnelURL *string `json:"tunnel_url"`
@@ -604,12 +603,15 @@ func provisioning(o Options) Provisioning {
 		LogFile:        ProvisioningLog,
 		ProgressURL:    ProgressPath,
 	}
-	switch bootstatus.Read(o.Markers).Provisioning {
-	case bootstatus.Complete:
+	// The reference's order: a completed run wins over the lock that
+	// every boot holds while it starts, then a failure, then the lock.
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	switch {
+	case exists(o.Markers.DoneFile):
 		p.Status = "complete"
-	case bootstatus.Failed:
+	case exists(o.Markers.FailedFile):
 		p.Status = "failed"
-	case bootstatus.Running:
+	case exists(o.Markers.LockFile):
 		p.Status = "in_progress"
 	}
 	if st, err := provstatus.Read(provstatus.Path(o.ProvisioningStateDir)); err == nil {
@@ -678,9 +680,4 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// internalHostPort is where the portal reaches a service from inside.
-func internalHostPort(port int) string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }

@@ -1,4 +1,4 @@
-package caddymodules
+package portalcmd
 
 import (
 	"fmt"
@@ -9,7 +9,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/instanceportal/portal/portalconfig"
+	"github.com/instanceportal/portal/vastauth"
 )
+
+func init() { Register(tokenCommand) }
 
 func tokenCommand() *cobra.Command {
 	return &cobra.Command{
@@ -42,15 +45,15 @@ func printToken(w io.Writer, env portalconfig.Environ) error {
 }
 
 // effectiveToken resolves the portal's secrets as the adapter configures
-// vastauth with them (portalSecretSource, the same placeholders and state
-// directory) and through the same rule (vastauth.SecretSource.
+// vastauth with them (vastauth.PortalSecretSource, the same placeholders and
+// state directory) and through the same rule (vastauth.SecretSource.
 // ResolveSecrets: normalised, empty ones skipped, else the generated
 // token), and returns the first.
 func effectiveToken(env portalconfig.Environ) (string, error) {
 	// Only the state directory matters here; a bad value elsewhere in the
 	// environment is the adapter's to report.
 	settings, _ := portalconfig.SettingsFromEnv(env)
-	secrets, err := portalSecretSource(&settings).ResolveSecrets(envExpander(env))
+	secrets, err := vastauth.PortalSecretSource(settings.StateDir).ResolveSecrets(envExpander(env))
 	if err != nil {
 		return "", fmt.Errorf("OPEN_BUTTON_TOKEN and WEB_PASSWORD are unset or blank: %w", err)
 	}
