@@ -18,6 +18,7 @@ import (
 	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/portallinks"
+	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/tunnels"
 	"github.com/instanceportal/portal/vastauth"
@@ -105,6 +106,12 @@ func portalRoutes() []portalRoute {
 			Handlers: one(bootStatusHandler),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/boot", Tag: "boot", Summary: "Whether provisioning is running, complete or failed",
 				Responses: []apidoc.Response{apidoc.OK("read from the entrypoint's markers", apidoc.Schema[bootstatus.Status]())}}},
+		},
+		{
+			Paths:    []string{"/api/provisioning"},
+			Handlers: one(provisioningHandler),
+			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/provisioning", Tag: "boot", Summary: "Live progress of the provisioning run: phases, downloads, the running command",
+				Responses: []apidoc.Response{apidoc.OK(`the provisioner's progress document; {"state":"none"} before any run`, apidoc.Schema[provstatus.Status]())}}},
 		},
 		{
 			Paths: []string{logsAPIBase, logsAPIBase + "/*"},

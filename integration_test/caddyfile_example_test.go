@@ -36,7 +36,7 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 		t.Fatalf("caddy adapt: %v\n%s", err, adapted)
 	}
 	for _, directive := range []string{`"handler":"vastauth"`, `"handler":"logstream"`, `"handler":"gpu_metrics"`, `"handler":"tunnels_api"`, `"tunnels":{`,
-		`"handler":"portal_processes"`, `"handler":"portal_apps"`, `"handler":"portal_links"`, `"handler":"portal_boot_status"`,
+		`"handler":"portal_processes"`, `"handler":"portal_apps"`, `"handler":"portal_links"`, `"handler":"portal_boot_status"`, `"handler":"portal_provisioning"`,
 		`"handler":"portal_front"`, `"handler":"portal_internal_guard"`, `"wrapper":"portal_connlimit"`,
 		`"filter":"vastauth_redact"`, `"secrets":["{env.OPEN_BUTTON_TOKEN}","{env.WEB_PASSWORD}"]`} {
 		if !strings.Contains(adapted, directive) {

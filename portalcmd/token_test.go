@@ -1,6 +1,8 @@
 package portalcmd
 
 import (
+	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -25,7 +27,7 @@ func TestTokenCommand(t *testing.T) {
 	printed := func(l portalconfig.Environ) string {
 		t.Helper()
 		var b strings.Builder
-		if err := printToken(&b, l); err != nil {
+		if err := printToken(&b, io.Discard, l); err != nil {
 			t.Fatal(err)
 		}
 		return b.String()
@@ -45,5 +47,47 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if again := printed(env()); again != generated {
 		t.Errorf("second run printed %q, first %q", again, generated)
+	}
+}
+
+// TestTokenCommandSaysWhenItGenerates: a token generated because no portal
+// answered is said on stderr, with the directory a portal must use to
+// accept it (issue 21: it was created quietly).
+func TestTokenCommandSaysWhenItGenerates(t *testing.T) {
+	dir := t.TempDir()
+	var out, notes strings.Builder
+	if err := printToken(&out, &notes, portalconfig.Environ{"PORTAL_STATE_DIR": dir}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(notes.String(), "generated one in "+vastauth.TokenPath(dir)) || !strings.Contains(notes.String(), "PORTAL_STATE_DIR="+dir) {
+		t.Errorf("note %q", notes.String())
+	}
+	notes.Reset()
+	if err := printToken(&out, &notes, portalconfig.Environ{"PORTAL_STATE_DIR": dir}); err != nil || notes.Len() != 0 {
+		t.Errorf("an existing token is noted: %q %v", notes.String(), err)
+	}
+}
+
+// TestFindStateDir reads the running config's vastauth state_dir.
+func TestFindStateDir(t *testing.T) {
+	for _, c := range []struct {
+		json, want string
+		ok         bool
+	}{
+		{`{"srv0":{"routes":[{"handle":[{"handler":"subroute","routes":[{"handle":[{"handler":"vastauth","state_dir":"/run/st"}]}]}]}]}}`, "/run/st", true},
+		{`{"srv0":{"routes":[{"handle":[{"handler":"reverse_proxy"}]}]}}`, "", false},
+		{`{"a":{"handler":"vastauth"}}`, "", false},
+		{`[]`, "", false},
+	} {
+		var v any
+		if err := json.Unmarshal([]byte(c.json), &v); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := findStateDir(v, 0); got != c.want || ok != c.ok {
+			t.Errorf("%s: %q %v", c.json, got, ok)
+		}
+	}
+	if _, ok := runningStateDir("off"); ok {
+		t.Error("admin off must not be asked")
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/instanceportal/portal/provstatus"
 )
 
 // Default paths. Each has an environment override so that tests (and odd
@@ -91,6 +93,10 @@ type Settings struct {
 	// PROVISIONING_DONE, PROVISIONING_FAILED); empty means the image's
 	// defaults, which the bootstatus package owns.
 	ProvisioningLock, ProvisioningDone, ProvisioningFailed string
+	// ProvisionerStateDir is the provisioner's state directory, where
+	// /api/provisioning reads its progress (provstatus.StateDirEnv); empty
+	// means provstatus.DefaultStateDir.
+	ProvisionerStateDir string
 	// Links is PORTAL_LINKS ("Label|URL|Description,…"), appended after
 	// the built-in cards. Not parsed here: the links package owns the form.
 	Links string
@@ -179,6 +185,7 @@ func SettingsFromEnv(env Environ) (Settings, error) {
 	s.ProvisioningLock = absolute("PROVISIONING_LOCK", "")
 	s.ProvisioningDone = absolute("PROVISIONING_DONE", "")
 	s.ProvisioningFailed = absolute("PROVISIONING_FAILED", "")
+	s.ProvisionerStateDir = absolute(provstatus.StateDirEnv, "")
 
 	for _, p := range splitList(str("AUTH_EXCLUDE", "")) {
 		n, err := parsePort(p)

@@ -32,7 +32,6 @@ if [[ ${ENABLE_HTTPS:-false} == true ]]; then
   INSTANCE_CERT_SIGNER_URL=off "$bin" portal cert ensure
 fi
 "$bin" portal check --config "$config"
-token=$("$bin" portal token)
 user=${WEB_USERNAME:-vastai}
 scheme=http
 [[ ${ENABLE_HTTPS:-false} == true ]] && scheme=https
@@ -54,6 +53,7 @@ for _ in $(seq 1 300); do # at most 60 s
   grep -q '"serving initial configuration"' "$started" && break
   sleep 0.2
 done
+token=$("$bin" portal token) # the running portal's, through its admin API
 
 cat <<MSG
 

@@ -1,0 +1,135 @@
+package caddymodules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/instanceportal/portal/portalconfig"
+	"github.com/instanceportal/portal/provstatus"
+)
+
+func init() {
+	caddy.RegisterModule(PortalProvisioning{})
+	httpcaddyfile.RegisterHandlerDirective("portal_provisioning", parsePortalProvisioningCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("portal_provisioning", httpcaddyfile.Before, "file_server")
+}
+
+// provisioningHandler serves /api/provisioning with the provisioner's live
+// progress, on the portal's own server (behind its guard and vastauth, as
+// /api/boot).
+func provisioningHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+	h := PortalProvisioning{StateDir: plan.Settings.ProvisionerStateDir}
+	return caddyconfig.JSONModuleObject(h, "handler", "portal_provisioning", warns)
+}
+
+// PortalProvisioning serves GET /api/provisioning: the progress document
+// the provisioner (`caddy portal provision`) keeps in its state directory
+// (package provstatus: phases with state and timing, each download's
+// bytes, total, rate and ETA, the running command's last lines), read at
+// each request. Before any run it answers {"state":"none"}. The document
+// holds no secret: the provisioner masks every URL before writing it.
+//
+// Caddyfile:
+//
+//	portal_provisioning [<matcher>] {
+//	    state_dir <path>
+//	}
+type PortalProvisioning struct {
+	// StateDir is the provisioner's state directory
+	// (PROVISIONER_STATE_DIR). Default: /.provisioner_state
+	StateDir string `json:"state_dir,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (PortalProvisioning) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.portal_provisioning", New: func() caddy.Module { return new(PortalProvisioning) }}
+}
+
+// Provision fills the default.
+func (h *PortalProvisioning) Provision(caddy.Context) error {
+	if h.StateDir == "" {
+		h.StateDir = provstatus.DefaultStateDir
+	}
+	return nil
+}
+
+// Validate checks the path.
+func (h *PortalProvisioning) Validate() error {
+	if !filepath.IsAbs(h.StateDir) {
+		return fmt.Errorf("portal_provisioning: state_dir %q: want an absolute path", h.StateDir)
+	}
+	return nil
+}
+
+// provisioningNone is the answer before any run.
+var provisioningNone = provstatus.Status{State: "none", Phases: []provstatus.Phase{}, Downloads: []provstatus.Download{}}
+
+// ServeHTTP answers the document; it is terminal.
+func (h *PortalProvisioning) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(w, "GET, HEAD")
+	}
+	st, err := provstatus.Read(provstatus.Path(h.StateDir))
+	switch {
+	case errors.Is(err, provstatus.ErrNone):
+		st = provisioningNone
+	case err != nil:
+		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "reading the provisioning progress: " + err.Error()})
+	}
+	if st.Phases == nil {
+		st.Phases = []provstatus.Phase{}
+	}
+	if st.Downloads == nil {
+		st.Downloads = []provstatus.Download{}
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+func parsePortalProvisioningCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(PortalProvisioning)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile reads the state_dir option.
+func (h *PortalProvisioning) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "state_dir":
+			if h.StateDir != "" {
+				return d.Err("portal_provisioning: state_dir given twice")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.StateDir = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("portal_provisioning: unrecognized option %q (want state_dir)", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*PortalProvisioning)(nil)
+	_ caddy.Validator             = (*PortalProvisioning)(nil)
+	_ caddyhttp.MiddlewareHandler = (*PortalProvisioning)(nil)
+	_ caddyfile.Unmarshaler       = (*PortalProvisioning)(nil)
+)
