@@ -23,7 +23,6 @@ import (
 	"github.com/instanceportal/portal/capabilities"
 	"github.com/instanceportal/portal/logtail"
 	"github.com/instanceportal/portal/portalconfig"
-	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/redact"
 	"github.com/instanceportal/portal/supervisor"
 )
@@ -194,7 +193,7 @@ func (h *PortalMCP) newServer() *mcp.Server {
 			return body, nil
 		})
 	addMCPTool(h, srv, "get_provisioning", "The progress of the latest provisioning run: phases, downloads, commands.",
-		func(context.Context, mcpNoInput) (any, error) { return h.provisioning() })
+		func(context.Context, mcpNoInput) (any, error) { return h.Provisioning.status() })
 	addMCPTool(h, srv, "get_boot_status", "Whether the boot's provisioning is running, complete or failed, with the entrypoint's code and message.",
 		func(context.Context, mcpNoInput) (any, error) { return bootstatus.Read(h.Boot.Config), nil })
 
@@ -382,19 +381,6 @@ func (h *PortalMCP) tunnels(in mcpTunnelInput) (any, error) {
 		return nil, res.Err
 	}
 	return res.body(), nil
-}
-
-// provisioning is get_provisioning: the provisioner's progress document.
-func (h *PortalMCP) provisioning() (any, error) {
-	dir := os.Getenv(provstatus.StateDirEnv)
-	if dir == "" {
-		dir = provstatus.DefaultStateDir
-	}
-	st, err := provstatus.Read(provstatus.Path(dir))
-	if errors.Is(err, provstatus.ErrNone) {
-		return map[string]any{"state": "none", "detail": err.Error()}, nil
-	}
-	return st, err
 }
 
 // readBounded reads at most limit bytes of path.

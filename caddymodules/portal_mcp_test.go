@@ -50,7 +50,7 @@ func TestMCPServerGoClient(t *testing.T) {
 		"PORTAL_LOG_DIR": logs, "PORTAL_STATE_DIR": filepath.Join(dir, "state"), "SUPERVISOR_SOCKET": sock,
 		"PORTAL_ADMIN_LISTEN": "off", "PORTAL_DEFAULT_TUNNELS": "false", "ENABLE_AUTH": "false",
 		"INSTANCE_CERT": filepath.Join(dir, "c.crt"), "INSTANCE_KEY": filepath.Join(dir, "c.key"),
-		"CLOUDFLARED_BIN": filepath.Join(dir, "no-cloudflared"),
+		"CLOUDFLARED_BIN": filepath.Join(dir, "no-cloudflared"), "PROVISIONER_STATE_DIR": filepath.Join(dir, "prov"),
 	}
 	yaml := fmt.Sprintf("applications:\n  Instance Portal:\n    hostname: localhost\n    external_port: %d\n    internal_port: %d\n    open_path: /\n    name: Instance Portal\n", external, internal)
 	cfg, warns, err := adaptPortal([]byte(yaml), "portal.yaml", env, time.Now())
