@@ -23,6 +23,7 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/tunnels"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -220,7 +221,7 @@ func (h *PortalCapabilities) serveProvision(w http.ResponseWriter, r *http.Reque
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(w, http.MethodPost)
 	}
-	if reason := crossSiteRefusal(r); reason != "" {
+	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
 		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
