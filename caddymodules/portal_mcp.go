@@ -25,6 +25,7 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/redact"
 	"github.com/instanceportal/portal/supervisor"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -96,7 +97,7 @@ func (h *PortalMCP) Cleanup() error {
 }
 
 func (h *PortalMCP) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if reason := crossSiteRefusal(r); reason != "" {
+	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
 		h.logger.Debug("MCP request refused", zap.String("reason", reason))
 		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
