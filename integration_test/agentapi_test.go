@@ -213,7 +213,7 @@ func hasPath(v any, parts []string) bool {
 func TestReferencePaths(t *testing.T) {
 	a := startAgentPortal(t)
 	target := fmt.Sprintf("http://localhost:%d", a.webExt)
-	post := map[string]string{"Sec-Fetch-Site": "none"}
+	post := map[string]string{} // as curl: no Sec-Fetch-Site, no Origin
 	for _, c := range []struct {
 		method, path string
 		hdr          map[string]string
