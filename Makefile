@@ -48,17 +48,17 @@ deps:
 
 lint:
 	@echo "== gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@echo "== go vet"; $(GO) vet ./...
-	@echo "== staticcheck"; $(GO) run $(STATICCHECK) ./...
+	@echo "== go vet"; $(BUILD_ENV) $(GO) vet ./...
+	@echo "== staticcheck"; $(BUILD_ENV) $(GO) run $(STATICCHECK) ./...
 	@echo "== shellcheck"; shellcheck -x $(SHELL_SCRIPTS)
 
 # Unit, golden and fuzz-seed tests, with the race detector.
 unit:
-	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /integration_test)
+	$(BUILD_ENV) $(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v /integration_test)
 
 # The real binary, real supervisord, real processes on 127.0.0.1.
 integration:
-	$(GO) test -count=1 -timeout 30m ./integration_test/
+	$(BUILD_ENV) $(GO) test -count=1 -timeout 30m ./integration_test/
 
 # Each fuzz target for FUZZTIME (seeds always run as part of `unit`).
 fuzz:

@@ -18,6 +18,7 @@ build)
 	cd "$root"
 	mkdir -p .device
 	go test -c -tags nvmlgpu -o .device/gpumetrics.test ./gpumetrics/nvmlgpu 2>/dev/null
+	CGO_ENABLED=1 CGO_CFLAGS=-Wno-deprecated-declarations go build -trimpath -ldflags '-s -w' -o .device/caddy ./cmd/caddy
 	cp .device-check/gpu.sh .device/gpu.sh
 	./.device/gpumetrics.test -test.run GPU -test.bench GPU -test.benchtime 1x >/dev/null
 	echo "built .device/gpumetrics.test; on the GPU machine run: .device/gpu.sh run"
@@ -34,6 +35,16 @@ run)
 		echo "== go test (GPU check + benchmarks)"
 		timeout 240 ./gpumetrics.test -test.v -test.run GPU -test.bench 'GPUSweep|GPUNvidiaSmi' \
 			-test.benchtime 200x -test.benchmem -test.count 1
+		echo "== the real portal's /metrics (issue 23: every new field)"
+		tmp=$(mktemp -d)
+		echo 'applications: {"Instance Portal": {hostname: localhost, external_port: 21111, internal_port: 21112, open_path: /, name: Instance Portal}}' >"$tmp/portal.yaml"
+		PORTAL_STATE_DIR=$tmp PORTAL_LOG_DIR=$tmp WORKSPACE=$tmp XDG_DATA_HOME=$tmp XDG_CONFIG_HOME=$tmp \
+			./caddy run --adapter portal_yaml --config "$tmp/portal.yaml" >"$tmp/caddy.log" 2>&1 &
+		caddy_pid=$!
+		for _ in $(seq 50); do curl -fsS -o /dev/null http://127.0.0.1:21112/metrics 2>/dev/null && break; sleep 0.2; done
+		GPU_CHECK_METRICS_URL=http://127.0.0.1:21112/metrics timeout 60 ./gpumetrics.test -test.v -test.run GPUMetricsEndpoint || true
+		kill "$caddy_pid" || true
+		wait "$caddy_pid" 2>/dev/null || true
 		echo "== per-call NVML cost on GPU 0"
 		timeout 120 ./gpumetrics.test -test.run '^$' -test.bench GPUField -test.benchtime 200x
 	} 2>&1 | tee "$out/gpu.log"

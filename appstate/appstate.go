@@ -86,12 +86,13 @@ const (
 	Failed        = "failed"
 	NotConfigured = "not_configured"
 	External      = "external"
+	NotAnswering  = "not_answering"
 )
 
 // State is one entry of /api/apps.
 type State struct {
 	App
-	// State is one of the six constants above.
+	// State is one of the seven constants above.
 	State string `json:"state"`
 	// Program is the supervisord program serving the app (its id).
 	Program string `json:"program,omitempty"`
@@ -225,12 +226,15 @@ func derive(apps []App, procs []supervisor.Process, haveProcs bool, reachable []
 			s.State = Running // this very answer proves it
 		case programOf[i] != nil:
 			s.State = fromProgram(programOf[i].State, s.Reachable)
+		// No program of this portal runs it: what answers on its port runs
+		// elsewhere; nothing answering will not change by itself (it
+		// used to read "starting" or "external", issue 21).
 		case !haveProcs && s.Reachable:
 			s.State = Running
-		case !haveProcs:
-			s.State = Starting
-		default:
+		case s.Reachable:
 			s.State = External
+		default:
+			s.State = NotAnswering
 		}
 		out = append(out, s)
 	}

@@ -35,7 +35,8 @@ func TestDerive(t *testing.T) {
 		app("tb", "TensorBoard", 16006),            // program tensorboard (display name), RUNNING, port silent
 		app("ComfyUI", "ComfyUI", 18188),           // program comfyui, STOPPED
 		app("Sync", "Syncthing", 18384),            // program SYNCTHING (case), FATAL
-		app("Api", "Inference API", 18000),         // no program: external
+		app("Api", "Inference API", 18000),         // no program, port answers: external
+		app("Dead", "Dead API", 18001),             // no program, nothing answers
 		app("Web", "Web UI", 17860),                // program "webui" found through its stale marker's app name
 		app("Exited", "Exited", 17000),             // EXITED
 		app("Backoff", "Backoff", 17001),           // BACKOFF
@@ -90,6 +91,7 @@ func TestDerive(t *testing.T) {
 			{"ComfyUI", Stopped, "comfyui", "STOPPED"}, // stopped even though something answers
 			{"Syncthing", Failed, "SYNCTHING", "FATAL"},
 			{"Inference API", External, "", ""},
+			{"Dead API", NotAnswering, "", ""},
 			{"Web UI", Stopped, "webui", "STOPPED"},
 			{"Exited", Stopped, "exited", "EXITED"},
 			{"Backoff", Failed, "backoff", "BACKOFF"},
@@ -107,7 +109,7 @@ func TestDerive(t *testing.T) {
 		if got[1].Key != "Jupyter" || got[1].ExternalPort != 18081 || got[1].Hostname != "localhost" {
 			t.Errorf("static fields lost: %+v", got[1])
 		}
-		if nc := got[13]; nc.ExternalPort != 0 || nc.Key != "" || nc.Reachable {
+		if nc := got[14]; nc.ExternalPort != 0 || nc.Key != "" || nc.Reachable {
 			t.Errorf("not-configured entry carries more than its name: %+v", nc)
 		}
 	})
@@ -117,7 +119,7 @@ func TestDerive(t *testing.T) {
 		check(t, got, []want{
 			{"Instance Portal", Running, "", ""},
 			{"Jupyter", Running, "", ""},
-			{"TensorBoard", Starting, "", ""},
+			{"TensorBoard", NotAnswering, "", ""},
 		})
 	})
 }
@@ -381,7 +383,7 @@ exitcodes=0
 	if err != nil {
 		t.Fatalf("missing supervisord reported as an error: %v", err)
 	}
-	if len(states) != 3 || states[0].State != Running || states[1].State != Starting || states[2].State != Running || states[0].Program != "" {
+	if len(states) != 3 || states[0].State != Running || states[1].State != NotAnswering || states[2].State != Running || states[0].Program != "" {
 		t.Fatalf("probe-only states: %+v", states)
 	}
 }

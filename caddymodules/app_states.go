@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -18,11 +19,14 @@ func init() {
 	caddy.RegisterModule(PortalApps{})
 }
 
-// appStatesRoute serves /api/apps live: the plan's apps (what the adapter
+// appStatesHandler serves /api/apps live: the plan's apps (what the adapter
 // used to answer statically) with each one's state.
-func appStatesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
-	h := PortalApps{Config: appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)}}
-	return pathRoute(warns, []string{"/api/apps"}, caddyconfig.JSONModuleObject(h, "handler", "portal_apps", warns))
+func appStatesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(appStatesFor(plan), "handler", "portal_apps", warns)
+}
+
+func appStatesFor(plan *portalconfig.Plan) PortalApps {
+	return PortalApps{Config: appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)}}
 }
 
 // keyedApps pairs each AppInfo with its portal.yaml key: plan.Apps is in
@@ -90,7 +94,7 @@ func (h *PortalApps) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	states, supErr := h.tracker.States(r.Context())
 	h.noteSupervisorError(supErr)
-	return writeTunnelsJSON(w, http.StatusOK, states)
+	return writeJSON(w, http.StatusOK, states)
 }
 
 func (h *PortalApps) noteSupervisorError(err error) {

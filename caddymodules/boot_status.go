@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -21,11 +22,14 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("portal_boot_status", httpcaddyfile.Before, "file_server")
 }
 
-// bootStatusRoute serves /api/boot with the entrypoint's markers.
-func bootStatusRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// bootStatusHandler serves /api/boot with the entrypoint's markers.
+func bootStatusHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(bootStatusFor(plan), "handler", "portal_boot_status", warns)
+}
+
+func bootStatusFor(plan *portalconfig.Plan) PortalBootStatus {
 	s := plan.Settings
-	h := PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}
-	return terminal(pathRoute(warns, []string{"/api/boot"}, caddyconfig.JSONModuleObject(h, "handler", "portal_boot_status", warns)))
+	return PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}
 }
 
 // PortalBootStatus serves GET /api/boot: whether provisioning is running,
@@ -68,7 +72,7 @@ func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
-	return writeTunnelsJSON(w, http.StatusOK, bootstatus.Read(h.Config))
+	return writeJSON(w, http.StatusOK, bootstatus.Read(h.Config))
 }
 
 func parsePortalBootStatusCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

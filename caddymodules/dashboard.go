@@ -170,6 +170,10 @@ type dashboardInfo struct {
 	// its own quick tunnels target, so that a tunnel the page creates for
 	// an app is the same tunnel the portal would create.
 	TunnelScheme string `json:"tunnel_scheme"`
+	// LogArchiveDir is the directory "Download all logs" archives (the log
+	// directory's parent, as the logstream handler serves it), so the
+	// button names what it downloads (.run under make run, not /var/log).
+	LogArchiveDir string `json:"log_archive_dir"`
 }
 
 // dashboardSecurityHeaders apply to every dashboard file. The CSP allows
@@ -184,10 +188,11 @@ var dashboardSecurityHeaders = http.Header{
 	"Referrer-Policy":        {"no-referrer"},
 }
 
-// dashboardInfoRoute answers /api/dashboard.
-func dashboardInfoRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
-	info := caddyconfig.JSON(dashboardInfo{InstanceLabel: plan.Settings.ContainerLabel, TunnelScheme: plan.Scheme}, warns)
-	return terminal(pathRoute(warns, []string{dashboardInfoPath}, caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+// dashboardInfoHandler answers /api/dashboard.
+func dashboardInfoHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+	info := caddyconfig.JSON(dashboardInfo{InstanceLabel: plan.Settings.ContainerLabel, TunnelScheme: plan.Scheme,
+		LogArchiveDir: logArchiveDir(plan)}, warns)
+	return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
 		StatusCode: caddyhttp.WeakString("200"),
 		Headers: http.Header{
 			"Content-Type":           {"application/json"},
@@ -195,13 +200,13 @@ func dashboardInfoRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) c
 			"X-Content-Type-Options": {"nosniff"},
 		},
 		Body: string(info) + "\n",
-	}, "handler", "static_response", warns)))
+	}, "handler", "static_response", warns)
 }
 
-// dashboardIndexRoute serves the page itself, never stored: index.html is
-// the entry point of a new version.
-func dashboardIndexRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
-	return terminal(pathRoute(warns, []string{"/", "/index.html"}, dashboardFileHandlers("no-store", warns)...))
+// dashboardIndexHandlers serve the page itself, never stored: index.html
+// is the entry point of a new version.
+func dashboardIndexHandlers(warns *[]caddyconfig.Warning) []json.RawMessage {
+	return dashboardFileHandlers("no-store", warns)
 }
 
 // dashboardFilesRoute serves every other path from the dashboard's files,

@@ -181,7 +181,7 @@ func TestPortalServerRoutesEndWithTheDashboard(t *testing.T) {
 			t.Errorf("route %d matches everything, but only the dashboard's last route may", i)
 		}
 	}
-	info, _ := json.Marshal(dashboardInfoRoute(plan, &warns))
+	info, _ := json.Marshal(portalRouteAt(dashboardInfoPath).caddyRoute(plan, &warns))
 	if !strings.Contains(string(info), `\"tunnel_scheme\":\"http\"`) || !strings.Contains(string(info), `\"instance_label\":\"C.9\"`) {
 		t.Errorf("/api/dashboard route: %s", info)
 	}
@@ -244,7 +244,7 @@ func TestDashboardServedByFileServer(t *testing.T) {
 			"http": caddyhttp.App{Servers: map[string]*caddyhttp.Server{"portal": {
 				Listen:    []string{fmt.Sprintf("127.0.0.1:%d", port)},
 				AutoHTTPS: &caddyhttp.AutoHTTPSConfig{Disabled: true},
-				Routes:    caddyhttp.RouteList{dashboardInfoRoute(plan, &warns), dashboardIndexRoute(&warns), dashboardFilesRoute(&warns)},
+				Routes:    caddyhttp.RouteList{portalRouteAt(dashboardInfoPath).caddyRoute(plan, &warns), portalRouteAt("/").caddyRoute(plan, &warns), dashboardFilesRoute(&warns)},
 			}}},
 		},
 	}, &warns)
@@ -287,7 +287,7 @@ func TestDashboardServedByFileServer(t *testing.T) {
 		}
 	}
 	info := getDashboard(t, base+dashboardInfoPath)
-	if info.status != 200 || strings.TrimSpace(info.body) != `{"instance_label":"C.5","tunnel_scheme":"http"}` || info.header.Get("Cache-Control") != "no-store" {
+	if info.status != 200 || strings.TrimSpace(info.body) != `{"instance_label":"C.5","tunnel_scheme":"http","log_archive_dir":"/var/log"}` || info.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("GET %s: %d %q %v", dashboardInfoPath, info.status, info.body, info.header)
 	}
 }

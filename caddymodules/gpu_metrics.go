@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -19,12 +20,15 @@ func init() {
 	caddy.RegisterModule(GPUMetrics{})
 }
 
-// gpuMetricsRoute serves the metrics in format at path. The JSON and the
+// gpuMetricsHandler serves the metrics in format. The JSON and the
 // Prometheus routes share one pooled collector (same settings, same key):
 // the dashboard and a scraper cost one sweep.
-func gpuMetricsRoute(plan *portalconfig.Plan, path, format string, warns *[]caddyconfig.Warning) caddyhttp.Route {
-	h := GPUMetrics{Config: gpumetrics.Config{Format: format, Workspace: plan.Settings.Workspace}}
-	return pathRoute(warns, []string{path}, caddyconfig.JSONModuleObject(h, "handler", "gpu_metrics", warns))
+func gpuMetricsHandler(plan *portalconfig.Plan, format string, warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(gpuMetricsFor(plan, format), "handler", "gpu_metrics", warns)
+}
+
+func gpuMetricsFor(plan *portalconfig.Plan, format string) GPUMetrics {
+	return GPUMetrics{Config: gpumetrics.Config{Format: format, Workspace: plan.Settings.Workspace}}
 }
 
 // gpuCollectors keeps one gpumetrics.Collector per settings, shared by every

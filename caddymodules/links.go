@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -17,9 +18,9 @@ func init() {
 	caddy.RegisterModule(PortalLinks{})
 }
 
-// linksRoute serves the Tools & Help cards, with the plan's facts for the
+// linksHandler serves the Tools & Help cards, with the plan's facts for the
 // built-in ones.
-func linksRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+func linksHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
 	s := plan.Settings
 	cfg := portallinks.Config{
 		File: s.LinksFile, Inline: s.Links, Username: s.WebUsername,
@@ -29,7 +30,7 @@ func linksRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp
 		cfg.PortalPort = plan.Portal.InternalPort
 	}
 	h := PortalLinks{Config: cfg}
-	return pathRoute(warns, []string{"/api/links"}, caddyconfig.JSONModuleObject(h, "handler", "portal_links", warns))
+	return caddyconfig.JSONModuleObject(h, "handler", "portal_links", warns)
 }
 
 // PortalLinks serves GET /api/links: the Tools & Help cards (built-in help,
@@ -74,7 +75,7 @@ func (h *PortalLinks) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 		return methodNotAllowed(w, "GET, HEAD")
 	}
 	cards, warnings := h.loader.Cards(requestOrigin(r))
-	return writeTunnelsJSON(w, http.StatusOK, map[string]any{"cards": cards, "warnings": warnings})
+	return writeJSON(w, http.StatusOK, map[string]any{"cards": cards, "warnings": warnings})
 }
 
 // requestOrigin is the origin the browser used. The portal server is

@@ -19,15 +19,15 @@ func init() {
 
 // logstreamRoute serves the log API for the portal's log directory. The
 // clean copies log-tee writes live one directory up (its default), which
-// the "everything" archive adds.
+// the "everything" archive adds. Its paths are the route table's.
 func logstreamRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
-	return pathRoute(warns, []string{"/api/logs", "/api/logs/*"}, caddyconfig.JSONModuleObject(logstreamHandler(plan), "handler", "logstream", warns))
+	return portalRouteAt(logsAPIBase).caddyRoute(plan, warns)
 }
 
 func logstreamHandler(plan *portalconfig.Plan) LogStream {
 	var h LogStream
 	h.Dir = plan.Settings.LogDir
-	h.PlainDir = filepath.Dir(filepath.Clean(plan.Settings.LogDir))
+	h.PlainDir = logArchiveDir(plan)
 	return h
 }
 
@@ -138,3 +138,9 @@ var (
 	_ caddy.CleanerUpper          = (*LogStream)(nil)
 	_ caddyhttp.MiddlewareHandler = (*LogStream)(nil)
 )
+
+// logArchiveDir is the directory the full log archive holds: the log
+// directory's parent, where log-tee writes the plain copies.
+func logArchiveDir(plan *portalconfig.Plan) string {
+	return filepath.Dir(filepath.Clean(plan.Settings.LogDir))
+}

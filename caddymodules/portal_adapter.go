@@ -132,25 +132,14 @@ func (f *lastGoodFallback) apply(filename string, out []byte, warns []caddyconfi
 	return e.out, warns, nil
 }
 
-// loadPlan parses and validates the input against the environment.
+// loadPlan is portalconfig.LoadPlan with Caddy's warnings.
 func loadPlan(body []byte, filename string, env portalconfig.Environ, now time.Time) (*portalconfig.Plan, []caddyconfig.Warning, error) {
-	settings, err := portalconfig.SettingsFromEnv(env)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg, pwarns, err := portalconfig.Load(body, filename, env[portalconfig.PortalConfigVar])
+	plan, pwarns, err := portalconfig.LoadPlan(body, filename, env, now)
 	warns := make([]caddyconfig.Warning, 0, len(pwarns))
 	for _, w := range pwarns {
 		warns = append(warns, caddyconfig.Warning{File: w.Source, Line: w.Line, Directive: w.App, Message: w.Msg})
 	}
-	if err != nil {
-		return nil, warns, err
-	}
-	plan := portalconfig.MakePlan(cfg, &settings, now)
-	for _, w := range plan.Warnings {
-		warns = append(warns, caddyconfig.Warning{File: filename, Message: w})
-	}
-	return plan, warns, nil
+	return plan, warns, err
 }
 
 // buildConfig renders the plan as a Caddy config: the http app with one
@@ -423,20 +412,52 @@ func startingUpRoutes(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns
 			Body: body,
 		}, "handler", "static_response", warns)
 	}
-	viaTunnel := fromCloudflared(caddyhttp.MatchHeader{"Cf-Ray": {}}, warns)
-	viaTunnel["vars"] = upstreamDown
-	return caddyhttp.RouteList{
-		{
-			MatcherSetsRaw: caddyhttp.RawMatcherSets{viaTunnel},
-			HandlersRaw:    []json.RawMessage{page("200")},
-			Terminal:       true,
-		},
-		{
-			MatcherSetsRaw: caddyhttp.RawMatcherSets{{"vars": upstreamDown}},
-			HandlersRaw:    []json.RawMessage{page("502")},
-			Terminal:       true,
-		},
+	// An API client (Accept: application/json) gets the same news as JSON,
+	// with the same status as the page would have.
+	jsonPage := func(status string) json.RawMessage {
+		doc, _ := json.Marshal(startingJSON{Status: "starting", App: sp.App.Name,
+			Message: sp.App.Name + " is not answering yet; retry in a few seconds."})
+		return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+			StatusCode: caddyhttp.WeakString(status),
+			Headers: http.Header{
+				"Content-Type":         {"application/json"},
+				"Cache-Control":        {"no-store"},
+				"X-Portal-Placeholder": {"true"},
+				"Retry-After":          {"2"},
+			},
+			Body: literalText(string(doc) + "\n"),
+		}, "handler", "static_response", warns)
 	}
+	const acceptJSON = "*application/json*"
+	viaTunnel := func(header caddyhttp.MatchHeader) caddy.ModuleMap {
+		header["Cf-Ray"] = []string{}
+		m := fromCloudflared(header, warns)
+		m["vars"] = upstreamDown
+		return m
+	}
+	direct := func(header caddyhttp.MatchHeader) caddy.ModuleMap {
+		m := caddy.ModuleMap{"vars": upstreamDown}
+		if header != nil {
+			m["header"] = caddyconfig.JSON(header, warns)
+		}
+		return m
+	}
+	route := func(m caddy.ModuleMap, h json.RawMessage) caddyhttp.Route {
+		return caddyhttp.Route{MatcherSetsRaw: caddyhttp.RawMatcherSets{m}, HandlersRaw: []json.RawMessage{h}, Terminal: true}
+	}
+	return caddyhttp.RouteList{
+		route(viaTunnel(caddyhttp.MatchHeader{"Accept": {acceptJSON}}), jsonPage("200")),
+		route(viaTunnel(caddyhttp.MatchHeader{}), page("200")),
+		route(direct(caddyhttp.MatchHeader{"Accept": {acceptJSON}}), jsonPage("502")),
+		route(direct(nil), page("502")),
+	}
+}
+
+// startingJSON is the starting-up answer for API clients.
+type startingJSON struct {
+	Status  string `json:"status"`
+	App     string `json:"app"`
+	Message string `json:"message"`
 }
 
 // portalServer is the internal listener of the Instance Portal entry: our
@@ -456,27 +477,16 @@ func portalServer(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) *caddyh
 }
 
 // portalServerRoutes lists every route of the portal's own server, in the
-// order requests meet them: the APIs first, the dashboard's files last, so
-// that the file server only answers what no API claimed.
+// order requests meet them: the guard, the route table's APIs
+// (portalRoutes), the dashboard's files last, so that the file server only
+// answers what no API claimed.
 func portalServerRoutes(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.RouteList {
-	return caddyhttp.RouteList{
-		// First: no other route may answer a request it refuses.
-		internalGuardRoute(warns),
-		terminal(pathRoute(warns, []string{"/health"}, staticJSON(`{"status":"ok"}`, warns))),
-		terminal(appStatesRoute(plan, warns)),
-		terminal(processesRoute(plan, warns)),
-		terminal(linksRoute(plan, warns)),
-		bootStatusRoute(plan, warns),
-		provisioningRoute(plan, warns),
-		logstreamRoute(plan, warns),
-		gpuMetricsRoute(plan, "/api/metrics", "json", warns),
-		gpuMetricsRoute(plan, "/metrics", "prometheus", warns),
-		tunnelsAPIRoute(warns),
-		handoffElsewhereRoute(warns),
-		dashboardInfoRoute(plan, warns),
-		dashboardIndexRoute(warns),
-		dashboardFilesRoute(warns),
+	// First: no other route may answer a request it refuses.
+	routes := caddyhttp.RouteList{internalGuardRoute(warns)}
+	for _, r := range portalRoutes() {
+		routes = append(routes, r.caddyRoute(plan, warns))
 	}
+	return append(routes, dashboardFilesRoute(warns))
 }
 
 // staticJSON answers 200 with body, a JSON document, never cached. The

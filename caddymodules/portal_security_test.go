@@ -24,7 +24,9 @@ import (
 // literalHandlers are our handlers that serve their config as data and
 // never run it through Caddy's replacer: user text belongs there as
 // written (escaping it would show the backslashes).
-var literalHandlers = map[string]bool{"portal_apps": true, "portal_processes": true, "portal_links": true}
+// portal_reference, portal_mcp and portal_capabilities hold the same parts as the REST handlers
+// (AgentServices), whose own copies are walked.
+var literalHandlers = map[string]bool{"portal_apps": true, "portal_processes": true, "portal_links": true, "portal_reference": true, "portal_mcp": true, "portal_capabilities": true}
 
 // walkStrings calls f with every string in a decoded JSON value, and
 // literal with each handler object of literalHandlers instead of walking
@@ -161,7 +163,7 @@ func TestStartingPageNamesTheAppAndLinksTheDashboard(t *testing.T) {
 		`data-dashboard-port="1111"`, `data-dashboard-public-port="40111"`, `data-app-public-port="40080"`,
 		`data-dashboard-url="http://203.0.113.9:40111/"`,
 		`(tries === 1 ? " time)" : " times)")`,
-		"--bg: #0a0e13", // the dashboard's theme
+		"--bg: light-dark(#f3f5f8, #0a0e13)", // the dashboard's palette
 	} {
 		if !strings.Contains(served, want) {
 			t.Errorf("page lacks %s", want)

@@ -34,11 +34,10 @@ func supervisorConfigFor(plan *portalconfig.Plan) supervisor.Config {
 	return supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable}
 }
 
-// processesRoute serves the processes API on the portal server.
-func processesRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+// processesHandler serves the processes API on the portal server.
+func processesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
 	h := PortalProcesses{Config: supervisorConfigFor(plan)}
-	return pathRoute(warns, []string{processesAPIBase, processesAPIBase + "/*"},
-		caddyconfig.JSONModuleObject(h, "handler", "portal_processes", warns))
+	return caddyconfig.JSONModuleObject(h, "handler", "portal_processes", warns)
 }
 
 // PortalProcesses serves supervisord's programs over HTTP
@@ -101,11 +100,11 @@ func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 		if err != nil {
 			return h.writeError(w, r, "list", supervisor.Process{}, err)
 		}
-		return writeTunnelsJSON(w, http.StatusOK, map[string]any{"processes": list})
+		return writeJSON(w, http.StatusOK, map[string]any{"processes": list})
 	}
 	id, action, ok := strings.Cut(rest, "/")
 	if !ok || id == "" || strings.Contains(action, "/") {
-		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q", clipText(rest, 64))})
+		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q", clipText(rest, 64))})
 	}
 	var do func(context.Context, string) (supervisor.Process, error)
 	switch action {
@@ -116,23 +115,23 @@ func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	case "restart":
 		do = h.svc.Restart
 	default:
-		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q: want start, stop or restart", clipText(action, 64))})
+		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q: want start, stop or restart", clipText(action, 64))})
 	}
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(w, http.MethodPost)
 	}
 	if reason := crossSiteRefusal(r); reason != "" {
-		return writeTunnelsJSON(w, http.StatusForbidden, map[string]string{"error": reason})
+		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	if status, err := readEmptyJSONBody(w, r); err != nil {
-		return writeTunnelsJSON(w, status, map[string]string{"error": err.Error()})
+		return writeJSON(w, status, map[string]string{"error": err.Error()})
 	}
 	p, err := do(r.Context(), id)
 	if err != nil {
 		return h.writeError(w, r, action, p, err)
 	}
 	h.logger.Info("program "+action+" from the portal", zap.String("program", p.ID), zap.String("state", p.State))
-	return writeTunnelsJSON(w, http.StatusOK, map[string]any{"process": p})
+	return writeJSON(w, http.StatusOK, map[string]any{"process": p})
 }
 
 // writeError answers a failed call with the status its cause calls for
@@ -171,7 +170,7 @@ func (h *PortalProcesses) writeError(w http.ResponseWriter, r *http.Request, act
 		}
 	}
 	h.logger.Debug("processes API request refused", zap.String("action", action), zap.Int("status", code), zap.Error(err))
-	return writeTunnelsJSON(w, code, body)
+	return writeJSON(w, code, body)
 }
 
 // readEmptyJSONBody requires Content-Type: application/json and accepts an

@@ -217,7 +217,7 @@ func TestPortalAppsHandler(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.Raw), &states); err != nil || a.Code != 200 {
 		t.Fatalf("%d %s: %v", a.Code, a.Raw, err)
 	}
-	if len(states) != 2 || states[0].State != "running" || states[1].State != "starting" || states[0].Key != "Up" || !states[0].Reachable {
+	if len(states) != 2 || states[0].State != "running" || states[1].State != "not_answering" || states[0].Key != "Up" || !states[0].Reachable {
 		t.Fatalf("states %+v", states)
 	}
 	if a := serve(t, h, "POST", "/api/apps", nil, ""); a.Code != 405 {

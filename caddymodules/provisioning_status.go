@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,12 +23,12 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("portal_provisioning", httpcaddyfile.Before, "file_server")
 }
 
-// provisioningRoute serves /api/provisioning with the provisioner's live
+// provisioningHandler serves /api/provisioning with the provisioner's live
 // progress, on the portal's own server (behind its guard and vastauth, as
 // /api/boot).
-func provisioningRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
+func provisioningHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
 	h := PortalProvisioning{StateDir: plan.Settings.ProvisionerStateDir}
-	return terminal(pathRoute(warns, []string{"/api/provisioning"}, caddyconfig.JSONModuleObject(h, "handler", "portal_provisioning", warns)))
+	return caddyconfig.JSONModuleObject(h, "handler", "portal_provisioning", warns)
 }
 
 // PortalProvisioning serves GET /api/provisioning: the progress document
@@ -82,7 +83,7 @@ func (h *PortalProvisioning) ServeHTTP(w http.ResponseWriter, r *http.Request, _
 	case errors.Is(err, provstatus.ErrNone):
 		st = provisioningNone
 	case err != nil:
-		return writeTunnelsJSON(w, http.StatusInternalServerError, map[string]string{"error": "reading the provisioning progress: " + err.Error()})
+		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "reading the provisioning progress: " + err.Error()})
 	}
 	if st.Phases == nil {
 		st.Phases = []provstatus.Phase{}
@@ -90,7 +91,7 @@ func (h *PortalProvisioning) ServeHTTP(w http.ResponseWriter, r *http.Request, _
 	if st.Downloads == nil {
 		st.Downloads = []provstatus.Download{}
 	}
-	return writeTunnelsJSON(w, http.StatusOK, st)
+	return writeJSON(w, http.StatusOK, st)
 }
 
 func parsePortalProvisioningCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -23,10 +23,9 @@ func init() {
 	caddy.RegisterModule(TunnelsAPI{})
 }
 
-// tunnelsAPIRoute serves the tunnels API at its default base path.
-func tunnelsAPIRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
-	h := caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", warns)
-	return pathRoute(warns, []string{tunnelsAPIBase, tunnelsAPIBase + "/*"}, h)
+// tunnelsAPIHandler serves the tunnels API at its default base path.
+func tunnelsAPIHandler(warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", warns)
 }
 
 const tunnelsAPIBase = "/api/tunnels"
@@ -93,17 +92,17 @@ func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	m := h.manager()
 	if m == nil {
-		return writeTunnelsJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "tunnels app not running"})
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "tunnels app not running"})
 	}
 	action := strings.Trim(rest, "/")
 	switch action {
 	case "", "stop", "refresh":
 	default:
-		return writeTunnelsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no tunnels endpoint %q", clipText(action, 64))})
+		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no tunnels endpoint %q", clipText(action, 64))})
 	}
 	switch {
 	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		return writeTunnelsJSON(w, http.StatusOK, map[string]any{"tunnels": m.List()})
+		return writeJSON(w, http.StatusOK, map[string]any{"tunnels": m.List()})
 	case r.Method == http.MethodPost:
 	case action == "":
 		return methodNotAllowed(w, "GET, HEAD, POST")
@@ -112,63 +111,98 @@ func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	target, status, err := readTunnelTarget(w, r)
 	if err != nil {
-		return writeTunnelsJSON(w, status, map[string]string{"error": err.Error()})
+		return writeJSON(w, status, map[string]string{"error": err.Error()})
 	}
+	res := tunnelAction(m, h.apps, h.logger, action, target)
+	if res.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(res.RetryAfter))
+	}
+	return writeJSON(w, res.Code, res.body())
+}
 
-	var (
-		st      tunnels.Status
-		created bool
-	)
-	switch action {
-	case "":
-		st, created, err = m.Create(target)
-	case "stop":
-		st, err = m.Stop(target)
-	case "refresh":
-		st, err = m.Refresh(target)
+// tunnelResult is the outcome of a tunnel action, whoever asked: the
+// tunnels API, the reference's paths or an MCP tool.
+type tunnelResult struct {
+	Status  tunnels.Status
+	Created bool
+	Err     error
+	// Code is the HTTP status the tunnels API answers with.
+	Code int
+	// RetryAfter (seconds) is set with 429.
+	RetryAfter int
+	// Warning and SuggestedTarget: the target is an app's internal port,
+	// published without the portal's authentication.
+	Warning, SuggestedTarget string
+}
+
+func (t tunnelResult) body() map[string]any {
+	body := map[string]any{}
+	if t.Status.Type != "" {
+		body["tunnel"] = t.Status
 	}
-	code := http.StatusOK
-	if created {
-		code = http.StatusCreated
+	if t.Err != nil {
+		body["error"] = t.Err.Error()
+	}
+	if t.Warning != "" {
+		body["warning"] = t.Warning
+	}
+	if t.SuggestedTarget != "" {
+		body["suggested_target"] = t.SuggestedTarget
+	}
+	return body
+}
+
+// tunnelAction creates ("" or "create"), stops or refreshes the quick
+// tunnel to target: the one code path of every caller.
+func tunnelAction(m *tunnels.Manager, apps func() []tunnels.App, logger *zap.Logger, action, target string) tunnelResult {
+	var res tunnelResult
+	var err error
+	switch action {
+	case "", "create":
+		action = ""
+		res.Status, res.Created, err = m.Create(target)
+	case "stop":
+		res.Status, err = m.Stop(target)
+	case "refresh":
+		res.Status, err = m.Refresh(target)
+	default:
+		err = fmt.Errorf("%w: no tunnel action %q: want create, stop or refresh", tunnels.ErrInvalidTarget, clipText(action, 32))
+	}
+	res.Err = err
+	res.Code = http.StatusOK
+	if res.Created {
+		res.Code = http.StatusCreated
 	}
 	var slow *tunnels.SlowDownError
 	switch {
 	case err == nil:
 	case errors.Is(err, tunnels.ErrInvalidTarget):
-		code = http.StatusBadRequest
+		res.Code = http.StatusBadRequest
 	case errors.Is(err, tunnels.ErrNotFound):
-		code = http.StatusNotFound
+		res.Code = http.StatusNotFound
 	case errors.Is(err, tunnels.ErrTooManyTunnels):
-		code = http.StatusConflict
+		res.Code = http.StatusConflict
 	case errors.As(err, &slow):
-		code = http.StatusTooManyRequests
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(slow.Wait.Seconds()))))
+		res.Code = http.StatusTooManyRequests
+		res.RetryAfter = int(math.Ceil(slow.Wait.Seconds()))
 	case errors.Is(err, tunnels.ErrBinaryMissing), errors.Is(err, tunnels.ErrClosed):
-		code = http.StatusServiceUnavailable
+		res.Code = http.StatusServiceUnavailable
 	default:
-		code = http.StatusInternalServerError
-	}
-	body := map[string]any{}
-	if st.Type != "" {
-		body["tunnel"] = st
+		res.Code = http.StatusInternalServerError
 	}
 	if err != nil {
-		h.logger.Debug("tunnels API request refused", zap.String("action", action), zap.Int("status", code), zap.Error(err))
-		body["error"] = err.Error()
+		logger.Debug("tunnel request refused", zap.String("action", action), zap.Int("status", res.Code), zap.Error(err))
 	}
-	if action == "" && st.Type == tunnels.Quick && h.apps != nil {
+	if action == "" && res.Status.Type == tunnels.Quick && apps != nil {
 		// Any local port may be tunnelled, but the user should know when
 		// the tunnel bypasses the portal's authentication.
-		if adv := tunnels.AdviseTarget(h.apps(), st.Target); adv.Warning != "" {
-			h.logger.Warn("tunnel to an app's internal port: published without the portal's authentication",
-				zap.String("target", st.Target), zap.String("suggested_target", adv.SuggestedTarget))
-			body["warning"] = adv.Warning
-			if adv.SuggestedTarget != "" {
-				body["suggested_target"] = adv.SuggestedTarget
-			}
+		if adv := tunnels.AdviseTarget(apps(), res.Status.Target); adv.Warning != "" {
+			logger.Warn("tunnel to an app's internal port: published without the portal's authentication",
+				zap.String("target", res.Status.Target), zap.String("suggested_target", adv.SuggestedTarget))
+			res.Warning, res.SuggestedTarget = adv.Warning, adv.SuggestedTarget
 		}
 	}
-	return writeTunnelsJSON(w, code, body)
+	return res
 }
 
 // readTunnelTarget decodes {"target": "…"} strictly.
@@ -200,23 +234,7 @@ func readTunnelTarget(w http.ResponseWriter, r *http.Request) (string, int, erro
 
 func methodNotAllowed(w http.ResponseWriter, allow string) error {
 	w.Header().Set("Allow", allow)
-	return writeTunnelsJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed; use " + allow})
-}
-
-// writeTunnelsJSON writes an API answer. Errors are written as documented
-// JSON bodies rather than returned to Caddy: the dashboard shows the
-// message, and an empty error page would lose it.
-func writeTunnelsJSON(w http.ResponseWriter, code int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed; use " + allow})
 }
 
 func clipText(s string, n int) string {

@@ -632,14 +632,9 @@ func (h *VastAuth) strip(r *http.Request, creds vastauth.Credentials, accepted v
 	}
 }
 
-// portalSecrets are the secrets the portal accepts, as placeholders: the
-// adapter writes them for the handler and the access-log filter, and
-// `caddy portal token` prints the first that is set, so the three agree.
-var portalSecrets = []string{"{env.OPEN_BUTTON_TOKEN}", "{env.WEB_PASSWORD}"}
-
 // portalSecretSource is where the portal's secrets come from.
 func portalSecretSource(s *portalconfig.Settings) vastauth.SecretSource {
-	return vastauth.SecretSource{Secrets: portalSecrets, StateDir: s.StateDir}
+	return vastauth.PortalSecretSource(s.StateDir)
 }
 
 // vastauthHandler is the portal's vastauth config for an app port: every
@@ -655,21 +650,17 @@ func vastauthHandler(s *portalconfig.Settings, stripOnly bool, warns *[]caddycon
 	}}, "handler", "vastauth", warns)
 }
 
-// handoffElsewhereRoute is for the portal's internal server, which no
+// handoffElsewhereHandler is for the portal's internal server, which no
 // vastauth guards (it is reached through the external port, where vastauth
 // answers /api/handoff itself, or through an SSH forward, or with
 // ENABLE_AUTH=false): a clear JSON 404 there, so that the dashboard knows
 // to open the plain link, rather than the file server's bare 404.
-func handoffElsewhereRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
-	return caddyhttp.Route{
-		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON([]string{vastauth.HandoffPath}, warns)}},
-		HandlersRaw: []json.RawMessage{caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
-			StatusCode: caddyhttp.WeakString("404"),
-			Headers:    http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
-			Body:       `{"error":"no handoff tokens here: vastauth issues them on a port it guards"}` + "\n",
-		}, "handler", "static_response", warns)},
-		Terminal: true,
-	}
+func handoffElsewhereHandler(warns *[]caddyconfig.Warning) json.RawMessage {
+	return caddyconfig.JSONModuleObject(caddyhttp.StaticResponse{
+		StatusCode: caddyhttp.WeakString("404"),
+		Headers:    http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}},
+		Body:       `{"error":"no handoff tokens here: vastauth issues them on a port it guards"}` + "\n",
+	}, "handler", "static_response", warns)
 }
 
 // Interface guards

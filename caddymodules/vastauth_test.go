@@ -23,7 +23,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/instanceportal/portal/confdecl"
-	"github.com/instanceportal/portal/portalconfig"
+	"github.com/instanceportal/portal/portalcmd"
 	"github.com/instanceportal/portal/vastauth"
 )
 
@@ -982,66 +982,47 @@ func TestVastAuthCaddyfileOrder(t *testing.T) {
 	}
 }
 
-func TestPortalTokenCommand(t *testing.T) {
-	dir := t.TempDir()
-	env := func(kv ...string) portalconfig.Environ {
-		m := portalconfig.Environ{"PORTAL_STATE_DIR": dir}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
+// portalToken runs `caddy portal token`, as registered with package
+// portalcmd, with OPEN_BUTTON_TOKEN, WEB_PASSWORD and PORTAL_STATE_DIR set
+// from env ("" when absent) and returns what it printed, without the newline.
+func portalToken(t *testing.T, env map[string]string) string {
+	t.Helper()
+	for _, k := range []string{"OPEN_BUTTON_TOKEN", "WEB_PASSWORD", "PORTAL_STATE_DIR"} {
+		t.Setenv(k, env[k])
 	}
-	printed := func(l portalconfig.Environ) string {
-		t.Helper()
+	for _, c := range portalcmd.Subcommands() {
+		if c.Name() != "token" {
+			continue
+		}
 		var b strings.Builder
-		if err := printToken(&b, l); err != nil {
+		c.SetOut(&b)
+		c.SetArgs(nil)
+		if err := c.Execute(); err != nil {
 			t.Fatal(err)
 		}
-		return b.String()
+		return strings.TrimSuffix(b.String(), "\n")
 	}
-	if got := printed(env("OPEN_BUTTON_TOKEN", "obt", "WEB_PASSWORD", "pw")); got != "obt\n" {
-		t.Errorf("with both set: %q", got)
-	}
-	if got := printed(env("OPEN_BUTTON_TOKEN", "", "WEB_PASSWORD", "pw")); got != "pw\n" {
-		t.Errorf("with WEB_PASSWORD only: %q", got)
-	}
-	if got := printed(env("OPEN_BUTTON_TOKEN", " \t", "WEB_PASSWORD", "pw")); got != "pw\n" {
-		t.Errorf("with a blank OPEN_BUTTON_TOKEN: %q", got)
-	}
-	generated := printed(env())
-	if _, err := os.Stat(vastauth.TokenPath(dir)); err != nil {
-		t.Fatalf("token not persisted: %v", err)
-	}
-	if again := printed(env()); again != generated {
-		t.Errorf("second run printed %q, first %q", again, generated)
-	}
-	// The handler, configured the way the adapter does, accepts it.
+	t.Fatal("`caddy portal token` is not registered")
+	return ""
+}
+
+// The token `caddy portal token` prints, generated when no secret is set,
+// is the one the handler, configured the way the adapter does, accepts.
+func TestPortalTokenCommand(t *testing.T) {
+	dir := t.TempDir()
+	generated := portalToken(t, map[string]string{"PORTAL_STATE_DIR": dir})
 	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_UNSET_1}"}, StateDir: dir}, CookieName: vaCookie}}
 	provision(t, h)
-	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+strings.TrimSpace(generated))); !res.app.called {
+	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+generated)); !res.app.called {
 		t.Errorf("the printed token is not the one the handler accepts: %d", res.status)
-	}
-	// The subcommand is registered under `caddy portal`.
-	found := false
-	for _, c := range portalSubcommands() {
-		if c.Name() == "token" {
-			found = true
-		}
-	}
-	if !found {
-		t.Error("`caddy portal token` is not registered")
 	}
 }
 
 // Issue 12: the command and the module agree on white space around a
 // secret (the command printed what the module did not accept).
 func TestPortalTokenAgreesWithModuleOnWhitespace(t *testing.T) {
+	printed := portalToken(t, map[string]string{"OPEN_BUTTON_TOKEN": "  spaced-token-0123456789 \n", "PORTAL_STATE_DIR": t.TempDir()})
 	t.Setenv("VA_TEST_WS_TOKEN", "  spaced-token-0123456789 \n")
-	var b strings.Builder
-	if err := printToken(&b, portalconfig.Environ{"OPEN_BUTTON_TOKEN": "  spaced-token-0123456789 \n", "PORTAL_STATE_DIR": t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
-	printed := strings.TrimSuffix(b.String(), "\n")
 	h := &VastAuth{Config: vastauth.Config{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_WS_TOKEN}"}, StateDir: t.TempDir()}}}
 	provision(t, h)
 	if res := serveVA(h, req("GET", "/", "Authorization", "Bearer "+printed)); !res.app.called {
@@ -1095,11 +1076,11 @@ func TestVastAuthRedactFilter(t *testing.T) {
 }
 
 // The portal's internal server answers /api/handoff with a JSON 404 (the
-// lead lists the route in portalServerRoutes), so a dashboard reached
+// route table lists it), so a dashboard reached
 // without vastauth in front knows to open the plain link.
 func TestHandoffElsewhereRoute(t *testing.T) {
 	var warns []caddyconfig.Warning
-	b, err := json.Marshal(handoffElsewhereRoute(&warns))
+	b, err := json.Marshal(portalRouteAt(vastauth.HandoffPath).caddyRoute(testPlan(t, "localhost:1111:11111:/:Instance Portal", nil), &warns))
 	if err != nil || len(warns) != 0 {
 		t.Fatal(err, warns)
 	}

@@ -134,7 +134,7 @@ func (c *Collector) Latest(ctx context.Context) *Sample {
 	return &Sample{Snapshot: &Snapshot{
 		SampledAt: c.src.Now().UTC(), Stale: true, Hostname: c.src.Hostname,
 		StaleReason: "first sweep has not finished yet",
-		GPUReport:   GPUReport{Reason: "first sweep has not finished yet", GPUs: []GPU{}},
+		GPUReport:   GPUReport{Reason: "first sweep has not finished yet", ReasonCode: ReasonNotSampled, GPUs: []GPU{}},
 		System:      System{Disks: []Disk{}},
 	}}
 }
@@ -252,7 +252,7 @@ func (c *Collector) sweep() *Snapshot {
 	if c.src.GPU != nil {
 		snap.GPUReport = c.src.GPU.Sweep(c.ctx)
 	} else {
-		snap.GPUReport = GPUReport{Reason: "no GPU source configured"}
+		snap.GPUReport = GPUReport{Reason: "no GPU source configured", ReasonCode: ReasonNoSource}
 	}
 	if snap.GPUs == nil {
 		snap.GPUs = []GPU{}
@@ -282,7 +282,7 @@ func (c *Collector) publishStale(reason string) {
 	} else {
 		s = Snapshot{
 			SampledAt: c.src.Now().UTC(), Hostname: c.src.Hostname,
-			GPUReport: GPUReport{Reason: reason, GPUs: []GPU{}},
+			GPUReport: GPUReport{Reason: reason, ReasonCode: ReasonSweepFailed, GPUs: []GPU{}},
 			System:    System{Disks: []Disk{}},
 		}
 	}

@@ -79,6 +79,14 @@ func TestGoldenFakeGPUs(t *testing.T) {
 	golden(t, "two-gpus.prom", s.Prometheus())
 }
 
+// TestGoldenParity is every board kind of the fake (H100, RTX 4090 without
+// NVLink and friends, vGPU guest), after two sweeps.
+func TestGoldenParity(t *testing.T) {
+	snap := paritySnapshot(t)
+	golden(t, "parity.json", gpumetrics.RenderJSON(snap))
+	golden(t, "parity.prom", gpumetrics.RenderPrometheus(snap))
+}
+
 func TestGoldenNoDriver(t *testing.T) {
 	s := sample(t, &nvmlfake.API{InitErr: nvmlfake.LibraryNotFound})
 	golden(t, "no-driver.json", s.JSON())

@@ -25,8 +25,10 @@ func RenderJSON(s *Snapshot) []byte {
 var PrometheusContentType = string(expfmt.NewFormat(expfmt.TypeTextPlain))
 
 // dcgmLabels are dcgm-exporter's per-GPU labels, so that its Grafana
-// dashboards (which group by gpu/UUID/modelName/Hostname) work unchanged.
-var dcgmLabels = []string{"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"}
+// dashboards (which group by gpu/UUID/modelName/Hostname) work unchanged:
+// its template's labels, pci_bus_id (added in its 4.x releases) and the
+// driver version, which its default-counters.csv declares as a label.
+var dcgmLabels = []string{"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"}
 
 // gpuMetric is one per-GPU series and how to read it from a GPU.
 type gpuMetric struct {
@@ -63,6 +65,13 @@ func mib(p *uint64) (float64, bool) {
 	return float64(*p / (1 << 20)), true
 }
 
+func boolp(p *bool) (float64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return b2f(*p), true
+}
+
 func intp(p *int) (float64, bool) {
 	if p == nil {
 		return 0, false
@@ -76,8 +85,8 @@ var gpuMetrics = []gpuMetric{
 	{"DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.UtilizationPercent) }},
 	{"DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.MemoryUtilizationPercent) }},
 	{"DCGM_FI_DEV_FB_TOTAL", "Framebuffer memory total (in MiB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryTotalBytes) }},
-	{"DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryUsedBytes) }},
-	{"DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryFreeBytes) }},
+	{"DCGM_FI_DEV_FB_USED", "Frame buffer memory used (in MB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryUsedBytes) }},
+	{"DCGM_FI_DEV_FB_FREE", "Frame buffer memory free (in MB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryFreeBytes) }},
 	{"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.TemperatureC) }},
 	{"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.PowerDrawWatts) }},
 	{"DCGM_FI_DEV_POWER_MGMT_LIMIT", "Power management limit (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.PowerLimitWatts) }},
@@ -91,6 +100,22 @@ var gpuMetrics = []gpuMetric{
 	{"DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u64(g.XIDLast) }},
 	{"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.ECCCorrected) }},
 	{"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.ECCUncorrected) }},
+	// The rest of dcgm-exporter's default counters (etc/default-counters.csv,
+	// kept in testdata/dcgm-exporter/ and checked by TestDCGMDefaultCounters).
+	{"DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.MemoryTemperatureC) }},
+	{"DCGM_FI_DEV_PCIE_TX_THROUGHPUT", "Total number of bytes transmitted through PCIe TX (in KB) via NVML.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.PCIeTxKB) }},
+	{"DCGM_FI_DEV_PCIE_RX_THROUGHPUT", "Total number of bytes received through PCIe RX (in KB) via NVML.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.PCIeRxKB) }},
+	{"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.PCIeReplays) }},
+	{"DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.EncoderUtilizationPercent) }},
+	{"DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.DecoderUtilizationPercent) }},
+	{"DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "Total number of NVLink bandwidth counters for all lanes", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.NVLinkBandwidthKiB) }},
+	{"DCGM_FI_DEV_VGPU_LICENSE_STATUS", "vGPU License status", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u64(g.VGPULicenseStatus) }},
+	{"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.RemappedRowsUncorrectable) }},
+	{"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.RemappedRowsCorrectable) }},
+	{"DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return boolp(g.RowRemapFailure) }},
+	// Not a default counter: dcgm-exporter's profiling metric, which its
+	// published Grafana dashboard charts ("Tensor Core Utilization").
+	{"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "Ratio of cycles the tensor (HMMA) pipe is active (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.TensorActiveRatio) }},
 	{"portal_gpu_xid_errors_total", "XID errors seen since sampling started.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.XIDCount) }},
 }
 
@@ -103,7 +128,7 @@ var (
 		return d
 	}()
 	descProcMem    = prometheus.NewDesc("portal_gpu_process_memory_bytes", "GPU memory used by a compute process.", append(append([]string{}, dcgmLabels...), "pid", "process"), nil)
-	descAvailable  = prometheus.NewDesc("portal_gpu_available", "1 when GPUs could be read, 0 otherwise (see the reason label).", []string{"backend", "reason"}, nil)
+	descAvailable  = prometheus.NewDesc("portal_gpu_available", "1 when GPUs could be read, 0 otherwise; reason is a short code (the sentence is in /api/metrics).", []string{"backend", "reason"}, nil)
 	descDriver     = prometheus.NewDesc("portal_gpu_driver_info", "GPU driver and CUDA versions (value is always 1).", []string{"backend", "driver_version", "cuda_version"}, nil)
 	descStale      = prometheus.NewDesc("portal_metrics_stale", "1 when the last sweep did not finish in time and an older sample is served.", nil, nil)
 	descSampledAt  = prometheus.NewDesc("portal_metrics_sampled_timestamp_seconds", "When the served sample was taken (Unix time).", nil, nil)
@@ -127,7 +152,7 @@ func (snapshotCollector) Describe(chan<- *prometheus.Desc) {}
 
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
-	ch <- prometheus.MustNewConstMetric(descAvailable, prometheus.GaugeValue, b2f(s.Available), s.Backend, s.Reason)
+	ch <- prometheus.MustNewConstMetric(descAvailable, prometheus.GaugeValue, b2f(s.Available), s.Backend, s.ReasonCode)
 	if s.Available {
 		ch <- prometheus.MustNewConstMetric(descDriver, prometheus.GaugeValue, 1, s.Backend, s.DriverVersion, s.CUDAVersion)
 	}
@@ -136,7 +161,7 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSweep, prometheus.GaugeValue, s.SweepSeconds)
 	for i := range s.GPUs {
 		g := &s.GPUs[i]
-		labels := []string{strconv.Itoa(g.Index), g.UUID, g.PCIBusID, g.Device, g.Name, s.Hostname}
+		labels := []string{strconv.Itoa(g.Index), g.UUID, g.PCIBusID, g.Device, g.Name, s.Hostname, s.DriverVersion}
 		for j, m := range gpuMetrics {
 			if v, ok := m.value(g); ok {
 				ch <- prometheus.MustNewConstMetric(gpuDescs[j], m.kind, v, labels...)

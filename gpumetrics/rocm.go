@@ -181,12 +181,12 @@ func (r *ROCmSource) Sweep(ctx context.Context) GPUReport {
 			retry = 30 * time.Second
 		}
 		if !r.lastCheck.IsZero() && now().Sub(r.lastCheck) < retry {
-			return GPUReport{Reason: bin + " not found on PATH", GPUs: []GPU{}}
+			return GPUReport{Reason: bin + " not found on PATH", ReasonCode: ReasonROCmMissing, GPUs: []GPU{}}
 		}
 		r.lastCheck = now()
 		p, err := exec.LookPath(bin)
 		if err != nil {
-			return GPUReport{Reason: bin + " not found on PATH", GPUs: []GPU{}}
+			return GPUReport{Reason: bin + " not found on PATH", ReasonCode: ReasonROCmMissing, GPUs: []GPU{}}
 		}
 		r.path = p
 	}
@@ -196,11 +196,11 @@ func (r *ROCmSource) Sweep(ctx context.Context) GPUReport {
 	cmd.Stdout = &out
 	cmd.WaitDelay = time.Second
 	if err := cmd.Run(); err != nil {
-		return GPUReport{Reason: "rocm-smi: " + err.Error(), GPUs: []GPU{}}
+		return GPUReport{Reason: "rocm-smi: " + err.Error(), ReasonCode: ReasonROCmFailed, GPUs: []GPU{}}
 	}
 	rep, err := parseROCmSMI(out.Bytes())
 	if err != nil {
-		return GPUReport{Reason: err.Error(), GPUs: []GPU{}}
+		return GPUReport{Reason: err.Error(), ReasonCode: ReasonROCmFailed, GPUs: []GPU{}}
 	}
 	return rep
 }
@@ -224,13 +224,15 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 
 // FirstAvailable sweeps sources in order and returns the first report with
 // GPUs. With none, the report is unavailable and its reason lists each
-// source's reason ("NVML …; rocm-smi …").
+// source's reason ("NVML …; rocm-smi …") and its code is the first
+// source's (NVML's, in the portal), the one a user acts on.
 func FirstAvailable(sources ...GPUSource) GPUSource { return firstAvailable(sources) }
 
 type firstAvailable []GPUSource
 
 func (f firstAvailable) Sweep(ctx context.Context) GPUReport {
 	reasons := make([]string, 0, len(f))
+	code := ""
 	for _, s := range f {
 		rep := s.Sweep(ctx)
 		if rep.Available {
@@ -239,8 +241,11 @@ func (f firstAvailable) Sweep(ctx context.Context) GPUReport {
 		if rep.Reason != "" {
 			reasons = append(reasons, rep.Reason)
 		}
+		if code == "" {
+			code = rep.ReasonCode
+		}
 	}
-	return GPUReport{Reason: strings.Join(reasons, "; "), GPUs: []GPU{}}
+	return GPUReport{Reason: strings.Join(reasons, "; "), ReasonCode: code, GPUs: []GPU{}}
 }
 
 func (f firstAvailable) Close() error {

@@ -33,6 +33,10 @@ type GPUReport struct {
 	// (library not found, no device, driver/library mismatch, ...).
 	Available bool   `json:"available"`
 	Reason    string `json:"reason,omitempty"`
+	// ReasonCode is Reason in one short word (one of the Reason*
+	// constants), stable enough for an alert rule; it is the `reason`
+	// label of portal_gpu_available, while the long text stays here.
+	ReasonCode string `json:"reason_code,omitempty"`
 	// Backend names the source that produced GPUs: "nvml" or "rocm-smi".
 	Backend       string `json:"backend,omitempty"`
 	DriverVersion string `json:"driver_version,omitempty"`
@@ -77,6 +81,33 @@ type GPU struct {
 	// Volatile ECC error counts (since the driver was loaded); nil without ECC.
 	ECCCorrected   *uint64 `json:"ecc_corrected,omitempty"`
 	ECCUncorrected *uint64 `json:"ecc_uncorrected,omitempty"`
+	// MemoryTemperatureC is the HBM/GDDR temperature; nil on boards
+	// without a memory sensor.
+	MemoryTemperatureC *float64 `json:"memory_temperature_c,omitempty"`
+	// PCIeTxKB and PCIeRxKB are NVML's PCIe throughput (KB over its
+	// 20 ms sample window, as DCGM reports them).
+	PCIeTxKB *uint64 `json:"pcie_tx_kb,omitempty"`
+	PCIeRxKB *uint64 `json:"pcie_rx_kb,omitempty"`
+	// PCIeReplays counts PCIe retries since the driver was loaded.
+	PCIeReplays *uint64 `json:"pcie_replays,omitempty"`
+	// Encoder and decoder (NVENC/NVDEC) busy percentages.
+	EncoderUtilizationPercent *float64 `json:"encoder_utilization_percent,omitempty"`
+	DecoderUtilizationPercent *float64 `json:"decoder_utilization_percent,omitempty"`
+	// NVLinkBandwidthKiB is the data sent plus received over all NVLinks
+	// since the driver was loaded; nil on a board without NVLink.
+	NVLinkBandwidthKiB *uint64 `json:"nvlink_bandwidth_kib,omitempty"`
+	// VGPULicenseStatus is 1 when this vGPU guest holds a licence, 0
+	// when not; nil outside a vGPU guest.
+	VGPULicenseStatus *uint64 `json:"vgpu_license_status,omitempty"`
+	// Row remapping (Ampere and later): rows remapped for correctable
+	// and uncorrectable errors, and whether a remapping failed.
+	RemappedRowsCorrectable   *uint64 `json:"remapped_rows_correctable,omitempty"`
+	RemappedRowsUncorrectable *uint64 `json:"remapped_rows_uncorrectable,omitempty"`
+	RowRemapFailure           *bool   `json:"row_remap_failure,omitempty"`
+	// TensorActiveRatio is the share of cycles a tensor pipe was busy
+	// over the last interval (0..1, DCGM's DCGM_FI_PROF_PIPE_TENSOR_ACTIVE),
+	// from NVML's GPU performance monitoring (Hopper and later).
+	TensorActiveRatio *float64 `json:"tensor_active_ratio,omitempty"`
 	// Processes are the compute processes on the board; nil when the driver
 	// cannot list them, empty when there are none.
 	Processes []Process `json:"processes,omitzero"`

@@ -175,9 +175,12 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 
 	// Overview: every app with its live state.
 	b.waitJS("Web running", card("Web")+`?.dataset.state === 'running'`)
-	// No program of supervisord's matches Later: external, whether or not
-	// its port answers.
-	b.waitJS("Later external", card("Later")+`?.dataset.state === 'external'`)
+	// No program of supervisord's matches Later and nothing answers on its
+	// port: "not answering" (it said "external", which read as fine).
+	b.waitJS("Later not answering", card("Later")+`?.dataset.state === 'not_answering'`)
+	if got := evalJS[string](b, card("Later")+`.querySelector('.app-state').textContent`); got != "not answering" {
+		t.Errorf("Later's pill says %q", got)
+	}
 	b.waitJS("Extra App not configured", card("Extra App")+`?.dataset.state === 'not_configured'`)
 	if got := evalJS[string](b, card("Extra App")+`.querySelector('.howto').textContent`); !strings.Contains(got, "/etc/portal.yaml") || !strings.Contains(got, "name: Extra App") {
 		t.Errorf("the not-configured card does not say how to add it: %q", got)
@@ -275,6 +278,11 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 		"\x1b[32mINFO\x1b[0m plain 16 colours, \x1b[38;5;208m256-colour orange\x1b[0m, \x1b[38;2;255;105;180mtruecolor pink\x1b[0m on \x1b[48;2;20;40;80mtruecolor navy\x1b[0m\n"+
 			"\x1b[1;31mERROR\x1b[0m something failed \x1b[38;2;0;200;120m(24-bit green)\x1b[0m\n")
 	b.openTab("logs")
+	// The archive button names the directory it downloads (it said
+	// /var/log whatever the log directory was, issue 21).
+	if got, want := evalJS[string](b, `document.getElementById('logs-download-all').textContent`), "Download "+filepath.Dir(pp.logDir); got != want {
+		t.Errorf("archive button %q, want %q", got, want)
+	}
 	b.do("all files", chromedp.Click(`#log-files .chip[data-file=""]`))
 	b.waitJS("the coloured lines", `document.getElementById('log').textContent.includes('truecolor navy')`)
 	// 24-bit colours arrive as term-fgt-/term-bgt- classes and are drawn as
@@ -322,6 +330,15 @@ func TestDashboardProcessesAndApps(t *testing.T) {
 	for _, tab := range []string{"overview", "processes", "tunnels", "logs", "help"} {
 		b.openTab(tab)
 		b.waitJS("no horizontal overflow at 390 px on "+tab, `document.documentElement.scrollWidth <= window.innerWidth`)
+		// Nothing is cut at the edge either (the Logs tab's ↓ was), and
+		// an app's addresses are not truncated (issue 21).
+		cut := evalJS[[]string](b, fmt.Sprintf(`[...document.querySelectorAll('#view-%s button, #view-%s input, #view-%s a')]
+			.filter(e => e.offsetParent && e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().right > window.innerWidth + 0.5)
+			.map(e => (e.id || e.textContent.trim() || e.tagName) + ' ends at ' + Math.round(e.getBoundingClientRect().right))
+			.concat([...document.querySelectorAll('#view-%s .ports')].filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1).map(e => 'truncated: ' + e.textContent))`, tab, tab, tab, tab))
+		if len(cut) > 0 {
+			t.Errorf("at 390 px on %s: %v", tab, cut)
+		}
 		b.screenshot("phone-" + tab + ".png")
 	}
 

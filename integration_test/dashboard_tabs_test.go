@@ -78,6 +78,29 @@ func (b *dashboardBrowser) checkThemes() {
 		if (%[1]q) document.documentElement.setAttribute('data-theme', %[1]q); else document.documentElement.removeAttribute('data-theme');
 		return true;
 	})()`, picked))
+	// The theme button: on each system scheme the first click shows the
+	// other scheme (it used to pick "light" on a light system, which
+	// changed nothing visible), the second the system's own, the third
+	// follows the system again (issue 21).
+	for _, system := range []string{"light", "dark"} {
+		b.setColorScheme(system)
+		other := map[string]string{"light": "dark", "dark": "light"}[system]
+		evalJS[bool](b, `(localStorage.removeItem('portal-theme'), document.documentElement.removeAttribute('data-theme'), true)`)
+		for i, want := range []string{other, system, ""} {
+			b.do("clicking the theme button", chromedp.Click(`#theme`))
+			if got := evalJS[string](b, `document.documentElement.getAttribute('data-theme') || ''`); got != want {
+				b.t.Errorf("system %s, click %d: theme %q, want %q", system, i+1, got, want)
+			}
+			cookie := evalJS[string](b, `document.cookie`)
+			if (want != "") != strings.Contains(cookie, "portal_theme="+want) {
+				b.t.Errorf("system %s, click %d: cookie %q", system, i+1, cookie)
+			}
+		}
+	}
+	evalJS[bool](b, fmt.Sprintf(`(() => {
+		if (%[1]q) { localStorage.setItem('portal-theme', %[1]q); document.documentElement.setAttribute('data-theme', %[1]q); }
+		return true;
+	})()`, picked))
 	b.setColorScheme("light")
 }
 
@@ -231,6 +254,9 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	}
 	appendFile(t, filepath.Join(logDir, "a.log"), burst.String())
 	b.waitJS("the burst", `document.getElementById('log').lastElementChild.textContent.endsWith('filler 2499')`)
+	// The file's chip shows its new size without a reload (it stayed at the
+	// size first read, issue 21): a.log is now about 29 KiB.
+	b.waitJS("a.log's chip size updated", `/^\d+(\.\d+)? KiB$/.test(document.querySelector('#log-files .chip[data-file="a.log"] .chip-size')?.textContent || '') && parseFloat(document.querySelector('#log-files .chip[data-file="a.log"] .chip-size').textContent) > 25`)
 	if evalJS[bool](b, `document.getElementById('log').textContent.includes('ancient needle')`) {
 		t.Fatal("the old line is still on screen: the test no longer tests an off-screen match")
 	}

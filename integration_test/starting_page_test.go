@@ -1,7 +1,9 @@
 package integration_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -37,9 +39,31 @@ func TestStartingUpPageInChromium(t *testing.T) {
 	if status := evalJS[string](b, `document.getElementById('status').textContent`); status != "Still starting… (checked 1 time)" {
 		t.Errorf("status %q", status)
 	}
-	if bg := evalJS[string](b, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(10, 14, 19)" {
-		t.Errorf("background %q, want the dashboard's #0a0e13", bg)
+	// The page follows the system's scheme, and the user's pick in the
+	// dashboard (the portal_theme cookie, shared by every port of the host)
+	// wins over it, as on the dashboard (issue 21: it was always dark).
+	bg := map[string]string{"light": "rgb(243, 245, 248)", "dark": "rgb(10, 14, 19)"}
+	for _, system := range []string{"light", "dark"} {
+		b.setColorScheme(system)
+		for _, pick := range []string{"", "light", "dark"} {
+			cookie := "portal_theme=; Path=/; Max-Age=0"
+			if pick != "" {
+				cookie = "portal_theme=" + pick + "; Path=/"
+			}
+			evalJS[bool](b, fmt.Sprintf(`(document.cookie = %q, true)`, cookie))
+			b.do("reloading", chromedp.Reload())
+			b.waitJS("the page", `document.querySelector('h1') !== null`)
+			want := bg[system]
+			if pick != "" {
+				want = bg[pick]
+			}
+			if got := evalJS[string](b, `getComputedStyle(document.body).backgroundColor`); got != want {
+				t.Errorf("system %s, picked %q: background %s, want %s", system, pick, got, want)
+			}
+		}
 	}
+	b.setColorScheme("light")
+	evalJS[bool](b, `(document.cookie = "portal_theme=; Path=/; Max-Age=0", true)`)
 	// The page and each check are answered 502, which Chromium reports;
 	// anything else is a problem.
 	for _, p := range b.problems() {
@@ -48,4 +72,33 @@ func TestStartingUpPageInChromium(t *testing.T) {
 		}
 	}
 	b.screenshot("portal-starting-up.png")
+}
+
+// TestStartingUpJSONForAPIClients: a client that asks for JSON gets the
+// starting-up news as JSON with the page's status, not the HTML page
+// (issue 21).
+func TestStartingUpJSONForAPIClients(t *testing.T) {
+	skipShort(t)
+	portalExt, portalInt, appExt, dead := freePort(t), freePort(t), freePort(t), freePort(t)
+	StartPortal(t, portalYAML(appYAML("Instance Portal", portalExt, portalInt, "/"), appYAML("Inference API", appExt, dead, "/")),
+		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}})
+	url := fmt.Sprintf("http://127.0.0.1:%d/v1/models", appExt)
+	waitStatus(t, nil, url, 502)
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Accept", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var doc struct{ Status, App, Message string }
+	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if res.StatusCode != 502 || res.Header.Get("Content-Type") != "application/json" || res.Header.Get("Retry-After") == "" {
+		t.Errorf("status %d, headers %v", res.StatusCode, res.Header)
+	}
+	if doc.Status != "starting" || doc.App != "Inference API" || !strings.Contains(doc.Message, "not answering") {
+		t.Errorf("body %+v", doc)
+	}
 }

@@ -340,6 +340,18 @@ func TestVastAuthGeneratedTokenSurvivesRestart(t *testing.T) {
 	if len(token) != 43 {
 		t.Fatalf("caddy portal token printed %q", out)
 	}
+	// From a shell whose PORTAL_STATE_DIR differs (make run keeps its state
+	// under .run/state), the command still prints the running portal's
+	// token, found through the admin API, and creates nothing (issue 21).
+	other := t.TempDir()
+	cmd := exec.Command(caddyBin, "portal", "token")
+	cmd.Env = append(append([]string(nil), p.Env...), "PORTAL_STATE_DIR="+other)
+	if o, err := cmd.Output(); err != nil || strings.TrimSpace(string(o)) != token {
+		t.Errorf("from another state dir: %q %v, want the running token", o, err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "auth_token")); err == nil {
+		t.Error("a token was generated in the shell's state dir")
+	}
 	r := vaDo(t, "GET", base+"/?token="+token, "Accept", "application/json")
 	if r.StatusCode != 200 {
 		t.Fatalf("generated token: %s", r.Status)

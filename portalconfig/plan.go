@@ -51,6 +51,25 @@ type ServerPlan struct {
 // ServerName is the key of the server in Caddy's http app.
 func (s ServerPlan) ServerName() string { return "app_" + strconv.Itoa(s.Port) }
 
+// LoadPlan parses and validates a portal.yaml body (PORTAL_CONFIG when it
+// is empty) against the environment env: the config's warnings, then the
+// plan's, each naming filename.
+func LoadPlan(body []byte, filename string, env Environ, now time.Time) (*Plan, []Warning, error) {
+	settings, err := SettingsFromEnv(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, warns, err := Load(body, filename, env[PortalConfigVar])
+	if err != nil {
+		return nil, warns, err
+	}
+	plan := MakePlan(cfg, &settings, now)
+	for _, w := range plan.Warnings {
+		warns = append(warns, Warning{Source: filename, Msg: w})
+	}
+	return plan, warns, nil
+}
+
 // MakePlan decides the servers and resolves the facts. now is used to judge
 // certificate validity.
 func MakePlan(cfg *Config, s *Settings, now time.Time) *Plan {

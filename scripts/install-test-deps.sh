@@ -5,7 +5,8 @@
 # mmdebstrap (the image test builds a Debian root with it), curl (the boot
 # test serves PROVISIONING_SCRIPT as a URL), openssh-client (the SSH hint is
 # checked with `ssh -G`), jupyter-notebook (the boot test starts a real
-# Jupyter through the image's wrapper in entrypoint mode). wrk is only for
+# Jupyter through the image's wrapper in entrypoint mode), prometheus
+# (promtool checks /metrics; a real Prometheus scrapes two portals). wrk is only for
 # bench/: pass --bench to add it.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v jupyter-notebook >/dev/null 2>&1 || need+=(jupyter-notebook)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [[ "${1:-}" == "--bench" ]]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi

@@ -32,23 +32,41 @@ if [[ ${ENABLE_HTTPS:-false} == true ]]; then
   INSTANCE_CERT_SIGNER_URL=off "$bin" portal cert ensure
 fi
 "$bin" portal check --config "$config"
-token=$("$bin" portal token)
 user=${WEB_USERNAME:-vastai}
-masked="${token:0:4}…"
 scheme=http
 [[ ${ENABLE_HTTPS:-false} == true ]] && scheme=https
 
+# Serve first, then say where: the banner comes once Caddy says it serves
+# the config (every port bound), and a port already taken shows Caddy's error
+# instead of the banner.
+started=$run/caddy-start.log
+: >"$started"
+"$bin" run --adapter portal_yaml --config "$config" --watch 2> >(tee "$started" >&2) &
+caddy=$!
+trap 'kill -TERM "$caddy" 2>/dev/null' INT TERM
+for _ in $(seq 1 300); do # at most 60 s
+  if ! kill -0 "$caddy" 2>/dev/null; then
+    wait "$caddy" && status=0 || status=$?
+    echo "The portal did not start (exit status $status): see Caddy's message above." >&2
+    exit "$status"
+  fi
+  grep -q '"serving initial configuration"' "$started" && break
+  sleep 0.2
+done
+token=$("$bin" portal token) # the running portal's, through its admin API
+
 cat <<MSG
 
-Instance Portal is starting. Open the dashboard:
+Instance Portal is serving. Open the dashboard:
 
     $scheme://localhost:1111/?token=$token
 
 The token sets a session cookie and disappears from the address bar. Or log
-in at the browser's prompt as "$user" with the token as password ($masked).
+in at the browser's prompt as "$user" with that token as password. From
+another shell, the same token: PORTAL_STATE_DIR=$PORTAL_STATE_DIR $bin portal token
 Apps: Jupyter :8080, Tensorboard :6006, Syncthing :8384 (each shows a
 "starting up" page until the app listens on its internal port).
 Logs: $PORTAL_LOG_DIR   State: $PORTAL_STATE_DIR   Stop: Ctrl-C
 
 MSG
-exec "$bin" run --adapter portal_yaml --config "$config" --watch
+wait "$caddy"

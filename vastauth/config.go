@@ -8,6 +8,18 @@ import (
 	"github.com/instanceportal/portal/confdecl"
 )
 
+// PortalSecrets are the secrets the Instance Portal accepts, as
+// placeholders: the portal_yaml adapter writes them for the handler and the
+// access-log filter, and `caddy portal token` prints the first that is set,
+// so the three agree.
+var PortalSecrets = []string{"{env.OPEN_BUTTON_TOKEN}", "{env.WEB_PASSWORD}"}
+
+// PortalSecretSource is where the portal's secrets come from, with the
+// state directory stateDir (PORTAL_STATE_DIR).
+func PortalSecretSource(stateDir string) SecretSource {
+	return SecretSource{Secrets: append([]string(nil), PortalSecrets...), StateDir: stateDir}
+}
+
 // SecretSource says where the accepted secrets come from. The handler's
 // Config and the access-log filter (which redacts the same secrets) both
 // embed it, so the two cannot be configured apart.

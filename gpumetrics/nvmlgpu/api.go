@@ -39,6 +39,9 @@ const (
 	StatusTimeout
 	// StatusUnavailable: this build cannot use NVML at all (no cgo).
 	StatusUnavailable
+	// StatusNoData: the figure exists but has no value yet (a rate that
+	// needs two samples); it is left out this sweep and asked again.
+	StatusNoData
 )
 
 // Error is an NVML failure: its class and NVML's own message.
@@ -155,6 +158,32 @@ type Device interface {
 	// ECCVolatile returns corrected and uncorrected volatile ECC totals.
 	ECCVolatile() (corrected, uncorrected uint64, err error)
 	ComputeProcesses() ([]ProcessInfo, error)
+
+	// The figures below complete dcgm-exporter's default counters; each
+	// returns StatusNotSupported on a board without it.
+
+	// MemoryTemperatureC is the memory (HBM) temperature.
+	MemoryTemperatureC() (uint32, error)
+	// PCIeThroughputKB is NVML's PCIe TX and RX throughput in KB over its
+	// sample window (what DCGM exports as PCIE_TX/RX_THROUGHPUT).
+	PCIeThroughputKB() (tx, rx uint32, err error)
+	// PCIeReplays counts PCIe retries.
+	PCIeReplays() (uint64, error)
+	// EncoderUtilization and DecoderUtilization are NVENC/NVDEC busy %.
+	EncoderUtilization() (uint32, error)
+	DecoderUtilization() (uint32, error)
+	// NVLinkDataKiB is the data transmitted plus received over all
+	// NVLinks; StatusNotSupported on a board without NVLink.
+	NVLinkDataKiB() (uint64, error)
+	// VGPULicenseStatus is 1 when a vGPU guest is licensed, 0 when not;
+	// StatusNotSupported outside a vGPU guest.
+	VGPULicenseStatus() (uint32, error)
+	// RemappedRows returns rows remapped for correctable and
+	// uncorrectable errors, and whether a remapping failed.
+	RemappedRows() (corrected, uncorrected uint64, failed bool, err error)
+	// TensorActive is the share (0..1) of cycles a tensor pipe was busy
+	// since the previous call; StatusNoData on the first call.
+	TensorActive() (float64, error)
 }
 
 // ProcessInfo is a compute process on a GPU. UsedMemory is nil where the

@@ -3,7 +3,9 @@
 package nvmlgpu
 
 import (
+	"encoding/binary"
 	"errors"
+	"math"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 )
@@ -18,6 +20,9 @@ const Supported = true
 
 type realAPI struct {
 	events nvml.EventSet
+	// gpm holds each device's previous GPU-performance-monitoring sample
+	// (TensorActive is a rate between two samples), by device handle.
+	gpm map[nvml.Device]nvml.GpmSample
 }
 
 // wrap turns an NVML return code into an *Error (nil on success).
@@ -51,6 +56,10 @@ func (a *realAPI) Init() error { return wrap(nvml.Init()) }
 
 func (a *realAPI) Shutdown() error {
 	var errs []error
+	for d, smp := range a.gpm {
+		errs = append(errs, wrap(smp.Free()))
+		delete(a.gpm, d)
+	}
 	if a.events != nil {
 		errs = append(errs, wrap(a.events.Free()))
 		a.events = nil
@@ -79,7 +88,7 @@ func (a *realAPI) Device(i int) (Device, error) {
 	if r != nvml.SUCCESS {
 		return nil, wrap(r)
 	}
-	return realDevice{d}, nil
+	return realDevice{d, a}, nil
 }
 
 func (a *realAPI) ProcessName(pid uint32) (string, error) {
@@ -117,7 +126,10 @@ func (a *realAPI) PollXID() (XIDEvent, error) {
 	return XIDEvent{UUID: uuid, XID: ev.EventData}, nil
 }
 
-type realDevice struct{ d nvml.Device }
+type realDevice struct {
+	d   nvml.Device
+	api *realAPI
+}
 
 func (d realDevice) Name() (string, error) { v, r := d.d.GetName(); return v, wrap(r) }
 func (d realDevice) UUID() (string, error) { v, r := d.d.GetUUID(); return v, wrap(r) }
@@ -227,4 +239,137 @@ func (d realDevice) ComputeProcesses() ([]ProcessInfo, error) {
 		out = append(out, pi)
 	}
 	return out, nil
+}
+
+// fieldValue reads one NVML field (nvmlDeviceGetFieldValues) as a uint64.
+func (d realDevice) fieldValue(id uint32) (uint64, error) {
+	v := []nvml.FieldValue{{FieldId: id}}
+	if r := d.d.GetFieldValues(v); r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	if r := nvml.Return(v[0].NvmlReturn); r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	b := v[0].Value
+	switch nvml.ValueType(v[0].ValueType) {
+	case nvml.VALUE_TYPE_DOUBLE:
+		f := math.Float64frombits(binary.LittleEndian.Uint64(b[:]))
+		if f < 0 || math.IsNaN(f) {
+			return 0, &Error{Status: StatusNoData, Msg: "negative or NaN value"}
+		}
+		return uint64(f), nil
+	case nvml.VALUE_TYPE_UNSIGNED_INT, nvml.VALUE_TYPE_SIGNED_INT:
+		return uint64(binary.LittleEndian.Uint32(b[:4])), nil
+	case nvml.VALUE_TYPE_UNSIGNED_SHORT:
+		return uint64(binary.LittleEndian.Uint16(b[:2])), nil
+	default: // (un)signed long (long)
+		return binary.LittleEndian.Uint64(b[:]), nil
+	}
+}
+
+func (d realDevice) MemoryTemperatureC() (uint32, error) {
+	v, err := d.fieldValue(nvml.FI_DEV_MEMORY_TEMP)
+	return uint32(v), err
+}
+
+func (d realDevice) PCIeThroughputKB() (uint32, uint32, error) {
+	tx, r := d.d.GetPcieThroughput(nvml.PCIE_UTIL_TX_BYTES)
+	if r != nvml.SUCCESS {
+		return 0, 0, wrap(r)
+	}
+	rx, r := d.d.GetPcieThroughput(nvml.PCIE_UTIL_RX_BYTES)
+	return tx, rx, wrap(r)
+}
+
+func (d realDevice) PCIeReplays() (uint64, error) {
+	v, r := d.d.GetPcieReplayCounter()
+	return uint64(max(v, 0)), wrap(r)
+}
+
+func (d realDevice) EncoderUtilization() (uint32, error) {
+	v, _, r := d.d.GetEncoderUtilization()
+	return v, wrap(r)
+}
+
+func (d realDevice) DecoderUtilization() (uint32, error) {
+	v, _, r := d.d.GetDecoderUtilization()
+	return v, wrap(r)
+}
+
+// NVLinkDataKiB sums NVML's NVLink data throughput counters (TX and RX,
+// all links, KiB). A board without NVLink answers NOT_SUPPORTED.
+func (d realDevice) NVLinkDataKiB() (uint64, error) {
+	tx, err := d.fieldValue(nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_TX)
+	if err != nil {
+		return 0, err
+	}
+	rx, err := d.fieldValue(nvml.FI_DEV_NVLINK_THROUGHPUT_DATA_RX)
+	return tx + rx, err
+}
+
+func (d realDevice) VGPULicenseStatus() (uint32, error) {
+	mode, r := d.d.GetVirtualizationMode()
+	if r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	if mode != nvml.GPU_VIRTUALIZATION_MODE_VGPU {
+		return 0, &Error{Status: StatusNotSupported, Msg: "not a vGPU guest"}
+	}
+	f, r := d.d.GetGridLicensableFeatures()
+	if r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	if f.IsGridLicenseSupported == 0 {
+		return 0, &Error{Status: StatusNotSupported, Msg: "vGPU licensing not supported"}
+	}
+	for i := range min(int(f.LicensableFeaturesCount), len(f.GridLicensableFeatures)) {
+		if f.GridLicensableFeatures[i].FeatureState != 0 {
+			return 1, nil
+		}
+	}
+	return 0, nil
+}
+
+func (d realDevice) RemappedRows() (uint64, uint64, bool, error) {
+	c, u, _, failed, r := d.d.GetRemappedRows()
+	return uint64(max(c, 0)), uint64(max(u, 0)), failed, wrap(r)
+}
+
+// TensorActive takes a GPM sample and compares it with the previous one
+// of this device: NVML's "any tensor pipe" utilisation between the two,
+// as a ratio. The first call only stores its sample (StatusNoData).
+func (d realDevice) TensorActive() (float64, error) {
+	support, r := d.d.GpmQueryDeviceSupport()
+	if r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	if support.IsSupportedDevice == 0 {
+		return 0, &Error{Status: StatusNotSupported, Msg: "GPM not supported"}
+	}
+	cur, r := nvml.GpmSampleAlloc()
+	if r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	if r := cur.Get(d.d); r != nvml.SUCCESS {
+		_ = cur.Free()
+		return 0, wrap(r)
+	}
+	if d.api.gpm == nil {
+		d.api.gpm = map[nvml.Device]nvml.GpmSample{}
+	}
+	prev, ok := d.api.gpm[d.d]
+	d.api.gpm[d.d] = cur
+	if !ok {
+		return 0, &Error{Status: StatusNoData, Msg: "first GPM sample"}
+	}
+	defer prev.Free()
+	mg := nvml.GpmMetricsGetType{NumMetrics: 1, Sample1: prev, Sample2: cur}
+	mg.Metrics[0].MetricId = uint32(nvml.GPM_METRIC_ANY_TENSOR_UTIL)
+	if r := nvml.GpmMetricsGet(&mg); r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	if r := nvml.Return(mg.Metrics[0].NvmlReturn); r != nvml.SUCCESS {
+		return 0, wrap(r)
+	}
+	return mg.Metrics[0].Value / 100, nil
 }

@@ -9,6 +9,9 @@ package nvmlgpu
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -95,13 +98,130 @@ func TestGPUMatchesNvidiaSmi(t *testing.T) {
 		}
 		t.Logf("GPU %d: %s %s mem=%d MiB (nvidia-smi %d MiB) driver=%s cuda=%s", g.Index, g.Name, g.UUID, gotMiB, w.memMiB, rep.DriverVersion, rep.CUDAVersion)
 	}
+	time.Sleep(200 * time.Millisecond) // the tensor-activity rate compares two GPM samples
+	rep = src.Sweep(context.Background())
+	for _, g := range rep.GPUs {
+		logParityFields(t, g)
+	}
 	snap := &gpumetrics.Snapshot{SampledAt: time.Now().UTC(), GPUReport: rep, System: gpumetrics.System{Disks: []gpumetrics.Disk{}}}
 	t.Logf("JSON:\n%s", gpumetrics.RenderJSON(snap))
 	prom := gpumetrics.RenderPrometheus(snap)
 	if !bytes.Contains(prom, []byte("DCGM_FI_DEV_FB_USED{")) {
 		t.Errorf("Prometheus output lacks DCGM_FI_DEV_FB_USED:\n%s", prom)
 	}
+	for _, g := range rep.GPUs {
+		checkParitySeries(t, g, prom)
+	}
 	t.Logf("Prometheus:\n%s", prom)
+}
+
+// parityFields are the figures added for dcgm-exporter parity (issue 23),
+// each with its series and its value (nil: absent on this board).
+func parityFields(g gpumetrics.GPU) []struct {
+	metric string
+	value  any
+} {
+	opt := func(p any) any {
+		switch v := p.(type) {
+		case *float64:
+			if v != nil {
+				return *v
+			}
+		case *uint64:
+			if v != nil {
+				return *v
+			}
+		case *bool:
+			if v != nil {
+				return *v
+			}
+		}
+		return nil
+	}
+	return []struct {
+		metric string
+		value  any
+	}{
+		{"DCGM_FI_DEV_MEMORY_TEMP", opt(g.MemoryTemperatureC)},
+		{"DCGM_FI_DEV_PCIE_TX_THROUGHPUT", opt(g.PCIeTxKB)},
+		{"DCGM_FI_DEV_PCIE_RX_THROUGHPUT", opt(g.PCIeRxKB)},
+		{"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", opt(g.PCIeReplays)},
+		{"DCGM_FI_DEV_ENC_UTIL", opt(g.EncoderUtilizationPercent)},
+		{"DCGM_FI_DEV_DEC_UTIL", opt(g.DecoderUtilizationPercent)},
+		{"DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", opt(g.NVLinkBandwidthKiB)},
+		{"DCGM_FI_DEV_VGPU_LICENSE_STATUS", opt(g.VGPULicenseStatus)},
+		{"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", opt(g.RemappedRowsCorrectable)},
+		{"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", opt(g.RemappedRowsUncorrectable)},
+		{"DCGM_FI_DEV_ROW_REMAP_FAILURE", opt(g.RowRemapFailure)},
+		{"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", opt(g.TensorActiveRatio)},
+	}
+}
+
+// logParityFields prints every new figure's value from the real NVML, or
+// why it is absent.
+func logParityFields(t *testing.T, g gpumetrics.GPU) {
+	t.Helper()
+	for _, f := range parityFields(g) {
+		if f.value == nil {
+			t.Logf("GPU %d %s: absent (not supported on this board)", g.Index, f.metric)
+		} else {
+			t.Logf("GPU %d %s = %v", g.Index, f.metric, f.value)
+		}
+	}
+	if len(g.FieldErrors) > 0 {
+		t.Logf("GPU %d field errors: %v", g.Index, g.FieldErrors)
+	}
+}
+
+// checkParitySeries checks that an exposition carries a series for every
+// figure the board has, and none for a figure it lacks.
+func checkParitySeries(t *testing.T, g gpumetrics.GPU, prom []byte) {
+	t.Helper()
+	for _, f := range parityFields(g) {
+		has := bytes.Contains(prom, []byte(f.metric+"{gpu=\""+strconv.Itoa(g.Index)+"\""))
+		if has != (f.value != nil) {
+			t.Errorf("GPU %d %s: value %v but series present=%v", g.Index, f.metric, f.value, has)
+		}
+	}
+}
+
+// TestGPUMetricsEndpoint reads a running portal's /metrics (the real binary
+// started by .device/gpu.sh, URL in GPU_CHECK_METRICS_URL) and checks it
+// carries every new figure NVML has on this machine.
+func TestGPUMetricsEndpoint(t *testing.T) {
+	url := os.Getenv("GPU_CHECK_METRICS_URL")
+	if url == "" {
+		t.Skip("GPU_CHECK_METRICS_URL not set: no running portal to read")
+	}
+	nvidiaSmi(t)
+	src := NewSource(Real())
+	defer src.Close()
+	src.Sweep(context.Background())
+	time.Sleep(200 * time.Millisecond)
+	rep := src.Sweep(context.Background())
+	var prom []byte
+	for range 20 { // the portal's first sample may lack the two-sample rate
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		prom, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+		}
+		if bytes.Contains(prom, []byte("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{")) || rep.GPUs[0].TensorActiveRatio == nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("/metrics:\n%s", prom)
+	for _, g := range rep.GPUs {
+		checkParitySeries(t, g, prom)
+	}
+	if !bytes.Contains(prom, []byte(`portal_gpu_available{backend="nvml",reason=""} 1`)) {
+		t.Errorf("/metrics does not report the GPU available")
+	}
 }
 
 // BenchmarkGPUSweep times one NVML sweep of every GPU (init excluded).

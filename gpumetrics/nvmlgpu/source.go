@@ -84,8 +84,8 @@ func (s *Source) Sweep(ctx context.Context) gpumetrics.GPUReport {
 	return rep
 }
 
-func unavailable(reason string) gpumetrics.GPUReport {
-	return gpumetrics.GPUReport{Available: false, Reason: reason, GPUs: []gpumetrics.GPU{}}
+func unavailable(code, reason string) gpumetrics.GPUReport {
+	return gpumetrics.GPUReport{Available: false, Reason: reason, ReasonCode: code, GPUs: []gpumetrics.GPU{}}
 }
 
 // init initialises NVML and registers XID events. ok is false with an
@@ -97,11 +97,11 @@ func (s *Source) init() (gpumetrics.GPUReport, bool) {
 	n, err := s.API.DeviceCount()
 	if err != nil {
 		_ = s.API.Shutdown()
-		return unavailable("NVML: counting devices: " + err.Error()), false
+		return unavailable(gpumetrics.ReasonInitFailed, "NVML: counting devices: "+err.Error()), false
 	}
 	if n == 0 {
 		_ = s.API.Shutdown()
-		return unavailable("NVML: no NVIDIA device found"), false
+		return unavailable(gpumetrics.ReasonNoDevice, "NVML: no NVIDIA device found"), false
 	}
 	s.inited = true
 	s.driverVer, s.cudaVer = "", ""
@@ -131,21 +131,22 @@ func (s *Source) init() (gpumetrics.GPUReport, bool) {
 	return gpumetrics.GPUReport{}, true
 }
 
-// initReason turns an Init failure into the reason a user reads.
-func initReason(err error) string {
+// initReason turns an Init failure into its reason code and the reason a
+// user reads.
+func initReason(err error) (code, reason string) {
 	switch StatusOf(err) {
 	case StatusLibraryNotFound:
-		return "NVML library not found (libnvidia-ml.so.1): no NVIDIA driver on this machine or not mounted into the container"
+		return gpumetrics.ReasonNoLibrary, "NVML library not found (libnvidia-ml.so.1): no NVIDIA driver on this machine or not mounted into the container"
 	case StatusDriverNotLoaded:
-		return "NVIDIA driver not loaded: " + err.Error()
+		return gpumetrics.ReasonNoDriver, "NVIDIA driver not loaded: " + err.Error()
 	case StatusDriverMismatch:
-		return "NVIDIA driver/library version mismatch (reboot or reload the driver): " + err.Error()
+		return gpumetrics.ReasonDriverMismatch, "NVIDIA driver/library version mismatch (reboot or reload the driver): " + err.Error()
 	case StatusNoPermission:
-		return "no permission to use the NVIDIA driver: " + err.Error()
+		return gpumetrics.ReasonNoPermission, "no permission to use the NVIDIA driver: " + err.Error()
 	case StatusUnavailable:
-		return err.Error()
+		return gpumetrics.ReasonNoCgo, err.Error()
 	}
-	return "NVML init failed: " + err.Error()
+	return gpumetrics.ReasonInitFailed, "NVML init failed: " + err.Error()
 }
 
 // sweep reads all devices. lost is true after a lifecycle error.
@@ -156,7 +157,7 @@ func (s *Source) sweep(ctx context.Context) (rep gpumetrics.GPUReport, lost bool
 	}
 	n, err := s.API.DeviceCount()
 	if err != nil {
-		return unavailable("NVML: counting devices: " + err.Error()), lifecycle(err)
+		return unavailable(gpumetrics.ReasonInitFailed, "NVML: counting devices: "+err.Error()), lifecycle(err)
 	}
 	s.drainXID()
 	rep.GPUs = make([]gpumetrics.GPU, 0, n)
@@ -211,8 +212,11 @@ func (f *fieldReader) ok(field string, err error) bool {
 	if err == nil {
 		return true
 	}
-	if StatusOf(err) == StatusNotSupported {
+	switch StatusOf(err) {
+	case StatusNotSupported:
 		f.unsupported[field] = true
+		return false
+	case StatusNoData:
 		return false
 	}
 	if lifecycle(err) {
@@ -315,6 +319,7 @@ func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
 			g.ECCCorrected, g.ECCUncorrected = gpumetrics.Ptr(c), gpumetrics.Ptr(u)
 		}
 	}
+	readDCGMParity(&g, d, &f)
 	if g.UUID != "" && s.xidOK[g.UUID] {
 		g.XIDLast = gpumetrics.Ptr(s.xidLast[g.UUID])
 		g.XIDCount = gpumetrics.Ptr(s.xidCount[g.UUID])
@@ -334,6 +339,57 @@ func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
 	}
 	g.FieldErrors = f.errs
 	return g, f.lost
+}
+
+// readDCGMParity reads the figures that complete dcgm-exporter's default
+// counters. Each one a board lacks (NVLink, vGPU, row remapping, a memory
+// sensor) is absent, never zero.
+func readDCGMParity(g *gpumetrics.GPU, d Device, f *fieldReader) {
+	if f.want("memory_temp") {
+		if v, err := d.MemoryTemperatureC(); f.ok("memory_temp", err) {
+			g.MemoryTemperatureC = gpumetrics.Ptr(float64(v))
+		}
+	}
+	if f.want("pcie_throughput") {
+		if tx, rx, err := d.PCIeThroughputKB(); f.ok("pcie_throughput", err) {
+			g.PCIeTxKB, g.PCIeRxKB = gpumetrics.Ptr(uint64(tx)), gpumetrics.Ptr(uint64(rx))
+		}
+	}
+	if f.want("pcie_replays") {
+		if v, err := d.PCIeReplays(); f.ok("pcie_replays", err) {
+			g.PCIeReplays = gpumetrics.Ptr(v)
+		}
+	}
+	if f.want("encoder") {
+		if v, err := d.EncoderUtilization(); f.ok("encoder", err) {
+			g.EncoderUtilizationPercent = gpumetrics.Ptr(float64(v))
+		}
+	}
+	if f.want("decoder") {
+		if v, err := d.DecoderUtilization(); f.ok("decoder", err) {
+			g.DecoderUtilizationPercent = gpumetrics.Ptr(float64(v))
+		}
+	}
+	if f.want("nvlink") {
+		if v, err := d.NVLinkDataKiB(); f.ok("nvlink", err) {
+			g.NVLinkBandwidthKiB = gpumetrics.Ptr(v)
+		}
+	}
+	if f.want("vgpu_license") {
+		if v, err := d.VGPULicenseStatus(); f.ok("vgpu_license", err) {
+			g.VGPULicenseStatus = gpumetrics.Ptr(uint64(v))
+		}
+	}
+	if f.want("remapped_rows") {
+		if c, u, failed, err := d.RemappedRows(); f.ok("remapped_rows", err) {
+			g.RemappedRowsCorrectable, g.RemappedRowsUncorrectable, g.RowRemapFailure = gpumetrics.Ptr(c), gpumetrics.Ptr(u), gpumetrics.Ptr(failed)
+		}
+	}
+	if f.want("tensor_active") {
+		if v, err := d.TensorActive(); f.ok("tensor_active", err) {
+			g.TensorActiveRatio = gpumetrics.Ptr(v)
+		}
+	}
 }
 
 // readEnergy returns the energy counter, re-reading it at most every

@@ -228,3 +228,49 @@ func TestSweepSkipsSlowAndUnsupportedCalls(t *testing.T) {
 		t.Errorf("energy not refreshed after EnergyEvery: %d calls, value %d", d.Calls["energy"], *rep.GPUs[0].EnergyMillijoules)
 	}
 }
+
+// TestDCGMParityFields: every figure added for dcgm-exporter parity is read
+// where the board has it, absent (nil, no field error, not asked again)
+// where it does not, and the tensor rate waits for its second sample.
+func TestDCGMParityFields(t *testing.T) {
+	h100, rtx, vgpu := nvmlfake.H100(0), nvmlfake.RTX4090(1), nvmlfake.VGPU(2)
+	api := &nvmlfake.API{Devices: []*nvmlfake.Device{h100, rtx, vgpu}}
+	src := newSource(api, &clock{})
+	first := src.Sweep(context.Background())
+	if g := first.GPUs[0]; g.TensorActiveRatio != nil || len(g.FieldErrors) != 0 {
+		t.Errorf("first sweep: tensor rate needs two samples, got %v, errors %v", g.TensorActiveRatio, g.FieldErrors)
+	}
+	rep := src.Sweep(context.Background())
+	g := rep.GPUs[0]
+	if g.MemoryTemperatureC == nil || *g.MemoryTemperatureC != 72 || *g.PCIeTxKB != 12345 || *g.PCIeRxKB != 67890 ||
+		*g.PCIeReplays != 3 || *g.EncoderUtilizationPercent != 0 || *g.DecoderUtilizationPercent != 12 ||
+		*g.NVLinkBandwidthKiB != 987654321 || *g.RemappedRowsCorrectable != 1 || *g.RemappedRowsUncorrectable != 0 ||
+		*g.RowRemapFailure || *g.TensorActiveRatio != 0.625 {
+		t.Errorf("H100 figures: %+v", g)
+	}
+	if g.VGPULicenseStatus != nil {
+		t.Errorf("not a vGPU guest: licence status must be absent, got %d", *g.VGPULicenseStatus)
+	}
+	r := rep.GPUs[1]
+	if r.MemoryTemperatureC != nil || r.NVLinkBandwidthKiB != nil || r.RemappedRowsCorrectable != nil ||
+		r.RowRemapFailure != nil || r.TensorActiveRatio != nil || r.VGPULicenseStatus != nil || len(r.FieldErrors) != 0 {
+		t.Errorf("RTX 4090: missing figures must be absent, not zero or errors: %+v", r)
+	}
+	if r.PCIeTxKB == nil || r.EncoderUtilizationPercent == nil {
+		t.Errorf("RTX 4090 lost figures it has: %+v", r)
+	}
+	if v := rep.GPUs[2].VGPULicenseStatus; v == nil || *v != 1 {
+		t.Errorf("vGPU guest licence status: %v", v)
+	}
+	src.Sweep(context.Background())
+	if rtx.Calls["nvlink"] != 1 || rtx.Calls["memory_temp"] != 1 || h100.Calls["nvlink"] != 3 {
+		t.Errorf("unsupported figures must not be asked again: rtx nvlink %d memory_temp %d, h100 nvlink %d",
+			rtx.Calls["nvlink"], rtx.Calls["memory_temp"], h100.Calls["nvlink"])
+	}
+	d := nvmlfake.H100(0)
+	d.Errs = map[string]error{"remapped_rows": nvmlfake.Unknown}
+	rep = newSource(&nvmlfake.API{Devices: []*nvmlfake.Device{d}}, &clock{}).Sweep(context.Background())
+	if rep.GPUs[0].RemappedRowsCorrectable != nil || rep.GPUs[0].FieldErrors["remapped_rows"] != "Unknown Error" {
+		t.Errorf("a failing figure is absent and named: %+v", rep.GPUs[0])
+	}
+}

@@ -213,7 +213,9 @@
   // ------------------------------------------------------------------ theme
 
   // The theme follows the system unless the user picked one; the choice is
-  // kept in localStorage (which may be unavailable: then it lasts the visit).
+  // kept in localStorage (which may be unavailable: then it lasts the visit)
+  // and in the portal_theme cookie, which every port of this host shares, so
+  // that an app's starting-up page follows it too.
   const THEMES = ['system', 'light', 'dark'];
   function storedTheme() {
     try { return localStorage.getItem('portal-theme') || 'system'; } catch (e) { return 'system'; }
@@ -227,11 +229,24 @@
     b.title = 'Theme: ' + (t === 'system' ? 'follows the system' : t) + ' (click to change)';
     b.setAttribute('aria-label', b.title);
   }
+  // nextTheme: the first click always changes what the user sees, so from
+  // "system" it goes to the scheme the system is not showing, then to the
+  // other one, then back to the system's.
+  function nextTheme(t, systemDark) {
+    const first = systemDark ? 'light' : 'dark';
+    if (t === 'system') return first;
+    if (t === first) return first === 'light' ? 'dark' : 'light';
+    return 'system';
+  }
   function cycleTheme() {
-    const next = THEMES[(THEMES.indexOf(storedTheme()) + 1) % THEMES.length];
+    const systemDark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+    const next = nextTheme(storedTheme(), systemDark);
     try {
       if (next === 'system') localStorage.removeItem('portal-theme'); else localStorage.setItem('portal-theme', next);
     } catch (e) { /* not kept */ }
+    document.cookie = next === 'system'
+      ? 'portal_theme=; Path=/; Max-Age=0; SameSite=Lax'
+      : 'portal_theme=' + next + '; Path=/; Max-Age=31536000; SameSite=Lax';
     applyTheme(next);
   }
 
@@ -261,6 +276,7 @@
     if (tab === 'tunnels') polls.tunnels.now();
     if (tab === 'help') polls.links.now();
     if (tab === 'provisioning') polls.prov.now();
+    if (tab === 'logs' && polls.logFiles) polls.logFiles.wake();
   }
 
   function goTab(tab) {
@@ -484,7 +500,8 @@
     stopped: { label: 'stopped', title: 'Its program is stopped: Start runs it again' },
     failed: { label: 'failed', title: 'Its program crashed or could not start: see its log' },
     not_configured: { label: 'not configured', title: 'Installed, but not in portal.yaml: its start script skipped it' },
-    external: { label: 'external', title: 'No supervisord program of this portal runs it' },
+    external: { label: 'external', title: 'It answers, but no supervisord program of this portal runs it' },
+    not_answering: { label: 'not answering', title: 'Nothing answers on its port and no supervisord program of this portal runs it: start the app, or add a program for it' },
   };
 
   // ACTIONS: a program action's button text, idle and in flight.
@@ -684,6 +701,13 @@
       const info = await getJSON('api/dashboard');
       if (info && typeof info === 'object') state.info = Object.assign(state.info, info);
     } catch (e) { /* optional: the defaults do */ }
+    // The archive button names the directory it downloads.
+    const dir = state.info.log_archive_dir;
+    if (dir) {
+      const a = $('logs-download-all');
+      a.textContent = 'Download ' + dir;
+      a.title = 'Everything in ' + dir + ' (the portal\'s logs and the clean copies log-tee writes) as one archive';
+    }
     renderHeader();
   }
 
@@ -2243,6 +2267,9 @@
     // every 3 s otherwise (a run may start at any moment).
     polls.prov = poller(loadProvisioning, (running) => (running ? 1000 : 3000), on('provisioning'));
     $('prov-log').addEventListener('click', () => showLog('provisioning.log'));
+    // The file chips' sizes grow with their files: read the list again
+    // every 5 s while the Logs tab is shown (they went stale, issue 21).
+    polls.logFiles = poller(loadLogFiles, 5000, on('logs'));
     window.addEventListener('hashchange', () => showTab(tabFromHash(location.hash)));
     initLogs();
     showTab(state.tab, true);

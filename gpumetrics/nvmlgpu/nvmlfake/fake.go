@@ -18,13 +18,16 @@ var (
 	GPULost         = &nvmlgpu.Error{Status: nvmlgpu.StatusGPULost, Msg: "GPU is lost"}
 	Unknown         = &nvmlgpu.Error{Status: nvmlgpu.StatusUnknown, Msg: "Unknown Error"}
 	noEvent         = &nvmlgpu.Error{Status: nvmlgpu.StatusTimeout, Msg: "Timeout"}
+	noData          = &nvmlgpu.Error{Status: nvmlgpu.StatusNoData, Msg: "first sample"}
 )
 
 // Device is one fake GPU. Errs maps a figure to the error its getter
 // returns: "name", "uuid", "pci_bus_id", "minor_number", "utilization",
 // "memory", "temperature", "power_draw", "power_limit", "fan_speed",
 // "sm_clock", "memory_clock", "pcie_link_gen", "pcie_link_width",
-// "clock_event_reasons", "energy", "ecc", "processes", "xid" (RegisterXID).
+// "clock_event_reasons", "energy", "ecc", "processes", "xid" (RegisterXID),
+// "memory_temp", "pcie_throughput", "pcie_replays", "encoder", "decoder",
+// "nvlink", "vgpu_license", "remapped_rows", "tensor_active".
 type Device struct {
 	Name, UUID, BusID            string
 	Minor                        int
@@ -36,7 +39,16 @@ type Device struct {
 	Reasons, EnergyMJ            uint64
 	ECCCorrected, ECCUncorrected uint64
 	Procs                        []nvmlgpu.ProcessInfo
-	Errs                         map[string]error
+	// The figures that complete dcgm-exporter's default counters.
+	MemTempC, PCIeTxKB, PCIeRxKB uint32
+	PCIeReplays, NVLinkKiB       uint64
+	EncPct, DecPct, VGPULicense  uint32
+	RowsCorrected, RowsUncorr    uint64
+	RowRemapFailed               bool
+	// TensorActive is returned from the second call on; the first says
+	// StatusNoData, as the real rate does.
+	TensorActive float64
+	Errs         map[string]error
 	// Calls counts the getter calls per figure name (same names as Errs).
 	Calls map[string]int
 }
@@ -172,9 +184,30 @@ func (d dev) ECCVolatile() (uint64, uint64, error) {
 func (d dev) ComputeProcesses() ([]nvmlgpu.ProcessInfo, error) {
 	return d.d.Procs, d.err("processes")
 }
+func (d dev) MemoryTemperatureC() (uint32, error) { return d.d.MemTempC, d.err("memory_temp") }
+func (d dev) PCIeThroughputKB() (uint32, uint32, error) {
+	return d.d.PCIeTxKB, d.d.PCIeRxKB, d.err("pcie_throughput")
+}
+func (d dev) PCIeReplays() (uint64, error)        { return d.d.PCIeReplays, d.err("pcie_replays") }
+func (d dev) EncoderUtilization() (uint32, error) { return d.d.EncPct, d.err("encoder") }
+func (d dev) DecoderUtilization() (uint32, error) { return d.d.DecPct, d.err("decoder") }
+func (d dev) NVLinkDataKiB() (uint64, error)      { return d.d.NVLinkKiB, d.err("nvlink") }
+func (d dev) VGPULicenseStatus() (uint32, error)  { return d.d.VGPULicense, d.err("vgpu_license") }
+func (d dev) RemappedRows() (uint64, uint64, bool, error) {
+	return d.d.RowsCorrected, d.d.RowsUncorr, d.d.RowRemapFailed, d.err("remapped_rows")
+}
+func (d dev) TensorActive() (float64, error) {
+	if err := d.err("tensor_active"); err != nil {
+		return 0, err
+	}
+	if d.d.Calls["tensor_active"] == 1 {
+		return 0, noData
+	}
+	return d.d.TensorActive, nil
+}
 
-// H100 returns a fully populated fake board (an 80 GB H100 SXM) with index
-// i; tests change fields from there.
+// H100 returns a fully populated fake board (an 80 GB H100 SXM, NVLink,
+// not a vGPU guest) with index i; tests change fields from there.
 func H100(i int) *Device {
 	used := uint64(30 << 30)
 	return &Device{
@@ -185,9 +218,33 @@ func H100(i int) *Device {
 		TempC: 61, PowerMW: 512345, LimitMW: 700000, FanPct: 0,
 		SMMHz: 1980, MemMHz: 2619, LinkGen: 5, LinkWidth: 16,
 		Reasons: 0x4, EnergyMJ: 123456789, ECCCorrected: 2, ECCUncorrected: 0,
-		Procs: []nvmlgpu.ProcessInfo{{PID: 4242, UsedMemory: &used}},
-		Errs:  map[string]error{"fan_speed": NotSupported},
+		Procs:    []nvmlgpu.ProcessInfo{{PID: 4242, UsedMemory: &used}},
+		MemTempC: 72, PCIeTxKB: 12345, PCIeRxKB: 67890, PCIeReplays: 3, NVLinkKiB: 987654321,
+		EncPct: 0, DecPct: 12, RowsCorrected: 1, RowsUncorr: 0, TensorActive: 0.625,
+		Errs: map[string]error{"fan_speed": NotSupported, "vgpu_license": NotSupported},
 	}
+}
+
+// RTX4090 returns a consumer board with index i: no NVLink, no memory
+// temperature sensor, no row remapping, no GPU performance monitoring,
+// not a vGPU guest. It shows what "absent" looks like.
+func RTX4090(i int) *Device {
+	d := H100(i)
+	d.Name, d.Total, d.LimitMW, d.LinkGen, d.FanPct = "NVIDIA GeForce RTX 4090", 24<<30, 450000, 4, 30
+	d.Used, d.Free = 2<<30, 22<<30
+	d.Errs = map[string]error{
+		"memory_temp": NotSupported, "nvlink": NotSupported, "vgpu_license": NotSupported,
+		"remapped_rows": NotSupported, "tensor_active": NotSupported, "ecc": NotSupported,
+	}
+	return d
+}
+
+// VGPU returns an H100 seen from a licensed vGPU guest with index i.
+func VGPU(i int) *Device {
+	d := H100(i)
+	d.VGPULicense = 1
+	delete(d.Errs, "vgpu_license")
+	return d
 }
 
 var _ nvmlgpu.API = (*API)(nil)

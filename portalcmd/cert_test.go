@@ -1,4 +1,4 @@
-package caddymodules
+package portalcmd
 
 import (
 	"bytes"

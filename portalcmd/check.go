@@ -1,4 +1,4 @@
-package caddymodules
+package portalcmd
 
 import (
 	"errors"
@@ -17,42 +17,7 @@ import (
 // defaultPortalYAML is where the image keeps the portal configuration.
 const defaultPortalYAML = "/etc/portal.yaml"
 
-func writeConfigCommand() *cobra.Command {
-	var path string
-	cmd := &cobra.Command{
-		Use:   "write-config [--config /etc/portal.yaml]",
-		Short: "Write portal.yaml from PORTAL_CONFIG, atomically",
-		Long: `Parses PORTAL_CONFIG ("hostname:external:internal:open_path:name|…") and
-writes it as portal.yaml: a temporary file in the same directory renamed over
-the target, so readers never see half a file. A symlink's target is written,
-an existing file keeps its mode, a new one gets 0644. Nothing is written when
-PORTAL_CONFIG is empty or does not parse.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := portalconfig.ParsePortalConfig(os.Getenv(portalconfig.PortalConfigVar))
-			if err == nil && len(cfg.Apps) == 0 {
-				err = errors.New("PORTAL_CONFIG is empty: nothing to write")
-			}
-			if err == nil {
-				err = cfg.Validate()
-			}
-			if err != nil {
-				return err
-			}
-			data, err := cfg.MarshalYAML()
-			if err != nil {
-				return err
-			}
-			if err := portalconfig.WriteFileAtomic(path, data); err != nil {
-				return fmt.Errorf("writing %s: %w", path, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s to %s\n", countOf(len(cfg.Apps), "app"), path)
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&path, "config", "c", defaultPortalYAML, "portal.yaml to write")
-	return cmd
-}
+func init() { Register(checkCommand) }
 
 func checkCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -103,7 +68,7 @@ func runCheck(cmd *cobra.Command, path, has string) int {
 			fmt.Fprintf(cmd.ErrOrStderr(), "note: %s does not exist: checking PORTAL_CONFIG instead; %s writes it\n", path, writeConfigCommandLine(path))
 		}
 	}
-	plan, warns, err := loadPlan(body, path, env, time.Now())
+	plan, warns, err := portalconfig.LoadPlan(body, path, env, time.Now())
 	if err != nil {
 		return failCheck(cmd, has, err)
 	}
@@ -116,11 +81,11 @@ func runCheck(cmd *cobra.Command, path, has string) int {
 	// Each warning once, here: the plan's own (an unusable certificate…)
 	// are among them.
 	for _, w := range warns {
-		loc := w.File
+		loc := w.Source
 		if w.Line > 0 {
 			loc = fmt.Sprintf("%s:%d", loc, w.Line)
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", loc, strings.TrimSpace(w.Message))
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", loc, strings.TrimSpace(w.Msg))
 	}
 	printPlan(cmd.OutOrStdout(), plan)
 	return 0

@@ -7,8 +7,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -20,10 +18,6 @@ import (
 func init() {
 	caddy.RegisterModule(PortalFront{})
 	caddy.RegisterModule(InternalGuard{})
-	httpcaddyfile.RegisterHandlerDirective("portal_front", parsePortalFrontCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("portal_front", httpcaddyfile.Before, "reverse_proxy")
-	httpcaddyfile.RegisterHandlerDirective("portal_internal_guard", parseInternalGuardCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("portal_internal_guard", httpcaddyfile.Before, "map")
 }
 
 // PortalFront (http.handlers.portal_front) runs just before the proxy of
@@ -53,31 +47,6 @@ func (f *PortalFront) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		w = &headerflush.Writer{ResponseWriter: w}
 	}
 	return next.ServeHTTP(w, r)
-}
-
-func parsePortalFrontCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	f := new(PortalFront)
-	err := f.UnmarshalCaddyfile(h.Dispenser)
-	return f, err
-}
-
-// UnmarshalCaddyfile reads `portal_front [mark_internal] [hold_header_flush]`.
-func (f *PortalFront) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive
-	for _, arg := range d.RemainingArgs() {
-		switch {
-		case arg == "mark_internal" && !f.MarkInternal:
-			f.MarkInternal = true
-		case arg == "hold_header_flush" && !f.HoldHeaderFlush:
-			f.HoldHeaderFlush = true
-		default:
-			return d.Errf("portal_front: want mark_internal and/or hold_header_flush, got %q", arg)
-		}
-	}
-	if d.NextBlock(0) {
-		return d.Errf("portal_front: takes no block")
-	}
-	return nil
 }
 
 // InternalGuard (http.handlers.portal_internal_guard) is the first handler
@@ -142,22 +111,6 @@ func (g *InternalGuard) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	return err
 }
 
-func parseInternalGuardCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	g := new(InternalGuard)
-	err := g.UnmarshalCaddyfile(h.Dispenser)
-	return g, err
-}
-
-// UnmarshalCaddyfile reads the directive and its optional block; every
-// option is a hostguard.Config field, by its JSON name.
-func (g *InternalGuard) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the directive
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return unmarshalConfigBlock(d, "portal_internal_guard", &g.Config, nil)
-}
-
 // internalGuardRoute is the internal server's first route: every request
 // meets the guard.
 func internalGuardRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
@@ -174,9 +127,7 @@ func portalFrontHandler(front hostguard.FrontConfig, warns *[]caddyconfig.Warnin
 // Interface guards
 var (
 	_ caddyhttp.MiddlewareHandler = (*PortalFront)(nil)
-	_ caddyfile.Unmarshaler       = (*PortalFront)(nil)
 	_ caddyhttp.MiddlewareHandler = (*InternalGuard)(nil)
 	_ caddy.Provisioner           = (*InternalGuard)(nil)
 	_ caddy.Validator             = (*InternalGuard)(nil)
-	_ caddyfile.Unmarshaler       = (*InternalGuard)(nil)
 )

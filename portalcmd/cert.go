@@ -1,4 +1,4 @@
-package caddymodules
+package portalcmd
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"github.com/instanceportal/portal/instancecert"
 	"github.com/instanceportal/portal/portalconfig"
 )
+
+func init() { Register(certCommand) }
 
 func certCommand() *cobra.Command {
 	cmd := &cobra.Command{

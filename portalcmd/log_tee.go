@@ -1,4 +1,4 @@
-package caddymodules
+package portalcmd
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 
 	"github.com/instanceportal/portal/logtee"
 )
+
+func init() { Register(logTeeCommand) }
 
 func logTeeCommand() *cobra.Command {
 	var opts logtee.Options

@@ -9,7 +9,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/connlimit"
@@ -98,16 +97,6 @@ func (c *ConnLimit) refused(addr netip.Addr, why connlimit.Refusal) {
 		zap.Int("per_address", c.limits.PerAddress), zap.Int("total", c.limits.Total))
 }
 
-// UnmarshalCaddyfile reads the block after the wrapper's name; every
-// option is a connlimit.Config field, by its JSON name.
-func (c *ConnLimit) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // the wrapper's name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return unmarshalConfigBlock(d, "portal_connlimit", &c.Config, nil)
-}
-
 // connLimitWrapper is the wrapper as the adapter writes it: the package's
 // defaults, explicitly, so that the running config shows the limits.
 func connLimitWrapper(warns *[]caddyconfig.Warning) json.RawMessage {
@@ -120,5 +109,4 @@ var (
 	_ caddy.Provisioner     = (*ConnLimit)(nil)
 	_ caddy.Validator       = (*ConnLimit)(nil)
 	_ caddy.ListenerWrapper = (*ConnLimit)(nil)
-	_ caddyfile.Unmarshaler = (*ConnLimit)(nil)
 )
