@@ -133,6 +133,13 @@ func TestDashboardProvisioningView(t *testing.T) {
 	b.waitJS("full bars", `[...document.querySelectorAll('#prov-downloads [role=progressbar]')].every(e => e.getAttribute('aria-valuenow') === '100')`)
 	b.screenshot("provisioning-done.png")
 
+	// A document that says "running" but has not changed for minutes has
+	// lost its provisioner: a warning, not "running" forever.
+	silent := evalJS[[]string](b, `(() => { const e = portalDashboard.provisioningEnd({state: 'running', started_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z'}, Date.parse('2026-01-01T00:05:00Z')); return [e.kind, e.title]; })()`)
+	if len(silent) != 2 || silent[0] != "warn" || !strings.Contains(silent[1], "has not reported for 5 m") {
+		t.Errorf("a silent run: %q", silent)
+	}
+
 	// The page keeps working when the file goes away (a new instance).
 	if err := os.Remove(filepath.Join(state, provstatus.FileName)); err != nil {
 		t.Fatal(err)

@@ -2104,7 +2104,7 @@
 
   // A run whose document has not changed for this long while it says
   // "running" has probably lost its provisioner (killed, rebooted).
-  const PROV_STALE_S = 30;
+  const PROV_STALE_S = 120;
 
   function secondsBetween(a, b) {
     const x = Date.parse(a), y = b ? Date.parse(b) : Date.now();
