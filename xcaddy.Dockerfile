@@ -87,20 +87,42 @@ ARG CLOUDFLARED_SHA256_ARM64=96e8f95e878c1d4154d91c42781749ab66ca8088f1f3e6e6bc7
 # a PROVISIONING_SCRIPT given as a URL; git and python3-venv bootstrap uv,
 # Python and NVM; ocl-icd-libopencl1 is the OpenCL ICD loader. script(1) and
 # setpriv (the `pty` helper, Syncthing as `user`) are in the base system.
+# The rest are the reference's everyday tools that Debian and Ubuntu both
+# package (docs/boot.md lists those left out, and why).
 # No openssl: the instance certificate is made by `caddy portal cert ensure`.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         supervisor cron syncthing ca-certificates curl git python3 python3-venv ocl-icd-libopencl1 \
+        python3-pip wget jq git-lfs sudo less nano vim acl bc moreutils tzdata locales lsb-release \
+        htop strace lsof procps psmisc iproute2 iputils-ping netcat-traditional dnsutils net-tools \
+        traceroute rsync rclone tmux zip unzip xz-utils zstd dos2unix \
     && rm -rf /var/lib/apt/lists/*
 
 # The non-root account templates expect: uid 1001, group root, so files
-# made group-writable under umask 002 are shared with root.
-RUN useradd -m -s /bin/bash -u 1001 -g 0 user
+# made group-writable under umask 002 are shared with root; passwordless
+# sudo, as on the reference.
+RUN useradd -m -s /bin/bash -u 1001 -g 0 user \
+    && echo 'user ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/user \
+    && chmod 0440 /etc/sudoers.d/user
+
+# The shell the reference's templates expect (docs/boot.md, "The shell"):
+# unbuffered Python, pip allowed into the system Python, every driver
+# capability (the CUDA base sets compute,utility, which hides the video
+# and graphics libraries), uv's layout under /.uv (moved to the volume by
+# --sync-environment).
+ENV PYTHONUNBUFFERED=1 \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
+    NVIDIA_DRIVER_CAPABILITIES=all \
+    DATA_DIRECTORY=/workspace \
+    UV_CACHE_DIR=/.uv/cache \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_BIN_DIR=/.uv/python_bin \
+    UV_PYTHON_INSTALL_DIR=/.uv/python_install
 
 # /venv/main: Python PYTHON_VERSION (fetched by uv), Jupyter, TensorBoard and
 # the vastai CLI.
 # image-test: needs PyPI and uv's Python downloads
-ENV UV_PYTHON_INSTALL_DIR=/opt/python UV_LINK_MODE=copy
 RUN python3 -m venv /opt/uv \
     && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}" \
     && ln -s /opt/uv/bin/uv /usr/local/bin/uv \
@@ -131,14 +153,20 @@ RUN set -e; \
 COPY --from=build /out/caddy /usr/local/bin/caddy
 # Replaces Debian's /etc/supervisor/supervisord.conf with ours.
 COPY rootfs/ /
-# Interactive shells load the instance environment too (login shells get it
-# from /etc/profile.d); caddy must run here, which checks the glibc match.
-RUN mkdir -p /var/log/portal /workspace /opt/workspace-internal /etc/vast_boot.d/first_boot \
-    && chmod 0770 /var/log/portal \
+# Every bash loads the instance shell (login shells from /etc/profile.d; the
+# line goes first in /etc/bash.bashrc, above its return for non-interactive
+# shells, so that `ssh host 'cmd'` gets it too). log-tee runs a hard link of
+# the binary named log-tee, so that `pidof caddy` finds the server only.
+# caddy must run here, which checks the glibc match. /.env_hash names what
+# made the venvs (--sync-environment).
+RUN mkdir -p /var/log/portal /workspace /opt/workspace-internal /etc/vast_boot.d/first_boot /usr/local/lib/portal \
+    && chmod 1777 /var/log/portal \
+    && ln -f /usr/local/bin/caddy /usr/local/lib/portal/log-tee \
     && install -d -m 0700 /var/lib/portal \
-    && chmod 0755 /opt/instance-tools/bin/entrypoint.sh /opt/supervisor-scripts/*.sh /usr/local/bin/log-tee \
-    && echo '. /etc/profile.d/instance-environment.sh' >>/etc/bash.bashrc \
-    && caddy list-modules | grep -q '^caddy.adapters.portal_yaml$'
+    && chmod 0755 /opt/instance-tools/bin/* /opt/supervisor-scripts/*.sh /opt/supervisor-scripts/utils/*.sh /usr/local/bin/log-tee \
+    && sed -i '1i . /etc/profile.d/instance-environment.sh' /etc/bash.bashrc \
+    && caddy list-modules | grep -q '^caddy.adapters.portal_yaml$' \
+    && caddy portal env-hash >/.env_hash
 
 # The default apps, the reference template's: the dashboard (:1111, served
 # by caddy itself on 127.0.0.1:11111), Jupyter on 8080 (the launch-mode rules

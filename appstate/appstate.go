@@ -264,3 +264,21 @@ func fromProgram(state string, reachable bool) string {
 	}
 	return Failed // FATAL, BACKOFF, UNKNOWN
 }
+
+// PlanConfig is the configuration for the plan's apps: each AppInfo with
+// its portal.yaml key (plan.Apps is in configuration order, one entry per
+// app) and supervisord's settings from the plan.
+func PlanConfig(plan *portalconfig.Plan) Config {
+	s := plan.Settings
+	apps := make([]App, len(plan.Apps))
+	for i, info := range plan.Apps {
+		apps[i].AppInfo = info
+		if i < len(plan.Config.Apps) {
+			apps[i].Key = plan.Config.Apps[i].Key
+		}
+	}
+	return Config{
+		Config: supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable},
+		Apps:   apps,
+	}
+}

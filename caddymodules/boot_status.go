@@ -13,6 +13,7 @@ import (
 
 	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/exposure"
 	"github.com/instanceportal/portal/portalconfig"
 )
 
@@ -46,6 +47,16 @@ func bootStatusFor(plan *portalconfig.Plan) PortalBootStatus {
 //	}
 type PortalBootStatus struct {
 	bootstatus.Config
+
+	exposed *exposureCache
+}
+
+// bootAnswer is /api/boot: the markers, and the listeners that bypass the
+// portal's authentication (package exposure), which the dashboard warns
+// about.
+type bootAnswer struct {
+	bootstatus.Status
+	Exposed []exposure.Exposure `json:"exposed"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -56,6 +67,7 @@ func (PortalBootStatus) CaddyModule() caddy.ModuleInfo {
 // Provision fills the defaults.
 func (h *PortalBootStatus) Provision(caddy.Context) error {
 	confdecl.FillDefaults(&h.Config, bootstatus.Default())
+	h.exposed = newExposureCache()
 	return nil
 }
 
@@ -72,7 +84,7 @@ func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
-	return writeJSON(w, http.StatusOK, bootstatus.Read(h.Config))
+	return writeJSON(w, http.StatusOK, bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()})
 }
 
 func parsePortalBootStatusCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

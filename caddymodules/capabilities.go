@@ -23,6 +23,7 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/tunnels"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -38,7 +39,7 @@ func capabilitiesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) 
 func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 	s := plan.Settings
 	return PortalCapabilities{
-		Apps:   appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)},
+		Apps:   appstate.PlanConfig(plan),
 		Scheme: plan.Scheme,
 		Markers: bootstatus.Config{
 			LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed,
@@ -220,7 +221,7 @@ func (h *PortalCapabilities) serveProvision(w http.ResponseWriter, r *http.Reque
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(w, http.MethodPost)
 	}
-	if reason := crossSiteRefusal(r); reason != "" {
+	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
 		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {

@@ -43,6 +43,9 @@ func (PortalFront) CaddyModule() caddy.ModuleInfo {
 
 func (f *PortalFront) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	hostguard.PrepareFront(r.Header, r.RemoteAddr, f.MarkInternal)
+	// A request that got this far passed vastauth, or needs none (an
+	// open port): its connection keeps its place under the caps.
+	sharedConnLimiter.Authenticated(r)
 	if f.HoldHeaderFlush {
 		w = &headerflush.Writer{ResponseWriter: w}
 	}

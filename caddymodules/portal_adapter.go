@@ -264,7 +264,12 @@ func appServer(plan *portalconfig.Plan, sp portalconfig.ServerPlan, warns *[]cad
 		}}
 	}
 	var routes caddyhttp.RouteList
-	cors := corsPolicy(s.CORSOrigins)
+	var cors *corsRules
+	if !sp.App.IsPortal() {
+		// CADDY_CORS_ALLOWED_ORIGINS is for the apps. The portal's own
+		// APIs change state and serve logs: never readable cross-site.
+		cors = corsPolicy(s.CORSOrigins)
+	}
 	if sp.Auth {
 		if cors != nil {
 			// Browsers send CORS preflights without credentials, so an

@@ -20,6 +20,7 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/tunnels"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -72,7 +73,7 @@ func (h *PortalReference) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 			_ = methodNotAllowed(w, http.MethodPost)
 			return false
 		}
-		if reason := crossSiteRefusal(r); reason != "" {
+		if reason := vastauth.CrossSiteRefusal(r); reason != "" {
 			_ = referenceError(w, http.StatusForbidden, reason)
 			return false
 		}

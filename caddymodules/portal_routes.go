@@ -12,7 +12,6 @@ import (
 
 	"github.com/instanceportal/portal/apidoc"
 	"github.com/instanceportal/portal/appstate"
-	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/capabilities"
 	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/logstream"
@@ -105,7 +104,7 @@ func portalRoutes() []portalRoute {
 			Paths:    []string{"/api/boot"},
 			Handlers: one(bootStatusHandler),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/boot", Tag: "boot", Summary: "Whether provisioning is running, complete or failed",
-				Responses: []apidoc.Response{apidoc.OK("read from the entrypoint's markers", apidoc.Schema[bootstatus.Status]())}}},
+				Responses: []apidoc.Response{apidoc.OK("read from the entrypoint's markers, with the listeners exposed past the portal's authentication", apidoc.Schema[bootAnswer]())}}},
 		},
 		{
 			Paths:    []string{"/api/provisioning"},

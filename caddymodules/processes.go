@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -89,6 +89,9 @@ const maxProcessesBody = 1 << 10
 func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rest, ok := strings.CutPrefix(r.URL.Path, processesAPIBase)
 	if !ok || (rest != "" && rest[0] != '/') {
+		if notOurSpelling(r.URL.Path, processesAPIBase) {
+			return writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: paths are lower case (" + processesAPIBase + ")"})
+		}
 		return next.ServeHTTP(w, r)
 	}
 	rest = strings.Trim(rest, "/")
@@ -120,7 +123,7 @@ func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	if r.Method != http.MethodPost {
 		return methodNotAllowed(w, http.MethodPost)
 	}
-	if reason := crossSiteRefusal(r); reason != "" {
+	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
 		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	if status, err := readEmptyJSONBody(w, r); err != nil {
@@ -197,29 +200,6 @@ func readEmptyJSONBody(w http.ResponseWriter, r *http.Request) (int, error) {
 		return http.StatusBadRequest, errors.New("body: want one JSON object")
 	}
 	return 0, nil
-}
-
-// crossSiteRefusal says why a state-changing request must be refused as
-// coming from another site, or "" to let it through. A browser names the
-// initiator in Sec-Fetch-Site: only same-origin (the dashboard) and none (a
-// typed URL, curl) pass; same-site is refused too, because every app of the
-// instance is the same site on another port. Without that header (older
-// browsers), an Origin must name this very host.
-func crossSiteRefusal(r *http.Request) string {
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
-	default:
-		return fmt.Sprintf("cross-site request refused (Sec-Fetch-Site: %s)", clipText(site, 32))
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return ""
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
-		return fmt.Sprintf("cross-site request refused (Origin %s is not this portal)", clipText(origin, 100))
-	}
-	return ""
 }
 
 // Interface guards

@@ -88,6 +88,9 @@ func TestPortalProcessesRefusals(t *testing.T) {
 		{"same-site is another app", "POST", "/api/processes/jupyter/stop", map[string]string{"Sec-Fetch-Site": "same-site"}, "", 403, "cross-site request refused (Sec-Fetch-Site: same-site)"},
 		{"foreign origin", "POST", "/api/processes/jupyter/stop", map[string]string{"Origin": "http://portal.test:8080"}, "", 403, "cross-site request refused (Origin http://portal.test:8080 is not this portal)"},
 		{"null origin", "POST", "/api/processes/jupyter/stop", map[string]string{"Origin": "null"}, "", 403, "cross-site request refused (Origin null is not this portal)"},
+		// Issue 20: a foreign Referer alone, and another spelling of the path.
+		{"foreign referer only", "POST", "/api/processes/jupyter/stop", map[string]string{"Referer": "https://evil.example/x"}, "", 403, "cross-site request refused (Referer is not this portal)"},
+		{"capitalised path", "POST", "/api/Processes/jupyter/stop", nil, "", 404, "no such endpoint: paths are lower case (/api/processes)"},
 		{"form post", "POST", "/api/processes/jupyter/stop", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, "a=b", 415, "want Content-Type: application/json (the body may be empty or {})"},
 		{"text/plain", "POST", "/api/processes/jupyter/stop", map[string]string{"Content-Type": "text/plain"}, "", 415, "want Content-Type: application/json (the body may be empty or {})"},
 		{"unknown body field", "POST", "/api/processes/jupyter/stop", nil, `{"force": true}`, 400, `body: want {} or nothing: json: unknown field "force"`},

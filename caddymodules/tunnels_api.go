@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/tunnels"
+	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -82,12 +83,23 @@ func (h *TunnelsAPI) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// notOurSpelling: Caddy's path matcher ignores case, so /api/Processes/…
+// reaches a handler written for /api/processes; answering it with nothing
+// (an empty 200) looked like success (issue 20). Such a path is a 404.
+func notOurSpelling(path, base string) bool {
+	return len(path) >= len(base) && strings.EqualFold(path[:len(base)], base) &&
+		(len(path) == len(base) || path[len(base)] == '/')
+}
+
 // maxTunnelsBody bounds a request body; {"target": …} is tiny.
 const maxTunnelsBody = 4 << 10
 
 func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rest, ok := strings.CutPrefix(r.URL.Path, h.BasePath)
 	if !ok || (rest != "" && rest[0] != '/') {
+		if notOurSpelling(r.URL.Path, h.BasePath) {
+			return writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: paths are lower case (" + h.BasePath + ")"})
+		}
 		return next.ServeHTTP(w, r)
 	}
 	m := h.manager()
@@ -108,6 +120,11 @@ func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return methodNotAllowed(w, "GET, HEAD, POST")
 	default:
 		return methodNotAllowed(w, http.MethodPost)
+	}
+	// The one cross-site policy of the state-changing endpoints (the JSON
+	// content type alone was the tunnels API's guard before issue 20).
+	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
+		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
 	}
 	target, status, err := readTunnelTarget(w, r)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/portalconfig"
+	"github.com/instanceportal/portal/tunnels"
 	"github.com/instanceportal/portal/vastauth"
 	"github.com/instanceportal/portal/web"
 )
@@ -77,6 +80,9 @@ type VastAuth struct {
 	login     loginInfo
 	logger    *zap.Logger
 	now       func() time.Time // the clock; tests replace it
+	// tunnelHosts lists the running tunnels' host names (nil without a
+	// tunnels app): origins handoff tokens may be issued for.
+	tunnelHosts func() []string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -144,6 +150,11 @@ func (*authState) Destruct() error { return nil }
 // generates the secret and attaches the shared limiter and session state.
 func (h *VastAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if app, err := ctx.AppIfConfigured("tunnels"); err == nil {
+		if ta, ok := app.(*TunnelsApp); ok {
+			h.tunnelHosts = func() []string { return tunnelHosts(ta.Manager()) }
+		}
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -348,6 +359,9 @@ func (h *VastAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 		}
 	}
 
+	// This connection has logged in: the connection caps never close it
+	// to make room (portal_connlimit).
+	sharedConnLimiter.Authenticated(r)
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Set("http.auth.user.id", h.cfg.Username)
 	}
@@ -363,7 +377,7 @@ func (h *VastAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 		}
 	}
 	if r.URL.Path == vastauth.HandoffPath {
-		return h.handoff(w, r, now)
+		return h.handoff(w, r, creds, now)
 	}
 	h.strip(r, creds, res.Accepted)
 	return next.ServeHTTP(w, r)
@@ -380,6 +394,9 @@ func isBrowser(r *http.Request) bool {
 // the browser stops presenting it.
 func (h *VastAuth) deny(w http.ResponseWriter, r *http.Request, creds vastauth.Credentials, err error) error {
 	w.Header().Set("WWW-Authenticate", h.challenge)
+	// A refused client does not keep its connection: idle keep-alive
+	// connections that each got a 401 once filled the connection caps.
+	w.Header().Set("Connection", "close")
 	if creds.HasCookie {
 		http.SetCookie(w, h.sessionCookie(r, "", -1))
 	}
@@ -393,6 +410,7 @@ func (h *VastAuth) deny(w http.ResponseWriter, r *http.Request, creds vastauth.C
 func (h *VastAuth) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) error {
 	secs := int(wait / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Connection", "close")
 	if isBrowser(r) {
 		return h.page(w, r, http.StatusTooManyRequests, "limited", authPageData{Title: "Too many wrong logins", RetryAfter: secs})
 	}
@@ -453,7 +471,7 @@ const maxHandoffBody = 4096
 
 // handoff answers POST /api/handoff for an authenticated request: a
 // handoff token for the origin in the body. See docs/vastauth.md.
-func (h *VastAuth) handoff(w http.ResponseWriter, r *http.Request, now time.Time) error {
+func (h *VastAuth) handoff(w http.ResponseWriter, r *http.Request, creds vastauth.Credentials, now time.Time) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		return writeAuthJSONError(w, http.StatusMethodNotAllowed, "POST only")
@@ -482,12 +500,39 @@ func (h *VastAuth) handoff(w http.ResponseWriter, r *http.Request, now time.Time
 	if body.Origin == nil {
 		return writeAuthJSONError(w, http.StatusBadRequest, "origin: missing")
 	}
-	tok, err := h.auth.IssueHandoff(*body.Origin, now)
+	if err := vastauth.CheckHandoffOrigin(*body.Origin, r.Host, h.ownHosts()); err != nil {
+		return writeAuthJSONError(w, http.StatusBadRequest, err.Error())
+	}
+	tok, err := h.auth.IssueHandoff(*body.Origin, creds.Cookie, now)
 	if err != nil {
 		return writeAuthJSONError(w, http.StatusBadRequest, err.Error())
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	return writeAuthJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_in": int(vastauth.HandoffTTL / time.Second)})
+}
+
+// ownHosts are the instance's addresses besides the request's host: the
+// public address (PUBLIC_IPADDR, portalconfig.Settings.PublicIP) and the
+// running tunnels' host names.
+func (h *VastAuth) ownHosts() []string {
+	own := []string{os.Getenv("PUBLIC_IPADDR")}
+	if h.tunnelHosts != nil {
+		own = append(own, h.tunnelHosts()...)
+	}
+	return own
+}
+
+func tunnelHosts(m *tunnels.Manager) []string {
+	if m == nil {
+		return nil
+	}
+	var hosts []string
+	for _, st := range m.List() {
+		if u, err := url.Parse(st.URL); err == nil && u.Host != "" {
+			hosts = append(hosts, u.Host)
+		}
+	}
+	return hosts
 }
 
 func writeAuthJSON(w http.ResponseWriter, status int, v any) error {

@@ -658,8 +658,14 @@ func (readCloser) Close() error { return nil }
 // handoff token bound to another origin; the target accepts it once.
 func TestVastAuthHandoff(t *testing.T) {
 	h := newTestVastAuth(t, nil)
+	h.tunnelHosts = func() []string { return []string{"abc.trycloudflare.com"} }
 	session := vaCookie + "=" + h.auth.IssueSession(time.Now())
 	const target = "https://abc.trycloudflare.com"
+	// Issue 20: only the instance's own origins get a token.
+	if res := serveVA(h, handoffRequest(`{"origin":"https://evil.example"}`, "Cookie", session, "Sec-Fetch-Site", "same-origin")); res.status != 400 ||
+		!strings.Contains(res.rec.Body.String(), "not one of this instance's addresses") {
+		t.Errorf("a foreign origin: %d %s", res.status, res.rec.Body.String())
+	}
 
 	issue := func(t *testing.T) string {
 		t.Helper()
@@ -758,7 +764,7 @@ func TestVastAuthHandoff(t *testing.T) {
 			}
 			if tt.msg != "" {
 				var body struct{ Error string }
-				if err := json.Unmarshal(res.rec.Body.Bytes(), &body); err != nil || body.Error != tt.msg {
+				if err := json.Unmarshal(res.rec.Body.Bytes(), &body); err != nil || !strings.HasPrefix(body.Error, tt.msg) {
 					t.Errorf("error %q, want %q", body.Error, tt.msg)
 				}
 			}
@@ -1088,5 +1094,38 @@ func TestHandoffElsewhereRoute(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("route lacks %s: %s", want, b)
 		}
+	}
+}
+
+// Issue 20: a handoff token outlived its session's logout. The token names
+// the session that asked for it; logging that session out revokes it.
+func TestLogoutRevokesTheSessionsHandoffTokens(t *testing.T) {
+	h := newTestVastAuth(t, nil)
+	h.tunnelHosts = func() []string { return []string{"abc.trycloudflare.com"} }
+	cookie := vaCookie + "=" + h.auth.IssueSession(time.Now())
+	other := vaCookie + "=" + h.auth.IssueSession(time.Now())
+	issue := func(session string) string {
+		t.Helper()
+		res := serveVA(h, handoffRequest(`{"origin":"https://abc.trycloudflare.com"}`, "Cookie", session, "Sec-Fetch-Site", "same-origin"))
+		var out struct{ Token string }
+		if res.status != 200 || json.Unmarshal(res.rec.Body.Bytes(), &out) != nil || out.Token == "" {
+			t.Fatalf("issue: %d %s", res.status, res.rec.Body.String())
+		}
+		return out.Token
+	}
+	redeem := func(tok string) int {
+		r := req("GET", "http://abc.trycloudflare.com/lab?portal_handoff="+tok, "Cf-Ray", "x", "Cf-Visitor", `{"scheme":"https"}`, "Accept", "text/html")
+		r.RemoteAddr = "127.0.0.1:40000"
+		return serveVA(h, r).status
+	}
+	mine, theirs := issue(cookie), issue(other)
+	if res := serveVA(h, req("POST", vastauth.LogoutPath, "Cookie", cookie, "Sec-Fetch-Site", "same-origin")); res.status != 200 {
+		t.Fatalf("logout: %d", res.status)
+	}
+	if got := redeem(mine); got != 401 {
+		t.Errorf("the logged-out session's handoff token: %d, want 401", got)
+	}
+	if got := redeem(theirs); got != 302 {
+		t.Errorf("another session's handoff token: %d, want 302", got)
 	}
 }

@@ -315,7 +315,8 @@ func (l *Launcher) writeRequest(body []byte) (string, error) {
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	name := filepath.Join(dir, fmt.Sprintf("provision-%s-%s.yaml", time.Now().UTC().Format("20060102T150405Z"), hex.EncodeToString(rnd[:])))
+	// The time to the nanosecond first: names sort in creation order.
+	name := filepath.Join(dir, fmt.Sprintf("provision-%s-%s.yaml", time.Now().UTC().Format("20060102T150405.000000000Z"), hex.EncodeToString(rnd[:])))
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", err
@@ -331,11 +332,10 @@ func (l *Launcher) writeRequest(body []byte) (string, error) {
 	}
 	old, _ := filepath.Glob(filepath.Join(dir, "provision-*.yaml"))
 	sort.Strings(old)
-	for len(old) > keepRequests {
-		if old[0] != name {
-			os.Remove(old[0])
+	for _, f := range old[:max(0, len(old)-keepRequests)] {
+		if f != name {
+			os.Remove(f)
 		}
-		old = old[1:]
 	}
 	return name, nil
 }

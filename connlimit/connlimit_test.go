@@ -1,10 +1,13 @@
 package connlimit
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -202,10 +205,11 @@ func TestWrapClosesConnectionsOverTheLimit(t *testing.T) {
 		}
 	}()
 	addr := raw.Addr().String()
+	// Every connection here has authenticated: none is evicted for room.
 	var server []net.Conn
 	for i := 0; i < 3; i++ {
 		dialFrom(t, "127.0.0.2", addr)
-		server = append(server, <-accepted)
+		server = append(server, prove(limiter, <-accepted))
 	}
 	if !refusedFrom(t, "127.0.0.2", addr) {
 		t.Error("the fourth connection from one address was kept open")
@@ -213,7 +217,7 @@ func TestWrapClosesConnectionsOverTheLimit(t *testing.T) {
 	// Another address still gets in, up to the total.
 	for i := 0; i < 2; i++ {
 		c := dialFrom(t, "127.0.0.3", addr)
-		server = append(server, <-accepted)
+		server = append(server, prove(limiter, <-accepted))
 		if _, err := c.Write([]byte("x")); err != nil || closedByServer(c) {
 			t.Errorf("second client's connection %d was refused", i)
 		}
@@ -234,7 +238,7 @@ func TestWrapClosesConnectionsOverTheLimit(t *testing.T) {
 		t.Fatalf("after one close: open %d, %d from the first client; want 4, 2", total, from)
 	}
 	c := dialFrom(t, "127.0.0.4", addr)
-	server = append(server, <-accepted)
+	server = append(server, prove(limiter, <-accepted))
 	if _, err := c.Write([]byte("x")); err != nil || closedByServer(c) {
 		t.Error("a connection after a release was refused")
 	}
@@ -351,5 +355,97 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	for b.Loop() {
 		t, _ := l.Acquire(a, &lim)
 		l.Release(t)
+	}
+}
+
+// prove marks the connection c (as accepted) authenticated, the way
+// vastauth does with the request that carried the credentials.
+func prove(l *Limiter, c net.Conn) net.Conn {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = c.RemoteAddr().String()
+	r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, c.LocalAddr()))
+	l.Authenticated(r)
+	return c
+}
+
+// Connections that never authenticated made every cap a lock-out: 256
+// idle ones from one address kept a logged-in user behind the same NAT
+// out, 9 500 from 40 addresses kept everyone out, loopback included
+// (issue 20). A newcomer now takes the place of the oldest unproven
+// connection; only authenticated connections hold their place.
+func TestUnprovenConnectionsMakeRoom(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter := NewLimiter()
+	ln := Wrap(raw, limiter, Limits{PerAddress: 3, Total: 5, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")}}, nil)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+			go func() { _, _ = io.Copy(c, c) }()
+		}
+	}()
+	addr := raw.Addr().String()
+	alive := func(c net.Conn) bool {
+		if _, err := c.Write([]byte("x")); err != nil {
+			return false
+		}
+		return !closedByServer(c)
+	}
+	// Three idle connections from one address, the flooder.
+	var flood []net.Conn
+	for i := 0; i < 3; i++ {
+		flood = append(flood, dialFrom(t, "127.0.0.2", addr))
+		<-accepted
+	}
+	// A user behind the same address gets in; the oldest idle one goes.
+	user := dialFrom(t, "127.0.0.2", addr)
+	prove(limiter, <-accepted)
+	if !alive(user) {
+		t.Error("a newcomer behind a full address was refused")
+	}
+	if alive(flood[0]) {
+		t.Error("the oldest unproven connection was kept")
+	}
+	// The user's connection has authenticated: it is never the one evicted.
+	for i := 0; i < 6; i++ {
+		dialFrom(t, "127.0.0.2", addr)
+		<-accepted
+	}
+	if !alive(user) {
+		t.Error("an authenticated connection was evicted")
+	}
+	// Two authenticated clients elsewhere: the total (5) is reached.
+	for i := 0; i < 2; i++ {
+		dialFrom(t, "127.0.0.3", addr)
+		prove(limiter, <-accepted)
+	}
+	if total, _ := limiter.Open(netip.Addr{}); total != 5 {
+		t.Errorf("open %d, want the total 5", total)
+	}
+	// Loopback (exempt: cloudflared) gets in at the total, in place of
+	// the flooder's two idle connections.
+	for i := 0; i < 2; i++ {
+		lo := dialFrom(t, "127.0.0.9", addr)
+		<-accepted
+		if !alive(lo) {
+			t.Errorf("loopback connection %d refused at the total", i)
+		}
+	}
+	if total, fromFlood := limiter.Open(netip.MustParseAddr("127.0.0.2")); total != 5 || fromFlood != 1 {
+		t.Errorf("open %d, %d from the flooder's address; want 5 and 1 (the user)", total, fromFlood)
+	}
+	// Every place is now held by a proven or exempt connection: a
+	// newcomer is refused.
+	if !refusedFrom(t, "127.0.0.4", addr) {
+		t.Error("a connection over a total of proven ones was kept")
 	}
 }

@@ -1,22 +1,44 @@
 package connlimit
 
 import (
+	"container/list"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 )
 
 // Limiter counts the open connections of every listener that shares it.
 // The zero value is not usable; call NewLimiter.
+//
+// A connection is unproven until a request on it authenticates
+// (Authenticated). When a cap is reached, the oldest unproven connection
+// (of the same client for PerAddress, of anyone for Total) is closed to
+// make room for the newcomer, and only when there is none is the newcomer
+// refused. So idle connections that never logged in cannot keep a
+// logged-in user, a fresh client or loopback (cloudflared) out (issue 20:
+// 9 500 idle connections that each got a 401 locked every public port).
 type Limiter struct {
 	mu     sync.Mutex
 	total  int
 	byAddr map[netip.Prefix]int
+	// unproven holds the evictable connections not yet authenticated,
+	// oldest first, all clients together; unprovenBy the same per key.
+	unproven   list.List
+	unprovenBy map[netip.Prefix]*list.List
+	// byConn finds a connection's entry from a request's addresses.
+	byConn map[connID]*entry
+}
+
+// connID names one TCP connection to one of our listeners.
+type connID struct {
+	remote    netip.AddrPort
+	localPort uint16
 }
 
 // NewLimiter returns an empty Limiter.
 func NewLimiter() *Limiter {
-	return &Limiter{byAddr: map[netip.Prefix]int{}}
+	return &Limiter{byAddr: map[netip.Prefix]int{}, unprovenBy: map[netip.Prefix]*list.List{}, byConn: map[connID]*entry{}}
 }
 
 // Refusal says which limit a connection hit.
@@ -32,44 +54,154 @@ const (
 )
 
 // Ticket is one admitted connection; Release gives its place back.
-type Ticket struct {
-	key     netip.Prefix
-	counted bool // counted under key (not exempt)
+type Ticket struct{ e *entry }
+
+type entry struct {
+	key      netip.Prefix
+	counted  bool // counted under key (not exempt)
+	released bool
+	id       connID
+	// evict closes the connection; nil when it cannot be evicted.
+	evict             func()
+	inGlobal, inByKey *list.Element // set while unproven and evictable
 }
 
 // Acquire admits a connection from addr under lim, or says which limit it
-// hit. An admitted connection must be released exactly once.
+// hit. An admitted connection must be released exactly once. It evicts
+// nothing: see acquireConn.
 func (l *Limiter) Acquire(addr netip.Addr, lim *Limits) (Ticket, Refusal) {
-	t := Ticket{key: Key(addr), counted: !lim.exempt(addr)}
+	t, why, _ := l.acquireConn(addr, lim, connID{}, nil)
+	return t, why
+}
+
+// acquireConn admits a connection, making room by evicting the oldest
+// unproven connections if a cap is reached; it returns their evict
+// functions, which the caller runs after (outside the lock). evict, when
+// not nil, makes the new connection evictable in turn until it proves
+// itself.
+func (l *Limiter) acquireConn(addr netip.Addr, lim *Limits, id connID, evict func()) (Ticket, Refusal, []func()) {
+	e := &entry{key: Key(addr), counted: !lim.exempt(addr), id: id}
+	if e.counted {
+		// Exempt clients (loopback: cloudflared carries many visitors)
+		// are never evicted.
+		e.evict = evict
+	}
 	total := lim.Total
 	if total <= 0 {
 		total = unlimited
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= total {
-		return Ticket{}, OverTotal
-	}
-	if t.counted {
-		if l.byAddr[t.key] >= lim.PerAddress {
-			return Ticket{}, OverPerAddress
+	var victims []func()
+	if e.counted && l.byAddr[e.key] >= lim.PerAddress {
+		v := l.oldestUnproven(l.unprovenBy[e.key])
+		if v == nil {
+			return Ticket{}, OverPerAddress, nil
 		}
-		l.byAddr[t.key]++
+		victims = append(victims, l.evictLocked(v))
+	}
+	if l.total >= total {
+		v := l.oldestUnproven(&l.unproven)
+		if v == nil {
+			return Ticket{}, OverTotal, victims
+		}
+		victims = append(victims, l.evictLocked(v))
+	}
+	if e.counted {
+		l.byAddr[e.key]++
 	}
 	l.total++
-	return t, Admitted
+	if e.evict != nil {
+		e.inGlobal = l.unproven.PushBack(e)
+		byKey := l.unprovenBy[e.key]
+		if byKey == nil {
+			byKey = list.New()
+			l.unprovenBy[e.key] = byKey
+		}
+		e.inByKey = byKey.PushBack(e)
+		l.byConn[id] = e
+	}
+	return Ticket{e}, Admitted, victims
 }
 
-// Release gives back the place of an admitted connection.
-func (l *Limiter) Release(t Ticket) {
+func (l *Limiter) oldestUnproven(ls *list.List) *entry {
+	if ls == nil || ls.Len() == 0 {
+		return nil
+	}
+	return ls.Front().Value.(*entry)
+}
+
+// evictLocked releases e's place and returns what closes its connection.
+func (l *Limiter) evictLocked(e *entry) func() {
+	l.releaseLocked(e)
+	return e.evict
+}
+
+// prove takes e off the unproven lists.
+func (l *Limiter) prove(e *entry) {
+	if e.inGlobal != nil {
+		l.unproven.Remove(e.inGlobal)
+		e.inGlobal = nil
+	}
+	if e.inByKey != nil {
+		if byKey := l.unprovenBy[e.key]; byKey != nil {
+			byKey.Remove(e.inByKey)
+			if byKey.Len() == 0 {
+				delete(l.unprovenBy, e.key)
+			}
+		}
+		e.inByKey = nil
+	}
+}
+
+// Authenticated marks the connection that carried r as proven: a request
+// on it passed authentication, so it is never evicted to make room. r's
+// RemoteAddr and local address (http.LocalAddrContextKey) name it.
+func (l *Limiter) Authenticated(r *http.Request) {
+	remote, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	ta, ok := local.(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	id := connID{remote: netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()), localPort: uint16(ta.Port)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if e := l.byConn[id]; e != nil {
+		l.prove(e)
+		delete(l.byConn, id)
+	}
+}
+
+// Release gives back the place of an admitted connection; a second
+// release (after an eviction) does nothing.
+func (l *Limiter) Release(t Ticket) {
+	if t.e == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.releaseLocked(t.e)
+}
+
+func (l *Limiter) releaseLocked(e *entry) {
+	if e.released {
+		return
+	}
+	e.released = true
+	l.prove(e)
+	if l.byConn[e.id] == e {
+		delete(l.byConn, e.id)
+	}
 	l.total--
-	if t.counted {
-		if n := l.byAddr[t.key] - 1; n > 0 {
-			l.byAddr[t.key] = n
+	if e.counted {
+		if n := l.byAddr[e.key] - 1; n > 0 {
+			l.byAddr[e.key] = n
 		} else {
-			delete(l.byAddr, t.key)
+			delete(l.byAddr, e.key)
 		}
 	}
 }
@@ -102,36 +234,46 @@ func (ln *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr, ok := remoteIP(c)
+		remote, ok := addrPort(c.RemoteAddr())
 		if !ok {
 			return c, nil
 		}
-		t, why := ln.limiter.Acquire(addr, &ln.limits)
+		local, _ := addrPort(c.LocalAddr())
+		addr := remote.Addr()
+		t, why, victims := ln.limiter.acquireConn(addr, &ln.limits,
+			connID{remote: remote, localPort: local.Port()}, func() { reset(c) })
+		for _, v := range victims {
+			v()
+		}
 		if why == Admitted {
 			return &conn{Conn: c, limiter: ln.limiter, ticket: t}, nil
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			// A reset frees both ends at once: no TIME_WAIT kept here for
-			// a client that is flooding us.
-			_ = tc.SetLinger(0)
-		}
-		_ = c.Close()
 		if ln.refused != nil {
 			ln.refused(addr, why)
 		}
+		reset(c)
 	}
 }
 
-func remoteIP(c net.Conn) (netip.Addr, bool) {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		return ip.Unmap(), ok
+// reset closes c with a reset, which frees both ends at once: no
+// TIME_WAIT kept here for a client that is flooding us.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
 	}
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	_ = c.Close()
+}
+
+func addrPort(a net.Addr) (netip.AddrPort, bool) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, ok := netip.AddrFromSlice(ta.IP)
+		return netip.AddrPortFrom(ip.Unmap(), uint16(ta.Port)), ok
+	}
+	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
-		return netip.Addr{}, false
+		return netip.AddrPort{}, false
 	}
-	return ap.Addr().Unmap(), true
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
 
 // conn gives its place back when closed, once, however often Close is

@@ -209,6 +209,12 @@ func (b *bootRoot) start() *boot {
 	return &boot{b: b, proc: proc, out: proc.Out}
 }
 
+// waitCaddy waits for supervisord to start caddy: the boot before it
+// (certificate, hooks) is slow on a loaded machine, past waitStatus's 15 s.
+func (bt *boot) waitCaddy() {
+	waitFor(bt.b.t, 90*time.Second, "supervisord to start caddy", func() bool { return strings.Contains(bt.out.String(), "Starting Caddy") })
+}
+
 // stop sends SIGTERM, as `docker stop` does to PID 1: the entrypoint must
 // exit 0 with supervisord, and no process of the boot may be left.
 func (bt *boot) stop() {
@@ -411,6 +417,7 @@ func TestRootfsBoot(t *testing.T) {
 
 	// ---- first boot ----
 	bt := b.start()
+	bt.waitCaddy()
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
 	fail := t.Fatalf // the cleanup prints the entrypoint's output
 
@@ -670,6 +677,7 @@ func TestRootfsLaunchModes(t *testing.T) {
 					"PROVISIONING_SCRIPT=apt-get install -y foo && echo done")
 			}
 			bt := b.start()
+			bt.waitCaddy()
 			waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
 			if !strings.Contains(bt.out.String(), "launch mode: "+mode) {
 				t.Fatalf("launch mode %s not logged", mode)

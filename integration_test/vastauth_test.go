@@ -500,8 +500,10 @@ func TestVastAuthHandoffThroughBinary(t *testing.T) {
 	be := recordingBackend(t)
 	ext := freePort(t)
 	token := randomSecret(t, "tok-")
+	// The target's host stands for the instance's public address: tokens
+	// are issued for the instance's own origins only (issue 20).
 	p := StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{
-		"OPEN_BUTTON_TOKEN": token, "PORTAL_ACCESS_LOG": "true"}})
+		"OPEN_BUTTON_TOKEN": token, "PORTAL_ACCESS_LOG": "true", "PUBLIC_IPADDR": "localhost"}})
 	base := fmt.Sprintf("http://127.0.0.1:%d", ext)
 	target := fmt.Sprintf("http://localhost:%d", ext)
 	waitStatus(t, nil, base+"/manifest.json", 200)

@@ -392,15 +392,15 @@ func (h *Handler) downloadFile(w http.ResponseWriter, r *http.Request, name stri
 		return
 	}
 	defer root.Close()
-	f, err := root.OpenFile(name, os.O_RDONLY|nofollow, 0)
+	f, err := root.OpenFile(name, os.O_RDONLY|nofollow|nonblock, 0)
 	if err != nil {
 		h.fail(w, r, http.StatusBadRequest, nameErr(name, "cannot be opened"))
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		h.fail(w, r, http.StatusBadRequest, nameErr(name, "is not a regular file"))
+	if err != nil || !servable(fi) {
+		h.fail(w, r, http.StatusBadRequest, nameErr(name, "is not a regular file with a single link"))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -445,7 +445,7 @@ func writeArchive(w io.Writer, parts []archivePart) error {
 				continue
 			}
 			fi, err := p.root.Lstat(e.Name())
-			if err != nil || !fi.Mode().IsRegular() {
+			if err != nil || !servable(fi) {
 				continue
 			}
 			if err := addFile(tw, p.root, e.Name(), p.prefix); err != nil {
@@ -460,13 +460,13 @@ func writeArchive(w io.Writer, parts []archivePart) error {
 }
 
 func addFile(tw *tar.Writer, root *os.Root, name, prefix string) error {
-	f, err := root.OpenFile(name, os.O_RDONLY|nofollow, 0)
+	f, err := root.OpenFile(name, os.O_RDONLY|nofollow|nonblock, 0)
 	if err != nil {
 		return nil // vanished or swapped for a link: skip it
 	}
 	defer f.Close()
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	if err != nil || !servable(fi) {
 		return nil
 	}
 	hdr := &tar.Header{

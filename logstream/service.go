@@ -318,7 +318,7 @@ func (s *Service) forget(t *tailer) {
 // that was leaving, and no later event may come. An event after forget
 // follows the file by itself; follow is idempotent either way.
 func (s *Service) refollow(name string) {
-	if st, err := os.Lstat(filepath.Join(s.dir, name)); err != nil || !st.Mode().IsRegular() {
+	if st, err := os.Lstat(filepath.Join(s.dir, name)); err != nil || !servable(st) {
 		return
 	}
 	if t := s.follow(name, byWrite); t != nil {
@@ -448,6 +448,8 @@ func (s *Service) CheckFile(name string) error {
 		return nameErr(name, "cannot be read")
 	case !fi.Mode().IsRegular():
 		return nameErr(name, "is not a regular file")
+	case !servable(fi):
+		return nameErr(name, "has other hard links (it may be a file from outside the log directory)")
 	}
 	return nil
 }

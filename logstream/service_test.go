@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -365,5 +366,63 @@ func TestWriteTarGzRegularFilesOnly(t *testing.T) {
 	want := map[string]string{"a.log": "alpha\n", "b.log.1": "beta\n"}
 	if len(got) != len(want) || got["a.log"] != want["a.log"] || got["b.log.1"] != want["b.log.1"] {
 		t.Fatalf("archive %q", got)
+	}
+}
+
+// A FIFO named *.log: opening it blocked the tailer until a writer came,
+// and Service.Close waited on that tailer, so caddy ignored SIGTERM
+// (issue 20). The type is now checked after an open that cannot block.
+func TestFIFOIsNeverWaitedOn(t *testing.T) {
+	svc, dir := newTestService(t, false)
+	fifo := filepath.Join(dir, "evil.log")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan bool, 1)
+	go func() { done <- newTailer(svc, "evil.log", true).step() }()
+	select {
+	case gone := <-done:
+		if !gone {
+			t.Error("a FIFO must not be followed")
+		}
+	case <-time.After(5 * time.Second):
+		// Release the old code's blocked open so the test can end.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			_ = w.Close()
+		}
+		<-done
+		t.Fatal("opening a FIFO blocked the tailer")
+	}
+	if err := svc.CheckFile("evil.log"); !errors.Is(err, ErrBadName) {
+		t.Errorf("CheckFile(FIFO) = %v", err)
+	}
+}
+
+// A hard link in the log directory to a file elsewhere was served (issue
+// 20): a link count above one now keeps a file out of the download, the
+// archive and the streams.
+func TestHardLinksAreNotServed(t *testing.T) {
+	svc, dir := newTestService(t, true)
+	outside := filepath.Join(t.TempDir(), "shadow")
+	appendFile(t, outside, "root:secret-hash\n")
+	if err := os.Link(outside, filepath.Join(dir, "hard.log")); err != nil {
+		t.Skipf("no hard link across the two temp dirs: %v", err)
+	}
+	appendFile(t, filepath.Join(dir, "ok.log"), "ok\n")
+	if err := svc.CheckFile("hard.log"); !errors.Is(err, ErrBadName) || !strings.Contains(err.Error(), "hard links") {
+		t.Errorf("CheckFile(hard link) = %v", err)
+	}
+	if !newTailer(svc, "hard.log", true).step() {
+		t.Error("a hard-linked file must not be followed")
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(WriteTarGz(pw, root)) }()
+	if got := tartest.Read(t, pr); len(got) != 1 || got["ok.log"] != "ok\n" {
+		t.Errorf("archive %q, want ok.log only", got)
 	}
 }

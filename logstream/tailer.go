@@ -169,12 +169,12 @@ func (t *tailer) step() (gone bool) {
 	// (at most catch_up_bytes, skipped to above), then start on the new one.
 	for t.drain() {
 	}
-	f, err := os.Open(t.path)
+	f, err := os.OpenFile(t.path, os.O_RDONLY|nonblock, 0)
 	if err != nil {
 		return false
 	}
 	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
+	if err != nil || !servable(st) {
 		_ = f.Close()
 		return false
 	}
@@ -190,12 +190,12 @@ func (t *tailer) step() (gone bool) {
 }
 
 func (t *tailer) open() bool {
-	f, err := os.Open(t.path)
+	f, err := os.OpenFile(t.path, os.O_RDONLY|nonblock, 0)
 	if err != nil {
 		return false
 	}
 	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
+	if err != nil || !servable(st) {
 		_ = f.Close()
 		return false
 	}
@@ -371,6 +371,21 @@ func (t *tailer) lines(gen, from, to uint64, dst []entry) ([]entry, bool) {
 		dst = append(dst, t.ring.at(seq))
 	}
 	return dst, true
+}
+
+// servable reports whether a log file may be followed or served: a regular
+// file (no FIFO, device or symlink) with a single link. A hard link made
+// inside the log directory to a file elsewhere (/etc/shadow on a shared
+// file system, another user's file) is the same inode as the original,
+// so its link count is the only sign of it; log writers make one link.
+func servable(fi fs.FileInfo) bool {
+	if !fi.Mode().IsRegular() {
+		return false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		return false
+	}
+	return true
 }
 
 func inode(fi fs.FileInfo) uint64 {

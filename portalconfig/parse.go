@@ -223,6 +223,7 @@ func (c *Config) Validate() error {
 		return &FieldError{Source: c.Source, Line: a.Line, App: a.Key, Field: field, Msg: msg}
 	}
 	names := map[string]bool{}
+	var portal *App
 	for i := range c.Apps {
 		a := &c.Apps[i]
 		if a.Name == "" {
@@ -237,7 +238,7 @@ func (c *Config) Validate() error {
 		if a.Hostname == "" {
 			return fail(*a, "hostname", "missing")
 		}
-		for field, v := range map[string]string{"name": a.Name, "hostname": a.Hostname, "open_path": a.OpenPath} {
+		for field, v := range map[string]string{"key": a.Key, "name": a.Name, "hostname": a.Hostname, "open_path": a.OpenPath} {
 			if !printable(v) {
 				return fail(*a, field, fmt.Sprintf("%q has invalid UTF-8 or control characters", v))
 			}
@@ -258,6 +259,15 @@ func (c *Config) Validate() error {
 			return fail(*a, "", "defined twice")
 		}
 		names[a.Key] = true
+		// Only the portal's own entry gets the front's secret (its
+		// handlers trust it): a second entry claiming the name would
+		// receive it.
+		if a.IsPortal() {
+			if portal != nil {
+				return fail(*a, "name", fmt.Sprintf("%q is the portal's own entry, already defined by app %q: rename this app", PortalAppName, portal.Key))
+			}
+			portal = a
+		}
 	}
 	listeners := map[int]App{} // external port → proxied app
 	for _, a := range c.Apps {
@@ -284,17 +294,23 @@ func (c *Config) Validate() error {
 
 // printable reports whether s is valid UTF-8 without control characters,
 // including the bidirectional controls (U+202E…) that make a name display
-// as something else than it is.
+// as something else than it is, and zero-width characters.
 func printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || invisible(r) {
 			return false
 		}
 	}
 	return true
+}
+
+// invisible: the zero-width characters (U+200B…U+200D, U+2060, U+FEFF)
+// that make two names look the same, "Instance\u200bPortal" the portal's.
+func invisible(r rune) bool {
+	return r >= 0x200b && r <= 0x200d || r == 0x2060 || r == 0xfeff
 }
 
 // isLocal reports whether an app host is this machine, where its internal

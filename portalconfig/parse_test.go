@@ -177,6 +177,12 @@ func TestValidate(t *testing.T) {
 		{name: "hostname with slash", apps: []App{{Key: "a", Hostname: "http://x", ExternalPort: 1, InternalPort: 2}}, wantErr: `hostname: "http://x" is not a host name`},
 		{name: "missing hostname", apps: []App{{Key: "entry 1", ExternalPort: 1, InternalPort: 2}}, wantErr: `app "entry 1": hostname: missing`},
 		{name: "bidi control in a name", apps: []App{{Key: "a", Name: "evil\u202egnp.exe", Hostname: "localhost", ExternalPort: 1, InternalPort: 2}}, wantErr: `app "a": name: "evil\u202egnp.exe" has invalid UTF-8 or control characters`},
+		// Issue 20: the key too, and zero-width characters.
+		{name: "bidi control in the key", apps: []App{{Key: "evil\u202egnp", Name: "fine", Hostname: "localhost", ExternalPort: 1, InternalPort: 2}}, wantErr: `key: "evil\u202egnp" has invalid UTF-8 or control characters`},
+		{name: "zero-width space in a name", apps: []App{{Key: "a", Name: "Instance\u200bPortal", Hostname: "localhost", ExternalPort: 1, InternalPort: 2}}, wantErr: `name: "Instance\u200bPortal" has invalid UTF-8 or control characters`},
+		// Issue 20: a second entry named "Instance Portal" got the front's secret.
+		{name: "second portal entry", apps: []App{app("Instance Portal", 1111, 11111), {Key: "impostor", Name: "Instance Portal", Hostname: "localhost", ExternalPort: 8080, InternalPort: 18080}},
+			wantErr: `app "impostor": name: "Instance Portal" is the portal's own entry, already defined by app "Instance Portal": rename this app`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

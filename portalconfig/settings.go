@@ -55,7 +55,11 @@ type Settings struct {
 	Compression bool
 	// FlushInterval is passed to reverse_proxy; negative means flush at once.
 	FlushInterval time.Duration
-	CORSOrigins   []string
+	// CORSOrigins is CADDY_CORS_ALLOWED_ORIGINS: exact origins
+	// (scheme://host[:port], compared as written) or "*" alone. It applies
+	// to the apps' ports only, never to the portal's own (its APIs change
+	// state and serve logs).
+	CORSOrigins []string
 	// HeaderUpLocalhostAll / HeaderUpLocalhostPorts come from
 	// CADDY_HEADER_UP_LOCALHOST: "true" or a list of internal ports.
 	HeaderUpLocalhostAll   bool
@@ -204,7 +208,13 @@ func SettingsFromEnv(env Environ) (Settings, error) {
 		s.FlushInterval = d
 	}
 
-	s.CORSOrigins = splitList(str("CADDY_CORS_ALLOWED_ORIGINS", ""))
+	for _, o := range splitList(str("CADDY_CORS_ALLOWED_ORIGINS", "")) {
+		if err := checkOrigin(o); err != nil {
+			errs = append(errs, fmt.Sprintf("CADDY_CORS_ALLOWED_ORIGINS: %q: %v", o, err))
+			continue
+		}
+		s.CORSOrigins = append(s.CORSOrigins, o)
+	}
 
 	hul := str("CADDY_HEADER_UP_LOCALHOST", "")
 	if b, err := parseBool(hul); hul != "" && err == nil {
@@ -313,4 +323,48 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// checkOrigin accepts what an Origin header can hold and a CORS list may
+// name: "*" alone, or scheme://host[:port] with nothing else. Caddy's header
+// matcher reads a leading or trailing "*" as a wildcard, so
+// "http://trusted.example*" would admit "http://trusted.example.evil.com":
+// such an entry is refused rather than read as a prefix.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	if strings.Contains(o, "*") {
+		return fmt.Errorf("a wildcard is allowed only as the whole entry \"*\"; list each origin exactly")
+	}
+	scheme, rest, ok := strings.Cut(o, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return fmt.Errorf("want an origin such as https://example.com (http or https, no path)")
+	}
+	if rest == "" || strings.ContainsAny(rest, "/?#@\\ \t") {
+		return fmt.Errorf("want an origin such as https://example.com (scheme, host and optional port only)")
+	}
+	host := rest
+	if h, port, found := strings.Cut(rest, "]:"); found && strings.HasPrefix(rest, "[") {
+		host = h + "]"
+		if _, err := parsePort(port); err != nil {
+			return fmt.Errorf("port: %v", err)
+		}
+	} else if !strings.HasPrefix(rest, "[") {
+		if h, port, found := strings.Cut(rest, ":"); found {
+			host = h
+			if _, err := parsePort(port); err != nil || strings.TrimSpace(port) != port {
+				return fmt.Errorf("port %q: want 1-65535", port)
+			}
+		}
+	}
+	if host == "" || host == "[]" {
+		return fmt.Errorf("no host")
+	}
+	for _, r := range host {
+		if r <= ' ' || r == 0x7f || r > 0x7e {
+			return fmt.Errorf("the host must be ASCII (write an internationalised name in its xn-- form)")
+		}
+	}
+	return nil
 }

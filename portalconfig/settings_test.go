@@ -101,3 +101,45 @@ func TestFlushInterval(t *testing.T) {
 		}
 	}
 }
+
+// CADDY_CORS_ALLOWED_ORIGINS holds exact origins or "*" alone; a trailing
+// "*" was a prefix match in Caddy's header matcher (issue 20).
+func TestCORSOriginsAreExact(t *testing.T) {
+	good := []string{"*", "https://a.example", "http://trusted.example:8443", "http://[::1]:3000", "http://127.0.0.1"}
+	bad := []string{"http://trusted.example*", "*.example", "https://*.example", "https://a.example/", "https://a.example/path",
+		"a.example", "ftp://a.example", "https://", "https://a.example:0", "https://a.example:x", "https://u@a.example",
+		"https://a.exämple", "https://a.example?x"}
+	for _, o := range good {
+		if err := checkOrigin(o); err != nil {
+			t.Errorf("%q refused: %v", o, err)
+		}
+	}
+	for _, o := range bad {
+		if err := checkOrigin(o); err == nil {
+			t.Errorf("%q accepted", o)
+		}
+	}
+	_, err := SettingsFromEnv(Environ{"CADDY_CORS_ALLOWED_ORIGINS": "https://ok.example,http://trusted.example*"})
+	if err == nil || !strings.Contains(err.Error(), `CADDY_CORS_ALLOWED_ORIGINS: "http://trusted.example*": a wildcard is allowed only as the whole entry`) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func FuzzCheckOrigin(f *testing.F) {
+	for _, s := range []string{"*", "https://a.example", "http://trusted.example*", "http://[::1]:3000", "https://a.example/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, o string) {
+		if checkOrigin(o) != nil {
+			return
+		}
+		// What is accepted is "*" or an origin without wildcard, path,
+		// credentials or spaces: exactly what a browser's Origin can be.
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			t.Fatalf("accepted %q", o)
+		}
+		if o != "*" && strings.ContainsAny(strings.SplitN(o, "://", 2)[1], "*/?#@ \t\n\\") {
+			t.Fatalf("accepted %q", o)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package vastauth
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -68,29 +69,43 @@ func RequestOrigin(r *http.Request) string {
 	return o
 }
 
-// CrossSiteRefusal says why a state-changing request (POST /api/handoff,
-// POST /.portal/logout) must be refused as coming from another page than
-// our own, or "" to let it through. Browsers name the initiator in
-// Sec-Fetch-Site: only same-origin passes, since every app of the instance
-// is the same site on another port. Without that header (older browsers),
-// an Origin must name this very host. A request with neither is not from a
-// browser page (curl with the secret), which a page cannot make a browser
-// send.
+// CrossSiteRefusal is the one cross-site policy of every state-changing
+// endpoint (POST /api/handoff, POST /.portal/logout, the processes and
+// tunnels APIs): it says why a request must be refused as coming from
+// another page than our own, or "" to let it through. Browsers name the
+// initiator in Sec-Fetch-Site: only same-origin passes, since every app of
+// the instance is the same site on another port. Without that header
+// (older browsers), an Origin must name this very host, and without an
+// Origin either, a Referer must (issue 20: a foreign Referer alone got
+// through). A request with none of them is not from a browser page (curl
+// with the secret), which a page cannot make a browser send.
 func CrossSiteRefusal(r *http.Request) string {
+	const refused = "cross-site request refused"
 	switch site := r.Header.Get("Sec-Fetch-Site"); site {
 	case "":
 	case "same-origin":
 		return ""
 	default:
-		return "cross-site request refused"
+		return fmt.Sprintf("%s (Sec-Fetch-Site: %s)", refused, clip(site, 32))
 	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if u, err := url.Parse(origin); err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			return fmt.Sprintf("%s (Origin %s is not this portal)", refused, clip(origin, 100))
+		}
 		return ""
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
-		return "cross-site request refused"
+	if ref := r.Header.Get("Referer"); ref != "" {
+		if u, err := url.Parse(ref); err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			return fmt.Sprintf("%s (Referer is not this portal)", refused)
+		}
 	}
 	return ""
+}
+
+// clip shortens s to at most n bytes for a message.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

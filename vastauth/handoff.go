@@ -23,6 +23,10 @@ import (
 // and (through the ledger) only once.
 const handoffPrefix = "h1."
 
+// noSession stands for the session id in a token issued to a request
+// that did not log in with a session cookie.
+const noSession = "-"
+
 // MaxOriginLen bounds the origin a handoff token can be issued for.
 const MaxOriginLen = 512
 
@@ -32,11 +36,14 @@ var (
 	ErrHandoffMalformed = errors.New("handoff token malformed or not signed by this instance")
 	ErrHandoffExpired   = errors.New("handoff token expired")
 	ErrHandoffReplayed  = errors.New("handoff token already used")
+	ErrHandoffRevoked   = errors.New("handoff token of a session that was logged out or has expired")
 )
 
 // IssueHandoff returns a token for origin (normalised with normalizeOrigin)
-// valid for HandoffTTL after now.
-func (a *Authenticator) IssueHandoff(origin string, now time.Time) (string, error) {
+// valid for HandoffTTL after now. session is the session cookie of the
+// request that asks (empty when it logged in otherwise): the token names
+// that session, and logging it out revokes the token too (issue 20).
+func (a *Authenticator) IssueHandoff(origin, session string, now time.Time) (string, error) {
 	if a.handoffs == nil {
 		return "", ErrHandoffDisabled
 	}
@@ -46,8 +53,12 @@ func (a *Authenticator) IssueHandoff(origin string, now time.Time) (string, erro
 	}
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand documents it)
+	sid, sexp := noSession, int64(0)
+	if id, exp, ok := a.Session(session, now); ok && session != "" {
+		sid, sexp = id, exp
+	}
 	signed := handoffPrefix + strconv.FormatInt(now.Add(HandoffTTL).Unix(), 10) + "." +
-		base64.RawURLEncoding.EncodeToString(nonce[:])
+		base64.RawURLEncoding.EncodeToString(nonce[:]) + "." + sid + "." + strconv.FormatInt(sexp, 10)
 	mac := a.handoffMAC(signed, o)
 	return signed + "." + base64.RawURLEncoding.EncodeToString(mac[:]), nil
 }
@@ -73,9 +84,15 @@ func (a *Authenticator) redeemHandoff(tok, requestOrigin string, now time.Time) 
 		return ErrHandoffMalformed
 	}
 	signed, macText, _ := cutLast(tok, '.')
-	expText, nonce, ok := strings.Cut(strings.TrimPrefix(signed, handoffPrefix), ".")
+	fields := strings.Split(strings.TrimPrefix(signed, handoffPrefix), ".")
+	if len(fields) != 4 {
+		return ErrHandoffMalformed
+	}
+	expText, nonce, sid, sexpText := fields[0], fields[1], fields[2], fields[3]
 	exp, err := strconv.ParseInt(expText, 10, 64)
-	if !ok || err != nil || exp <= 0 || expText[0] == '+' || len(nonce) != sessionIDLen || len(macText) != macTextLen {
+	sexp, serr := strconv.ParseInt(sexpText, 10, 64)
+	if err != nil || exp <= 0 || expText[0] == '+' || len(nonce) != sessionIDLen || len(macText) != macTextLen ||
+		serr != nil || (sid != noSession && len(sid) != sessionIDLen) {
 		return ErrHandoffMalformed
 	}
 	var got [sha256.Size]byte
@@ -94,6 +111,9 @@ func (a *Authenticator) redeemHandoff(tok, requestOrigin string, now time.Time) 
 	}
 	if now.Unix() >= exp || exp > now.Add(HandoffTTL).Unix()+1 {
 		return ErrHandoffExpired
+	}
+	if sid != noSession && (now.Unix() >= sexp || (a.revoked != nil && a.revoked.Revoked(sid, sexp))) {
+		return ErrHandoffRevoked
 	}
 	fresh, err := a.handoffs.use(nonce, exp, now)
 	if err != nil {
@@ -145,4 +165,40 @@ func normalizeOrigin(o string) (string, error) {
 		return "", errors.New("origin: bad host")
 	}
 	return scheme + "://" + host, nil
+}
+
+// ErrHandoffForeign: a handoff token was asked for an origin that is not
+// the instance's own.
+var ErrHandoffForeign = errors.New("origin: not one of this instance's addresses (the host of this request, PUBLIC_IPADDR or a running tunnel)")
+
+// CheckHandoffOrigin allows a handoff token only for the instance's own
+// origins (issue 20: a token could be issued for any origin, and redeemed
+// from anywhere sending that Host): the host the request came to (any of
+// its ports: they are this instance's), or one of own (the public
+// address, the running tunnels' host names). Host names compare without
+// case and port.
+func CheckHandoffOrigin(origin, requestHost string, own []string) error {
+	o, err := normalizeOrigin(origin)
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return err
+	}
+	host := strings.ToLower(u.Hostname())
+	allowed := append([]string{requestHost}, own...)
+	for _, a := range allowed {
+		if a == "" {
+			continue
+		}
+		h := a
+		if hp, _, err := net.SplitHostPort(a); err == nil {
+			h = hp
+		}
+		if strings.EqualFold(strings.Trim(h, "[]"), host) {
+			return nil
+		}
+	}
+	return ErrHandoffForeign
 }

@@ -31,7 +31,7 @@ func TestHandoffToken(t *testing.T) {
 	a := newHandoffAuth(t, testSalt, ledger)
 	const origin = "https://abc-def.trycloudflare.com"
 	issue := func() string {
-		tok, err := a.IssueHandoff(origin, t0)
+		tok, err := a.IssueHandoff(origin, "", t0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func TestHandoffToken(t *testing.T) {
 	}
 	// Without a ledger, none are issued.
 	plain := newTestAuth(t)
-	if _, err := plain.IssueHandoff(origin, t0); !errors.Is(err, ErrHandoffDisabled) {
+	if _, err := plain.IssueHandoff(origin, "", t0); !errors.Is(err, ErrHandoffDisabled) {
 		t.Errorf("no ledger: %v", err)
 	}
 	// A client over the failure limit may still redeem one: it cannot be
@@ -241,14 +241,40 @@ func TestCrossSiteRefusal(t *testing.T) {
 		{[]string{"Origin", "http://portal.example:8080"}, true},
 		{[]string{"Origin", "null"}, true},
 		{[]string{"Origin", "https://evil.example"}, true},
+		// Issue 20: a foreign Referer alone was accepted by the processes API.
+		{[]string{"Referer", "https://evil.example/page"}, true},
+		{[]string{"Referer", "http://portal.example:1111/"}, false},
 	} {
 		r := httptest.NewRequest("POST", "http://portal.example:1111/api/handoff", nil)
 		for i := 0; i+1 < len(tt.hdr); i += 2 {
 			r.Header.Set(tt.hdr[i], tt.hdr[i+1])
 		}
 		got := CrossSiteRefusal(r)
-		if (got != "") != tt.want || (got != "" && got != "cross-site request refused") {
+		if (got != "") != tt.want || (got != "" && !strings.HasPrefix(got, "cross-site request refused")) {
 			t.Errorf("CrossSiteRefusal(%q) = %q, want refused=%v", tt.hdr, got, tt.want)
+		}
+	}
+}
+
+func TestCheckHandoffOrigin(t *testing.T) {
+	own := []string{"203.0.113.9", "quick-one.trycloudflare.com"}
+	for _, tt := range []struct {
+		origin, host string
+		ok           bool
+	}{
+		{"http://instance.example:8080", "instance.example:1111", true},
+		{"https://INSTANCE.example", "instance.example:1111", true},
+		{"http://203.0.113.9:40123", "localhost:1111", true},
+		{"https://quick-one.trycloudflare.com", "203.0.113.9:1111", true},
+		{"http://[::1]:8080", "[::1]:1111", true},
+		{"https://evil.example", "instance.example:1111", false},
+		{"https://quick-one.trycloudflare.com.evil.example", "instance.example", false},
+		{"https://other.trycloudflare.com", "instance.example", false},
+		{"javascript:alert(1)", "instance.example", false},
+	} {
+		err := CheckHandoffOrigin(tt.origin, tt.host, own)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s (request to %s): %v, want allowed=%v", tt.origin, tt.host, err, tt.ok)
 		}
 	}
 }

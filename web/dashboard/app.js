@@ -673,6 +673,22 @@
     return null;
   }
 
+  // renderExposure warns about listeners that bypass the portal's
+  // authentication (/api/boot "exposed": package exposure), naming each
+  // program and port.
+  function renderExposure(b) {
+    const box = $('exposure-banner');
+    const list = b && Array.isArray(b.exposed) ? b.exposed : [];
+    if (!list.length) { box.hidden = true; box.replaceChildren(); return; }
+    const lines = list.map((e) => (e.program ? e.program + (e.pid ? ' (pid ' + e.pid + ')' : '') : 'An unknown process') +
+      ' listens on ' + e.address + ' port ' + e.port);
+    box.className = 'banner bad';
+    box.replaceChildren(
+      el('strong', { text: list.length === 1 ? 'An app is reachable without authentication' : list.length + ' apps are reachable without authentication' }),
+      el('span', { class: 'banner-msg', text: lines.join('\n') + '\nBind it to 127.0.0.1 and let the portal proxy it, or allow the port in /opt/instance-tools/tests/exposure-allowlist/.' }));
+    box.hidden = false;
+  }
+
   let bootMissing = false; // an older portal without /api/boot: ask once
   async function loadBoot() {
     if (bootMissing) return false;
@@ -683,6 +699,7 @@
       bootMissing = e.status === 404;
       b = null; // nothing to say
     }
+    renderExposure(b);
     const n = bootNotice(b);
     const box = $('boot-banner');
     if (!n) { box.hidden = true; box.replaceChildren(); return false; }

@@ -16,6 +16,8 @@ utils=$(dirname "${BASH_SOURCE[0]}")/utils
 . "${utils}/cleanup_generic.sh"
 # shellcheck source=utils/environment.sh
 . "${utils}/environment.sh"
+# shellcheck source=utils/exit_serverless.sh
+. "${utils}/exit_serverless.sh"
 
 : "${PORTAL_YAML:=${PORTAL_ROOT:-}/etc/portal.yaml}"
 : "${PORTAL_STATE_DIR:=${PORTAL_ROOT:-}/var/lib/portal}"

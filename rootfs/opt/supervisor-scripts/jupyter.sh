@@ -20,6 +20,8 @@ utils=$(dirname "${BASH_SOURCE[0]}")/utils
 . "${utils}/cleanup_generic.sh"
 # shellcheck source=utils/environment.sh
 . "${utils}/environment.sh"
+# shellcheck source=utils/exit_serverless.sh
+. "${utils}/exit_serverless.sh"
 
 mode=$(caddy portal launch --launch-file "${LAUNCH_FILE:-${PORTAL_ROOT:-}/.launch}" --print mode 2>/dev/null)
 if [[ $mode == jupyter ]]; then

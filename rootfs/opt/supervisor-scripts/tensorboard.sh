@@ -13,6 +13,8 @@ utils=$(dirname "${BASH_SOURCE[0]}")/utils
 . "${utils}/cleanup_generic.sh"
 # shellcheck source=utils/environment.sh
 . "${utils}/environment.sh"
+# shellcheck source=utils/exit_serverless.sh
+. "${utils}/exit_serverless.sh"
 # shellcheck source=utils/exit_portal.sh
 . "${utils}/exit_portal.sh" "Tensorboard"
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # entrypoint.sh: the container's start script (the image's ENTRYPOINT, PID 1).
 #
 #   1. launch mode: PORTAL_CONFIG adjusted by `caddy portal launch` (/.launch,
@@ -13,7 +14,9 @@
 #   7. the instance certificate (`caddy portal cert ensure`)
 #   8. /etc/portal.yaml from PORTAL_CONFIG when the file is missing
 #   9. supervisord, which starts caddy.sh and the other programs
-#  10. PROVISIONING_SCRIPT (path or URL), at each start until it succeeds
+#  10. provisioning, at each start until it succeeds: the manifest
+#      (PROVISIONING_MANIFEST, else /provisioning.yaml) by `caddy portal
+#      provision`, then PROVISIONING_SCRIPT (path or URL)
 #  11. the lock removed; then it waits on supervisord. SIGTERM or SIGINT stop
 #      provisioning and supervisord (which stops every program) and the script
 #      exits with supervisord's status.
@@ -24,6 +27,8 @@
 set -uo pipefail
 shopt -s nullglob
 umask 002 # `user` shares the root group: files it must edit are group-writable
+# shellcheck source=../lib/boot-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/boot-image.sh"
 
 stopping=0
 supervisord_pid=
@@ -43,6 +48,8 @@ resolve_paths() {
     : "${PROVISIONING_DONE:=$r/.provisioning_complete}"
     : "${PROVISIONING_FAILED:=$r/.provisioning_failed}"
     : "${PROVISIONING_FILE:=$r/provisioning.sh}"
+    : "${PROVISIONING_YAML:=$r/provisioning.yaml}"
+    : "${PROVISIONER_STATE_DIR:=$r/.provisioner_state}"
     : "${FIRST_BOOT_DONE:=$r/.first_boot_complete}"
     : "${BOOT_HOOK_DIR:=$r/etc/vast_boot.d}"
     : "${PORTAL_YAML:=$r/etc/portal.yaml}"
@@ -79,13 +86,18 @@ apply_launch() {
 # (VAST_CONTAINERLABEL), and while it matches the file is kept, so edits
 # made on a running instance survive restarts. Lines are NAME="value" (the
 # reference's form, read by pam_env and by `set -a; . /etc/environment`),
-# with \ " $ and ` escaped so that sourcing never runs anything. Values
-# spanning lines have no such form and are left out, named in the log. 0600:
+# with \ " $ and ` escaped so that sourcing never runs anything, and the
+# header's label reduced to safe characters. Values spanning lines have no
+# such form and are left out, named in the log. 0600:
 # it holds secrets (WEB_PASSWORD, CF_TUNNEL_TOKEN...).
 write_environment() {
     local file=$PORTAL_ENV_FILE id header first tmp kv name value
     local -a skipped=()
     id=${CONTAINER_ID:-${VAST_CONTAINERLABEL:-${CONTAINER_LABEL:-}}}
+    # The header is a comment only while it stays on one line: a newline in
+    # the label once put a command on the next one. Labels are C.<number>;
+    # anything else is written as _.
+    id=${id//[^A-Za-z0-9._-]/_}
     header="# Environment of instance ${id:-(no VAST_CONTAINERLABEL)}, written at its first start by entrypoint.sh; edits are kept."
     if [[ -n $id && -f $file ]] && IFS= read -r first <"$file" && [[ $first == "$header" ]]; then
         log "keeping ${file}, written at this instance's first start"
@@ -168,18 +180,42 @@ copy_workspace() {
 }
 
 # propagate_keys appends root's authorized SSH keys that `user` lacks to its
-# authorized_keys, so the same key logs in as either account.
+# authorized_keys, so the same key logs in as either account. Root only
+# reads its own file; the writing is done as `user` (add_keys), so a link
+# in the user's home leads nowhere the user could not write anyway, and
+# links and non-regular files (a FIFO would block) are refused outright.
+# Each side is bounded by `timeout`.
 propagate_keys() {
-    local home keys line n=0
+    local home keys
     [[ -s $ROOT_AUTHORIZED_KEYS ]] && user_exists || return 0
-    home=$(getent passwd "$PORTAL_USER" | cut -d: -f6)
-    keys=${home}/.ssh/authorized_keys
-    mkdir -p "${home}/.ssh" && touch "$keys" || return 1
+    if [[ -L $ROOT_AUTHORIZED_KEYS || ! -f $ROOT_AUTHORIZED_KEYS ]]; then
+        log "not propagating SSH keys: ${ROOT_AUTHORIZED_KEYS} is not a regular file"
+        return 1
+    fi
+    home=${PORTAL_USER_HOME:-$(getent passwd "$PORTAL_USER" | cut -d: -f6)}
+    keys=$(timeout 5 cat -- "$ROOT_AUTHORIZED_KEYS") || return 1
+    printf '%s\n' "$keys" |
+        timeout 10 setpriv --reuid="$PORTAL_USER" --regid="$(id -g "$PORTAL_USER")" --init-groups \
+            env -i PATH="$PATH" PORTAL_USER="$PORTAL_USER" \
+            bash -c "$(declare -f log add_keys); add_keys \"\$1\"" _ "$home" ||
+        log "could not give ${PORTAL_USER} root's SSH keys (${home}/.ssh)"
+}
+
+# add_keys HOME: run as `user`; appends each key line read from stdin that
+# HOME/.ssh/authorized_keys lacks.
+add_keys() {
+    local ssh=${1}/.ssh line n=0
+    local keys=${ssh}/authorized_keys
+    if [[ -L $ssh || -L $keys ]] || { [[ -e $keys ]] && [[ ! -f $keys ]]; }; then
+        log "not propagating SSH keys: ${ssh} or ${keys} is a link or not a regular file"
+        return 1
+    fi
+    (umask 077 && mkdir -p "$ssh" && touch "$keys") || return 1
     while IFS= read -r line || [[ -n $line ]]; do
         [[ -z $line || $line == \#* ]] && continue
         grep -qxF -- "$line" "$keys" || { printf '%s\n' "$line" >>"$keys" && n=$((n + 1)); }
-    done <"$ROOT_AUTHORIZED_KEYS"
-    chmod 700 "${home}/.ssh" && chmod 600 "$keys" && chown -R "${PORTAL_USER}:" "${home}/.ssh"
+    done
+    chmod 700 "$ssh" && chmod 600 "$keys" || return 1
     ((n == 0)) || log "gave ${PORTAL_USER} ${n} SSH key(s) of root"
 }
 
@@ -234,8 +270,6 @@ write_portal_yaml() {
 
 make_dirs() {
     mkdir -p "$PORTAL_LOG_DIR" "$(dirname "$SUPERVISOR_SOCKET")" "$(dirname "$SUPERVISOR_PIDFILE")" || return 1
-    # Programs running as `user` (group root) write their logs here too.
-    chmod 0770 "$PORTAL_LOG_DIR" 2>/dev/null
     # The state dir holds the generated token: private from its creation.
     if [[ ! -d $PORTAL_STATE_DIR ]]; then
         mkdir -p "$(dirname "$PORTAL_STATE_DIR")" &&
@@ -261,7 +295,7 @@ start_supervisord() {
     raise_fd_limit
     export PORTAL_ROOT PORTAL_YAML INSTANCE_CERT INSTANCE_KEY PORTAL_LOG_DIR PORTAL_STATE_DIR \
         SUPERVISOR_SOCKET SUPERVISOR_PIDFILE WORKSPACE PROVISIONING_LOCK PROVISIONING_DONE PROVISIONING_FAILED \
-        PORTAL_ENV_FILE LAUNCH_FILE
+        PORTAL_ENV_FILE LAUNCH_FILE PROVISIONER_STATE_DIR
     if ! command -v supervisord >/dev/null 2>&1; then
         log "supervisord not found on PATH"
         return 1
@@ -271,17 +305,27 @@ start_supervisord() {
     log "supervisord started (pid ${supervisord_pid})"
 }
 
-# plog MESSAGE: a line in the container log and in provisioning.log.
+# masked MESSAGE: the message with URL credentials hidden (`caddy portal
+# redact`: PROVISIONING_SCRIPT may be https://user:password@…?token=…).
+masked() {
+    printf '%s\n' "$*" | timeout 10 caddy portal redact 2>/dev/null || echo "(message not shown: caddy portal redact failed)"
+}
+
+# plog MESSAGE: a line, credentials masked, in the container log and in
+# provisioning.log.
 plog() {
-    log "$*"
-    printf '[entrypoint] %s\n' "$*" >>"${PORTAL_LOG_DIR}/provisioning.log" 2>/dev/null
+    local msg
+    msg=$(masked "$*")
+    log "$msg"
+    printf '[entrypoint] %s\n' "$msg" >>"${PORTAL_LOG_DIR}/provisioning.log" 2>/dev/null
 }
 
 # provisioning_failed CODE MESSAGE: says so, and leaves PROVISIONING_FAILED
-# (status= and message= lines) for the dashboard; the next start tries again.
+# (status= and message= lines, masked) for the dashboard; the next start
+# tries again.
 provisioning_failed() {
     plog "$2"
-    printf 'status=%s\nmessage=%s\n' "$1" "$2" >"$PROVISIONING_FAILED" 2>/dev/null
+    printf 'status=%s\nmessage=%s\n' "$1" "$(masked "$2")" >"$PROVISIONING_FAILED" 2>/dev/null
 }
 
 # fetch_provisioning URL downloads the script to PROVISIONING_FILE, at every
@@ -310,12 +354,20 @@ fetch_provisioning() {
 # signal ends it with everything it started; its output goes to
 # provisioning.log and the container log.
 run_provisioning() {
-    local src=${PROVISIONING_SCRIPT:-} script rc
+    local src=${PROVISIONING_SCRIPT:-} manifest=${PROVISIONING_MANIFEST:-} script rc
     local -a cmd sink
-    [[ -n $src ]] || return 0
+    [[ -n $manifest || ! -f $PROVISIONING_YAML ]] || manifest=$PROVISIONING_YAML
+    [[ -n $src || -n $manifest ]] || return 0
     if [[ -e $PROVISIONING_DONE ]]; then
         log "provisioning already completed (${PROVISIONING_DONE} exists)"
         return 0
+    fi
+    if [[ -n $manifest ]]; then
+        run_manifest "$manifest" || return 1
+        if [[ -z $src ]]; then
+            touch "$PROVISIONING_DONE"
+            return 0
+        fi
     fi
     case $src in
     http://* | https://*)
@@ -362,6 +414,28 @@ run_provisioning() {
     return "$rc"
 }
 
+# run_manifest SOURCE: the provisioning manifest (path or URL), by `caddy
+# portal provision` in a session of its own (a stop signal ends it with its
+# commands); PROVISIONING_SCRIPT runs after it, here. It logs to
+# provisioning.log itself and leaves PROVISIONING_FAILED naming the failed
+# phase and why; its state (PROVISIONER_STATE_DIR) makes the next start
+# resume where it failed.
+run_manifest() {
+    local rc
+    plog "provisioning with the manifest ${1}"
+    env -u PROVISIONING_SCRIPT setsid -w caddy portal provision --failed-marker "$PROVISIONING_FAILED" "$1" </dev/null &
+    provisioning_pid=$!
+    wait_for "$provisioning_pid"
+    rc=$?
+    provisioning_pid=
+    if ((rc != 0 && stopping)); then
+        plog "provisioning interrupted by the stop; it runs again on the next start"
+    elif ((rc != 0)); then
+        plog "the provisioning manifest failed (exit ${rc}, ${PROVISIONING_FAILED} says where); startup continues, and it runs again on the next start"
+    fi
+    return "$rc"
+}
+
 # wait_for PID: its exit status. `wait` returns early (>128) when a trapped
 # signal arrives; the loop waits again until the process has really ended.
 wait_for() {
@@ -389,20 +463,24 @@ on_signal() {
 
 main() {
     local rc
-    if (($#)); then
-        log "arguments ignored: $*"
-    fi
     trap 'on_signal TERM' TERM
     trap 'on_signal INT' INT
 
     resolve_paths
+    boot_custom_script "$@"
+    boot_parse_flags "$@"
     if ! command -v caddy >/dev/null 2>&1; then
         log "caddy not found on PATH"
         exit 1
     fi
+    boot_cuda
     apply_launch
+    boot_hf_home
     write_environment || log "could not write ${PORTAL_ENV_FILE}"
-    load_environment
+    [[ $flag_export_env == true ]] && load_environment
+    boot_thread_caps
+    boot_hotfix
+    boot_shell_conf
 
     if ! { mkdir -p "$(dirname "$PROVISIONING_LOCK")" && touch "$PROVISIONING_LOCK"; }; then
         log "could not create the lock ${PROVISIONING_LOCK}"
@@ -410,10 +488,12 @@ main() {
     trap 'rm -f "$PROVISIONING_LOCK"' EXIT
 
     make_dirs || exit 1
+    boot_log_dirs
+    boot_sync_environment
     copy_workspace
-    propagate_keys
+    [[ $flag_user_keys == true ]] && propagate_keys
     run_hooks
-    ensure_cert
+    [[ $flag_cert_gen == true ]] && ensure_cert
     write_portal_yaml
     ((stopping)) && exit 143
 
@@ -428,4 +508,7 @@ main() {
     exit "$rc"
 }
 
-main "$@"
+# Run when executed; a test may source the file to call one step.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi
