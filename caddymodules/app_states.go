@@ -66,6 +66,7 @@ func (h *PortalApps) Provision(ctx caddy.Context) error {
 	}
 	h.tracker = tracker
 	h.lastErr = &lastError{}
+	latestAppStates.Store(tracker) // /metrics reports the states (gpu_metrics_extras.go)
 	return nil
 }
 

@@ -147,7 +147,9 @@ func (h *GPUMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	var body []byte
 	hdr := w.Header()
 	if h.resolved.Format == "prometheus" {
-		body = s.Prometheus()
+		// The sample's rendering is shared; the portal's own states are
+		// read per scrape and appended.
+		body = append(append([]byte{}, s.Prometheus()...), gpumetrics.RenderExtras(metricsExtras(r.Context()))...)
 		hdr.Set("Content-Type", gpumetrics.PrometheusContentType)
 	} else {
 		body = s.JSON()

@@ -713,6 +713,31 @@
     return b.provisioning === 'running';
   }
 
+  // loadIdle shows idle auto-stop's line ("idle for 12 min, stops at 30
+  // min") with a button that postpones the stop by one window. The API is
+  // absent (404) when auto-stop is off: the line stays hidden.
+  let idleMissing = false;
+  async function loadIdle() {
+    if (idleMissing) return;
+    const box = $('idle-line');
+    let s = null;
+    try {
+      s = await getJSON('api/idle');
+    } catch (e) {
+      idleMissing = e.status === 404;
+    }
+    if (!s || !s.enabled) { box.hidden = true; return; }
+    const mins = Math.round(s.stop_after_seconds / 60);
+    const btn = el('button', { class: 'btn small ghost', type: 'button' }, 'Postpone by ' + (mins >= 1 ? mins + ' min' : s.stop_after_seconds + ' s'));
+    btn.onclick = async () => {
+      btn.disabled = true;
+      try { await postJSON('api/idle/postpone', {}); } catch (e) { btn.title = String(e.message || e); }
+      loadIdle();
+    };
+    box.replaceChildren(el('strong', { text: 'Idle auto-stop' }), el('span', { class: 'banner-msg', text: s.summary }), btn);
+    box.hidden = false;
+  }
+
   async function loadInfo() {
     try {
       const info = await getJSON('api/dashboard');
@@ -2279,6 +2304,7 @@
     // Provisioning: every 5 s while it runs, else every 30 s (it may be
     // rerun), on the overview only.
     polls.boot = poller(loadBoot, (running) => (running ? 5000 : 30000), on('overview'));
+    polls.idle = poller(loadIdle, 10000, on('overview'));
     polls.links = poller(loadLinks, 15000, on('help'));
     // Provisioning progress, on its tab: every second while a run goes on,
     // every 3 s otherwise (a run may start at any moment).
