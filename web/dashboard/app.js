@@ -797,24 +797,23 @@
       state.procsError = '';
     } catch (e) {
       state.procsError = e.status === 404 ? 'This portal has no process control.' : 'Processes unavailable: ' + e.message;
+      state.procsStart = e.body && typeof e.body.start_command === 'string' ? e.body.start_command : '';
     }
     state.procsLoaded = true;
     renderProcs();
   }
 
   // supervisordHint: how to start the supervisord the API could not reach
-  // (issue 21). A checkout's `make run` points at .run/supervisor.sock,
-  // which examples/supervisord.conf serves; in the image the entrypoint
-  // starts supervisord, so its absence means the container skipped it.
-  function supervisordHint(error) {
-    const m = /supervisord is not running \(socket (.+)\)/.exec(error);
-    if (!m) return [];
-    const cmd = m[1].endsWith('/.run/supervisor.sock') ? 'supervisord -c examples/supervisord.conf' : 'supervisord -c /etc/supervisor/supervisord.conf';
-    const where = m[1].endsWith('/.run/supervisor.sock')
-      ? 'This portal runs from a checkout (make run). Start a supervisord on ' + m[1] + ' from the repository root, in another shell:'
-      : 'In the image, the entrypoint starts supervisord; the container was started without it. Start it with:';
+  // (its 503 names the command, issue 21). From a checkout (make run) it is
+  // examples/supervisord.conf; in the image the entrypoint starts it, so its
+  // absence means the container was started without the entrypoint.
+  function supervisordHint(cmd) {
+    if (!cmd) return [];
+    const checkout = cmd.includes('examples/');
     return [el('div', { class: 'howto procs-hint' },
-      el('p', { text: where }),
+      el('p', { text: checkout
+        ? 'This portal runs from a checkout (make run). Start a supervisord on its socket (.run/supervisor.sock) from the repository root, in another shell:'
+        : 'In the image the entrypoint starts supervisord, so this container was started without it. Start it with:' }),
       el('div', { class: 'codebox' },
         el('pre', { class: 'mono', text: cmd }),
         el('button', { class: 'btn small ghost', type: 'button', onclick: () => copyText(cmd, 'Command copied') }, 'Copy')))];
@@ -825,7 +824,7 @@
     const box = $('procs');
     if (state.procsError) {
       procsKey = '';
-      box.replaceChildren(el('div', { class: 'empty error', text: state.procsError }), ...supervisordHint(state.procsError));
+      box.replaceChildren(el('div', { class: 'empty error', text: state.procsError }), ...supervisordHint(state.procsStart));
       $('procs-meta').textContent = '';
       return;
     }
