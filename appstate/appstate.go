@@ -57,8 +57,10 @@ func Default() Config {
 	}
 }
 
-// Validate checks the configuration; each message names the JSON field.
-func (c Config) Validate() error {
+// Check checks the configuration; each message names the JSON field.
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var check confdecl.Check
 	if c.ProbeTimeout != 0 {
 		check.DurationAtLeast("probe_timeout", c.ProbeTimeout, confdecl.Duration(time.Millisecond))
@@ -75,7 +77,7 @@ func (c Config) Validate() error {
 			check.Failf("apps", "entry %d %q: internal_port %d: want 1-65535", i+1, a.Name, a.InternalPort)
 		}
 	}
-	return errors.Join(c.Config.Validate(), check.Err())
+	return errors.Join(c.Config.Check(), check.Err())
 }
 
 // The states of an app card (docs/processes.md).
@@ -112,7 +114,7 @@ type Tracker struct {
 
 // New checks cfg and returns a tracker. It connects to nothing yet.
 func New(cfg Config) (*Tracker, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	confdecl.FillDefaults(&cfg, Default())
@@ -263,4 +265,22 @@ func fromProgram(state string, reachable bool) string {
 		return Stopped
 	}
 	return Failed // FATAL, BACKOFF, UNKNOWN
+}
+
+// PlanConfig is the configuration for the plan's apps: each AppInfo with
+// its portal.yaml key (plan.Apps is in configuration order, one entry per
+// app) and supervisord's settings from the plan.
+func PlanConfig(plan *portalconfig.Plan) Config {
+	s := plan.Settings
+	apps := make([]App, len(plan.Apps))
+	for i, info := range plan.Apps {
+		apps[i].AppInfo = info
+		if i < len(plan.Config.Apps) {
+			apps[i].Key = plan.Config.Apps[i].Key
+		}
+	}
+	return Config{
+		Config: supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable},
+		Apps:   apps,
+	}
 }

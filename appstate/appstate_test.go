@@ -140,7 +140,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Apps: []App{app("a", "A", 70000)}}, `apps: entry 1 "A": internal_port 70000: want 1-65535`},
 	}
 	for _, tt := range tests {
-		err := tt.cfg.Validate()
+		err := tt.cfg.Check()
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || err.Error() != tt.want) {
 			t.Errorf("Validate(%+v) = %v, want %q", tt.cfg, err, tt.want)
 		}

@@ -37,8 +37,10 @@ func Default() Config {
 	return Config{LockFile: "/.provisioning", DoneFile: "/.provisioning_complete", FailedFile: "/.provisioning_failed"}
 }
 
-// Validate checks that each marker is an absolute path.
-func (c Config) Validate() error {
+// Check checks that each marker is an absolute path.
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var check confdecl.Check
 	for _, p := range []*string{&c.LockFile, &c.DoneFile, &c.FailedFile} {
 		if *p != "" && !filepath.IsAbs(*p) {

@@ -58,10 +58,10 @@ func TestParseFailedMasksAndBounds(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	if err := Default().Validate(); err != nil {
+	if err := Default().Check(); err != nil {
 		t.Fatal(err)
 	}
-	err := Config{LockFile: "rel/lock"}.Validate()
+	err := Config{LockFile: "rel/lock"}.Check()
 	if err == nil || err.Error() != `lock_file: "rel/lock": want an absolute path` {
 		t.Fatalf("err = %v", err)
 	}

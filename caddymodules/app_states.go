@@ -29,18 +29,8 @@ func appStatesFor(plan *portalconfig.Plan) PortalApps {
 	return PortalApps{Config: appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)}}
 }
 
-// keyedApps pairs each AppInfo with its portal.yaml key: plan.Apps is in
-// configuration order, one entry per app.
-func keyedApps(plan *portalconfig.Plan) []appstate.App {
-	out := make([]appstate.App, len(plan.Apps))
-	for i, info := range plan.Apps {
-		out[i].AppInfo = info
-		if i < len(plan.Config.Apps) {
-			out[i].Key = plan.Config.Apps[i].Key
-		}
-	}
-	return out
-}
+// keyedApps pairs each AppInfo with its portal.yaml key.
+func keyedApps(plan *portalconfig.Plan) []appstate.App { return appstate.PlanConfig(plan).Apps }
 
 // PortalApps serves GET /api/apps: every app of its list with its live
 // state (running, starting, stopped, failed, not_configured, external),
@@ -76,12 +66,13 @@ func (h *PortalApps) Provision(ctx caddy.Context) error {
 	}
 	h.tracker = tracker
 	h.lastErr = &lastError{}
+	latestAppStates.Store(tracker) // /metrics reports the states (gpu_metrics_extras.go)
 	return nil
 }
 
 // Validate checks the settings.
 func (h *PortalApps) Validate() error {
-	if err := h.Config.Validate(); err != nil {
+	if err := h.Config.Check(); err != nil {
 		return fmt.Errorf("portal_apps: %w", err)
 	}
 	return nil

@@ -4,22 +4,13 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/portalconfig"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("portal_apps", parsePortalAppsCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("portal_apps", httpcaddyfile.Before, "file_server")
-}
-
-func parsePortalAppsCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(PortalApps)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	handlerDirective[PortalApps]("portal_apps", "file_server")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. The options
@@ -35,11 +26,7 @@ func parsePortalAppsCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandl
 //	    probe_concurrency <n>
 //	}
 func (h *PortalApps) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return unmarshalConfigBlock(d, "portal_apps", &h.Config, map[string]func(args []string) error{
+	return unmarshalConfigDirective(d, "portal_apps", &h.Config, map[string]func(args []string) error{
 		"app": func(args []string) error {
 			if len(args) != 3 {
 				return d.Errf("portal_apps: app: want <name> <hostname> <internal_port>")

@@ -8,7 +8,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/bootstatus"
@@ -19,8 +18,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(PortalBootStatus{})
-	httpcaddyfile.RegisterHandlerDirective("portal_boot_status", parsePortalBootStatusCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("portal_boot_status", httpcaddyfile.Before, "file_server")
+	handlerDirective[PortalBootStatus]("portal_boot_status", "file_server")
 }
 
 // bootStatusHandler serves /api/boot with the entrypoint's markers.
@@ -73,7 +71,7 @@ func (h *PortalBootStatus) Provision(caddy.Context) error {
 
 // Validate checks the paths.
 func (h *PortalBootStatus) Validate() error {
-	if err := h.Config.Validate(); err != nil {
+	if err := h.Config.Check(); err != nil {
 		return fmt.Errorf("portal_boot_status: %w", err)
 	}
 	return nil
@@ -87,19 +85,9 @@ func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ c
 	return writeJSON(w, http.StatusOK, bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()})
 }
 
-func parsePortalBootStatusCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(PortalBootStatus)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
-}
-
 // UnmarshalCaddyfile reads bootstatus.Config's JSON keys as options.
 func (h *PortalBootStatus) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return unmarshalConfigBlock(d, "portal_boot_status", &h.Config, nil)
+	return unmarshalConfigDirective(d, "portal_boot_status", &h.Config, nil)
 }
 
 // Interface guards

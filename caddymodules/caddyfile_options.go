@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/confdecl"
 )
@@ -147,4 +149,30 @@ func unmarshalConfigBlock(d *caddyfile.Dispenser, module string, cfg any, specia
 		}
 		return nil
 	})
+}
+
+// handlerDirective registers the Caddyfile directive name for the handler
+// module T, whose UnmarshalCaddyfile reads the directive's tokens, and
+// orders it before the directive before.
+func handlerDirective[T any, PT interface {
+	*T
+	caddyhttp.MiddlewareHandler
+	caddyfile.Unmarshaler
+}](name, before string) {
+	httpcaddyfile.RegisterHandlerDirective(name, func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		m := PT(new(T))
+		err := m.UnmarshalCaddyfile(h.Dispenser)
+		return m, err
+	})
+	httpcaddyfile.RegisterDirectiveOrder(name, httpcaddyfile.Before, before)
+}
+
+// unmarshalConfigDirective reads a directive (or global option) that takes
+// no argument, and its block of cfg's options (unmarshalConfigBlock).
+func unmarshalConfigDirective(d *caddyfile.Dispenser, module string, cfg any, special map[string]func(args []string) error) error {
+	d.Next() // the directive's name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return unmarshalConfigBlock(d, module, cfg, special)
 }

@@ -39,7 +39,7 @@ func capabilitiesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) 
 func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 	s := plan.Settings
 	return PortalCapabilities{
-		Apps:   appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)},
+		Apps:   appstate.PlanConfig(plan),
 		Scheme: plan.Scheme,
 		Markers: bootstatus.Config{
 			LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed,
@@ -164,7 +164,7 @@ func (t tunnelLister) List() []tunnels.Status {
 
 // Validate checks the settings.
 func (h *PortalCapabilities) Validate() error {
-	if err := h.Apps.Validate(); err != nil {
+	if err := h.Apps.Check(); err != nil {
 		return fmt.Errorf("portal_capabilities: %w", err)
 	}
 	return nil

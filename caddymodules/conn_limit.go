@@ -74,7 +74,7 @@ func (c *ConnLimit) Provision(ctx caddy.Context) error {
 }
 
 // Validate checks the settings.
-func (c *ConnLimit) Validate() error { return c.Config.Validate() }
+func (c *ConnLimit) Validate() error { return c.Config.Check() }
 
 // refusalLogEvery bounds how often a refusal is logged.
 const refusalLogEvery = 10 * time.Second

@@ -33,6 +33,9 @@ func newExposureCache() *exposureCache {
 // older than exposureScanEvery. A broken allowlist allows nothing (the
 // warning shows more, never less).
 func (c *exposureCache) get() []exposure.Exposure {
+	if c == nil {
+		return []exposure.Exposure{}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.at.IsZero() && time.Since(c.at) < exposureScanEvery {

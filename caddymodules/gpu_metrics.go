@@ -34,14 +34,7 @@ func gpuMetricsFor(plan *portalconfig.Plan, format string) GPUMetrics {
 // gpuCollectors keeps one gpumetrics.Collector per settings, shared by every
 // handler instance and surviving config reloads: a reload must not
 // re-initialise NVML, lose the CPU baseline or start a second sampler.
-var gpuCollectors = caddy.NewUsagePool()
-
-// pooledCollector is a collector in the pool; logs follows the configs
-// that hold it, so the sampler logs through the newest one's logger.
-type pooledCollector struct {
-	*gpumetrics.Collector
-	logs *configLoggers
-}
+var gpuCollectors = newSharedPool[*gpumetrics.Collector]("http.handlers.gpu_metrics")
 
 // gpuSources builds a collector's GPU sources: NVML, then rocm-smi unless
 // it is off. Tests replace it with stand-ins.
@@ -66,10 +59,8 @@ type GPUMetrics struct {
 	gpumetrics.Config
 
 	resolved  gpumetrics.Config // placeholders resolved, defaults filled
-	poolKey   string
-	pooled    *pooledCollector
+	pooled    *shared[*gpumetrics.Collector]
 	collector *gpumetrics.Collector
-	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -84,54 +75,41 @@ func (GPUMetrics) CaddyModule() caddy.ModuleInfo {
 // and takes the shared collector for these settings. Building a collector
 // does no I/O; its sampler starts with the first request.
 func (h *GPUMetrics) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
 	c := h.Config
 	c.Workspace = repl.ReplaceAll(c.Workspace, "")
 	c.Root = repl.ReplaceAll(c.Root, "")
 	c.ROCmSMI = repl.ReplaceAll(c.ROCmSMI, "")
 	c = c.WithDefaults()
-	if err := c.Validate(); err != nil {
+	if err := c.Check(); err != nil {
 		return fmt.Errorf("gpu_metrics: %w", err)
 	}
 	h.resolved = c
 	// The format is not part of the key: JSON and Prometheus handlers with
-	// the same settings read the same samples.
-	h.poolKey = c.SamplerKey()
-	val, _, err := gpuCollectors.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		// The collector outlives this config: it owns its context, which
-		// Destruct cancels when the last config using it is cleaned up.
-		logs := newConfigLoggers(h.CaddyModule().String())
-		col := gpumetrics.NewCollector(c, gpumetrics.Sources{GPU: gpuSources(c), System: c.SystemReader(runtime.NumCPU())},
-			logs.Logger().Named("sampler"))
-		return &pooledCollector{col, logs}, nil
+	// the same settings read the same samples. The collector outlives this
+	// config: it owns its context, which Close cancels when the last config
+	// using it is cleaned up.
+	pooled, err := gpuCollectors.hold(c.SamplerKey(), h, ctx.Logger(), func(log *zap.Logger) (*gpumetrics.Collector, error) {
+		return gpumetrics.NewCollector(c, gpumetrics.Sources{GPU: gpuSources(c), System: c.SystemReader(runtime.NumCPU())},
+			log.Named("sampler")), nil
 	})
 	if err != nil {
-		h.poolKey = ""
 		return fmt.Errorf("gpu_metrics: %w", err)
 	}
-	h.pooled = val.(*pooledCollector)
-	h.pooled.logs.add(h, h.logger)
-	h.collector = h.pooled.Collector
+	h.pooled, h.collector = pooled, pooled.Value
 	return nil
 }
 
-// Validate checks the settings as Provision resolved them. Provision has
-// already refused bad ones, before taking the pooled collector; without
-// this method the embedded Config's Validate would be promoted and Caddy
-// would run it on the settings as written, before the defaults.
-func (h *GPUMetrics) Validate() error { return h.resolved.Validate() }
+// Validate checks the settings as Provision resolved them (Provision has
+// refused bad ones before taking the pooled collector).
+func (h *GPUMetrics) Validate() error { return h.resolved.Check() }
 
 // Cleanup releases this config's hold on the shared collector; the last
 // holder's release stops the sampler and shuts NVML down. Safe after a
 // failed Provision.
 func (h *GPUMetrics) Cleanup() error {
-	if h.poolKey == "" {
-		return nil
-	}
-	h.pooled.logs.remove(h)
-	_, err := gpuCollectors.Delete(h.poolKey)
-	h.poolKey = ""
+	err := h.pooled.release()
+	h.pooled = nil
 	return err
 }
 
@@ -147,7 +125,9 @@ func (h *GPUMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	var body []byte
 	hdr := w.Header()
 	if h.resolved.Format == "prometheus" {
-		body = s.Prometheus()
+		// The sample's rendering is shared; the portal's own states are
+		// read per scrape and appended.
+		body = append(append([]byte{}, s.Prometheus()...), gpumetrics.RenderExtras(metricsExtras(r.Context()))...)
 		hdr.Set("Content-Type", gpumetrics.PrometheusContentType)
 	} else {
 		body = s.JSON()

@@ -2,19 +2,10 @@ package caddymodules
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("gpu_metrics", parseGPUMetricsCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("gpu_metrics", httpcaddyfile.Before, "file_server")
-}
-
-func parseGPUMetricsCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(GPUMetrics)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	handlerDirective[GPUMetrics]("gpu_metrics", "file_server")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Each option
@@ -43,7 +34,7 @@ func (h *GPUMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := unmarshalConfigBlock(d, module, &h.Config, nil); err != nil {
 		return err
 	}
-	if err := h.Config.WithDefaults().Validate(); err != nil {
+	if err := h.Config.WithDefaults().Check(); err != nil {
 		return d.Errf("%s: %v", module, err)
 	}
 	return nil

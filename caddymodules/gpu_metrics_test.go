@@ -198,7 +198,7 @@ func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 	if err := old.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	key := old.poolKey
+	key := old.pooled.key
 	c := old.collector
 	c.Latest(context.Background()) // sampler running
 	next := &GPUMetrics{Config: gpumetrics.Config{Interval: confdecl.Duration(333 * time.Millisecond), ROCmSMI: "off"}}
@@ -211,7 +211,7 @@ func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 	if err := old.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if refs, ok := gpuCollectors.References(key); !ok || refs != 1 {
+	if refs, ok := gpuCollectors.references(key); !ok || refs != 1 {
 		t.Fatalf("after old cleanup: refs=%d ok=%v", refs, ok)
 	}
 	before := c.Sweeps()
@@ -225,7 +225,7 @@ func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 	if err := next.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := gpuCollectors.References(key); ok {
+	if _, ok := gpuCollectors.references(key); ok {
 		t.Error("collector still pooled after the last cleanup")
 	}
 }

@@ -86,7 +86,7 @@ func (g *InternalGuard) Provision(ctx caddy.Context) error {
 }
 
 // Validate checks the host list.
-func (g *InternalGuard) Validate() error { return g.Config.Validate() }
+func (g *InternalGuard) Validate() error { return g.Config.Check() }
 
 // foreignHostPage is the 403 body: what to do instead, without echoing
 // the Host the client sent.

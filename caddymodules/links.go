@@ -63,7 +63,7 @@ func (h *PortalLinks) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *PortalLinks) Validate() error {
-	if err := h.Config.Validate(); err != nil {
+	if err := h.Config.Check(); err != nil {
 		return fmt.Errorf("portal_links: %w", err)
 	}
 	return nil

@@ -2,19 +2,10 @@ package caddymodules
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("portal_links", parsePortalLinksCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("portal_links", httpcaddyfile.Before, "file_server")
-}
-
-func parsePortalLinksCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(PortalLinks)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	handlerDirective[PortalLinks]("portal_links", "file_server")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. The options
@@ -30,11 +21,7 @@ func parsePortalLinksCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHand
 //	    docs_url    <url>
 //	}
 func (h *PortalLinks) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return unmarshalConfigBlock(d, "portal_links", &h.Config, nil)
+	return unmarshalConfigDirective(d, "portal_links", &h.Config, nil)
 }
 
 // Interface guard

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portalconfig"
@@ -34,14 +35,7 @@ func logstreamHandler(plan *portalconfig.Plan) LogStream {
 // logServices keeps one logstream.Service (watcher, tailers, rings) per
 // directory and options, shared by every handler instance and surviving
 // config reloads: a reload must not drop the rings or restart the tails.
-var logServices = caddy.NewUsagePool()
-
-// pooledService is a Service in the pool; logs follows the configs that
-// hold it, so the watcher and tailers log through the newest one's logger.
-type pooledService struct {
-	*logstream.Service
-	logs *configLoggers
-}
+var logServices = newSharedPool[*logstream.Service]("http.handlers.logstream")
 
 // LogStream serves the live log API of a directory of *.log files:
 // GET …/files, …/ws (WebSocket), …/stream (Server-Sent Events) and
@@ -53,8 +47,7 @@ type LogStream struct {
 	logstream.Config
 
 	resolved logstream.Config // placeholders resolved
-	poolKey  string
-	pooled   *pooledService
+	pooled   *shared[*logstream.Service]
 	handler  *logstream.Handler
 }
 
@@ -79,31 +72,26 @@ func (h *LogStream) Provision(ctx caddy.Context) error {
 	cfg.Dir = repl.ReplaceAll(cfg.Dir, "")
 	cfg.PlainDir = repl.ReplaceAll(cfg.PlainDir, "")
 	h.resolved = cfg
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("logstream: %w", err)
 	}
-	key := logstream.ServiceKey(cfg)
-	val, _, err := logServices.LoadOrNew(key, func() (caddy.Destructor, error) {
-		// Pooled workers outlive this config: the Service owns its context,
-		// cancelled by Destruct when the last config using it is gone.
-		logs := newConfigLoggers(h.CaddyModule().String())
-		return &pooledService{logstream.NewService(cfg, logs.Logger().Named("tail")), logs}, nil
+	// Pooled workers outlive this config: the Service owns its context,
+	// cancelled by Close when the last config using it is gone.
+	pooled, err := logServices.hold(logstream.ServiceKey(cfg), h, logger, func(log *zap.Logger) (*logstream.Service, error) {
+		return logstream.NewService(cfg, log.Named("tail")), nil
 	})
 	if err != nil {
 		return fmt.Errorf("logstream: log directory %s: %w", cfg.Dir, err)
 	}
-	h.poolKey = key
-	h.pooled = val.(*pooledService)
-	h.pooled.logs.add(h, logger)
-	h.handler = logstream.NewHandler(h.pooled.Service, cfg, logger)
+	h.pooled = pooled
+	h.handler = logstream.NewHandler(pooled.Value, cfg, logger)
 	return nil
 }
 
-// Validate checks the settings as Provision resolved them. Provision has
-// already refused bad ones, before taking the pooled Service; without this
-// method the embedded Config's Validate would be promoted.
+// Validate checks the settings as Provision resolved them (Provision has
+// refused bad ones before taking the pooled Service).
 func (h *LogStream) Validate() error {
-	if err := h.resolved.Validate(); err != nil {
+	if err := h.resolved.Check(); err != nil {
 		return fmt.Errorf("logstream: %w", err)
 	}
 	return nil
@@ -113,12 +101,8 @@ func (h *LogStream) Validate() error {
 // holder's release stops its watcher and tailers. Safe after a failed
 // Provision.
 func (h *LogStream) Cleanup() error {
-	if h.poolKey == "" {
-		return nil
-	}
-	h.pooled.logs.remove(h)
-	_, err := logServices.Delete(h.poolKey)
-	h.poolKey = ""
+	err := h.pooled.release()
+	h.pooled = nil
 	return err
 }
 

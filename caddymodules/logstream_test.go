@@ -133,7 +133,7 @@ func TestLogStreamValidateNamesFields(t *testing.T) {
 			t.Errorf("cleanup after a failed provision: %v", err)
 		}
 	}
-	if err := logstream.Default().Validate(); err != nil {
+	if err := logstream.Default().Check(); err != nil {
 		t.Fatalf("the defaults do not validate: %v", err)
 	}
 }

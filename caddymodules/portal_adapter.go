@@ -73,7 +73,11 @@ func adaptPortal(body []byte, filename string, env portalconfig.Environ, now tim
 	if err != nil {
 		return nil, warns, err
 	}
-	out, err := json.Marshal(buildConfig(plan, &warns))
+	cfg := buildConfig(plan, &warns)
+	if err := withIdle(cfg, plan, env, &warns); err != nil {
+		return nil, warns, err
+	}
+	out, err := json.Marshal(cfg)
 	return out, warns, err
 }
 

@@ -77,7 +77,7 @@ func (h *PortalProcesses) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *PortalProcesses) Validate() error {
-	if err := h.Config.Validate(); err != nil {
+	if err := h.Config.Check(); err != nil {
 		return fmt.Errorf("portal_processes: %w", err)
 	}
 	return nil

@@ -35,23 +35,14 @@ type TunnelsApp struct {
 	resolved tunnels.Config // placeholders resolved, defaults filled
 	token    string
 	manager  *tunnels.Manager
-	pooled   *pooledManager
-	poolKey  string
+	pooled   *shared[*tunnels.Manager]
 	owner    string
 	logger   *zap.Logger
 }
 
 // tunnelManagers holds the running managers across config reloads.
-var tunnelManagers = caddy.NewUsagePool()
-
-// pooledManager lets the pool stop a manager's processes when the last
-// config using it is gone; logs follows the configs that hold it.
-type pooledManager struct {
-	*tunnels.Manager
-	logs *configLoggers
-}
-
-func (p *pooledManager) Destruct() error { return p.Close() }
+// The last config using a manager gone, its Close stops the processes.
+var tunnelManagers = newSharedPool[*tunnels.Manager]("tunnels")
 
 // appOwners numbers app instances; each config owns its tunnels under its
 // own name.
@@ -72,7 +63,7 @@ func (a *TunnelsApp) Provision(ctx caddy.Context) error {
 	c.LogDir = repl.ReplaceAll(c.LogDir, "")
 	c.StateDir = repl.ReplaceAll(c.StateDir, "")
 	c = c.WithDefaults()
-	if err := c.Validate(); err != nil {
+	if err := c.Check(); err != nil {
 		return err
 	}
 	targets := make([]string, 0, len(c.Quick))
@@ -89,26 +80,19 @@ func (a *TunnelsApp) Provision(ctx caddy.Context) error {
 			a.logger.Warn("named tunnel token placeholder is empty; named tunnel off", zap.String("placeholder", c.NamedToken))
 		}
 	}
-	a.poolKey = "tunnels.manager " + c.Identity()
-	val, _, err := tunnelManagers.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
-		logs := newConfigLoggers(a.CaddyModule().String())
-		return &pooledManager{tunnels.NewManager(c, logs.Logger()), logs}, nil
+	pooled, err := tunnelManagers.hold("tunnels.manager "+c.Identity(), a, a.logger, func(log *zap.Logger) (*tunnels.Manager, error) {
+		return tunnels.NewManager(c, log), nil
 	})
 	if err != nil {
-		a.poolKey = ""
 		return err
 	}
-	a.pooled = val.(*pooledManager)
-	a.pooled.logs.add(a, a.logger)
-	a.manager = a.pooled.Manager
+	a.pooled, a.manager = pooled, pooled.Value
 	return nil
 }
 
-// Validate checks the settings as Provision resolved them. Provision has
-// already refused bad ones, before taking the pooled manager; without this
-// method the embedded Config's Validate would be promoted and Caddy would
-// run it on the settings as written, before the defaults.
-func (a *TunnelsApp) Validate() error { return a.resolved.Validate() }
+// Validate checks the settings as Provision resolved them (Provision has
+// refused bad ones before taking the pooled manager).
+func (a *TunnelsApp) Validate() error { return a.resolved.Check() }
 
 // Start takes this config's tunnels from the manager, starting those not
 // already running, and returns at once. A missing cloudflared is logged and
@@ -142,12 +126,8 @@ func (a *TunnelsApp) Stop() error {
 // Cleanup drops this config's reference to the manager; the last one
 // stops every remaining tunnel. It tolerates a failed Provision.
 func (a *TunnelsApp) Cleanup() error {
-	if a.poolKey == "" {
-		return nil
-	}
-	a.pooled.logs.remove(a)
-	_, err := tunnelManagers.Delete(a.poolKey)
-	a.poolKey = ""
+	err := a.pooled.release()
+	a.pooled = nil
 	return err
 }
 
@@ -191,5 +171,4 @@ var (
 	_ caddy.Provisioner  = (*TunnelsApp)(nil)
 	_ caddy.Validator    = (*TunnelsApp)(nil)
 	_ caddy.CleanerUpper = (*TunnelsApp)(nil)
-	_ caddy.Destructor   = (*pooledManager)(nil)
 )

@@ -75,7 +75,7 @@ func (a *TunnelsApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if err := unmarshalConfigBlock(d, module, &a.Config, special); err != nil {
 		return err
 	}
-	if err := a.Config.WithDefaults().Validate(); err != nil {
+	if err := a.Config.WithDefaults().Check(); err != nil {
 		return d.Errf("%s: %v", module, err)
 	}
 	return nil

@@ -132,7 +132,7 @@ func TestTunnelsAppFor(t *testing.T) {
 		if string(raw) != c.want || len(warns) != 0 {
 			t.Errorf("%s:\n got %s (%v)\nwant %s", c.name, raw, warns, c.want)
 		}
-		if err := app.Config.WithDefaults().Validate(); err != nil {
+		if err := app.Config.WithDefaults().Check(); err != nil {
 			t.Errorf("%s: the adapter's config does not validate: %v", c.name, err)
 		}
 	}
@@ -180,7 +180,7 @@ func TestTunnelsAppSharesManagerAcrossConfigs(t *testing.T) {
 	if old.Manager() != cur.Manager() {
 		t.Fatal("configs with the same process settings got different managers")
 	}
-	if n, _ := tunnelManagers.References(old.poolKey); n != 2 {
+	if n, _ := tunnelManagers.references(old.pooled.key); n != 2 {
 		t.Fatalf("pool references = %d, want 2", n)
 	}
 	m := cur.Manager()

@@ -74,9 +74,8 @@ type VastAuth struct {
 	challenge string          // the WWW-Authenticate value
 	secrets   *vastauth.SecretSet
 	auth      *vastauth.Authenticator
-	limiter   *pooledLimiter
-	state     *authState
-	poolKeys  []poolKey // what Cleanup releases
+	limiter   *shared[*vastauth.Limiter]
+	state     *shared[*authState]
 	login     loginInfo
 	logger    *zap.Logger
 	now       func() time.Time // the clock; tests replace it
@@ -93,44 +92,24 @@ func (VastAuth) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// vastauthPool keeps what must survive a config reload: the failure
-// limiters (a reload must not hand a guesser a fresh allowance), keyed by
-// their settings, and the session state of each state directory (salt,
-// revoked sessions, spent handoff tokens), so that a handoff token spent on
-// one port or before a reload stays spent everywhere. Handlers on every
-// port share them.
-var vastauthPool = caddy.NewUsagePool()
-
-type poolKey struct {
-	pool *caddy.UsagePool
-	key  string
-}
-
-// pooledLimiter is a failure limiter shared by every handler with the same
-// limiter settings.
-type pooledLimiter struct {
-	*vastauth.Limiter
-	loggers *configLoggers
-	log     *zap.Logger // follows the newest config holding it
-}
-
-// vastauthLogName names the pooled objects' log entries like the module's.
-const vastauthLogName = "http.handlers.vastauth"
-
-func newPooledLimiter(l *vastauth.Limiter) *pooledLimiter {
-	loggers := newConfigLoggers(vastauthLogName)
-	return &pooledLimiter{Limiter: l, loggers: loggers, log: loggers.Logger()}
-}
-
-func (*pooledLimiter) Destruct() error { return nil }
+// What must survive a config reload, shared by the handlers on every port:
+// the failure limiters (a reload must not hand a guesser a fresh
+// allowance), keyed by their settings, and the session state of each state
+// directory (salt, revoked sessions, spent handoff tokens), so that a
+// handoff token spent on one port or before a reload stays spent
+// everywhere.
+var (
+	vastauthLimiters = newSharedPool[*vastauth.Limiter]("http.handlers.vastauth")
+	vastauthStates   = newSharedPool[*authState]("http.handlers.vastauth")
+)
 
 // fail counts a failure and logs, through the current config's logger,
 // when a client reaches the limit.
-func (p *pooledLimiter) fail(client netip.Addr, now time.Time) (bool, time.Duration) {
-	ok, wait, reached := p.Fail(client, now)
+func (h *VastAuth) fail(client netip.Addr, now time.Time) (bool, time.Duration) {
+	ok, wait, reached := h.limiter.Value.Fail(client, now)
 	if reached {
-		limit, window, _ := p.Settings()
-		p.log.Warn("client reached the failure limit; its passwords and tokens are refused unchecked until the window passes",
+		limit, window, _ := h.limiter.Value.Settings()
+		h.limiter.Log.Warn("client reached the failure limit; its passwords and tokens are refused unchecked until the window passes",
 			zap.Stringer("client", vastauth.ClientKey(client)), zap.Int("limit", limit), zap.Duration("window", window))
 	}
 	return ok, wait
@@ -140,11 +119,7 @@ func (p *pooledLimiter) fail(client netip.Addr, now time.Time) (bool, time.Durat
 type authState struct {
 	store    vastauth.SessionStore
 	handoffs *vastauth.HandoffLedger
-	loggers  *configLoggers
-	log      *zap.Logger // follows the newest config holding it
 }
-
-func (*authState) Destruct() error { return nil }
 
 // Provision resolves placeholders, fills defaults, validates, loads or
 // generates the secret and attaches the shared limiter and session state.
@@ -163,7 +138,7 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	cfg := h.Config
 	cfg.Username, cfg.CookieName, cfg.StateDir = expand(cfg.Username), expand(cfg.CookieName), expand(cfg.StateDir)
 	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
 	h.cfg = cfg
@@ -179,8 +154,7 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 		return nil
 	}
 
-	stateKey := "vastauth/state/" + filepath.Clean(cfg.StateDir)
-	val, _, err := vastauthPool.LoadOrNew(stateKey, func() (caddy.Destructor, error) {
+	h.state, err = vastauthStates.hold(filepath.Clean(cfg.StateDir), h, h.logger, func(*zap.Logger) (*authState, error) {
 		store, err := vastauth.LoadSessionStore(cfg.StateDir)
 		if err != nil {
 			return nil, err
@@ -192,42 +166,32 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 		if store.SaltReplaced != nil {
 			h.logger.Warn("session state", zap.Error(store.SaltReplaced))
 		}
-		loggers := newConfigLoggers(vastauthLogName)
-		return &authState{store: store, handoffs: ledger, loggers: loggers, log: loggers.Logger()}, nil
+		return &authState{store: store, handoffs: ledger}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
-	h.poolKeys = append(h.poolKeys, poolKey{vastauthPool, stateKey})
-	h.state = val.(*authState)
-	h.state.loggers.add(h, h.logger)
 
 	h.auth, err = vastauth.New(vastauth.Params{
 		Username:    cfg.Username,
 		Secrets:     secrets.Values,
-		Salt:        h.state.store.Salt,
+		Salt:        h.state.Value.store.Salt,
 		SessionTTL:  cfg.SessionTTL.Std(),
-		Revocations: h.state.store.Revocations,
-		Handoffs:    h.state.handoffs,
+		Revocations: h.state.Value.store.Revocations,
+		Handoffs:    h.state.Value.handoffs,
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
 
-	limiterKey := fmt.Sprintf("vastauth/limiter/%d/%d/%d", cfg.FailureLimit, cfg.FailureWindow, cfg.MaxTrackedClients)
-	val, _, err = vastauthPool.LoadOrNew(limiterKey, func() (caddy.Destructor, error) {
-		l, err := vastauth.NewLimiter(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return newPooledLimiter(l), nil
+	limiterKey := fmt.Sprintf("%d/%d/%d", cfg.FailureLimit, cfg.FailureWindow, cfg.MaxTrackedClients)
+	h.limiter, err = vastauthLimiters.hold(limiterKey, h, h.logger, func(*zap.Logger) (*vastauth.Limiter, error) {
+		return vastauth.NewLimiter(cfg)
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
-	h.poolKeys = append(h.poolKeys, poolKey{vastauthPool, limiterKey})
-	h.limiter = val.(*pooledLimiter)
-	h.limiter.loggers.add(h, h.logger)
+	h.announce()
 	return nil
 }
 
@@ -281,30 +245,12 @@ func (h *VastAuth) announce() {
 		zap.String("cookie", h.login.cookie))
 }
 
-// Validate logs how to log in. The settings were checked by Provision,
-// which needs them valid to build the rest.
-func (h *VastAuth) Validate() error {
-	h.announce()
-	return nil
-}
-
 // Cleanup releases this config's hold on the pooled state. It tolerates a
 // Provision that failed halfway, and being called twice.
 func (h *VastAuth) Cleanup() error {
-	if h.state != nil {
-		h.state.loggers.remove(h)
-	}
-	if h.limiter != nil {
-		h.limiter.loggers.remove(h)
-	}
-	var errs []error
-	for _, k := range h.poolKeys {
-		if _, err := k.pool.Delete(k.key); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	h.poolKeys = nil
-	return errors.Join(errs...)
+	err := errors.Join(h.state.release(), h.limiter.release())
+	h.state, h.limiter = nil, nil
+	return err
 }
 
 var (
@@ -331,14 +277,14 @@ func (h *VastAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 
 	client := vastauth.ClientAddr(r)
 	var res vastauth.Result
-	if blocked, _ := h.limiter.Blocked(client, now); blocked {
+	if blocked, _ := h.limiter.Value.Blocked(client, now); blocked {
 		// Over the limit: a right guess must be worth nothing, so guessable
 		// credentials are not even checked. A signed session or handoff
 		// token cannot be guessed and still works.
 		res = h.auth.CheckSigned(creds, now)
 		if res.Verdict != vastauth.Accepted {
 			if res.Verdict == vastauth.Rejected || creds.Guessable(h.auth, now) {
-				_, wait := h.limiter.fail(client, now)
+				_, wait := h.fail(client, now)
 				return h.tooMany(w, r, wait)
 			}
 			return h.deny(w, r, creds, errNoCredentials)
@@ -352,7 +298,7 @@ func (h *VastAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 			if res.HandoffErr != nil {
 				h.logger.Debug("handoff token refused", zap.Error(res.HandoffErr))
 			}
-			if ok, wait := h.limiter.fail(client, now); !ok {
+			if ok, wait := h.fail(client, now); !ok {
 				return h.tooMany(w, r, wait)
 			}
 			return h.deny(w, r, creds, errWrongCredentials)
@@ -450,7 +396,7 @@ func (h *VastAuth) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	if v, ok := vastauth.CookieValue(r.Header["Cookie"], h.cfg.CookieName); ok {
 		revoked, floorRaised, err := h.auth.Revoke(v, h.now())
-		logger := h.state.log
+		logger := h.state.Log
 		if err != nil {
 			logger.Error("logout: the session is revoked until restart only", zap.Error(err))
 		}
@@ -711,7 +657,6 @@ func handoffElsewhereHandler(warns *[]caddyconfig.Warning) json.RawMessage {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*VastAuth)(nil)
-	_ caddy.Validator             = (*VastAuth)(nil)
 	_ caddy.CleanerUpper          = (*VastAuth)(nil)
 	_ caddyhttp.MiddlewareHandler = (*VastAuth)(nil)
 )

@@ -2,20 +2,11 @@ package caddymodules
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("vastauth", parseVastAuthCaddyfile)
 	// It must run before anything that would serve or proxy the request.
-	httpcaddyfile.RegisterDirectiveOrder("vastauth", httpcaddyfile.Before, "basic_auth")
-}
-
-func parseVastAuthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(VastAuth)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+	handlerDirective[VastAuth]("vastauth", "basic_auth")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Each option
@@ -36,11 +27,7 @@ func parseVastAuthCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler
 //	    strip_only          [true|false]
 //	}
 func (h *VastAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return unmarshalConfigBlock(d, "vastauth", &h.Config, nil)
+	return unmarshalConfigDirective(d, "vastauth", &h.Config, nil)
 }
 
 // Interface guards

@@ -547,14 +547,15 @@ func TestVastAuthLimiterSurvivesReload(t *testing.T) {
 	if res := serveVA(fresh, req("GET", "/", "Authorization", "Bearer wrong")); res.status != 429 {
 		t.Errorf("after reload: %d, want 429 (counts kept)", res.status)
 	}
-	keys := fresh.poolKeys
+	stateKey, limiterKey := fresh.state.key, fresh.limiter.key
 	if err := fresh.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range keys {
-		if n, ok := vastauthPool.References(k.key); ok {
-			t.Errorf("%s still referenced %d times after every config was cleaned up", k.key, n)
-		}
+	if n, ok := vastauthStates.references(stateKey); ok {
+		t.Errorf("session state %s still referenced %d times after every config was cleaned up", stateKey, n)
+	}
+	if n, ok := vastauthLimiters.references(limiterKey); ok {
+		t.Errorf("limiter %s still referenced %d times after every config was cleaned up", limiterKey, n)
 	}
 	// Cleanup twice, or after a failed Provision, is harmless.
 	if err := fresh.Cleanup(); err != nil {
@@ -582,12 +583,12 @@ func TestVastAuthPooledLimiterLogsThroughCurrentConfig(t *testing.T) {
 	}
 	first := newTestVastAuth(t, cfg)
 	firstLog, firstLogs := observed()
-	first.limiter.loggers.add(first, firstLog) // as if its ctx.Logger() were this one
+	first.limiter.entry.logs.add(first, firstLog) // as if its ctx.Logger() were this one
 
 	second := newTestVastAuth(t, cfg) // the reload
 	secondLog, secondLogs := observed()
-	second.limiter.loggers.add(second, secondLog)
-	if first.limiter != second.limiter {
+	second.limiter.entry.logs.add(second, secondLog)
+	if first.limiter.Value != second.limiter.Value {
 		t.Fatal("the reload got another limiter")
 	}
 	_ = first.Cleanup() // the old config goes; its log sink may be closed now
@@ -600,7 +601,7 @@ func TestVastAuthPooledLimiterLogsThroughCurrentConfig(t *testing.T) {
 	// logger is the current one again.
 	third := newTestVastAuth(t, cfg)
 	thirdLog, thirdLogs := observed()
-	third.limiter.loggers.add(third, thirdLog)
+	third.limiter.entry.logs.add(third, thirdLog)
 	_ = third.Cleanup()
 	r := req("GET", "/", "Authorization", "Bearer wrong")
 	r.RemoteAddr = "198.51.100.200:1"

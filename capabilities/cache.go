@@ -32,7 +32,8 @@ type cacheSlot struct {
 }
 
 // Manifest returns a manifest no older than TTL, with live metrics and
-// package versions when asked.
+// package versions when asked. The manifest is shared with other callers:
+// read it, encode it, never modify it.
 func (c *Cached) Manifest(ctx context.Context, metrics, packages bool) (Manifest, error) {
 	key := [2]bool{metrics, packages}
 	c.mu.Lock()

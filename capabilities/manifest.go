@@ -17,6 +17,7 @@
 package capabilities
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/url"
@@ -178,8 +179,8 @@ type Service struct {
 	// null when the service has no direct URL.
 	OpenAIV1Base any      `json:"openai_v1_base,omitempty"`
 	Capabilities []string `json:"capabilities,omitempty"`
-	// PortalState (ours) is the app's state as /api/apps reports it:
-	// running, starting, stopped, failed or external.
+	// PortalState (ours) is the app's state as /api/apps reports it
+	// (appstate: running, starting, stopped, failed, external, not_answering).
 	PortalState string `json:"portal_state,omitempty"`
 	// TunnelURL (ours) is a running Cloudflare tunnel's URL to the app.
 	TunnelURL *string `json:"tunnel_url"`
@@ -365,10 +366,12 @@ func (o Options) withDefaults() Options {
 	o.SnapshotFile = pick(o.SnapshotFile, SnapshotFileEnv, DefaultSnapshotFile)
 	o.LaunchFile = pick(o.LaunchFile, "LAUNCH_FILE", DefaultLaunchFile)
 	o.ProvisioningStateDir = pick(o.ProvisioningStateDir, provstatus.StateDirEnv, provstatus.DefaultStateDir)
+	// The markers' variables are read once, by portalconfig (the plan's
+	// settings); an empty one is the image's default.
 	def := bootstatus.Default()
-	o.Markers.LockFile = pick(o.Markers.LockFile, "PROVISIONING_LOCK", def.LockFile)
-	o.Markers.DoneFile = pick(o.Markers.DoneFile, "PROVISIONING_DONE", def.DoneFile)
-	o.Markers.FailedFile = pick(o.Markers.FailedFile, "PROVISIONING_FAILED", def.FailedFile)
+	o.Markers.LockFile = cmp.Or(o.Markers.LockFile, def.LockFile)
+	o.Markers.DoneFile = cmp.Or(o.Markers.DoneFile, def.DoneFile)
+	o.Markers.FailedFile = cmp.Or(o.Markers.FailedFile, def.FailedFile)
 	if o.Scheme == "" {
 		o.Scheme = "http"
 		if strings.EqualFold(env["ENABLE_HTTPS"], "true") {

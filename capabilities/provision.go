@@ -50,9 +50,6 @@ const (
 	maxItemLen = 4096
 	// keepRequests is how many request manifests are kept in the state dir.
 	keepRequests = 10
-	// RequestsDir is the directory, inside the provisioner's state dir,
-	// where requested manifests are written.
-	RequestsDir = "requests"
 )
 
 // ErrBusy is returned when a provisioning run is already under way.
@@ -288,8 +285,16 @@ func (l *Launcher) Start(req ProvisionRequest) (Started, error) {
 			return Started{}, fmt.Errorf("finding this binary: %w", err)
 		}
 	}
-	cmd := exec.Command(exe, "portal", "provision", arg)
-	cmd.Env = l.Env
+	// A URL goes through the environment (PROVISIONING_MANIFEST), not the
+	// command line, which every local user can read in the process list.
+	var cmd *exec.Cmd
+	if req.ManifestURL != "" {
+		cmd = exec.Command(exe, "portal", "provision")
+		cmd.Env = append(append([]string(nil), l.Env...), "PROVISIONING_MANIFEST="+req.ManifestURL)
+	} else {
+		cmd = exec.Command(exe, "portal", "provision", arg)
+		cmd.Env = l.Env
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// Stdin, stdout and stderr stay nil: /dev/null.
 	if err := cmd.Start(); err != nil {
@@ -309,13 +314,14 @@ func (l *Launcher) Start(req ProvisionRequest) (Started, error) {
 // (private: a manifest may name credentials), and removes the oldest
 // files beyond keepRequests.
 func (l *Launcher) writeRequest(body []byte) (string, error) {
-	dir := filepath.Join(l.stateDir(), RequestsDir)
+	dir := filepath.Join(l.stateDir(), provstatus.RequestsDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	name := filepath.Join(dir, fmt.Sprintf("provision-%s-%s.yaml", time.Now().UTC().Format("20060102T150405Z"), hex.EncodeToString(rnd[:])))
+	// The time to the nanosecond first: names sort in creation order.
+	name := filepath.Join(dir, fmt.Sprintf("provision-%s-%s.yaml", time.Now().UTC().Format("20060102T150405.000000000Z"), hex.EncodeToString(rnd[:])))
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", err
@@ -331,11 +337,10 @@ func (l *Launcher) writeRequest(body []byte) (string, error) {
 	}
 	old, _ := filepath.Glob(filepath.Join(dir, "provision-*.yaml"))
 	sort.Strings(old)
-	for len(old) > keepRequests {
-		if old[0] != name {
-			os.Remove(old[0])
+	for _, f := range old[:max(0, len(old)-keepRequests)] {
+		if f != name {
+			os.Remove(f)
 		}
-		old = old[1:]
 	}
 	return name, nil
 }

@@ -95,7 +95,7 @@ func TestLauncher(t *testing.T) {
 	exe := filepath.Join(dir, "portal")
 	argsFile := filepath.Join(dir, "args")
 	release := filepath.Join(dir, "release")
-	script := "#!/bin/sh\necho \"$@\" > " + argsFile + ".tmp && mv " + argsFile + ".tmp " + argsFile +
+	script := "#!/bin/sh\necho \"$@ ${PROVISIONING_MANIFEST:-}\" > " + argsFile + ".tmp && mv " + argsFile + ".tmp " + argsFile +
 		"\ni=0; while [ ! -e " + release + " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n"
 	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestLauncher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(st.Manifest, filepath.Join(dir, "state", RequestsDir)+"/provision-") {
+	if !strings.HasPrefix(st.Manifest, filepath.Join(dir, "state", provstatus.RequestsDir)+"/provision-") {
 		t.Errorf("manifest at %s", st.Manifest)
 	}
 	fi, err := os.Stat(st.Manifest)
@@ -134,7 +134,9 @@ func TestLauncher(t *testing.T) {
 	if _, err := l.Start(ProvisionRequest{Pip: []string{"x"}}); !errors.Is(err, ErrBusy) {
 		t.Errorf("with a run in progress: %v", err)
 	}
-	// A URL goes to the provisioner as it is; only its masked form is shown.
+	// A URL goes to the provisioner as it is, through its environment
+	// (PROVISIONING_MANIFEST), not its command line, which every local user
+	// can read; only its masked form is shown.
 	provstatus.Write(provstatus.Path(l.StateDir), provstatus.Status{State: provstatus.Done})
 	os.Remove(argsFile)
 	st, err = l.Start(ProvisionRequest{ManifestURL: "https://u:hunter2@example.com/m.yaml"})
@@ -143,7 +145,7 @@ func TestLauncher(t *testing.T) {
 	}
 	waitFile(t, argsFile)
 	args, _ = os.ReadFile(argsFile)
-	if strings.TrimSpace(string(args)) != "portal provision https://u:hunter2@example.com/m.yaml" {
+	if strings.TrimSpace(string(args)) != "portal provision https://u:hunter2@example.com/m.yaml" || strings.Count(string(args), "provision ") != 1 {
 		t.Errorf("ran with %q", args)
 	}
 }
@@ -155,7 +157,7 @@ func TestLauncherKeepsFewRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(l.StateDir, RequestsDir, "provision-*.yaml"))
+	files, _ := filepath.Glob(filepath.Join(l.StateDir, provstatus.RequestsDir, "provision-*.yaml"))
 	if len(files) != keepRequests {
 		t.Errorf("%d request files kept, want %d", len(files), keepRequests)
 	}

@@ -59,8 +59,10 @@ func Default() Config {
 	}
 }
 
-// Validate checks the settings as given (before defaults are filled).
-func (c Config) Validate() error {
+// Check checks the settings as given (before defaults are filled).
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var ck confdecl.Check
 	ck.NotNegative("per_address", int64(c.PerAddress))
 	ck.NotNegative("total", int64(c.Total))
@@ -87,7 +89,7 @@ type Limits struct {
 // process's descriptor limit (0 when unknown). The config must have passed
 // Validate.
 func (c Config) Resolve(nofile uint64) (Limits, error) {
-	if err := c.Validate(); err != nil {
+	if err := c.Check(); err != nil {
 		return Limits{}, err
 	}
 	confdecl.FillDefaults(&c, Default())

@@ -48,15 +48,15 @@ func TestValidateNamesTheField(t *testing.T) {
 		{Config{Exempt: []string{"localhost"}}, `exempt: "localhost": want an IP address or a CIDR prefix`},
 		{Config{Exempt: []string{"10.0.0.0/33"}}, `exempt: "10.0.0.0/33"`},
 	} {
-		err := c.cfg.Validate()
+		err := c.cfg.Check()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
 		}
 	}
-	if err := Default().Validate(); err != nil {
+	if err := Default().Check(); err != nil {
 		t.Errorf("Default() does not validate: %v", err)
 	}
-	if err := (Config{}).Validate(); err != nil {
+	if err := (Config{}).Check(); err != nil {
 		t.Errorf("the empty config (all defaults) does not validate: %v", err)
 	}
 }
@@ -328,8 +328,8 @@ func FuzzResolve(f *testing.F) {
 			c.Exempt = []string{exempt}
 		}
 		l, err := c.Resolve(nofile)
-		if (err == nil) != (c.Validate() == nil) {
-			t.Fatalf("Resolve and Validate disagree: %v / %v", err, c.Validate())
+		if (err == nil) != (c.Check() == nil) {
+			t.Fatalf("Resolve and Validate disagree: %v / %v", err, c.Check())
 		}
 		if err != nil {
 			if !strings.Contains(err.Error(), ":") {

@@ -74,7 +74,7 @@ func TestCompute(t *testing.T) {
 		},
 		"the venv's python": func() { write(t, root, "venv/main/pyvenv.cfg", "version = 3.12.1\n") },
 		"a system library":  func() { write(t, root, "var/lib/dpkg/status", strings.Replace(status, "2.36-9", "2.36-10", 1)) },
-		"the OS release":     func() { write(t, root, "etc/os-release", "ID=ubuntu\nVERSION_ID=\"22.04\"\n") },
+		"the OS release":    func() { write(t, root, "etc/os-release", "ID=ubuntu\nVERSION_ID=\"22.04\"\n") },
 	} {
 		before := Compute(root)
 		change()

@@ -62,10 +62,12 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks the settings, after WithDefaults; each message names the
+// Check checks the settings, after WithDefaults; each message names the
 // JSON field. A path holding a placeholder ("{…}") is checked once it has
 // been resolved, so a Caddyfile with {env.WORKSPACE} passes here.
-func (c Config) Validate() error {
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var ck confdecl.Check
 	// Messages name each setting by its JSON name, found from the field.
 	name := func(field any) string { return confdecl.Name(&c, field) }

@@ -6,7 +6,7 @@ import (
 )
 
 func TestConfigDefaultsAndValidate(t *testing.T) {
-	if err := Default().Validate(); err != nil {
+	if err := Default().Check(); err != nil {
 		t.Fatalf("Default() does not validate: %v", err)
 	}
 	if c := (Config{Interval: ms(250)}).WithDefaults(); c.Interval != ms(250) || c.Timeout != Default().Timeout || c.Root != "/" || c.Format != "json" {
@@ -24,16 +24,16 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		{Config{Root: "host/"}, `root: "host/": want an absolute path`},
 	}
 	for _, c := range cases {
-		err := c.cfg.WithDefaults().Validate()
+		err := c.cfg.WithDefaults().Check()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: Validate() = %v, want %q", c.cfg, err, c.want)
 		}
 	}
-	if err := (Config{Interval: -ms(1)}).WithDefaults().Validate(); strings.Contains(err.Error(), "at least") {
+	if err := (Config{Interval: -ms(1)}).WithDefaults().Check(); strings.Contains(err.Error(), "at least") {
 		t.Errorf("a negative interval is reported once: %v", err)
 	}
 	// A placeholder is checked once resolved.
-	if err := (Config{Workspace: "{env.WORKSPACE}"}).WithDefaults().Validate(); err != nil {
+	if err := (Config{Workspace: "{env.WORKSPACE}"}).WithDefaults().Check(); err != nil {
 		t.Errorf("placeholder workspace: %v", err)
 	}
 }

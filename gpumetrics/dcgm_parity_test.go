@@ -222,3 +222,39 @@ func TestPromtoolGolden(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) { promtoolCheck(t, b) })
 	}
 }
+
+// TestFleetDashboardFindsSeries checks every query of our fleet dashboard
+// (docs/grafana-fleet-dashboard.json) against our /metrics for the fake
+// boards plus the portal's own states, with the labels the file_sd entry
+// of `caddy portal prometheus-target` and the scrape add (and the up
+// series Prometheus makes).
+func TestFleetDashboardFindsSeries(t *testing.T) {
+	dash, err := os.ReadFile(filepath.Join("..", "docs", "grafana-fleet-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := gpumetrics.RenderPrometheus(paritySnapshot(t))
+	prom = append(prom, gpumetrics.RenderExtras(&gpumetrics.Extras{
+		Apps:    map[string]string{"Jupyter": "running", "ComfyUI": "starting"},
+		Tunnels: []gpumetrics.TunnelState{{Type: "quick", Target: "http://localhost:8080", State: "running"}},
+		Idle:    &gpumetrics.IdleState{IdleSeconds: 720, StopAfterSeconds: 1800},
+	})...)
+	promtoolCheck(t, prom)
+	prom = append(prom, "# TYPE up gauge\nup 1\n"...)
+	target := map[string]string{"instance": "203.0.113.5:41111", "job": "instance-portal", "instance_id": "77",
+		"container_label": "C.77", "host": "h1", "gpu_model": "NVIDIA H100 80GB HBM3"}
+	series, err := promcheck.ParseExposition(bytes.NewReader(prom), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, n, err := promcheck.Missing(dash, series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 12 {
+		t.Fatalf("only %d queries in the fleet dashboard", n)
+	}
+	for _, m := range missing {
+		t.Errorf("fleet dashboard query finds no series: %s", m)
+	}
+}

@@ -206,9 +206,11 @@ func b2f(b bool) float64 {
 // registry's Gather validates the families (duplicate series, label
 // consistency), so a broken snapshot is reported in a comment instead of
 // producing output Prometheus would reject.
-func RenderPrometheus(s *Snapshot) []byte {
+func RenderPrometheus(s *Snapshot) []byte { return render(snapshotCollector{s}) }
+
+func render(c prometheus.Collector) []byte {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(snapshotCollector{s})
+	reg.MustRegister(c)
 	mfs, err := reg.Gather()
 	var buf bytes.Buffer
 	if err != nil {

@@ -73,9 +73,11 @@ func Default() Config {
 	return Config{Hosts: []string{"localhost", "127.0.0.1", "::1"}}
 }
 
-// Validate refuses host patterns: each entry must be one exact host name
+// Check refuses host patterns: each entry must be one exact host name
 // or address, without a port.
-func (c Config) Validate() error {
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var ck confdecl.Check
 	for _, h := range c.Hosts {
 		if h == "" || strings.ContainsAny(h, "*/ :[]") && !isIPv6(h) {

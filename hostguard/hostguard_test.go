@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 		{[]string{"localhost:11111"}, `hosts: "localhost:11111"`},
 		{[]string{""}, `hosts: ""`},
 	} {
-		err := Config{Hosts: c.hosts}.Validate()
+		err := Config{Hosts: c.hosts}.Check()
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%q: %v", c.hosts, err)

@@ -289,7 +289,10 @@ func TestDockerfileStatic(t *testing.T) {
 	// What the image must carry, named in the Dockerfile.
 	df := string(dockerfile)
 	pkgs := runtimePackages(t, instrs)
-	for _, p := range []string{"supervisor", "cron", "syncthing", "ca-certificates", "curl", "ocl-icd-libopencl1", "python3"} {
+	for _, p := range []string{"supervisor", "cron", "syncthing", "ca-certificates", "curl", "ocl-icd-libopencl1", "python3",
+		// the reference's everyday tools (issue 17; docs/boot.md, "Tools")
+		"wget", "jq", "git-lfs", "sudo", "iproute2", "iputils-ping", "netcat-traditional", "dnsutils",
+		"rsync", "rclone", "tmux", "zip", "unzip", "less", "nano", "vim"} {
 		if !contains(pkgs, p) {
 			t.Errorf("runtime packages %v lack %s", pkgs, p)
 		}

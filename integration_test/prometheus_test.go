@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/gpumetrics/promcheck"
 	"github.com/instanceportal/portal/internal/testproc"
 )
 
@@ -170,6 +171,27 @@ func TestPrometheusScrapesFleet(t *testing.T) {
 		if r, err := promQuery(t, base, q); err != nil || len(r) != 2 {
 			t.Errorf("%s: %d series, %v", q, len(r), err)
 		}
+	}
+	// Every query of our fleet dashboard is valid PromQL to a real
+	// Prometheus (the dashboard variable set to match all).
+	dash, err := os.ReadFile("../docs/grafana-fleet-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries, err := promcheck.Queries(dash)
+	if err != nil || len(queries) < 12 {
+		t.Fatalf("fleet dashboard queries: %d, %v", len(queries), err)
+	}
+	for _, q := range queries {
+		if strings.HasPrefix(q, "label_values(") {
+			continue // a Grafana template function, not PromQL
+		}
+		if _, err := promQuery(t, base, strings.ReplaceAll(q, "$instance_id", ".*")); err != nil {
+			t.Errorf("fleet dashboard: %v", err)
+		}
+	}
+	if r, err := promQuery(t, base, `portal_app_state{app="Instance Portal"}`); err != nil || len(r) != 2 {
+		t.Errorf("app states: %v %v", r, err)
 	}
 	for _, p := range portals {
 		if strings.Contains(p.Logs(), token) {

@@ -108,9 +108,11 @@ func Default() Config {
 	}
 }
 
-// Validate checks the settings, before or after defaults are filled in
+// Check checks the settings, before or after defaults are filled in
 // (zero stands for the default), and names every bad field.
-func (c Config) Validate() error {
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var ck confdecl.Check
 	// Each message names the setting by its JSON name, found from the
 	// field itself (confdecl.Name), so no name is spelled twice.

@@ -130,7 +130,7 @@ func newTestService(t *testing.T, polling bool) (*Service, string) {
 func newTestServiceCfg(t *testing.T, cfg Config) (*Service, string) {
 	dir := t.TempDir()
 	cfg.Dir = dir
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
 	svc := NewService(cfg, nil)

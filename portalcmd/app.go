@@ -32,7 +32,7 @@ internal_port or open_path.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.Flags().StringVarP(&path, "config", "c", defaultPortalYAML, "portal.yaml to read")
+	cmd.Flags().StringVarP(&path, "config", "c", portalconfig.DefaultPortalYAML, "portal.yaml to read")
 	cmd.Flags().StringVar(&print, "print", "", "a field to print")
 	cmd.Run = func(cmd *cobra.Command, args []string) {
 		// caddy's main turns every error into status 1; 1 means "not

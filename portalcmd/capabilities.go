@@ -19,14 +19,9 @@ import (
 	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/capabilities"
 	"github.com/instanceportal/portal/portalconfig"
-	"github.com/instanceportal/portal/supervisor"
 )
 
 func init() { Register(capabilitiesCommand) }
-
-// capabilitiesConfigDefault is portal.yaml's place (PORTAL_YAML overrides it).
-// TODO(merge): use portalcmd's defaultPortalYAML once the refactor lands.
-const capabilitiesConfigDefault = "/etc/portal.yaml"
 
 // capabilitiesLiveTimeout bounds the request to the running portal.
 const capabilitiesLiveTimeout = 10 * time.Second
@@ -54,7 +49,7 @@ ENABLE_AGENT_BANNER=false.`,
 		SilenceErrors: true,
 	}
 	f := cmd.Flags()
-	f.StringP("config", "c", "", "portal.yaml (default $PORTAL_YAML or "+capabilitiesConfigDefault+")")
+	f.StringP("config", "c", "", "portal.yaml (default $PORTAL_YAML or "+portalconfig.DefaultPortalYAML+")")
 	f.Bool("static", false, "build the manifest here; do not ask the running portal")
 	f.String("write", "", "write the built manifest to this file instead of printing it")
 	f.Bool("boot", false, "write the snapshot, the combined guide, its links and the banner line")
@@ -72,7 +67,7 @@ ENABLE_AGENT_BANNER=false.`,
 		boot, _ := f.GetBool("boot")
 		cfgPath, _ := f.GetString("config")
 		if cfgPath == "" {
-			cfgPath = env.Get("PORTAL_YAML", capabilitiesConfigDefault)
+			cfgPath = env.Get("PORTAL_YAML", portalconfig.DefaultPortalYAML)
 		}
 		ctx := cmd.Context()
 		if ctx == nil {
@@ -133,15 +128,8 @@ func loadCapabilitiesPlan(path string, env portalconfig.Environ) (*portalconfig.
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	settings, err := portalconfig.SettingsFromEnv(env)
-	if err != nil {
-		return nil, err
-	}
-	cfg, _, err := portalconfig.Load(body, path, env[portalconfig.PortalConfigVar])
-	if err != nil {
-		return nil, err
-	}
-	return portalconfig.MakePlan(cfg, &settings, time.Now()), nil
+	plan, _, err := portalconfig.LoadPlan(body, path, env, time.Now())
+	return plan, err
 }
 
 // liveManifest asks the running portal on its internal port.
@@ -190,17 +178,7 @@ func staticManifest(ctx context.Context, cfgPath string, env portalconfig.Enviro
 		return capabilities.Manifest{}, err
 	}
 	s := plan.Settings
-	apps := make([]appstate.App, len(plan.Apps))
-	for i, info := range plan.Apps {
-		apps[i].AppInfo = info
-		if i < len(plan.Config.Apps) {
-			apps[i].Key = plan.Config.Apps[i].Key
-		}
-	}
-	tracker, err := appstate.New(appstate.Config{
-		Config: supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable},
-		Apps:   apps,
-	})
+	tracker, err := appstate.New(appstate.PlanConfig(plan))
 	if err != nil {
 		return capabilities.Manifest{}, err
 	}

@@ -14,9 +14,6 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 )
 
-// defaultPortalYAML is where the image keeps the portal configuration.
-const defaultPortalYAML = "/etc/portal.yaml"
-
 func init() { Register(checkCommand) }
 
 func checkCommand() *cobra.Command {
@@ -35,7 +32,7 @@ to start an app.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.Flags().StringP("config", "c", defaultPortalYAML, "portal.yaml to check")
+	cmd.Flags().StringP("config", "c", portalconfig.DefaultPortalYAML, "portal.yaml to check")
 	cmd.Flags().String("has", "", "exit 0 if an app of this name is configured, 1 if not")
 	cmd.Run = func(cmd *cobra.Command, _ []string) {
 		// caddy's main maps every error to exit status 1 and logs it; --has
@@ -101,7 +98,7 @@ func missingConfigError(path string) error {
 
 // writeConfigCommandLine is the write-config command that writes path.
 func writeConfigCommandLine(path string) string {
-	if path == defaultPortalYAML {
+	if path == portalconfig.DefaultPortalYAML {
 		return "caddy portal write-config"
 	}
 	return "caddy portal write-config --config " + path

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/instanceportal/portal/portalconfig"
 )
 
 // check runs `caddy portal check` with the environment env (on top of an
@@ -38,10 +40,10 @@ func TestCheckMissingFile(t *testing.T) {
 		t.Errorf("missing file: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	// The default path gets the plain command.
-	if _, err := os.Stat(defaultPortalYAML); err == nil {
-		t.Logf("%s exists here; the default-path message is checked through missingConfigError", defaultPortalYAML)
+	if _, err := os.Stat(portalconfig.DefaultPortalYAML); err == nil {
+		t.Logf("%s exists here; the default-path message is checked through missingConfigError", portalconfig.DefaultPortalYAML)
 	}
-	msg := missingConfigError(defaultPortalYAML).Error()
+	msg := missingConfigError(portalconfig.DefaultPortalYAML).Error()
 	if !strings.HasPrefix(msg, "/etc/portal.yaml does not exist") || !strings.Contains(msg, `PORTAL_CONFIG="hostname:external_port:internal_port:open_path:name|…" caddy portal write-config,`) {
 		t.Errorf("default path: %q", msg)
 	}

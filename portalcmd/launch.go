@@ -13,9 +13,6 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 )
 
-// defaultLaunchFile is where the platform describes its launch mode.
-const defaultLaunchFile = "/.launch"
-
 // maxLaunchFile bounds what is read of /.launch: a few lines of shell.
 const maxLaunchFile = 1 << 20
 
@@ -59,7 +56,7 @@ exists; --force replaces it.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&launchFile, "launch-file", defaultLaunchFile, "the platform's launch file")
+	cmd.Flags().StringVar(&launchFile, "launch-file", portalconfig.DefaultLaunchFile, "the platform's launch file")
 	cmd.Flags().StringVar(&print, "print", "", "comma-separated: mode, portal-config, https-links")
 	cmd.Flags().StringVar(&write, "write", "", "portal.yaml to write when it does not exist")
 	cmd.Flags().BoolVar(&force, "force", false, "with --write: replace an existing file")

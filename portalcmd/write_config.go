@@ -45,6 +45,6 @@ PORTAL_CONFIG is empty or does not parse.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&path, "config", "c", defaultPortalYAML, "portal.yaml to write")
+	cmd.Flags().StringVarP(&path, "config", "c", portalconfig.DefaultPortalYAML, "portal.yaml to write")
 	return cmd
 }

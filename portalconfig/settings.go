@@ -13,8 +13,15 @@ import (
 )
 
 // Default paths. Each has an environment override so that tests (and odd
-// images) can run everything inside a temporary directory.
+// images) can run everything inside a temporary directory. The boot's bash
+// declares the same defaults in rootfs/opt/supervisor-scripts/utils/paths.sh;
+// TestBootPathDefaults holds the two equal.
 const (
+	// DefaultPortalYAML is the portal configuration (PORTAL_YAML).
+	DefaultPortalYAML = "/etc/portal.yaml"
+	// DefaultLaunchFile is where the platform describes its launch mode
+	// (LAUNCH_FILE).
+	DefaultLaunchFile  = "/.launch"
 	DefaultCertFile    = "/etc/instance.crt"
 	DefaultKeyFile     = "/etc/instance.key"
 	DefaultLogDir      = "/var/log/portal"

@@ -61,10 +61,12 @@ func Default() Config {
 	}
 }
 
-// Validate checks the configuration; each message names the JSON field.
+// Check checks the configuration; each message names the JSON field.
 // The inline links are not checked here: a bad one is a warning on the
 // page, like a bad entry of the file.
-func (c Config) Validate() error {
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var check confdecl.Check
 	if c.File != "" && !filepath.IsAbs(c.File) {
 		check.Failf("file", "%q: want an absolute path", c.File)

@@ -213,7 +213,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Username: "a\nb", SSHHost: "\x00"}, "username: contains control characters\nssh_host: contains control characters"},
 	}
 	for _, tt := range tests {
-		err := tt.cfg.Validate()
+		err := tt.cfg.Check()
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || err.Error() != tt.want) {
 			t.Errorf("Validate(%+v) = %v, want %q", tt.cfg, err, tt.want)
 		}

@@ -52,7 +52,7 @@ type fileKey struct {
 // NewLoader checks cfg and returns a loader. warn is called once for each
 // warning when it first appears (the caller logs it); nil ignores them.
 func NewLoader(cfg Config, warn func(string)) (*Loader, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if warn == nil {

@@ -20,10 +20,6 @@ import (
 // it was merely pointed at.
 const ownerMarker = ".provisioner-state-dir"
 
-// requestsDir is where the portal writes the manifests an agent asks it
-// to run (capabilities.RequestsDir), inside the state directory.
-const requestsDir = "requests"
-
 // forbiddenStateDirs are system roots refused as a state directory.
 var forbiddenStateDirs = map[string]bool{
 	"/": true, "/etc": true, "/usr": true, "/var": true, "/bin": true, "/sbin": true,
@@ -139,7 +135,7 @@ func (s State) ours() bool {
 		n := e.Name()
 		switch {
 		case strings.HasSuffix(n, ".hash"), n == provstatus.FileName, strings.HasPrefix(n, ".progress-"):
-		case n == requestsDir && e.IsDir():
+		case n == provstatus.RequestsDir && e.IsDir():
 		default:
 			return false
 		}

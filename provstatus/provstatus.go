@@ -25,6 +25,9 @@ const (
 	DefaultStateDir = "/.provisioner_state"
 	// FileName is the progress document inside the state directory.
 	FileName = "progress.json"
+	// RequestsDir, inside the state directory, holds the manifests the
+	// portal was asked to run (POST /capabilities/provision, the MCP tool).
+	RequestsDir = "requests"
 )
 
 // Run states, of the whole run and of one phase or download.

@@ -55,9 +55,11 @@ func Default() Config {
 // the portal itself.
 const AlwaysProtected = "caddy"
 
-// Validate checks the configuration; each message names the JSON field.
+// Check checks the configuration; each message names the JSON field.
 // Zero values are valid: they mean the default.
-func (c Config) Validate() error {
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var check confdecl.Check
 	if c.Socket != "" && !filepath.IsAbs(c.Socket) {
 		check.Failf("socket", "%q: want an absolute path", c.Socket)

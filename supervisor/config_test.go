@@ -29,7 +29,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			err := tt.cfg.Check()
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("want valid, got %v", err)

@@ -72,7 +72,7 @@ type Service struct {
 // New checks cfg, fills its defaults and returns a Service. It connects to
 // nothing: supervisord may start later than the portal.
 func New(cfg Config) (*Service, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	confdecl.FillDefaults(&cfg, Default())

@@ -146,9 +146,11 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks the settings, after WithDefaults; each message names the
+// Check checks the settings, after WithDefaults; each message names the
 // JSON field. It never repeats NamedToken's value, which may be a token.
-func (c Config) Validate() error {
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var ck confdecl.Check
 	// Messages name each setting by its JSON name, found from the field.
 	name := func(field any) string { return confdecl.Name(&c, field) }

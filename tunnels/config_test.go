@@ -13,7 +13,7 @@ import (
 )
 
 func TestConfigDefaultsValidate(t *testing.T) {
-	if err := Default().Validate(); err != nil {
+	if err := Default().Check(); err != nil {
 		t.Fatalf("Default() does not validate: %v", err)
 	}
 	c := Config{ReadyTimeout: ms(100)}.WithDefaults()
@@ -43,7 +43,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	for _, c := range cases {
 		cfg := Default()
 		c.set(&cfg)
-		err := cfg.Validate()
+		err := cfg.Check()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Validate() = %v, want it to contain %q", c.name, err, c.want)
 		}
@@ -54,7 +54,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 	// Every failure is reported at once.
 	cfg := Default()
 	cfg.Protocol, cfg.PollInterval = "x", -1
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "protocol:") || !strings.Contains(err.Error(), "poll_interval:") {
+	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "protocol:") || !strings.Contains(err.Error(), "poll_interval:") {
 		t.Fatalf("two bad fields: %v", err)
 	}
 }
@@ -248,7 +248,7 @@ func TestEveryDurationRefusesNegative(t *testing.T) {
 		}
 		n++
 		fv.SetInt(int64(-time.Millisecond))
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), f.JSON+": must not be negative, got -1ms") {
+		if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), f.JSON+": must not be negative, got -1ms") {
 			t.Errorf("%s = -1ms: %v", f.JSON, err)
 		}
 	}

@@ -68,7 +68,7 @@ func newHarness(t *testing.T, env map[string]string, tweak func(*Config)) *harne
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	if err := cfg.WithDefaults().Validate(); err != nil {
+	if err := cfg.WithDefaults().Check(); err != nil {
 		t.Fatal(err)
 	}
 	h.m = NewManager(cfg, zap.NewNop())

@@ -74,17 +74,14 @@ func RequestOrigin(r *http.Request) string {
 // tunnels APIs): it says why a request must be refused as coming from
 // another page than our own, or "" to let it through. Browsers name the
 // initiator in Sec-Fetch-Site: only same-origin passes, since every app of
-// the instance is the same site on another port. Without that header
-// (older browsers), an Origin must name this very host, and without an
-// Origin either, a Referer must (issue 20: a foreign Referer alone got
+// the instance is the same site on another port. An Origin must name this
+// very host, and without an Origin, a Referer must (issue 20: a foreign Referer alone got
 // through). A request with none of them is not from a browser page (curl
 // with the secret), which a page cannot make a browser send.
 func CrossSiteRefusal(r *http.Request) string {
 	const refused = "cross-site request refused"
 	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "":
-	case "same-origin":
-		return ""
+	case "", "same-origin":
 	default:
 		return fmt.Sprintf("%s (Sec-Fetch-Site: %s)", refused, clip(site, 32))
 	}

@@ -108,9 +108,11 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks a configuration whose placeholders are resolved and whose
+// Check checks a configuration whose placeholders are resolved and whose
 // defaults are filled. Every message names the JSON field.
-func (c Config) Validate() error {
+// (Not named Validate: a Caddy module embedding Config would then be a
+// caddy.Validator by accident.)
+func (c Config) Check() error {
 	var ck confdecl.Check
 	if c.Username == "" || strings.ContainsAny(c.Username, ":\r\n") {
 		ck.Failf("username", "%q: must be non-empty, without ':' or line breaks", c.Username)

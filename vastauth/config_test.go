@@ -18,8 +18,8 @@ func TestConfigDefaults(t *testing.T) {
 		c.SessionTTL.Std() != 7*24*time.Hour || c.FailureWindow.Std() != time.Minute || c.MaxTrackedClients != 10000 || c.Realm != "Instance Portal" {
 		t.Errorf("WithDefaults = %+v", c)
 	}
-	if err := Default().Validate(); err != nil {
-		t.Errorf("Default().Validate() = %v", err)
+	if err := Default().Check(); err != nil {
+		t.Errorf("Default().Check() = %v", err)
 	}
 }
 
@@ -45,7 +45,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Default()
 			tt.mod(&c)
-			err := c.Validate()
+			err := c.Check()
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Validate() = %v, want %q", err, tt.want)
 			}
@@ -54,7 +54,7 @@ func TestConfigValidate(t *testing.T) {
 	// Every failure is reported at once.
 	c := Default()
 	c.Username, c.FailureLimit = "", -1
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "username") || !strings.Contains(err.Error(), "failure_limit") {
+	if err := c.Check(); err == nil || !strings.Contains(err.Error(), "username") || !strings.Contains(err.Error(), "failure_limit") {
 		t.Errorf("two bad fields: %v", err)
 	}
 }

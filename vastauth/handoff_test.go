@@ -232,7 +232,7 @@ func TestCrossSiteRefusal(t *testing.T) {
 	}{
 		{nil, false},
 		{[]string{"Sec-Fetch-Site", "same-origin"}, false},
-		{[]string{"Sec-Fetch-Site", "same-origin", "Origin", "https://evil.example"}, false},
+		{[]string{"Sec-Fetch-Site", "same-origin", "Origin", "https://evil.example"}, true},
 		{[]string{"Sec-Fetch-Site", "same-site"}, true},
 		{[]string{"Sec-Fetch-Site", "cross-site"}, true},
 		{[]string{"Sec-Fetch-Site", "none"}, true},

@@ -47,7 +47,7 @@ func NewLimiter(c Config) (*Limiter, error) {
 	full := Default()
 	full.FailureLimit, full.FailureWindow, full.MaxTrackedClients = c.FailureLimit, c.FailureWindow, c.MaxTrackedClients
 	full = full.WithDefaults()
-	if err := full.Validate(); err != nil {
+	if err := full.Check(); err != nil {
 		return nil, err
 	}
 	cfg := limiterSettings{limit: full.FailureLimit, window: full.FailureWindow.Std(), maxClients: full.MaxTrackedClients}

@@ -5,8 +5,9 @@
 # to portal.yaml; an edit that does not validate is refused and the running
 # config keeps serving.
 #
-# portal.yaml missing (removed to regenerate it): written from PORTAL_CONFIG
-# with the launch-mode rules (`caddy portal launch`). Caddy's autosave and
+# portal.yaml missing (at the first boot, or removed to regenerate it):
+# written from PORTAL_CONFIG with the launch-mode rules (`caddy portal
+# launch`); this is its one writer. Caddy's autosave and
 # data directory live under PORTAL_STATE_DIR, not in root's home.
 set -u
 utils=$(dirname "${BASH_SOURCE[0]}")/utils
@@ -16,12 +17,10 @@ utils=$(dirname "${BASH_SOURCE[0]}")/utils
 . "${utils}/cleanup_generic.sh"
 # shellcheck source=utils/environment.sh
 . "${utils}/environment.sh"
+# shellcheck source=utils/paths.sh
+. "${utils}/paths.sh"
 # shellcheck source=utils/exit_serverless.sh
 . "${utils}/exit_serverless.sh"
-
-: "${PORTAL_YAML:=${PORTAL_ROOT:-}/etc/portal.yaml}"
-: "${PORTAL_STATE_DIR:=${PORTAL_ROOT:-}/var/lib/portal}"
-: "${LAUNCH_FILE:=${PORTAL_ROOT:-}/.launch}"
 
 if ! command -v caddy >/dev/null 2>&1; then
     echo "caddy is not installed; not starting"

@@ -12,7 +12,7 @@
 #   5. root's SSH keys given to `user`
 #   6. hooks: /etc/vast_boot.d/first_boot/*.sh once, then /etc/vast_boot.d/*.sh
 #   7. the instance certificate (`caddy portal cert ensure`)
-#   8. /etc/portal.yaml from PORTAL_CONFIG when the file is missing
+#   8. (portal.yaml is written by caddy.sh, its one writer, when missing)
 #   9. supervisord, which starts caddy.sh and the other programs
 #  10. provisioning, at each start until it succeeds: the manifest
 #      (PROVISIONING_MANIFEST, else /provisioning.yaml) by `caddy portal
@@ -36,33 +36,13 @@ provisioning_pid=
 
 log() { printf '[entrypoint] %s\n' "$*"; }
 
-# resolve_paths sets each path variable that is not already set. They are
-# exported only when supervisord starts, so /etc/environment records the
-# container's own environment and not these defaults.
+# resolve_paths sets each path variable that is not already set, from the
+# one list of defaults (utils/paths.sh). They are exported only when
+# supervisord starts, so /etc/environment records the container's own
+# environment and not these defaults.
 resolve_paths() {
-    PORTAL_ROOT=${PORTAL_ROOT:-}
-    local r=$PORTAL_ROOT
-    : "${PORTAL_ENV_FILE:=$r/etc/environment}"
-    : "${LAUNCH_FILE:=$r/.launch}"
-    : "${PROVISIONING_LOCK:=$r/.provisioning}"
-    : "${PROVISIONING_DONE:=$r/.provisioning_complete}"
-    : "${PROVISIONING_FAILED:=$r/.provisioning_failed}"
-    : "${PROVISIONING_FILE:=$r/provisioning.sh}"
-    : "${PROVISIONING_YAML:=$r/provisioning.yaml}"
-    : "${PROVISIONER_STATE_DIR:=$r/.provisioner_state}"
-    : "${FIRST_BOOT_DONE:=$r/.first_boot_complete}"
-    : "${BOOT_HOOK_DIR:=$r/etc/vast_boot.d}"
-    : "${PORTAL_YAML:=$r/etc/portal.yaml}"
-    : "${INSTANCE_CERT:=$r/etc/instance.crt}"
-    : "${INSTANCE_KEY:=$r/etc/instance.key}"
-    : "${PORTAL_LOG_DIR:=$r/var/log/portal}"
-    : "${PORTAL_STATE_DIR:=$r/var/lib/portal}"
-    : "${SUPERVISOR_CONF:=$r/etc/supervisor/supervisord.conf}"
-    : "${SUPERVISOR_SOCKET:=$r/var/run/supervisor.sock}"
-    : "${SUPERVISOR_PIDFILE:=$r/var/run/supervisord.pid}"
-    : "${WORKSPACE:=$r/workspace}"
-    : "${WORKSPACE_TEMPLATE:=$r/opt/workspace-internal}"
-    : "${ROOT_AUTHORIZED_KEYS:=$r/root/.ssh/authorized_keys}"
+    # shellcheck source=SCRIPTDIR/../../supervisor-scripts/utils/paths.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/../../supervisor-scripts/utils/paths.sh" || return 1
     : "${PORTAL_USER:=user}"
 }
 
@@ -249,23 +229,6 @@ run_hooks() {
 ensure_cert() {
     INSTANCE_CERT=$INSTANCE_CERT INSTANCE_KEY=$INSTANCE_KEY PORTAL_STATE_DIR=$PORTAL_STATE_DIR \
         caddy portal cert ensure 2>&1 | while IFS= read -r line; do log "$line"; done
-}
-
-# write_portal_yaml writes PORTAL_YAML from PORTAL_CONFIG when the file is
-# missing; an existing file (edited by the user, or left by a provisioning
-# script) always wins.
-write_portal_yaml() {
-    if [[ -e $PORTAL_YAML ]]; then
-        log "using the existing ${PORTAL_YAML}"
-        return 0
-    fi
-    if [[ -z ${PORTAL_CONFIG:-} ]]; then
-        log "no ${PORTAL_YAML} and no PORTAL_CONFIG: the portal has nothing to serve"
-        return 0
-    fi
-    if ! { mkdir -p "$(dirname "$PORTAL_YAML")" && caddy portal launch --launch-file "$LAUNCH_FILE" --write "$PORTAL_YAML"; }; then
-        log "PORTAL_CONFIG was not written to ${PORTAL_YAML} (error above); caddy will report it too"
-    fi
 }
 
 make_dirs() {
@@ -466,7 +429,7 @@ main() {
     trap 'on_signal TERM' TERM
     trap 'on_signal INT' INT
 
-    resolve_paths
+    resolve_paths || exit 1
     boot_custom_script "$@"
     boot_parse_flags "$@"
     if ! command -v caddy >/dev/null 2>&1; then
@@ -494,7 +457,6 @@ main() {
     [[ $flag_user_keys == true ]] && propagate_keys
     run_hooks
     [[ $flag_cert_gen == true ]] && ensure_cert
-    write_portal_yaml
     ((stopping)) && exit 143
 
     start_supervisord || exit 1

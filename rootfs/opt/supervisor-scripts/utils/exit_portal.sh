@@ -23,8 +23,9 @@ if [[ ${SERVERLESS:-} == [Tt][Rr][Uu][Ee] ]]; then
     # shellcheck disable=SC2317 # reached when run rather than sourced
     return 0 2>/dev/null || exit 0
 fi
-: "${PORTAL_YAML:=${PORTAL_ROOT:-}/etc/portal.yaml}"
-__portal_skip_dir=${PORTAL_SKIP_DIR:-/tmp/supervisor-skip}
+# shellcheck source=SCRIPTDIR/paths.sh
+. "${BASH_SOURCE[0]%/*}/paths.sh"
+__portal_skip_dir=$PORTAL_SKIP_DIR
 
 __portal_waited=0
 while [[ ! -s $PORTAL_YAML ]]; do

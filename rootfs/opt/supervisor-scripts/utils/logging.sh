@@ -18,7 +18,8 @@
 : "${PROC_NAME:=${SUPERVISOR_PROCESS_NAME:-${0##*/}}}"
 PROC_NAME=${PROC_NAME%.sh}
 export PROC_NAME
-: "${PORTAL_LOG_DIR:=${PORTAL_ROOT:-}/var/log/portal}"
+# shellcheck source=SCRIPTDIR/paths.sh
+. "${BASH_SOURCE[0]%/*}/paths.sh"
 
 __portal_log_start() {
     local log=${1:-${PORTAL_LOG_DIR}/${PROC_NAME}.log} f
@@ -72,7 +73,7 @@ pty() {
 # passed since this program's last start (an mtime under PORTAL_STATE_DIR;
 # without a writable state dir nothing is spaced).
 __portal_restart_delay() {
-    local dir=${PORTAL_STATE_DIR:-${PORTAL_ROOT:-}/var/lib/portal}/starts delay=${PORTAL_RESTART_DELAY:-5} last now wait
+    local dir=${PORTAL_STATE_DIR}/starts delay=${PORTAL_RESTART_DELAY:-5} last now wait
     [[ $delay =~ ^[0-9]+$ ]] || delay=5
     mkdir -p "$dir" 2>/dev/null || return 0
     if last=$(stat -c %Y "${dir}/${PROC_NAME}" 2>/dev/null); then

@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,87 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
+
+// sharedPool keeps values that must survive a config reload (a sampler, a
+// log watcher, tunnel processes, a failure limiter, session state), one per
+// key, shared by every module instance that asks for that key. It is a
+// caddy.UsagePool plus the loggers of the configs holding each value
+// (configLoggers): a value outlives the config that made it, so it logs
+// through the newest holder's logger. The last hold released closes the
+// value when it has a Close method.
+type sharedPool[T any] struct {
+	pool *caddy.UsagePool
+	name string // the module ID the values' log entries are named with
+}
+
+func newSharedPool[T any](name string) *sharedPool[T] {
+	return &sharedPool[T]{pool: caddy.NewUsagePool(), name: name}
+}
+
+// sharedEntry is one value in the pool.
+type sharedEntry[T any] struct {
+	value T
+	logs  *configLoggers
+	log   *zap.Logger // logs.Logger(), made once
+}
+
+// Destruct closes the value, if it can be closed: no config holds it any
+// more.
+func (e *sharedEntry[T]) Destruct() error {
+	if c, ok := any(e.value).(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// shared is one module instance's hold on a pooled value, from Provision
+// to Cleanup.
+type shared[T any] struct {
+	Value T
+	// Log writes through the logger of the newest config holding Value.
+	Log *zap.Logger
+
+	pool  *caddy.UsagePool
+	key   string
+	entry *sharedEntry[T]
+	owner any
+}
+
+// hold takes the value under key, made by make (given the value's logger)
+// when no config holds one yet, and makes logger, the logger of owner's
+// config, the one the value logs through.
+func (p *sharedPool[T]) hold(key string, owner any, logger *zap.Logger, make func(log *zap.Logger) (T, error)) (*shared[T], error) {
+	val, _, err := p.pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		logs := newConfigLoggers(p.name)
+		log := logs.Logger()
+		v, err := make(log)
+		if err != nil {
+			return nil, err
+		}
+		return &sharedEntry[T]{value: v, logs: logs, log: log}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	e := val.(*sharedEntry[T])
+	e.logs.add(owner, logger)
+	return &shared[T]{Value: e.value, Log: e.log, pool: p.pool, key: key, entry: e, owner: owner}, nil
+}
+
+// references is how many holds the value under key has (tests).
+func (p *sharedPool[T]) references(key string) (int, bool) { return p.pool.References(key) }
+
+// release drops the hold; the last one closes the value. Safe on a nil
+// hold (a Provision that failed before taking it) and when called twice.
+func (s *shared[T]) release() error {
+	if s == nil || s.entry == nil {
+		return nil
+	}
+	s.entry.logs.remove(s.owner)
+	s.entry = nil
+	_, err := s.pool.Delete(s.key)
+	return err
+}
 
 // configLoggers lets an object kept in a caddy.UsagePool (the tunnels
 // manager, the GPU collector) log through the logger of the newest config
@@ -119,3 +201,14 @@ func (s *switchCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (s *switchCore) Sync() error { return s.l.core().Sync() }
+
+// each calls f with every value in the pool, until f returns false (the
+// metrics and the idle watcher read the live tunnels and GPU samples).
+func (p *sharedPool[T]) each(f func(T) bool) {
+	p.pool.Range(func(_, v any) bool {
+		if e, ok := v.(*sharedEntry[T]); ok {
+			return f(e.value)
+		}
+		return true
+	})
+}

@@ -1,0 +1,136 @@
+package integration_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// idleWindow is the shortest window the idle settings accept plus margin:
+// each scenario lasts about this long.
+const idleWindow = 20 * time.Second
+
+// startIdlePortal runs the real binary with idle auto-stop on (20 s window,
+// a command that appends a line to a marker file) in front of one app.
+func startIdlePortal(t *testing.T) (p *Portal, portalURL, appURL, marker string) {
+	t.Helper()
+	dir := t.TempDir()
+	marker = filepath.Join(dir, "stopped")
+	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "app") }))
+	pExt, pInt, aExt := freePort(t), freePort(t), freePort(t)
+	p = StartPortal(t, portalYAML(appYAML("Instance Portal", pExt, pInt, "/"), appYAML("App", aExt, app.Port, "/")), PortalOptions{Env: map[string]string{
+		"OPEN_BUTTON_TOKEN":      "idle-token",
+		"PORTAL_IDLE_STOP_AFTER": idleWindow.String(),
+		"PORTAL_IDLE_COMMAND":    "echo stopped >>" + marker,
+		"PROVISIONING_LOCK":      filepath.Join(dir, "provisioning"),
+		"PROVISIONER_STATE_DIR":  filepath.Join(dir, "provisioner"),
+	}})
+	// A log the log viewer shows, which must receive the warning line.
+	if err := os.WriteFile(filepath.Join(p.Dir, "log", "app.log"), []byte("started\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, fmt.Sprintf("http://127.0.0.1:%d", pExt), fmt.Sprintf("http://127.0.0.1:%d", aExt), marker
+}
+
+func markerLines(marker string) int {
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "\n")
+}
+
+func authGet(t *testing.T, url string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer idle-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// TestIdleStopsOnceWithoutTraffic: with no traffic the command runs once
+// after the window (a warning line reached the logs first), and not again.
+func TestIdleStopsOnceWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	p, portalURL, _, marker := startIdlePortal(t)
+	waitFor(t, idleWindow+15*time.Second, "the stop command", func() bool { return markerLines(marker) > 0 })
+	log, _ := os.ReadFile(filepath.Join(p.Dir, "log", "app.log"))
+	if !strings.Contains(string(log), "idle auto-stop: no activity") {
+		t.Errorf("no warning line in app.log:\n%s", log)
+	}
+	resp := authGet(t, portalURL+"/api/idle")
+	var st struct {
+		Enabled     bool   `json:"enabled"`
+		Ran         bool   `json:"ran"`
+		LastOutcome string `json:"last_outcome"`
+		Summary     string `json:"summary"`
+	}
+	err := json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || !st.Enabled || !st.Ran {
+		t.Errorf("/api/idle after the stop: %+v %v", st, err)
+	}
+	// Still idle: the command must not run again (ticks are 1 s apart).
+	time.Sleep(4 * time.Second)
+	if n := markerLines(marker); n != 1 {
+		t.Errorf("the command ran %d times, want once", n)
+	}
+	if !strings.Contains(p.Logs(), "the stop command succeeded") {
+		t.Errorf("the outcome is not logged:\n%s", p.Logs())
+	}
+}
+
+// TestIdleRequestsKeepItRunning: a request through the app's port every
+// 5 s keeps the instance busy past the window.
+func TestIdleRequestsKeepItRunning(t *testing.T) {
+	t.Parallel()
+	_, _, appURL, marker := startIdlePortal(t)
+	deadline := time.Now().Add(idleWindow + 8*time.Second)
+	for time.Now().Before(deadline) {
+		resp := authGet(t, appURL+"/")
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("app: %d", resp.StatusCode)
+		}
+		time.Sleep(5 * time.Second)
+	}
+	if n := markerLines(marker); n != 0 {
+		t.Errorf("the command ran %d times under traffic", n)
+	}
+}
+
+// TestIdleOpenLogStreamKeepsItRunning: an open log stream (SSE on the
+// portal's port) keeps the instance busy past the window.
+func TestIdleOpenLogStreamKeepsItRunning(t *testing.T) {
+	t.Parallel()
+	_, portalURL, _, marker := startIdlePortal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), idleWindow+8*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", portalURL+"/api/logs/stream?file=app.log", nil)
+	req.Header.Set("Authorization", "Bearer idle-token")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("log stream: %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() { // until the context ends the stream
+	}
+	if n := markerLines(marker); n != 0 {
+		t.Errorf("the command ran %d times with a log stream open", n)
+	}
+}

@@ -1,0 +1,38 @@
+# shellcheck shell=bash
+# paths.sh: the default of every path the boot and the supervisor programs
+# use, declared once (docs/boot.md has the table). Sourced by entrypoint.sh,
+# logging.sh, exit_portal.sh and caddy.sh:
+#
+#   . /opt/supervisor-scripts/utils/paths.sh
+#
+# A variable already set keeps its value. PORTAL_ROOT [empty] prefixes every
+# default but PORTAL_SKIP_DIR's, so a test runs the whole boot inside a
+# temporary directory. Nothing is exported here: the entrypoint exports the
+# resolved paths when it starts supervisord, so that the environment file
+# records the container's own environment, not these defaults. The Go side
+# declares the same defaults (portalconfig.Default…); TestBootPathDefaults
+# holds them equal.
+# shellcheck disable=SC2034 # the variables are for the sourcing script
+: "${PORTAL_ROOT:=}"
+: "${PORTAL_ENV_FILE:=$PORTAL_ROOT/etc/environment}"
+: "${LAUNCH_FILE:=$PORTAL_ROOT/.launch}"
+: "${PROVISIONING_LOCK:=$PORTAL_ROOT/.provisioning}"
+: "${PROVISIONING_DONE:=$PORTAL_ROOT/.provisioning_complete}"
+: "${PROVISIONING_FAILED:=$PORTAL_ROOT/.provisioning_failed}"
+: "${PROVISIONING_FILE:=$PORTAL_ROOT/provisioning.sh}"
+: "${PROVISIONING_YAML:=$PORTAL_ROOT/provisioning.yaml}"
+: "${PROVISIONER_STATE_DIR:=$PORTAL_ROOT/.provisioner_state}"
+: "${FIRST_BOOT_DONE:=$PORTAL_ROOT/.first_boot_complete}"
+: "${BOOT_HOOK_DIR:=$PORTAL_ROOT/etc/vast_boot.d}"
+: "${PORTAL_YAML:=$PORTAL_ROOT/etc/portal.yaml}"
+: "${INSTANCE_CERT:=$PORTAL_ROOT/etc/instance.crt}"
+: "${INSTANCE_KEY:=$PORTAL_ROOT/etc/instance.key}"
+: "${PORTAL_LOG_DIR:=$PORTAL_ROOT/var/log/portal}"
+: "${PORTAL_STATE_DIR:=$PORTAL_ROOT/var/lib/portal}"
+: "${PORTAL_SKIP_DIR:=/tmp/supervisor-skip}"
+: "${SUPERVISOR_CONF:=$PORTAL_ROOT/etc/supervisor/supervisord.conf}"
+: "${SUPERVISOR_SOCKET:=$PORTAL_ROOT/var/run/supervisor.sock}"
+: "${SUPERVISOR_PIDFILE:=$PORTAL_ROOT/var/run/supervisord.pid}"
+: "${WORKSPACE:=$PORTAL_ROOT/workspace}"
+: "${WORKSPACE_TEMPLATE:=$PORTAL_ROOT/opt/workspace-internal}"
+: "${ROOT_AUTHORIZED_KEYS:=$PORTAL_ROOT/root/.ssh/authorized_keys}"
