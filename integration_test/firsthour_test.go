@@ -57,8 +57,21 @@ func TestFirstHourTunnelRetryAndDismiss(t *testing.T) {
 	b.do("dismissing", chromedp.Click(fmt.Sprintf(`.tunnel[data-target="http://localhost:%d"] button[data-action=dismiss]`, other)))
 	b.waitJS("the failed row gone", `!`+otherRow)
 
-	// Overview: the app's Tunnel button fails, and stays a Retry.
+	// Overview: the CPU sparkline sits at the row's right, beside its
+	// value, over a baseline across its width from the first sample.
 	b.openTab("overview")
+	spark := `[...document.querySelectorAll('.meter.with-spark')].find(m => m.textContent.startsWith('CPU'))`
+	b.waitJS("the CPU meter's sparkline", `!!`+spark+`?.querySelector('svg.spark line.spark-base')`)
+	gap := evalJS[float64](b, `(() => { const m = `+spark+`; return m.querySelector('.meter-value').getBoundingClientRect().left - m.querySelector('svg.spark').getBoundingClientRect().right; })()`)
+	if gap < 0 || gap > 12 {
+		t.Errorf("the sparkline ends %.0f px before its value, want it beside the value (at most 12 px)", gap)
+	}
+	// Snippets keep their words: a long line scrolls, it does not break.
+	if ws := evalJS[string](b, `(() => { const p = document.createElement('pre'); const box = document.createElement('div'); box.className = 'codebox'; box.append(p); document.body.append(box); const w = getComputedStyle(p).whiteSpace; box.remove(); return w; })()`); ws != "pre" {
+		t.Errorf("a snippet's white-space is %q, want pre (scroll, never break mid-word)", ws)
+	}
+
+	// The app's Tunnel button fails, and stays a Retry.
 	echoCard := card("Echo")
 	b.waitJS("Echo's Tunnel button", `!!`+echoCard+`?.querySelector('.tunnel-btn')`)
 	b.do("tunnelling Echo", chromedp.Click(`#apps article.app[data-app="Echo"] .tunnel-btn`))
