@@ -268,13 +268,13 @@ func (m *Manager) checkBinary() error {
 	return nil
 }
 
-// BinaryFix is what to do about ErrBinaryMissing, said with it.
-const BinaryFix = "install cloudflared (https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/) or set CLOUDFLARED_BIN to its path"
+// binaryFix is what to do about ErrBinaryMissing, said with it.
+const binaryFix = "install cloudflared (https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/) or set CLOUDFLARED_BIN to its path"
 
 // binaryMissing is the one wording of ErrBinaryMissing: what was looked
 // for, why it failed, and the fix.
 func binaryMissing(bin string, err error) error {
-	return fmt.Errorf("%w: %q: %v; %s", ErrBinaryMissing, bin, unwrapExec(err), BinaryFix)
+	return fmt.Errorf("%w: %q: %v; %s", ErrBinaryMissing, bin, unwrapExec(err), binaryFix)
 }
 
 func unwrapExec(err error) error {
