@@ -201,3 +201,14 @@ func (s *switchCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (s *switchCore) Sync() error { return s.l.core().Sync() }
+
+// each calls f with every value in the pool, until f returns false (the
+// metrics and the idle watcher read the live tunnels and GPU samples).
+func (p *sharedPool[T]) each(f func(T) bool) {
+	p.pool.Range(func(_, v any) bool {
+		if e, ok := v.(*sharedEntry[T]); ok {
+			return f(e.value)
+		}
+		return true
+	})
+}
