@@ -172,10 +172,12 @@ boot_cuda() {
 }
 
 # sync_copy SRC DEST: the directory SRC (not a link) copied as it is,
-# owners and modes kept, to DEST.
+# owners and modes kept, to DEST; a failure is logged and returned.
 sync_copy() {
     [[ -d $1 && ! -L $1 ]] || return 0
-    if ! { mkdir -p "$2" && cp -a "${1}/." "${2}/"; }; then log "copying ${1} to ${2} failed"; fi
+    mkdir -p "$2" && cp -a "${1}/." "${2}/" && return 0
+    log "copying ${1} to ${2} failed"
+    return 1
 }
 
 # sync_link PATH TARGET: PATH becomes a link to TARGET, what was there
@@ -189,7 +191,8 @@ sync_link() {
 # and --sync-environment share on the volume, in the reference's shape.
 # mkdir DIR is the lock between instances sharing the volume: its winner
 # runs FILL DIR between DIR/.syncing (a copy in progress) and DIR/.synced
-# (a finished one). Every instance then waits for .synced, at most
+# (a finished one); when FILL fails, .syncing stays (the tree is partial)
+# and what was to be copied stays in the container. Every instance then waits for .synced, at most
 # SYNC_WAIT_TIMEOUT [3600] s; a DIR with neither marker but OLD present was
 # finished by an image older than the markers, and is marked so.
 sync_claim() {
@@ -197,7 +200,10 @@ sync_claim() {
     if mkdir "$dir" 2>/dev/null; then
         log "${flag}: copying ${what} to ${dir}"
         touch "${dir}/.syncing"
-        "$fill" "$dir"
+        if ! "$fill" "$dir"; then
+            log "${flag}: ${what} stay in the container; delete ${dir} so that the next start copies them again"
+            return 1
+        fi
         touch "${dir}/.synced" && rm -f "${dir}/.syncing"
     fi
     while [[ ! -f ${dir}/.synced ]]; do
@@ -269,10 +275,11 @@ boot_sync_home() {
 
 # sync_home_fill DIR: the home directories, copied into DIR.
 sync_home_fill() {
-    local home
+    local home rc=0
     for home in "${PORTAL_ROOT:-}/root" "${PORTAL_ROOT:-}"/home/*; do
-        sync_copy "$home" "${1}/${home##*/}"
+        sync_copy "$home" "${1}/${home##*/}" || rc=1
     done
+    return "$rc"
 }
 
 # boot_sync_environment (--sync-environment): the image's Python
@@ -312,12 +319,13 @@ boot_sync_environment() {
 
 # sync_environment_fill DIR: the environments, copied into DIR.
 sync_environment_fill() {
-    local r=${PORTAL_ROOT:-} venv
-    mkdir -p "${1}/venv" "${1}/uv" "${1}/nvm"
-    sync_copy "${r}/.uv" "${1}/uv"
-    sync_copy "${r}/opt/nvm" "${1}/nvm"
+    local r=${PORTAL_ROOT:-} venv rc=0
+    mkdir -p "${1}/venv" "${1}/uv" "${1}/nvm" || return 1
+    sync_copy "${r}/.uv" "${1}/uv" || rc=1
+    sync_copy "${r}/opt/nvm" "${1}/nvm" || rc=1
     for venv in "${r}"/venv/*/; do
         venv=${venv%/}
-        [[ -f ${venv}/pyvenv.cfg ]] && sync_copy "$venv" "${1}/venv/${venv##*/}"
+        if [[ -f ${venv}/pyvenv.cfg ]]; then sync_copy "$venv" "${1}/venv/${venv##*/}" || rc=1; fi
     done
+    return "$rc"
 }
