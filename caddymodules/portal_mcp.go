@@ -330,7 +330,7 @@ func (h *PortalMCP) services(ctx context.Context) ([]mcpService, error) {
 // readLogs is read_logs: names checked by the log service (as the log API
 // checks them), then read through os.Root by logtail.
 func (h *PortalMCP) readLogs(in mcpLogsInput, now time.Time) (any, error) {
-	svc := h.Logs.pooled.Service
+	svc := h.Logs.pooled.Value
 	var since time.Time
 	if in.Since != "" {
 		if d, err := time.ParseDuration(in.Since); err == nil {
