@@ -192,16 +192,17 @@ sync_link() {
 # mkdir DIR is the lock between instances sharing the volume: its winner
 # runs FILL DIR between DIR/.syncing (a copy in progress) and DIR/.synced
 # (a finished one); when FILL fails, .syncing stays (the tree is partial)
-# and what was to be copied stays in the container. Every instance then waits for .synced, at most
-# SYNC_WAIT_TIMEOUT [3600] s; a DIR with neither marker but OLD present was
-# finished by an image older than the markers, and is marked so.
+# and what was to be copied stays in the container. Every instance then
+# waits for .synced, at most SYNC_WAIT_TIMEOUT [3600] s; a DIR with neither
+# marker but OLD present was finished by an image older than the markers,
+# and is marked so.
 sync_claim() {
     local flag=$1 what=$2 dir=$3 fill=$4 old=$5 waited=0
     if mkdir "$dir" 2>/dev/null; then
         log "${flag}: copying ${what} to ${dir}"
         touch "${dir}/.syncing"
         if ! "$fill" "$dir"; then
-            log "${flag}: ${what} stay in the container; delete ${dir} so that the next start copies them again"
+            log "${flag}: ${what} stay in the container; delete ${dir} so that the next start copies it again"
             return 1
         fi
         touch "${dir}/.synced" && rm -f "${dir}/.syncing"
