@@ -182,7 +182,7 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 
 	// cloudflared is missing: the API answers 503 and the tunnel is failed.
 	b.do("typing Echo's port", chromedp.SetValue(`#tunnel-custom`, fmt.Sprint(echoExt)), chromedp.Click(`#tunnel-create`))
-	b.waitJS("the missing-binary error", formMsg+`.includes('cloudflared')`)
+	b.waitJS("the form pointing at the failed row", formMsg+`.includes('its row below')`)
 	target := fmt.Sprintf("http://localhost:%d", echoExt)
 	row := fmt.Sprintf(`document.querySelector('.tunnel[data-target=%q]')`, target)
 	b.waitJS("the failed tunnel with Retry", row+`?.dataset.state === 'failed' && `+row+`.querySelector('button[data-action=refresh]').textContent === 'Retry'`)

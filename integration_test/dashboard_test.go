@@ -659,7 +659,7 @@ func TestDashboardPageLogic(t *testing.T) {
 func TestDashboardFilesThroughThePortal(t *testing.T) {
 	skipShort(t)
 	portalInt := freePort(t)
-	StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
+	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
 		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false", "VAST_CONTAINERLABEL": "C.7"}})
 	base := fmt.Sprintf("http://127.0.0.1:%d", portalInt)
 	waitStatus(t, nil, base+"/health", 200)
@@ -704,7 +704,7 @@ func TestDashboardFilesThroughThePortal(t *testing.T) {
 		}
 	}
 	resp, body = get("/api/dashboard", nil)
-	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"instance_label":"C.7","tunnel_scheme":"http"}` {
+	if want := fmt.Sprintf(`{"instance_label":"C.7","tunnel_scheme":"http","log_archive_dir":%q}`, p.Dir); resp.StatusCode != 200 || strings.TrimSpace(body) != want {
 		t.Errorf("/api/dashboard: %d %s", resp.StatusCode, body)
 	}
 	for _, path := range []string{"/api/apps", "/api/metrics", "/api/logs/files", "/api/tunnels"} {
