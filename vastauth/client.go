@@ -85,7 +85,15 @@ func CrossSiteRefusal(r *http.Request) string {
 	default:
 		return fmt.Sprintf("%s (Sec-Fetch-Site: %s)", refused, clip(site, 32))
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
+	origin := r.Header.Get("Origin")
+	if origin == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		// A form POST from one of our pages, which all carry
+		// Referrer-Policy: no-referrer: the browser then sends Origin:
+		// null (Fetch, "serializing a request origin"), and says in
+		// Sec-Fetch-Site, which no page can set, that it is same-origin.
+		return ""
+	}
+	if origin != "" {
 		if u, err := url.Parse(origin); err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
 			return fmt.Sprintf("%s (Origin %s is not this portal)", refused, clip(origin, 100))
 		}

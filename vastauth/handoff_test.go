@@ -240,6 +240,10 @@ func TestCrossSiteRefusal(t *testing.T) {
 		{[]string{"Origin", "http://PORTAL.example:1111"}, false},
 		{[]string{"Origin", "http://portal.example:8080"}, true},
 		{[]string{"Origin", "null"}, true},
+		// Our pages' form POSTs (Referrer-Policy: no-referrer): Origin null,
+		// and the browser's own word that they are same-origin.
+		{[]string{"Sec-Fetch-Site", "same-origin", "Origin", "null"}, false},
+		{[]string{"Sec-Fetch-Site", "cross-site", "Origin", "null"}, true},
 		{[]string{"Origin", "https://evil.example"}, true},
 		// Issue 20: a foreign Referer alone was accepted by the processes API.
 		{[]string{"Referer", "https://evil.example/page"}, true},
