@@ -159,7 +159,7 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 		}
 		appendFile(t, filepath.Join(logDir, w.file), w.line+"\n")
 	}
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // beyond a poll, so the last write is read on its own too
 
 	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s#tunnels", portalExt, password)))
 	b.waitJS("the Tunnels tab from the URL", `!document.getElementById('view-tunnels').hidden && document.getElementById('tab-tunnels').getAttribute('aria-selected') === 'true'`)

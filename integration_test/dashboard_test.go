@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testwait"
+
 	"github.com/chromedp/chromedp"
 )
 
@@ -133,16 +135,13 @@ func (b *dashboardBrowser) waitJS(what, expr string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 12*time.Second)
 	defer cancel()
 	var err error
-	for {
+	testwait.Poll(20*time.Second, 50*time.Millisecond, func() bool {
 		_, err = chromedp.Run(ctx, chromedp.Poll[bool](expr,
 			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
 		// A navigation (a form posted, a redirect) replaces the page the
 		// poll ran in: poll the new one.
-		if err == nil || ctx.Err() != nil || !(strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed") || strings.Contains(err.Error(), "navigated or closed")) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil || ctx.Err() != nil || !(strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed") || strings.Contains(err.Error(), "navigated or closed"))
+	})
 	if err != nil {
 		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		b.t.Fatalf("waiting for %s: %v\npredicate: %s\nconsole: %q\npage text:\n%s", what, err, expr, b.problems(), text)
