@@ -7,6 +7,7 @@ import (
 
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/tunnels"
 )
 
 // latestAppStates is the app-state tracker of the newest config, which
@@ -34,11 +35,9 @@ func metricsExtras(ctx context.Context) *gpumetrics.Extras {
 			e.Apps[name] = s.State
 		}
 	}
-	tunnelManagers.Range(func(_, v any) bool {
-		if pm, ok := v.(*pooledManager); ok {
-			for _, t := range pm.List() {
-				e.Tunnels = append(e.Tunnels, gpumetrics.TunnelState{Type: string(t.Type), Target: t.Target, State: string(t.State)})
-			}
+	tunnelManagers.each(func(m *tunnels.Manager) bool {
+		for _, t := range m.List() {
+			e.Tunnels = append(e.Tunnels, gpumetrics.TunnelState{Type: string(t.Type), Target: t.Target, State: string(t.State)})
 		}
 		return true
 	})

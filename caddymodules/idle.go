@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/bootstatus"
+	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/idle"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/provstatus"
@@ -253,11 +254,7 @@ func (a *IdleApp) observe(ctx context.Context) idle.Activity {
 // collector's latest sample; nil without GPUs.
 func busiestGPU(ctx context.Context) *float64 {
 	var out *float64
-	gpuCollectors.Range(func(_, v any) bool {
-		pc, ok := v.(*pooledCollector)
-		if !ok {
-			return true
-		}
+	gpuCollectors.each(func(pc *gpumetrics.Collector) bool {
 		s := pc.Latest(ctx).Snapshot
 		for _, g := range s.GPUs {
 			if g.UtilizationPercent != nil && (out == nil || *g.UtilizationPercent > *out) {

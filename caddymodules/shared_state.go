@@ -77,6 +77,14 @@ func (p *sharedPool[T]) hold(key string, owner any, logger *zap.Logger, make fun
 	return &shared[T]{Value: e.value, Log: e.log, pool: p.pool, key: key, entry: e, owner: owner}, nil
 }
 
+// each calls f with every value in the pool until f returns false.
+func (p *sharedPool[T]) each(f func(T) bool) {
+	p.pool.Range(func(_, v any) bool {
+		e, ok := v.(*sharedEntry[T])
+		return !ok || f(e.value)
+	})
+}
+
 // references is how many holds the value under key has (tests).
 func (p *sharedPool[T]) references(key string) (int, bool) { return p.pool.References(key) }
 
