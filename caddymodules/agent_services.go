@@ -30,6 +30,8 @@ type AgentServices struct {
 	Boot PortalBootStatus `json:"boot"`
 	// Tunnels is /api/tunnels's handler (the tunnels app).
 	Tunnels TunnelsAPI `json:"tunnels"`
+	// Provisioning is /api/provisioning's handler (the progress document).
+	Provisioning PortalProvisioning `json:"provisioning"`
 	// PublicIP is PUBLIC_IPADDR; PublicPorts maps a container port to
 	// its public port (VAST_TCP_PORT_<p>), for direct URLs.
 	PublicIP    string      `json:"public_ip,omitempty"`
@@ -42,14 +44,15 @@ type AgentServices struct {
 // REST routes configure theirs.
 func agentServicesFor(plan *portalconfig.Plan) AgentServices {
 	return AgentServices{
-		Apps:        appStatesFor(plan),
-		Processes:   PortalProcesses{Config: supervisorConfigFor(plan)},
-		Metrics:     gpuMetricsFor(plan, "json"),
-		Logs:        logstreamHandler(plan),
-		Boot:        bootStatusFor(plan),
-		PublicIP:    plan.Settings.PublicIP,
-		PublicPorts: plan.Settings.PublicPorts,
-		Scheme:      plan.Scheme,
+		Apps:         appStatesFor(plan),
+		Processes:    PortalProcesses{Config: supervisorConfigFor(plan)},
+		Metrics:      gpuMetricsFor(plan, "json"),
+		Logs:         logstreamHandler(plan),
+		Boot:         bootStatusFor(plan),
+		Provisioning: PortalProvisioning{StateDir: plan.Settings.ProvisionerStateDir},
+		PublicIP:     plan.Settings.PublicIP,
+		PublicPorts:  plan.Settings.PublicPorts,
+		Scheme:       plan.Scheme,
 	}
 }
 
@@ -59,7 +62,7 @@ func (s *AgentServices) Provision(ctx caddy.Context) error {
 	for _, p := range []struct {
 		name string
 		p    caddy.Provisioner
-	}{{"apps", &s.Apps}, {"processes", &s.Processes}, {"metrics", &s.Metrics}, {"logs", &s.Logs}, {"boot", &s.Boot}, {"tunnels", &s.Tunnels}} {
+	}{{"apps", &s.Apps}, {"processes", &s.Processes}, {"metrics", &s.Metrics}, {"logs", &s.Logs}, {"boot", &s.Boot}, {"tunnels", &s.Tunnels}, {"provisioning", &s.Provisioning}} {
 		if err := p.p.Provision(ctx); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
@@ -72,7 +75,7 @@ func (s *AgentServices) Provision(ctx caddy.Context) error {
 
 // Validate checks each part.
 func (s *AgentServices) Validate() error {
-	return errors.Join(s.Apps.Validate(), s.Processes.Validate(), s.Metrics.Validate(), s.Logs.Validate(), s.Boot.Validate())
+	return errors.Join(s.Apps.Validate(), s.Processes.Validate(), s.Metrics.Validate(), s.Logs.Validate(), s.Boot.Validate(), s.Provisioning.Validate())
 }
 
 // Cleanup releases the pooled parts; safe after a failed Provision.

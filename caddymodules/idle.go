@@ -254,8 +254,8 @@ func (a *IdleApp) observe(ctx context.Context) idle.Activity {
 // collector's latest sample; nil without GPUs.
 func busiestGPU(ctx context.Context) *float64 {
 	var out *float64
-	gpuCollectors.each(func(pc *gpumetrics.Collector) bool {
-		s := pc.Latest(ctx).Snapshot
+	gpuCollectors.each(func(c *gpumetrics.Collector) bool {
+		s := c.Latest(ctx).Snapshot
 		for _, g := range s.GPUs {
 			if g.UtilizationPercent != nil && (out == nil || *g.UtilizationPercent > *out) {
 				u := *g.UtilizationPercent

@@ -153,6 +153,19 @@ func portalRoutes() []portalRoute {
 			Ops:      capabilitiesOps(),
 		},
 		{
+			Paths:    []string{capabilities.MCPPath},
+			Handlers: one(mcpHandler),
+			Ops: []apidoc.Op{{Method: http.MethodPost, Path: capabilities.MCPPath, Tag: "agents",
+				Summary:     "The MCP server (Streamable HTTP transport, stateless): JSON-RPC 2.0 messages",
+				Description: "Tools and resources for agents (docs/agents.md). A request whose Origin is not this portal is refused.",
+				Body:        &apidoc.Body{Required: true, Schema: apidoc.Object(map[string]*jsonschema.Schema{"jsonrpc": apidoc.Enum("", "2.0"), "method": apidoc.String("")}, "jsonrpc")},
+				Responses: []apidoc.Response{
+					apidoc.OK("a JSON-RPC response", apidoc.Object(map[string]*jsonschema.Schema{"jsonrpc": apidoc.Enum("", "2.0")}, "jsonrpc")),
+					{Status: http.StatusAccepted, Description: "a notification, accepted", NoBody: true},
+					apidoc.Err(http.StatusForbidden, "Origin is not this portal"),
+				}}},
+		},
+		{
 			Paths: []string{vastauth.HandoffPath},
 			Handlers: one(func(_ *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
 				return handoffElsewhereHandler(w)

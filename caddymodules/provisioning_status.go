@@ -78,12 +78,22 @@ func (h *PortalProvisioning) ServeHTTP(w http.ResponseWriter, r *http.Request, _
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
 	}
+	st, err := h.status()
+	if err != nil {
+		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+// status is the progress document as the API answers it (also the MCP
+// get_provisioning tool's answer).
+func (h *PortalProvisioning) status() (provstatus.Status, error) {
 	st, err := provstatus.Read(provstatus.Path(h.StateDir))
 	switch {
 	case errors.Is(err, provstatus.ErrNone):
 		st = provisioningNone
 	case err != nil:
-		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "reading the provisioning progress: " + err.Error()})
+		return st, fmt.Errorf("reading the provisioning progress: %w", err)
 	}
 	if st.Phases == nil {
 		st.Phases = []provstatus.Phase{}
@@ -91,7 +101,7 @@ func (h *PortalProvisioning) ServeHTTP(w http.ResponseWriter, r *http.Request, _
 	if st.Downloads == nil {
 		st.Downloads = []provstatus.Download{}
 	}
-	return writeJSON(w, http.StatusOK, st)
+	return st, nil
 }
 
 func parsePortalProvisioningCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

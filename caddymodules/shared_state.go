@@ -77,14 +77,6 @@ func (p *sharedPool[T]) hold(key string, owner any, logger *zap.Logger, make fun
 	return &shared[T]{Value: e.value, Log: e.log, pool: p.pool, key: key, entry: e, owner: owner}, nil
 }
 
-// each calls f with every value in the pool until f returns false.
-func (p *sharedPool[T]) each(f func(T) bool) {
-	p.pool.Range(func(_, v any) bool {
-		e, ok := v.(*sharedEntry[T])
-		return !ok || f(e.value)
-	})
-}
-
 // references is how many holds the value under key has (tests).
 func (p *sharedPool[T]) references(key string) (int, bool) { return p.pool.References(key) }
 
@@ -209,3 +201,14 @@ func (s *switchCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 }
 
 func (s *switchCore) Sync() error { return s.l.core().Sync() }
+
+// each calls f with every value in the pool, until f returns false (the
+// metrics and the idle watcher read the live tunnels and GPU samples).
+func (p *sharedPool[T]) each(f func(T) bool) {
+	p.pool.Range(func(_, v any) bool {
+		if e, ok := v.(*sharedEntry[T]); ok {
+			return f(e.value)
+		}
+		return true
+	})
+}

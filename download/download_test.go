@@ -267,6 +267,9 @@ func TestHFFilesToDestAndCache(t *testing.T) {
 	if n := len(h.requests()) - before; n != 0 {
 		t.Errorf("second run made %d requests", n)
 	}
+	if d := pl.last["1"]; d.State != provstatus.Done || d.Bytes != int64(len(big)) || d.Total != int64(len(big)) {
+		t.Errorf("a file in place counts as fetched: %+v", d)
+	}
 }
 
 func TestHFRefusedWithoutTokenIsNotRetried(t *testing.T) {

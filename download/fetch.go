@@ -102,9 +102,7 @@ func lockFile(ctx context.Context, fd *os.File) error {
 // A transfer cut short keeps its partial file for the next try.
 func (r *runner) attempt(ctx context.Context, f *fileJob, tr *tracker) error {
 	if f.dest != "" && f.present(f.dest) {
-		r.log("File already exists: %s (skipping)", f.dest)
-		f.final = f.dest
-		r.settle(f, tr, f.size)
+		r.skip(f, tr, f.dest)
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(f.partial), 0o755); err != nil {
@@ -119,10 +117,8 @@ func (r *runner) attempt(ctx context.Context, f *fileJob, tr *tracker) error {
 		return err
 	}
 	if f.dest != "" && f.present(f.dest) { // another process finished it while we waited
-		r.log("File already exists: %s (skipping)", f.dest)
-		f.final = f.dest
 		removeIfSame(f.partial, part)
-		r.settle(f, tr, f.size)
+		r.skip(f, tr, f.dest)
 		return nil
 	}
 	metaPath := f.partial + ".meta"
@@ -190,10 +186,9 @@ func (r *runner) attempt(ctx context.Context, f *fileJob, tr *tracker) error {
 		dest := filepath.Join(f.dir, name)
 		tr.setDest(dest)
 		if _, ok := exists(dest); ok {
-			r.log("File already exists: %s (skipping)", dest)
-			f.final = dest
 			removeIfSame(f.partial, part)
 			_ = os.Remove(metaPath)
+			r.skip(f, tr, dest)
 			return nil
 		}
 		f.dest = dest
@@ -256,6 +251,19 @@ func (r *runner) attempt(ctx context.Context, f *fileJob, tr *tracker) error {
 	f.final = f.dest
 	r.log("Successfully downloaded: %s", f.dest)
 	return nil
+}
+
+// skip leaves the file at p as it is (the reference's "already exists")
+// and counts it as fetched.
+func (r *runner) skip(f *fileJob, tr *tracker, p string) {
+	r.log("File already exists: %s (skipping)", p)
+	f.final = p
+	n, _ := exists(p)
+	if !f.totalAdded {
+		tr.addTotal(n)
+		f.totalAdded = true
+	}
+	r.settle(f, tr, n)
 }
 
 // settle makes the tracker count n bytes for f (what is on disk now).

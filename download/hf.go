@@ -111,7 +111,7 @@ func (r *runner) hfFile(ctx context.Context, t Target, dest string, tr *tracker)
 		dest = hfFileDest(dest, t.File)
 		tr.setDest(dest)
 		if _, ok := exists(dest); ok {
-			r.log("File already exists: %s (skipping)", dest)
+			r.skip(&fileJob{size: -1}, tr, dest)
 			return nil
 		}
 	}

@@ -19,6 +19,10 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v jupyter-notebook >/dev/null 2>&1 || need+=(jupyter-notebook)
+# node and npm run the third-party clients of the agent tests (the MCP
+# TypeScript SDK, an OpenAPI 3.1 validator), which those tests npm-install.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [[ "${1:-}" == "--bench" ]]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -252,7 +252,7 @@
 
   // ------------------------------------------------------------------- tabs
 
-  const TABS = ['overview', 'processes', 'tunnels', 'logs', 'help'];
+  const TABS = ['overview', 'processes', 'tunnels', 'provisioning', 'logs', 'help'];
 
   function tabFromHash(hash) {
     const t = String(hash || '').replace(/^#/, '');
@@ -275,6 +275,7 @@
     if (tab === 'processes') polls.procs.now();
     if (tab === 'tunnels') polls.tunnels.now();
     if (tab === 'help') polls.links.now();
+    if (tab === 'provisioning') polls.prov.now();
     if (tab === 'logs' && polls.logFiles) polls.logFiles.wake();
   }
 
@@ -2137,6 +2138,141 @@
     connectLogs();
   }
 
+  // ----------------------------------------------------------- provisioning
+
+  // The provisioner's live progress (/api/provisioning, package provstatus):
+  // a bar per download, the phases with their timing, the running command's
+  // last lines, and how the run ended.
+
+  // A run whose document has not changed for this long while it says
+  // "running" has probably lost its provisioner (killed, rebooted).
+  const PROV_STALE_S = 120;
+
+  function secondsBetween(a, b) {
+    const x = Date.parse(a), y = b ? Date.parse(b) : Date.now();
+    return isNaN(x) || isNaN(y) ? null : Math.max(0, (y - x) / 1000);
+  }
+
+  // provisioningEnd says how a run stands, for the banner: null before any
+  // run. kind: ok (done), bad (failed), warn (stopped or silent), quiet.
+  function provisioningEnd(s, nowMs) {
+    if (!s || typeof s !== 'object' || !s.state || s.state === 'none') return null;
+    const took = secondsBetween(s.started_at, s.finished_at);
+    const phase = typeof s.failed_phase === 'string' && s.failed_phase ? s.failed_phase : '';
+    const err = typeof s.error === 'string' ? s.error : '';
+    const dry = s.dry_run ? ' (dry run)' : '';
+    switch (s.state) {
+      case 'done':
+        return { kind: 'ok', title: 'Provisioning done' + dry, text: took !== null ? 'Finished in ' + (formatDuration(took) || '0 s') + '.' : '' };
+      case 'failed':
+        return { kind: 'bad', title: 'Provisioning failed' + (phase ? ' at phase ' + phase : ''), text: err || 'No error was recorded.' };
+      case 'stopped':
+        return { kind: 'warn', title: 'Provisioning stopped' + (phase ? ' at phase ' + phase : ''), text: err || 'The run was stopped before it finished.' };
+      case 'running': {
+        const quiet = secondsBetween(s.updated_at, nowMs ? new Date(nowMs).toISOString() : null);
+        if (quiet !== null && quiet > PROV_STALE_S) {
+          return { kind: 'warn', title: 'Provisioning has not reported for ' + formatDuration(quiet), text: 'The provisioner may have stopped; see provisioning.log.' };
+        }
+        return { kind: 'quiet', title: 'Provisioning is running' + dry, text: took !== null ? 'For ' + (formatDuration(took) || '0 s') + '.' : '' };
+      }
+    }
+    return { kind: 'quiet', title: 'Provisioning: ' + s.state, text: err };
+  }
+
+  // downloadFigures is what a download's row says: percent (null when the
+  // size is unknown) and "1.2 GiB / 4.0 GiB · 35 MiB/s · 1 m 20 s left".
+  function downloadFigures(d) {
+    const bytes = isNum(d.bytes) ? d.bytes : 0, total = isNum(d.total) && d.total > 0 ? d.total : 0;
+    const p = total ? Math.min(100, (100 * bytes) / total) : (d.state === 'done' ? 100 : null);
+    const parts = [total ? formatBytes(bytes) + ' / ' + formatBytes(total) : formatBytes(bytes)];
+    if (d.state === 'running') {
+      if (isNum(d.rate_bps) && d.rate_bps > 0) parts.push(formatBytes(Math.round(d.rate_bps)) + '/s');
+      if (isNum(d.eta_seconds) && d.eta_seconds >= 0 && d.rate_bps > 0) parts.push((formatDuration(d.eta_seconds) || '0 s') + ' left');
+    }
+    if (d.resumed) parts.push('resumed');
+    return { percent: p, text: parts.join(' · ') };
+  }
+
+  function downloadRow(d) {
+    const f = downloadFigures(d);
+    const name = String(d.dest || d.source || '').replace(/\/+$/, '').split('/').pop() || String(d.source || '');
+    const fill = el('span', { class: 'fill' + (d.state === 'failed' ? ' hot' : d.state === 'done' ? ' done' : '') });
+    if (f.percent !== null) fill.style.width = f.percent.toFixed(1) + '%';
+    const bar = el('div', { class: 'bar' + (f.percent === null ? ' unknown' : ''), role: 'progressbar', 'aria-label': name,
+      'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': f.percent === null ? null : Math.round(f.percent) }, fill);
+    return el('li', { class: 'prov-dl state-' + String(d.state || ''), 'data-id': String(d.id || '') },
+      el('div', { class: 'meter-top' },
+        el('span', { class: 'prov-dl-name', title: String(d.source || ''), text: name }),
+        el('span', { class: 'badge state-' + String(d.state || ''), text: String(d.state || '') })),
+      bar,
+      el('div', { class: 'prov-dl-figs meta', text: f.text }),
+      el('div', { class: 'prov-dl-src meta mono', text: String(d.kind || '') + ' · ' + String(d.source || '') + (d.dest ? ' → ' + d.dest : '') }),
+      d.error ? el('div', { class: 'prov-dl-err', text: String(d.error) }) : null);
+  }
+
+  function phaseRow(p) {
+    const took = p.started_at ? secondsBetween(p.started_at, p.finished_at) : null;
+    const timing = took === null ? '' : (formatDuration(took) || '0 s') + (p.finished_at ? '' : ' so far');
+    return el('li', { class: 'prov-phase state-' + String(p.state || ''), 'data-phase': String(p.name || '') },
+      el('span', { class: 'prov-phase-name', text: String(p.name || '') }),
+      el('span', { class: 'badge state-' + String(p.state || ''), text: String(p.state || '') }),
+      el('span', { class: 'meta', text: [isNum(p.items) && p.items ? plural(p.items, 'item', 'items') : '', timing].filter(Boolean).join(' · ') }),
+      p.error ? el('div', { class: 'prov-dl-err', text: String(p.error) }) : null);
+  }
+
+  let provMissing = false; // an older portal without /api/provisioning
+  async function loadProvisioning() {
+    if (provMissing) return false;
+    let s;
+    try {
+      s = await getJSON('api/provisioning');
+    } catch (e) {
+      provMissing = e.status === 404;
+      $('prov-downloads').replaceChildren(el('div', { class: 'empty error', text: 'Could not read the provisioning progress: ' + e.message }));
+      return false;
+    }
+    renderProvisioning(s);
+    return s && s.state === 'running';
+  }
+
+  function renderProvisioning(s) {
+    const end = provisioningEnd(s, Date.now());
+    const box = $('prov-end');
+    const meta = $('prov-meta');
+    if (!end) {
+      box.hidden = true;
+      meta.textContent = '';
+      $('prov-downloads').replaceChildren(el('div', { class: 'empty', text: 'No provisioning run on this instance (no PROVISIONING_MANIFEST, /provisioning.yaml or provisioner run yet).' }));
+      $('prov-phases').replaceChildren();
+      $('prov-command').replaceChildren(el('div', { class: 'empty', text: 'No command running.' }));
+      return;
+    }
+    box.className = 'banner ' + end.kind;
+    box.dataset.state = s.state;
+    box.replaceChildren(el('strong', { text: end.title }), end.text ? el('span', { class: 'banner-msg', text: end.text }) : null);
+    box.hidden = false;
+    const started = s.started_at ? new Date(s.started_at) : null;
+    meta.textContent = [s.source ? String(s.source) : '', started && !isNaN(started) ? 'started ' + started.toLocaleString() : ''].filter(Boolean).join(' · ');
+
+    const dls = Array.isArray(s.downloads) ? s.downloads : [];
+    $('prov-downloads').replaceChildren(dls.length
+      ? el('ul', { class: 'prov-dl-list' }, ...dls.map(downloadRow))
+      : el('div', { class: 'empty', text: 'No downloads in this run.' }));
+    const phases = Array.isArray(s.phases) ? s.phases : [];
+    $('prov-phases').replaceChildren(...phases.map(phaseRow));
+
+    const c = s.command && typeof s.command === 'object' ? s.command : null;
+    if (!c) {
+      $('prov-command').replaceChildren(el('div', { class: 'empty', text: 'No command running.' }));
+    } else {
+      const tail = Array.isArray(c.tail) ? c.tail.map(String) : [];
+      $('prov-command').replaceChildren(
+        el('div', { class: 'meta', text: 'phase ' + String(c.phase || '') }),
+        el('code', { class: 'prov-cmd-line', text: String(c.line || '') }),
+        el('pre', { class: 'prov-tail', text: tail.join('\n') }));
+    }
+  }
+
   // ------------------------------------------------------------------ start
 
   function start() {
@@ -2170,6 +2306,10 @@
     polls.boot = poller(loadBoot, (running) => (running ? 5000 : 30000), on('overview'));
     polls.idle = poller(loadIdle, 10000, on('overview'));
     polls.links = poller(loadLinks, 15000, on('help'));
+    // Provisioning progress, on its tab: every second while a run goes on,
+    // every 3 s otherwise (a run may start at any moment).
+    polls.prov = poller(loadProvisioning, (running) => (running ? 1000 : 3000), on('provisioning'));
+    $('prov-log').addEventListener('click', () => showLog('provisioning.log'));
     // The file chips' sizes grow with their files: read the list again
     // every 5 s while the Logs tab is shown (they went stale, issue 21).
     polls.logFiles = poller(loadLogFiles, 5000, on('logs'));
@@ -2187,6 +2327,7 @@
     sortApps: sortApps, programLog: programLog, procButtons: procButtons, formatDuration: formatDuration,
     diskFigures: diskFigures, bootNotice: bootNotice, parseTunnelInput: parseTunnelInput, logLineText: logLineText,
     linesAsText: linesAsText, findAll: findAll, highlight: highlight, icon: icon, iconNames: Object.keys(ICONS),
+    provisioningEnd: provisioningEnd, downloadFigures: downloadFigures,
   });
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
