@@ -144,7 +144,11 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	h.cfg = cfg
 	h.challenge = `Basic realm="` + cfg.Realm + `", charset="UTF-8"`
 
-	secrets, err := cfg.ResolveSecrets(expand)
+	resolve, loadStore := cfg.ResolveSecrets, vastauth.LoadSessionStore
+	if onlyValidating() {
+		resolve, loadStore = cfg.CheckSecrets, vastauth.CheckSessionStore
+	}
+	secrets, err := resolve(expand)
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
@@ -155,7 +159,7 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	}
 
 	h.state, err = vastauthStates.hold(filepath.Clean(cfg.StateDir), h, h.logger, func(*zap.Logger) (*authState, error) {
-		store, err := vastauth.LoadSessionStore(cfg.StateDir)
+		store, err := loadStore(cfg.StateDir)
 		if err != nil {
 			return nil, err
 		}
@@ -193,6 +197,32 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	}
 	h.announce()
 	return nil
+}
+
+// onlyValidating reports whether this process only validates a config
+// (`caddy validate`, `caddy adapt --validate`): Caddy then provisions the
+// modules and stops, without starting any app, and gives modules no way to
+// tell. Validating must leave nothing behind, so Provision then reads the
+// state directory without creating the token or the salt.
+func onlyValidating() bool { return validatingArgs(os.Args) }
+
+// validatingArgs is onlyValidating on a command line: the subcommand is the
+// first argument.
+func validatingArgs(args []string) bool {
+	if len(args) < 2 {
+		return false
+	}
+	switch args[1] {
+	case "validate":
+		return true
+	case "adapt":
+		for _, a := range args[2:] {
+			if a == "--validate" || a == "-validate" || a == "--validate=true" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // loginInfo is what the start-up line says about logging in: where the

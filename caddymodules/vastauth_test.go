@@ -1130,3 +1130,21 @@ func TestLogoutRevokesTheSessionsHandoffTokens(t *testing.T) {
 		t.Errorf("another session's handoff token: %d, want 302", got)
 	}
 }
+
+func TestValidatingArgs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"caddy", "validate", "--adapter", "portal_yaml", "--config", "p.yaml"}, true},
+		{[]string{"caddy", "adapt", "--adapter", "portal_yaml", "--validate"}, true},
+		{[]string{"caddy", "adapt", "--adapter", "portal_yaml"}, false},
+		{[]string{"caddy", "run", "--adapter", "portal_yaml", "--config", "validate"}, false},
+		{[]string{"caddy.test", "-test.run", "X"}, false},
+		{[]string{"caddy"}, false},
+	} {
+		if got := validatingArgs(c.args); got != c.want {
+			t.Errorf("validatingArgs(%q) = %v, want %v", c.args, got, c.want)
+		}
+	}
+}

@@ -673,3 +673,32 @@ func TestVastAuthValidateAsNonRootNamesStateDir(t *testing.T) {
 		t.Errorf("with PORTAL_STATE_DIR set: %v\n%s", err, out)
 	}
 }
+
+// TestValidateLeavesNoStateFiles: `caddy validate --adapter portal_yaml`
+// provisions every module but must change nothing: before issue 20 it wrote
+// auth_token and session_salt into the state directory. A run of the same
+// config afterwards still generates them.
+func TestValidateLeavesNoStateFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "portal.yaml")
+	if err := os.WriteFile(cfg, []byte(portalYAML(appYAML("App", freePort(t), freePort(t), "/"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(caddyBin, "validate", "--adapter", "portal_yaml", "--config", cfg)
+	cmd.Env = append(os.Environ(), "PORTAL_STATE_DIR="+state, "PORTAL_LOG_DIR="+dir, "PORTAL_DEFAULT_TUNNELS=false",
+		"PORTAL_ADMIN_LISTEN=off", "WEB_PASSWORD=", "OPEN_BUTTON_TOKEN=", "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Valid configuration") {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("validate wrote %v into the state directory", names)
+	}
+}

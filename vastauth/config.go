@@ -176,6 +176,17 @@ type ResolvedSecrets struct {
 // left, it loads (or generates once) the token under StateDir. An error
 // never contains a secret.
 func (s SecretSource) ResolveSecrets(expand func(string) string) (ResolvedSecrets, error) {
+	return s.resolve(expand, true)
+}
+
+// CheckSecrets is ResolveSecrets for `caddy validate`, which must leave no
+// file behind: without a token file, it checks that one could be written
+// and returns a token made for this call only.
+func (s SecretSource) CheckSecrets(expand func(string) string) (ResolvedSecrets, error) {
+	return s.resolve(expand, false)
+}
+
+func (s SecretSource) resolve(expand func(string) string, write bool) (ResolvedSecrets, error) {
 	var r ResolvedSecrets
 	for _, spec := range s.Secrets {
 		if v := normalizeSecret(expand(spec)); v != "" {
@@ -186,7 +197,7 @@ func (s SecretSource) ResolveSecrets(expand func(string) string) (ResolvedSecret
 	if len(r.Values) > 0 {
 		return r, nil
 	}
-	tok, created, err := loadOrCreateToken(s.StateDir)
+	tok, created, err := loadOrCreateStateFile(s.StateDir, TokenFileName, "token", write)
 	if err != nil {
 		return r, fmt.Errorf("no secret is set, and the generated token is unavailable: %w", stateDirError(s.StateDir, err))
 	}
