@@ -183,6 +183,7 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 		SessionTTL:  cfg.SessionTTL.Std(),
 		Revocations: h.state.Value.store.Revocations,
 		Handoffs:    h.state.Value.handoffs,
+		Unguessable: secrets.Unguessable,
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)

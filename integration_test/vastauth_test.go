@@ -702,3 +702,39 @@ func TestValidateLeavesNoStateFiles(t *testing.T) {
 		t.Fatalf("validate wrote %v into the state directory", names)
 	}
 }
+
+// TestVastAuthOwnerOpenLinkWhileLimitedThroughBinary (issue 20, item 6): a
+// guesser behind the owner's address reaches the failure limit; the owner's
+// Open link (?token=OPEN_BUTTON_TOKEN, unguessable) still gets in, while
+// the user-chosen WEB_PASSWORD, right as it is, gets 429 in every form.
+func TestVastAuthOwnerOpenLinkWhileLimitedThroughBinary(t *testing.T) {
+	be := recordingBackend(t)
+	ext := freePort(t)
+	const password = "Summer2026!"
+	const open = "f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f"
+	StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{"WEB_PASSWORD": password, "OPEN_BUTTON_TOKEN": open}})
+	base := fmt.Sprintf("http://127.0.0.1:%d", ext)
+	waitStatus(t, nil, base+"/manifest.json", 200)
+	limited := false
+	for i := range 40 {
+		if r := vaDo(t, "GET", base+"/?token=guess"+strconv.Itoa(i), "Accept", "application/json"); r.StatusCode == 429 {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("40 wrong guesses did not reach the limit")
+	}
+	for name, r := range map[string]vaResponse{
+		"password as ?token=": vaDo(t, "GET", base+"/?token="+url.QueryEscape(password), "Accept", "application/json"),
+		"password as Basic":   vaDo(t, "GET", base+"/", "Authorization", basicHeader("vastai", password)),
+		"Open token as Basic": vaDo(t, "GET", base+"/", "Authorization", basicHeader("vastai", open)),
+	} {
+		if r.StatusCode != 429 || r.app != nil {
+			t.Errorf("%s while limited: %s, want 429", name, r.Status)
+		}
+	}
+	if r := vaDo(t, "GET", base+"/?token="+open, "Accept", "application/json"); r.StatusCode != 200 {
+		t.Errorf("the owner's Open link while limited: %s, want 200", r.Status)
+	}
+}
