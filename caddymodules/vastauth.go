@@ -630,6 +630,13 @@ func (h *VastAuth) strip(r *http.Request, creds vastauth.Credentials, accepted v
 			delete(r.Header, "Cookie")
 		}
 	}
+	// An API-key header the app may read: dropped when it carries our secret.
+	for _, v := range r.Header.Values("X-Api-Key") {
+		if h.secrets.Carries(v) {
+			r.Header.Del("X-Api-Key")
+			break
+		}
+	}
 	authz := r.Header["Authorization"]
 	if len(authz) == 0 {
 		return

@@ -298,6 +298,22 @@ func TestVastAuthStripsSecretInAnyAuthorizationForm(t *testing.T) {
 	}
 }
 
+// Issue 20: an X-Api-Key header carrying our secret is dropped; an app's
+// own key passes.
+func TestVastAuthStripsSecretInXAPIKey(t *testing.T) {
+	h := newTestVastAuth(t, nil)
+	session := h.auth.IssueSession(time.Now())
+	for _, c := range []struct{ key, want string }{{vaToken, ""}, {"Bearer " + vaPassword, ""}, {"app-key-123", "app-key-123"}} {
+		res := serveVA(h, req("GET", "/", "Cookie", vaCookie+"="+session, "X-Api-Key", c.key))
+		if !res.app.called {
+			t.Fatalf("%q: status %d", c.key, res.status)
+		}
+		if got := res.app.req.Header.Get("X-Api-Key"); got != c.want {
+			t.Errorf("X-Api-Key %q: the app saw %q, want %q", c.key, got, c.want)
+		}
+	}
+}
+
 func TestVastAuthRejectedCookieIsCleared(t *testing.T) {
 	h := newTestVastAuth(t, nil)
 	res := serveVA(h, req("GET", "/", "Cookie", vaCookie+"=stale"))
