@@ -12,9 +12,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
@@ -242,62 +244,67 @@ func TestProberCachesAndShares(t *testing.T) {
 	}
 }
 
+// The prober's goroutines block only on channels (the slot queue, the
+// fake's gate, the inflight done channels), so in a synctest bubble
+// synctest.Wait returns once every connect that can start has started.
 func TestProberConcurrencyBoundAndSharedInflight(t *testing.T) {
-	f := &fakeDial{calls: map[string]int{}, open: map[string]bool{}, gate: make(chan struct{})}
-	p := newProber(5*time.Second, 2*time.Second, 3)
-	p.dial = f.dial
-	var addrs []string
-	for i := 0; i < 10; i++ {
-		addrs = append(addrs, fmt.Sprintf("h:%d", i))
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < 4; i++ { // four dashboards asking at once share the connects
-		wg.Add(1)
-		go func() { defer wg.Done(); p.probe(context.Background(), addrs) }()
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.inFlight.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if n := f.inFlight.Load(); n != 3 {
-		t.Fatalf("%d connects in flight, bound is 3", n)
-	}
-	close(f.gate)
-	wg.Wait()
-	if m := f.maxSeen.Load(); m > 3 {
-		t.Fatalf("up to %d connects at once, bound is 3", m)
-	}
-	for _, a := range addrs {
-		if f.calls[a] != 1 {
-			t.Fatalf("address %s connected %d times, want once", a, f.calls[a])
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeDial{calls: map[string]int{}, open: map[string]bool{}, gate: make(chan struct{})}
+		p := newProber(5*time.Second, 2*time.Second, 3)
+		p.dial = f.dial
+		var addrs []string
+		for i := 0; i < 10; i++ {
+			addrs = append(addrs, fmt.Sprintf("h:%d", i))
 		}
-	}
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ { // four dashboards asking at once share the connects
+			wg.Add(1)
+			go func() { defer wg.Done(); p.probe(context.Background(), addrs) }()
+		}
+		synctest.Wait()
+		if n := f.inFlight.Load(); n != 3 {
+			t.Fatalf("%d connects in flight, bound is 3", n)
+		}
+		close(f.gate)
+		wg.Wait()
+		if m := f.maxSeen.Load(); m > 3 {
+			t.Fatalf("up to %d connects at once, bound is 3", m)
+		}
+		for _, a := range addrs {
+			if f.calls[a] != 1 {
+				t.Fatalf("address %s connected %d times, want once", a, f.calls[a])
+			}
+		}
+	})
 }
 
 func TestProberGoneAsker(t *testing.T) {
-	f := &fakeDial{calls: map[string]int{}, open: map[string]bool{"x:1": true}, gate: make(chan struct{})}
-	p := newProber(5*time.Second, 2*time.Second, 1)
-	p.dial = f.dial
-	// Occupy the only slot.
-	go p.probe(context.Background(), []string{"busy:1"})
-	for f.inFlight.Load() < 1 {
-		time.Sleep(time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if got := p.probe(ctx, []string{"x:1"}); got["x:1"] {
-		t.Fatalf("answer without a connect: %v", got)
-	}
-	close(f.gate)
-	// The abandoned request's connect still ran, to completion: the next
-	// asker gets its answer, not a "closed" left by the one that went away.
-	if got := p.probe(context.Background(), []string{"x:1"}); !got["x:1"] {
-		t.Fatalf("x:1 reported closed after an asker went away: %v", got)
-	}
-	if f.calls["x:1"] != 1 {
-		t.Fatalf("x:1 connected %d times, want once", f.calls["x:1"])
-	}
+	// In a synctest bubble: the asker's 50 ms deadline passes in fake time.
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeDial{calls: map[string]int{}, open: map[string]bool{"x:1": true}, gate: make(chan struct{})}
+		p := newProber(5*time.Second, 2*time.Second, 1)
+		p.dial = f.dial
+		// Occupy the only slot.
+		go p.probe(context.Background(), []string{"busy:1"})
+		synctest.Wait()
+		if f.inFlight.Load() != 1 {
+			t.Fatal("the busy connect did not start")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if got := p.probe(ctx, []string{"x:1"}); got["x:1"] {
+			t.Fatalf("answer without a connect: %v", got)
+		}
+		close(f.gate)
+		// The abandoned request's connect still ran, to completion: the next
+		// asker gets its answer, not a "closed" left by the one that went away.
+		if got := p.probe(context.Background(), []string{"x:1"}); !got["x:1"] {
+			t.Fatalf("x:1 reported closed after an asker went away: %v", got)
+		}
+		if f.calls["x:1"] != 1 {
+			t.Fatalf("x:1 connected %d times, want once", f.calls["x:1"])
+		}
+	})
 }
 
 // TestStatesRealSupervisord: real supervisord, real listeners, a real
@@ -335,7 +342,7 @@ exitcodes=0
 	if err := os.WriteFile(filepath.Join(skip, "extra"), []byte("Extra App\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	closedPort := freePort(t)
+	closedPort := testwait.FreePort(t)
 	apps := []App{
 		{Key: "Web", AppInfo: portalconfig.AppInfo{Name: "Web", Hostname: "127.0.0.1", InternalPort: openPort}},
 		{Key: "Worker", AppInfo: portalconfig.AppInfo{Name: "Worker", Hostname: "127.0.0.1", InternalPort: closedPort}},
@@ -359,12 +366,9 @@ exitcodes=0
 	waitFor := func(want string) {
 		t.Helper()
 		var got string
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if got = summary(); got == want {
-				return
-			}
+		if !testwait.Poll(10*time.Second, 50*time.Millisecond, func() bool { got = summary(); return got == want }) {
+			t.Fatalf("states %q, want %q", got, want)
 		}
-		t.Fatalf("states %q, want %q", got, want)
 	}
 	waitFor("Web=running Worker=starting Outside=external Extra App=not_configured")
 	svc, _ := supervisor.New(supervisor.Config{Socket: sock, SkipDir: skip})
@@ -386,16 +390,6 @@ exitcodes=0
 	if len(states) != 3 || states[0].State != Running || states[1].State != NotAnswering || states[2].State != Running || states[0].Program != "" {
 		t.Fatalf("probe-only states: %+v", states)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // BenchmarkStatesRealSupervisord is one /api/apps answer's work against

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/portalconfig"
 )
 
@@ -187,16 +187,6 @@ func TestPortalServerRoutesEndWithTheDashboard(t *testing.T) {
 	}
 }
 
-func dashboardFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // loadDashboardConfig runs a config in-process until the test ends.
 func loadDashboardConfig(t *testing.T, cfg []byte) {
 	t.Helper()
@@ -234,7 +224,7 @@ func getDashboard(t *testing.T, url string, hdr ...string) dashboardGet {
 func TestDashboardServedByFileServer(t *testing.T) {
 	var warns []caddyconfig.Warning
 	plan := testPlan(t, "localhost:1111:11111:/:Instance Portal", portalconfig.Environ{"VAST_CONTAINERLABEL": "C.5"})
-	port := dashboardFreePort(t)
+	port := testwait.FreePort(t)
 	fsApp := dashboardFilesystems(&warns)
 	cfg := caddyconfig.JSON(map[string]any{
 		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
@@ -295,7 +285,7 @@ func TestDashboardServedByFileServer(t *testing.T) {
 // TestDashboardCaddyfileExample loads the Caddyfile form documented in
 // docs/dashboard.md (for Caddyfile.example) and serves the page with it.
 func TestDashboardCaddyfileExample(t *testing.T) {
-	port := dashboardFreePort(t)
+	port := testwait.FreePort(t)
 	src := fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -322,14 +312,11 @@ http://127.0.0.1:%d {
 		t.Fatalf("warnings: %v", warns)
 	}
 	loadDashboardConfig(t, cfg)
-	deadline := time.Now().Add(5 * time.Second)
 	var r dashboardGet
-	for time.Now().Before(deadline) {
-		if r = getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); r.status == 200 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Poll(5*time.Second, 0, func() bool {
+		r = getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+		return r.status == 200
+	})
 	if r.status != 200 || !strings.Contains(r.body, `src="app.js"`) || r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("GET /: %d %q %.100q", r.status, r.header.Get("Cache-Control"), r.body)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/gpumetrics"
 	"github.com/instanceportal/portal/gpumetrics/nvmlgpu"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 func TestGPUMetricsCaddyfile(t *testing.T) {
@@ -216,9 +217,7 @@ func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 	}
 	before := c.Sweeps()
 	// The sampler must still run: wait (bounded) for its next sweep.
-	for deadline := time.Now().Add(10 * time.Second); c.Sweeps() <= before && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Poll(10*time.Second, 0, func() bool { return c.Sweeps() > before })
 	if c.Sweeps() <= before {
 		t.Errorf("sampler stopped by the old config's cleanup")
 	}
@@ -283,7 +282,7 @@ func TestGPUCollectorLogsThroughNewestConfig(t *testing.T) {
 	gpuSources = func(gpumetrics.Config) gpumetrics.GPUSource { return panickySource{&panicking} }
 	t.Cleanup(func() { gpuSources = saved })
 
-	port := dashboardFreePort(t)
+	port := testwait.FreePort(t)
 	apps := map[string]any{"http": map[string]any{"servers": map[string]any{"metrics": map[string]any{
 		"listen": []string{fmt.Sprintf("127.0.0.1:%d", port)},
 		"routes": []any{map[string]any{"handle": []any{map[string]any{

@@ -58,8 +58,8 @@ func idleAppFor(plan *portalconfig.Plan) IdleApp {
 	}
 }
 
-// withIdle adds idle auto-stop to an adapted config. /api/idle is always
-// on the portal's server (the dashboard asks it; off, it says so). When
+// withIdle adds idle auto-stop to an adapted config (/api/idle is in the
+// route table: the dashboard asks it; off, it says so). When
 // PORTAL_IDLE_STOP_AFTER turns auto-stop on (a bad PORTAL_IDLE_* is an
 // error naming the variable, so a typo fails `caddy portal check` and a
 // reload), it adds the idle app and an idle_activity handler on each app
@@ -73,10 +73,6 @@ func withIdle(cfg *caddy.Config, plan *portalconfig.Plan, env portalconfig.Envir
 	var httpApp caddyhttp.App
 	if err := json.Unmarshal(cfg.AppsRaw["http"], &httpApp); err != nil {
 		return fmt.Errorf("idle: re-reading the http app: %w", err)
-	}
-	if srv := httpApp.Servers["portal"]; srv != nil && len(srv.Routes) > 0 {
-		// After the internal guard, which must see every request first.
-		srv.Routes = slices.Insert(srv.Routes, 1, terminal(idleAPIRoute(warns)))
 	}
 	if ic.Enabled() {
 		for _, sp := range plan.Servers {
@@ -107,12 +103,6 @@ func idleActivityRoute(sp portalconfig.ServerPlan, warns *[]caddyconfig.Warning)
 	return caddyhttp.Route{HandlersRaw: []json.RawMessage{
 		caddyconfig.JSONModuleObject(IdleActivity{StreamsOnly: sp.App.IsPortal()}, "handler", "idle_activity", warns),
 	}}
-}
-
-// idleAPIRoute serves GET /api/idle and POST /api/idle/postpone.
-func idleAPIRoute(warns *[]caddyconfig.Warning) caddyhttp.Route {
-	return pathRoute(warns, []string{"/api/idle", "/api/idle/postpone"},
-		caddyconfig.JSONModuleObject(PortalIdleAPI{}, "handler", "portal_idle", warns))
 }
 
 // IdleApp stops the instance after a window without activity (idle

@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portalconfig"
 )
@@ -185,9 +186,7 @@ func TestLogStreamServeHTTP(t *testing.T) {
 	go func() {
 		done <- h.ServeHTTP(live, httptest.NewRequest("GET", "/api/logs/stream?file=app.log", nil).WithContext(ctx), next)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(live.body(), "hello") && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Poll(10*time.Second, 10*time.Millisecond, func() bool { return strings.Contains(live.body(), "hello") })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("client disconnect reported as %v", err)
@@ -268,7 +267,7 @@ func TestLogStreamConcurrentFirstRequests(t *testing.T) {
 func TestLogStreamServiceLogsThroughCurrentConfig(t *testing.T) {
 	dir := t.TempDir()
 	logs := t.TempDir()
-	port := dashboardFreePort(t)
+	port := testwait.FreePort(t)
 	config := func(logFile string) []byte {
 		return []byte(fmt.Sprintf(`{
 			"admin": {"disabled": true},
@@ -296,17 +295,13 @@ func TestLogStreamServiceLogsThroughCurrentConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "later.log"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, _ := os.ReadFile(second)
-		if bytes.Contains(b, []byte(`"following log file"`)) && bytes.Contains(b, []byte(`"later.log"`)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			a, _ := os.ReadFile(first)
-			t.Fatalf("the Service did not log through the new config's logger\nnew log:\n%s\nold log:\n%s", b, a)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var b []byte
+	if !testwait.Poll(5*time.Second, 0, func() bool {
+		b, _ = os.ReadFile(second)
+		return bytes.Contains(b, []byte(`"following log file"`)) && bytes.Contains(b, []byte(`"later.log"`))
+	}) {
+		a, _ := os.ReadFile(first)
+		t.Fatalf("the Service did not log through the new config's logger\nnew log:\n%s\nold log:\n%s", b, a)
 	}
 	if a, _ := os.ReadFile(first); bytes.Contains(a, []byte(`"later.log"`)) {
 		t.Fatalf("the old config's log got the line:\n%s", a)

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
 )
@@ -45,7 +46,7 @@ func TestMCPServerGoClient(t *testing.T) {
 	}
 	t.Setenv("AGENTS_DIR", agents)
 	t.Setenv("PROVISIONER_STATE_DIR", filepath.Join(dir, "prov"))
-	internal, external := dashboardFreePort(t), dashboardFreePort(t)
+	internal, external := testwait.FreePort(t), testwait.FreePort(t)
 	env := portalconfig.Environ{
 		"PORTAL_LOG_DIR": logs, "PORTAL_STATE_DIR": filepath.Join(dir, "state"), "SUPERVISOR_SOCKET": sock,
 		"PORTAL_ADMIN_LISTEN": "off", "PORTAL_DEFAULT_TUNNELS": "false", "ENABLE_AUTH": "false",

@@ -14,6 +14,7 @@ import (
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/capabilities"
 	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/idle"
 	"github.com/instanceportal/portal/logstream"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/portallinks"
@@ -105,6 +106,22 @@ func portalRoutes() []portalRoute {
 			Handlers: one(bootStatusHandler),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/boot", Tag: "boot", Summary: "Whether provisioning is running, complete or failed",
 				Responses: []apidoc.Response{apidoc.OK("read from the entrypoint's markers, with the listeners exposed past the portal's authentication", apidoc.Schema[bootAnswer]())}}},
+		},
+		{
+			Paths: []string{"/api/idle", "/api/idle/postpone"},
+			Handlers: one(func(_ *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
+				return caddyconfig.JSONModuleObject(PortalIdleAPI{}, "handler", "portal_idle", w)
+			}),
+			Ops: []apidoc.Op{
+				{Method: http.MethodGet, Path: "/api/idle", Tag: "idle", Summary: "Idle auto-stop: idle for how long, when the instance stops (docs/idle.md)",
+					Responses: []apidoc.Response{apidoc.OK("enabled is false when PORTAL_IDLE_STOP_AFTER is unset", apidoc.Schema[idle.Status]())}},
+				{Method: http.MethodPost, Path: "/api/idle/postpone", Tag: "idle", Summary: "Postpone the stop by one window",
+					Description: "Content-Type: application/json; refused cross-site.",
+					Body:        &apidoc.Body{Schema: apidoc.Object(nil)},
+					Responses: []apidoc.Response{apidoc.OK("the new status", apidoc.Schema[idle.Status]()),
+						apidoc.Err(http.StatusForbidden, "cross-site"),
+						apidoc.Err(http.StatusConflict, "idle auto-stop is off")}},
+			},
 		},
 		{
 			Paths:    []string{"/api/provisioning"},

@@ -155,6 +155,8 @@ func (h *PortalProcesses) writeError(w http.ResponseWriter, r *http.Request, act
 	case errors.Is(err, supervisor.ErrNotRunning):
 		code = http.StatusServiceUnavailable
 		body["error"] = supervisor.ErrNotRunning.Error()
+		// How to start one (not the socket's path itself).
+		body["start_command"] = supervisor.StartCommand(h.svc.Socket())
 	case errors.Is(err, supervisor.ErrNoSuchProcess):
 		code = http.StatusNotFound
 	case errors.Is(err, supervisor.ErrProtected):

@@ -18,6 +18,7 @@ import (
 
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/portallinks"
 	"github.com/instanceportal/portal/supervisor"
@@ -144,8 +145,7 @@ func TestPortalProcessesRealSupervisord(t *testing.T) {
 	var list struct {
 		Processes []supervisor.Process `json:"processes"`
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Poll(10*time.Second, 50*time.Millisecond, func() bool {
 		a := serve(t, h, "GET", "/api/processes", nil, "")
 		if a.Code != 200 {
 			t.Fatalf("list: %d %s", a.Code, a.Raw)
@@ -153,11 +153,8 @@ func TestPortalProcessesRealSupervisord(t *testing.T) {
 		if err := json.Unmarshal([]byte(a.Raw), &list); err != nil {
 			t.Fatal(err)
 		}
-		if len(list.Processes) == 3 && list.Processes[2].State == "RUNNING" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(list.Processes) == 3 && list.Processes[2].State == "RUNNING"
+	})
 	byName := map[string]supervisor.Process{}
 	for _, p := range list.Processes {
 		byName[p.Name] = p
@@ -211,7 +208,7 @@ func TestPortalAppsHandler(t *testing.T) {
 		Config: supervisor.Config{Socket: filepath.Join(dir, "none.sock"), SkipDir: dir},
 		Apps: []appstate.App{
 			{Key: "Up", AppInfo: portalconfig.AppInfo{Name: "Up", Hostname: "127.0.0.1", InternalPort: upPort, ExternalPort: 1, Proxied: true}},
-			{Key: "Down", AppInfo: portalconfig.AppInfo{Name: "Down", Hostname: "127.0.0.1", InternalPort: freeTCPPort(t), ExternalPort: 2, Proxied: true}},
+			{Key: "Down", AppInfo: portalconfig.AppInfo{Name: "Down", Hostname: "127.0.0.1", InternalPort: testwait.FreePort(t), ExternalPort: 2, Proxied: true}},
 		},
 	}}
 	provision(t, h)
@@ -345,17 +342,6 @@ func TestProcessesModulesValidate(t *testing.T) {
 			t.Errorf("%T: got %v, want %q", tt.m, err, tt.want)
 		}
 	}
-}
-
-// freeTCPPort is a port on 127.0.0.1 that nothing listens on (a moment ago).
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestAdapterWritesProcessesSettings: the environment reaches the three

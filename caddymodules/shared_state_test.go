@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testwait"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"go.uber.org/zap"
@@ -194,11 +196,7 @@ func reloadClosingOldSink(t *testing.T, include []string, apps map[string]any) (
 // waitLogged waits until the sink holds want.
 func waitLogged(t *testing.T, sink *sinkBuffer, want string, other *sinkBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(sink.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%q did not reach the new config's log.\nnew: %s\nold: %s (%d writes after it was closed)", want, sink, other, other.late())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testwait.Poll(10*time.Second, 0, func() bool { return strings.Contains(sink.String(), want) }) {
+		t.Fatalf("%q did not reach the new config's log.\nnew: %s\nold: %s (%d writes after it was closed)", want, sink, other, other.late())
 	}
 }

@@ -35,36 +35,21 @@ func init() {
 	caddy.RegisterModule(VastAuth{})
 }
 
-// VastAuth is the gate in front of every app: it lets a request through
-// when it carries one of the secrets (as the `token` query parameter, the
-// session cookie, `Authorization: Bearer`, or `Authorization: Basic` with
-// the username) or a handoff token (`portal_handoff`), answers 401 with a
-// Basic challenge (and, for a browser, a page saying how to log in)
-// otherwise, and 429 once a client has presented too many wrong
-// credentials: from then on its guessable credentials are refused
-// unchecked until the window passes, while a signed session still works.
-// Our credentials are removed before the request goes on, so the app never
-// sees them.
+// VastAuth is the gate in front of every app (http.handlers.vastauth). It
+// lets a request through when it carries one of the secrets or a handoff
+// token, answers 401 (with a login page for a browser) otherwise, and 429
+// once a client has presented too many wrong credentials; it removes our
+// credentials before the request goes on, and answers /.portal/logout and
+// POST /api/handoff itself. With strip_only (the portal's AUTH_EXCLUDE
+// ports) it checks nothing and only removes our credentials. The decision
+// lives in package vastauth; this type is its Caddy wiring.
 //
-// A valid `?token=`, `?portal_handoff=` or Basic login earns a session
-// cookie holding a signed, expiring, revocable value (not the secret). A
-// browser navigation with either parameter is redirected to the same URL
-// without it. These paths pass without credentials, when spelled plainly
-// (vastauth.IsPublicPath): /.well-known/acme-challenge/<token>,
-// /.well-known/change-password, /.well-known/security.txt, /security.txt,
-// /manifest.json, /manifest.webmanifest, /site.webmanifest and
-// /portal-resolver. vastauth itself answers /.portal/logout (GET: a page
-// with a button; POST: revoke the session) and, once authenticated, POST
-// /api/handoff (a handoff token for another origin, see docs/vastauth.md).
-//
-// With strip_only (the portal's AUTH_EXCLUDE ports) it checks nothing and
-// only removes our credentials.
+// docs/vastauth.md is the one description of what it accepts, the public
+// paths, the brute-force limit, sessions, handoff tokens and the settings;
+// SECURITY.md names the tests that hold its promises.
 //
 // Secrets are resolved from placeholders at Provision, so that the running
-// config (served by the admin API to any local user) never holds them. With
-// no secret set, a random token is generated once and kept under state_dir.
-// The module reads no environment variable unless the config names one as
-// a placeholder.
+// config (served by the admin API to any local user) never holds them.
 //
 // Placeholder set on success: {http.auth.user.id} (the username).
 type VastAuth struct {

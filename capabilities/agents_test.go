@@ -6,18 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // waitFor polls cond, bounded in time.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Eventually(t, 10*time.Second, 0, "the condition", cond)
 }
 
 func TestCombinedGuide(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/provstatus"
 )
 
@@ -740,12 +741,10 @@ func TestCancelKeepsPartialAndReportsStopped(t *testing.T) {
 	dest := filepath.Join(t.TempDir(), "f")
 	go func() { // cancel once bytes are on disk, half way
 		defer cancel()
-		for range 1000 {
-			if n, _ := exists(partialName(dest)); n > 0 {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testwait.Poll(10*time.Second, 10*time.Millisecond, func() bool {
+			n, _ := exists(partialName(dest))
+			return n > 0
+		})
 	}()
 	err := Run(ctx, []Spec{{URL: srv.URL + "/f", Dest: dest}}, opts)
 	if !errors.Is(err, context.Canceled) {

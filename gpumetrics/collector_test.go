@@ -6,9 +6,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // stubGPU is a GPUSource whose sweeps can be blocked, like a stuck driver.
@@ -63,58 +65,53 @@ func TestCollectorLazyStartAndSharedSample(t *testing.T) {
 }
 
 func TestCollectorStuckSweepServesStale(t *testing.T) {
-	gpu := &stubGPU{}
-	c := NewCollector(Config{Interval: ms(20), Timeout: ms(30)}, Sources{GPU: gpu, System: stubSystem{}}, nil)
-	defer c.Close()
-	first := c.Latest(context.Background())
-	if first.Snapshot.Stale {
-		t.Fatal("first sample stale")
-	}
-	release := make(chan struct{})
-	gpu.mu.Lock()
-	gpu.block = release
-	gpu.mu.Unlock()
+	// In a synctest bubble: the sleeps, intervals and timeouts run on the
+	// bubble's fake clock, so "no sweep started while stuck" is exact.
+	synctest.Test(t, func(t *testing.T) {
+		gpu := &stubGPU{}
+		c := NewCollector(Config{Interval: ms(20), Timeout: ms(30)}, Sources{GPU: gpu, System: stubSystem{}}, nil)
+		defer c.Close()
+		first := c.Latest(context.Background())
+		if first.Snapshot.Stale {
+			t.Fatal("first sample stale")
+		}
+		release := make(chan struct{})
+		gpu.mu.Lock()
+		gpu.block = release
+		gpu.mu.Unlock()
 
-	// Wait until a stale sample is published; requests never block meanwhile.
-	deadline := time.Now().Add(5 * time.Second)
-	var s *Sample
-	for time.Now().Before(deadline) {
-		t0 := time.Now()
-		s = c.Latest(context.Background())
-		// Blocked would mean for good (the sweep is stuck until released);
-		// the bound only has to be far below that and above a loaded
-		// machine's scheduling delays.
-		if d := time.Since(t0); d > time.Second {
-			t.Fatalf("Latest blocked %v behind a stuck sweep", d)
+		// Wait until a stale sample is published; requests never block meanwhile.
+		var s *Sample
+		testwait.Poll(5*time.Second, 5*time.Millisecond, func() bool {
+			t0 := time.Now()
+			s = c.Latest(context.Background())
+			// Blocked would mean for good (the sweep is stuck until released);
+			// the bound only has to be far below that.
+			if d := time.Since(t0); d > time.Second {
+				t.Fatalf("Latest blocked %v behind a stuck sweep", d)
+			}
+			return s.Snapshot.Stale
+		})
+		if !s.Snapshot.Stale || s.Snapshot.StaleReason == "" || !s.Snapshot.Available || len(s.Snapshot.GPUs) != 1 {
+			t.Fatalf("want the previous sample marked stale, got %+v", s.Snapshot)
 		}
-		if s.Snapshot.Stale {
-			break
+		var doc map[string]any
+		if err := json.Unmarshal(s.JSON(), &doc); err != nil || doc["stale"] != true {
+			t.Fatalf("stale JSON: %s", s.JSON())
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if !s.Snapshot.Stale || s.Snapshot.StaleReason == "" || !s.Snapshot.Available || len(s.Snapshot.GPUs) != 1 {
-		t.Fatalf("want the previous sample marked stale, got %+v", s.Snapshot)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(s.JSON(), &doc); err != nil || doc["stale"] != true {
-		t.Fatalf("stale JSON: %s", s.JSON())
-	}
-	stuckAt := gpu.sweeps.Load()
-	time.Sleep(100 * time.Millisecond) // several intervals while stuck
-	if n := gpu.sweeps.Load(); n != stuckAt {
-		t.Errorf("a stuck sweep must not be joined by new ones: %d sweeps started while stuck", n-stuckAt)
-	}
-	gpu.mu.Lock()
-	gpu.block = nil
-	gpu.mu.Unlock()
-	close(release)
-	deadline = time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && c.Latest(context.Background()).Snapshot.Stale {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if c.Latest(context.Background()).Snapshot.Stale {
-		t.Fatal("never recovered after the stuck sweep returned")
-	}
+		stuckAt := gpu.sweeps.Load()
+		time.Sleep(100 * time.Millisecond) // fake clock: five intervals pass while stuck
+		if n := gpu.sweeps.Load(); n != stuckAt {
+			t.Errorf("a stuck sweep must not be joined by new ones: %d sweeps started while stuck", n-stuckAt)
+		}
+		gpu.mu.Lock()
+		gpu.block = nil
+		gpu.mu.Unlock()
+		close(release)
+		testwait.Eventually(t, 5*time.Second, 5*time.Millisecond, "recovery after the stuck sweep returned", func() bool {
+			return !c.Latest(context.Background()).Snapshot.Stale
+		})
+	})
 }
 
 func TestCollectorFirstSweepStuck(t *testing.T) {
@@ -134,30 +131,34 @@ func TestCollectorFirstSweepStuck(t *testing.T) {
 }
 
 func TestCollectorClose(t *testing.T) {
-	gpu := &stubGPU{}
-	c := NewCollector(Config{Interval: ms(10)}, Sources{GPU: gpu}, nil)
-	c.Close() // never started: returns at once, source untouched
-	if gpu.closes.Load() != 0 || gpu.sweeps.Load() != 0 {
-		t.Fatal("closing an unstarted collector must not touch the source")
-	}
-	s := c.Latest(context.Background())
-	if s.Snapshot.Available || gpu.sweeps.Load() != 0 {
-		t.Fatal("a closed collector must not start")
-	}
+	// In a synctest bubble: "no sweep after Close" is checked over five
+	// intervals of the bubble's fake clock.
+	synctest.Test(t, func(t *testing.T) {
+		gpu := &stubGPU{}
+		c := NewCollector(Config{Interval: ms(10)}, Sources{GPU: gpu}, nil)
+		c.Close() // never started: returns at once, source untouched
+		if gpu.closes.Load() != 0 || gpu.sweeps.Load() != 0 {
+			t.Fatal("closing an unstarted collector must not touch the source")
+		}
+		s := c.Latest(context.Background())
+		if s.Snapshot.Available || gpu.sweeps.Load() != 0 {
+			t.Fatal("a closed collector must not start")
+		}
 
-	gpu = &stubGPU{}
-	c = NewCollector(Config{Interval: ms(10)}, Sources{GPU: gpu}, nil)
-	c.Latest(context.Background())
-	c.Close()
-	c.Close()
-	if gpu.closes.Load() != 1 {
-		t.Fatalf("source closed %d times", gpu.closes.Load())
-	}
-	n := gpu.sweeps.Load()
-	time.Sleep(50 * time.Millisecond)
-	if gpu.sweeps.Load() != n {
-		t.Error("sweeps continued after Close")
-	}
+		gpu = &stubGPU{}
+		c = NewCollector(Config{Interval: ms(10)}, Sources{GPU: gpu}, nil)
+		c.Latest(context.Background())
+		c.Close()
+		c.Close()
+		if gpu.closes.Load() != 1 {
+			t.Fatalf("source closed %d times", gpu.closes.Load())
+		}
+		n := gpu.sweeps.Load()
+		time.Sleep(50 * time.Millisecond) // fake clock: five intervals with nothing to sweep
+		if gpu.sweeps.Load() != n {
+			t.Error("sweeps continued after Close")
+		}
+	})
 }
 
 func TestCollectorFakeClock(t *testing.T) {

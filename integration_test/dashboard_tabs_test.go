@@ -159,7 +159,7 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 		}
 		appendFile(t, filepath.Join(logDir, w.file), w.line+"\n")
 	}
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // beyond a poll, so the last write is read on its own too
 
 	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s#tunnels", portalExt, password)))
 	b.waitJS("the Tunnels tab from the URL", `!document.getElementById('view-tunnels').hidden && document.getElementById('tab-tunnels').getAttribute('aria-selected') === 'true'`)
@@ -182,7 +182,7 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 
 	// cloudflared is missing: the API answers 503 and the tunnel is failed.
 	b.do("typing Echo's port", chromedp.SetValue(`#tunnel-custom`, fmt.Sprint(echoExt)), chromedp.Click(`#tunnel-create`))
-	b.waitJS("the missing-binary error", formMsg+`.includes('cloudflared')`)
+	b.waitJS("the form pointing at the failed row", formMsg+`.includes('its row below')`)
 	target := fmt.Sprintf("http://localhost:%d", echoExt)
 	row := fmt.Sprintf(`document.querySelector('.tunnel[data-target=%q]')`, target)
 	b.waitJS("the failed tunnel with Retry", row+`?.dataset.state === 'failed' && `+row+`.querySelector('button[data-action=refresh]').textContent === 'Retry'`)

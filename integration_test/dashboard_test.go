@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testwait"
+
 	"github.com/chromedp/chromedp"
 )
 
@@ -133,16 +135,13 @@ func (b *dashboardBrowser) waitJS(what, expr string) {
 	ctx, cancel := context.WithTimeout(b.ctx, 12*time.Second)
 	defer cancel()
 	var err error
-	for {
+	testwait.Poll(20*time.Second, 50*time.Millisecond, func() bool {
 		_, err = chromedp.Run(ctx, chromedp.Poll[bool](expr,
 			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
 		// A navigation (a form posted, a redirect) replaces the page the
 		// poll ran in: poll the new one.
-		if err == nil || ctx.Err() != nil || !(strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed") || strings.Contains(err.Error(), "navigated or closed")) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil || ctx.Err() != nil || !(strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed") || strings.Contains(err.Error(), "navigated or closed"))
+	})
 	if err != nil {
 		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		b.t.Fatalf("waiting for %s: %v\npredicate: %s\nconsole: %q\npage text:\n%s", what, err, expr, b.problems(), text)
@@ -660,7 +659,7 @@ func TestDashboardPageLogic(t *testing.T) {
 func TestDashboardFilesThroughThePortal(t *testing.T) {
 	skipShort(t)
 	portalInt := freePort(t)
-	StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
+	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
 		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false", "VAST_CONTAINERLABEL": "C.7"}})
 	base := fmt.Sprintf("http://127.0.0.1:%d", portalInt)
 	waitStatus(t, nil, base+"/health", 200)
@@ -705,7 +704,7 @@ func TestDashboardFilesThroughThePortal(t *testing.T) {
 		}
 	}
 	resp, body = get("/api/dashboard", nil)
-	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"instance_label":"C.7","tunnel_scheme":"http"}` {
+	if want := fmt.Sprintf(`{"instance_label":"C.7","tunnel_scheme":"http","log_archive_dir":%q}`, p.Dir); resp.StatusCode != 200 || strings.TrimSpace(body) != want {
 		t.Errorf("/api/dashboard: %d %s", resp.StatusCode, body)
 	}
 	for _, path := range []string{"/api/apps", "/api/metrics", "/api/logs/files", "/api/tunnels"} {

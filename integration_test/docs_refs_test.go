@@ -223,3 +223,67 @@ func TestDocsNameExistingEndpoints(t *testing.T) {
 		t.Errorf("found only %d endpoints in the docs: the scan is broken", len(paths))
 	}
 }
+
+// testNameRE matches a Go test or fuzz target's name as docs cite it
+// (SECURITY.md names the test that holds each promise).
+var testNameRE = regexp.MustCompile(`\b(?:Test|Fuzz)[A-Z][A-Za-z0-9_]*`)
+
+// testFuncRE matches a test or fuzz target's declaration.
+var testFuncRE = regexp.MustCompile(`(?m)^func ((?:Test|Fuzz)[A-Z][A-Za-z0-9_]*)\(`)
+
+// TestDocsNameExistingTests: every Test…/Fuzz… name a doc cites is
+// declared in some _test.go file of the tree, so a renamed or removed test
+// cannot go on holding a documented promise.
+func TestDocsNameExistingTests(t *testing.T) {
+	declared := map[string]bool{}
+	err := filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != ".." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range testFuncRE.FindAllStringSubmatch(string(src), -1) {
+			declared[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(declared) < 100 {
+		t.Fatalf("only %d tests found in the tree: the walk is broken", len(declared))
+	}
+	for _, f := range docFiles(t) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(raw)
+		seen := map[string]bool{}
+		for _, loc := range testNameRE.FindAllStringIndex(text, -1) {
+			name := text[loc[0]:loc[1]]
+			if loc[0] > 0 && text[loc[0]-1] == '.' {
+				continue // a package's function (fstest.TestFS), not a test of ours
+			}
+			found := declared[name]
+			if loc[1] < len(text) && text[loc[1]] == '*' { // a family: TestLimiter*
+				for d := range declared {
+					found = found || strings.HasPrefix(d, name)
+				}
+				name += "*"
+			}
+			if !found && !seen[name] {
+				seen[name] = true
+				t.Errorf("%s cites %s, which no _test.go file declares", filepath.Base(f), name)
+			}
+		}
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -409,45 +408,3 @@ func TestFrontDropsH2CAndForeignMarks(t *testing.T) {
 		t.Errorf("Cf-Visitor from loopback: %v", h)
 	}
 }
-
-// TestSecurityDocNamesExistingTests: every test SECURITY.md cites as the
-// proof of a promise exists, so that the file cannot point at a test that
-// was renamed or removed.
-func TestSecurityDocNamesExistingTests(t *testing.T) {
-	doc, err := os.ReadFile("../SECURITY.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defined := map[string]bool{}
-	err = filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
-			return err
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, m := range testFunc.FindAllStringSubmatch(string(src), -1) {
-			defined[m[1]] = true
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cited := 0
-	for _, m := range citedTest.FindAllStringSubmatch(string(doc), -1) {
-		cited++
-		if !defined[m[1]] {
-			t.Errorf("SECURITY.md cites `%s`, which no _test.go defines", m[1])
-		}
-	}
-	if cited < 10 {
-		t.Errorf("SECURITY.md cites %d tests; the pattern no longer finds them", cited)
-	}
-}
-
-var (
-	testFunc  = regexp.MustCompile(`(?m)^func ((?:Test|Fuzz)[A-Za-z0-9_]+)\(`)
-	citedTest = regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z0-9_]+)`")
-)

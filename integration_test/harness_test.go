@@ -7,18 +7,17 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/instanceportal/portal/internal/testproc"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // caddyBin is the binary under test, built by TestMain.
@@ -72,53 +71,11 @@ func skipShort(t testing.TB) {
 	}
 }
 
-// freePort returns a TCP port that caddy can bind a moment later, as it
-// binds: on every address (":port"). Probing 127.0.0.1 alone missed a port
-// held on another address, and a port from the kernel's ephemeral range can
-// be taken in between by any process's outgoing connection (both made the
-// boot test fail with "address already in use" under load). So the port is
-// drawn below the ephemeral range, where outgoing connections never land,
-// checked with a wildcard bind on TCP (IPv4 and IPv6), and never handed out
-// twice in one test run.
+// freePort returns a TCP port that caddy can bind a moment later (see
+// testwait.FreePort for how it is chosen).
 func freePort(t testing.TB) int {
 	t.Helper()
-	lo, hi := 20000, ephemeralLow()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for try := 0; try < 200; try++ {
-		p := lo + portRand.Intn(hi-lo)
-		if handedOut[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		handedOut[p] = true
-		return p
-	}
-	t.Fatalf("no free port in %d-%d after 200 tries", lo, hi)
-	return 0
-}
-
-var (
-	portMu    sync.Mutex
-	portRand  = rand.New(rand.NewSource(time.Now().UnixNano() ^ int64(os.Getpid())))
-	handedOut = map[int]bool{}
-)
-
-// ephemeralLow is the first port of the kernel's ephemeral range
-// (net.ipv4.ip_local_port_range), where outgoing connections get theirs.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		var lo, hi int
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 20000+1000 {
-			return lo
-		}
-	}
-	return 32768
+	return testwait.FreePort(t)
 }
 
 // Portal is one running `caddy run --adapter portal_yaml` process.
@@ -192,23 +149,22 @@ func StartPortal(t testing.TB, yaml string, opts PortalOptions) *Portal {
 // process exits or 20 s pass.
 func (p *Portal) WaitAdmin() {
 	p.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	up := testwait.Poll(20*time.Second, 0, func() bool {
 		select {
 		case <-p.proc.Done():
 			p.t.Fatalf("caddy exited during start-up:\n%s", p.Logs())
 		default:
 		}
 		resp, err := http.Get("http://" + p.AdminAddr + "/config/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if !up {
+		p.t.Fatalf("admin endpoint %s never answered:\n%s", p.AdminAddr, p.Logs())
 	}
-	p.t.Fatalf("admin endpoint %s never answered:\n%s", p.AdminAddr, p.Logs())
 }
 
 // Exited reports whether the process has ended.
@@ -265,14 +221,7 @@ func (p *Portal) AdminConfig() string {
 // waitFor polls cond every 20 ms until it is true or d passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s", d, what)
+	testwait.Eventually(t, d, 0, what, cond)
 }
 
 // waitStatus polls url until it answers with status want.
@@ -282,19 +231,18 @@ func waitStatus(t testing.TB, client *http.Client, url string, want int) {
 		client = http.DefaultClient
 	}
 	last := "no answer"
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	ok := testwait.Poll(15*time.Second, 0, func() bool {
 		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
-			last = resp.Status
-		} else {
+		if err != nil {
 			last = err.Error()
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == want
+	})
+	if ok {
+		return
 	}
 	t.Fatalf("timed out after 15s waiting for %s → %d; last answer: %s", url, want, last)
 }

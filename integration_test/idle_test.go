@@ -81,7 +81,7 @@ func TestIdleStopsOnceWithoutTraffic(t *testing.T) {
 		t.Errorf("/api/idle after the stop: %+v %v", st, err)
 	}
 	// Still idle: the command must not run again (ticks are 1 s apart).
-	time.Sleep(4 * time.Second)
+	time.Sleep(4 * time.Second) // nothing to wait for: the command must NOT run again over four 1 s ticks
 	if n := markerLines(marker); n != 1 {
 		t.Errorf("the command ran %d times, want once", n)
 	}
@@ -102,7 +102,7 @@ func TestIdleRequestsKeepItRunning(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("app: %d", resp.StatusCode)
 		}
-		time.Sleep(5 * time.Second)
+		time.Sleep(5 * time.Second) // the time under test: traffic every 5 s keeps the instance from going idle
 	}
 	if n := markerLines(marker); n != 0 {
 		t.Errorf("the command ran %d times under traffic", n)

@@ -678,6 +678,17 @@ func childOf(pid int) int {
 	return 0
 }
 
+// syncTestVars: the settings of a container in the volume sync tests (an
+// instance with its own ports, no tunnels, no certificate signer).
+func (ir *imageRoot) syncTestVars(t *testing.T) {
+	ir.vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal", freePort(t), freePort(t))
+	ir.vars["OPEN_BUTTON_TOKEN"] = randomSecret(t, "sync-")
+	ir.vars["PORTAL_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	ir.vars["PORTAL_DEFAULT_TUNNELS"] = "false"
+	ir.vars["INSTANCE_CERT_SIGNER_URL"] = "off"
+	ir.vars["HOME"] = "/root"
+}
+
 // TestImageSyncEnvironment: two instances of the image share one volume
 // and boot at once with --sync-environment. Exactly one copies /venv/main
 // (and /.uv, /opt/nvm) to ${WORKSPACE}/.environment_sync/<env hash>/, the
@@ -688,16 +699,8 @@ func childOf(pid int) int {
 func TestImageSyncEnvironment(t *testing.T) {
 	a, b := newImageRoot(t), newImageRoot(t)
 	volume := t.TempDir()
-	setVars := func(ir *imageRoot) {
-		ir.vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal", freePort(t), freePort(t))
-		ir.vars["OPEN_BUTTON_TOKEN"] = randomSecret(t, "sync-")
-		ir.vars["PORTAL_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
-		ir.vars["PORTAL_DEFAULT_TUNNELS"] = "false"
-		ir.vars["INSTANCE_CERT_SIGNER_URL"] = "off"
-		ir.vars["HOME"] = "/root"
-	}
-	setVars(a)
-	setVars(b)
+	a.syncTestVars(t)
+	b.syncTestVars(t)
 	hashBytes, err := os.ReadFile(a.at(".env_hash"))
 	hash := strings.TrimSpace(string(hashBytes))
 	if err != nil || len(hash) != 12 {

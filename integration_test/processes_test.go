@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
 )
 
@@ -144,12 +145,9 @@ exitcodes=0
 	waitApps := func(want string) {
 		t.Helper()
 		var got string
-		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if got = appStates(); got == want {
-				return
-			}
+		if !testwait.Poll(15*time.Second, 50*time.Millisecond, func() bool { got = appStates(); return got == want }) {
+			t.Fatalf("app states %q, want %q", got, want)
 		}
-		t.Fatalf("app states %q, want %q", got, want)
 	}
 
 	var procs map[string]process

@@ -297,7 +297,7 @@ func TestTunnelsDefaultPerAppSurviveCrashAndReload(t *testing.T) {
 	if out, err := p.Reload("--force"); err != nil {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // nothing to wait for: no tunnel may restart or change URL after the reload
 	for _, tg := range targets {
 		s, ok := c.find(func(s tunnelStatus) bool { return s.Target == tg })
 		if !ok || s.Pid != before[tg].Pid || s.URL != before[tg].URL || s.State != "running" {

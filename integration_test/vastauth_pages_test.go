@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testwait"
+
 	"github.com/chromedp/chromedp"
 )
 
@@ -74,15 +76,11 @@ func TestVastAuthPagesInChromium(t *testing.T) {
 	b.do("pressing Log out", chromedp.Click(`form[method=post] button`))
 	// The form's POST navigates; a poll running across it is cut off, so
 	// ask again until the new page answers.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if h1, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('h1') ? document.querySelector('h1').textContent : ''`)); err == nil && h1 == "Logged out" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the logged-out page never showed: %q", b.problems())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testwait.Poll(10*time.Second, 50*time.Millisecond, func() bool {
+		h1, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('h1') ? document.querySelector('h1').textContent : ''`))
+		return err == nil && h1 == "Logged out"
+	}) {
+		t.Fatalf("the logged-out page never showed: %q", b.problems())
 	}
 	for _, scheme := range []string{"light", "dark"} {
 		b.setColorScheme(scheme)

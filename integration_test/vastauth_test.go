@@ -419,7 +419,7 @@ http://127.0.0.1:%d {
 	if r.StatusCode != 429 || err != nil || retry < 1 || retry > 4 {
 		t.Fatalf("4th failure: %s, Retry-After %q", r.Status, r.Header.Get("Retry-After"))
 	}
-	time.Sleep(time.Duration(retry) * time.Second)
+	time.Sleep(time.Duration(retry) * time.Second) // the time under test: Retry-After must be enough
 	if r := vaDo(t, "GET", base+"/", "Authorization", "Bearer wrong"); r.StatusCode != 401 {
 		t.Errorf("after Retry-After: %s, want 401 again", r.Status)
 	}

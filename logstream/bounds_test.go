@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // openFDs counts this process's descriptors that point into dir.
@@ -85,7 +86,7 @@ func TestMaxFilesBound(t *testing.T) {
 		all.until(name+" busy", func() bool { return slices.Contains(all.final[name], "busy") })
 	}
 	appendFile(t, filepath.Join(dir, "f01.log"), "more\n")
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // nothing to wait for: f01.log must NOT be followed (several rescans of the real directory pass)
 	if slices.Contains(svc.Followed(), "f01.log") {
 		t.Fatal("a written file displaced a file written within the quiet period")
 	}
@@ -121,10 +122,7 @@ func TestRingBudgetAcrossFiles(t *testing.T) {
 	}
 	// Lines reach clients before the feed that carried them trims the
 	// rings: wait (bounded) for that trim rather than racing it.
-	deadline := time.Now().Add(5 * time.Second)
-	for svc.RingBytes() > budget && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Poll(5*time.Second, 5*time.Millisecond, func() bool { return svc.RingBytes() <= budget })
 	if got := svc.RingBytes(); got > budget {
 		t.Fatalf("rings hold %d bytes, budget %d", got, budget)
 	}
@@ -346,7 +344,7 @@ func TestHeapBoundUnderSnapshotLoad(t *testing.T) {
 			st := svc.Open(nil, StreamOptions{Tail: MaxTail})
 			defer st.Close()
 			_ = st.Snapshot(context.Background(), func([][]byte) error {
-				time.Sleep(time.Millisecond) // a slow client
+				time.Sleep(time.Millisecond) // the slowness under test: a client that takes its time over each batch
 				return nil
 			})
 		}()

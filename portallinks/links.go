@@ -38,10 +38,15 @@ type Config struct {
 	// PortalPort is the portal's internal port, which the SSH recipe
 	// forwards. Default: 11111
 	PortalPort int `json:"portal_port,omitempty"`
-	// DocsURL is where the documentation card leads.
-	// Default: https://docs.vast.ai/
+	// DocsURL is where the documentation card leads: this project's docs
+	// (the card describes them), not the host's generic site.
+	// Default: https://github.com/instanceportal/portal/tree/main/docs
 	DocsURL string `json:"docs_url,omitempty"`
 }
+
+// ProjectDocsURL: this project's documentation (docs/ of its repository,
+// the module path's home).
+const ProjectDocsURL = "https://github.com/instanceportal/portal/tree/main/docs"
 
 // DefaultFile is where a template puts its links.
 const DefaultFile = "/etc/portal-links.yaml"
@@ -52,7 +57,7 @@ func Default() Config {
 		File:       DefaultFile,
 		Username:   "vastai",
 		PortalPort: 11111,
-		DocsURL:    "https://docs.vast.ai/",
+		DocsURL:    ProjectDocsURL,
 	}
 }
 

@@ -409,3 +409,12 @@ func FuzzParseInline(f *testing.F) {
 		}
 	})
 }
+
+// The Documentation card leads to this project's docs (issue 21), which
+// is what its description promises, not to the host's generic site.
+func TestDefaultDocsAreThisProjects(t *testing.T) {
+	u := Default().DocsURL
+	if u != ProjectDocsURL || !strings.HasSuffix(u, "/docs") || strings.Contains(u, "vast.ai") {
+		t.Fatalf("default docs_url %q", u)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/provstatus"
 )
 
@@ -367,12 +368,11 @@ func TestExecRunner(t *testing.T) {
 	go func() {
 		done <- ExecRunner{KillDelay: time.Second}.Run(ctx, Command{Shell: "sleep 60 & echo $! > " + dir + "/pid; wait"}, nil)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
 	var pid []byte
-	for len(pid) == 0 && time.Now().Before(deadline) {
+	testwait.Poll(10*time.Second, 0, func() bool {
 		pid, _ = os.ReadFile(dir + "/pid")
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(pid) > 0
+	})
 	cancel()
 	select {
 	case err := <-done:
@@ -383,13 +383,12 @@ func TestExecRunner(t *testing.T) {
 		t.Fatal("cancel did not end the command")
 	}
 	p := strings.TrimSpace(string(pid))
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat("/proc/" + p); err != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !testwait.Poll(5*time.Second, 50*time.Millisecond, func() bool {
+		_, err := os.Stat("/proc/" + p)
+		return err != nil
+	}) {
+		t.Errorf("grandchild %s survived the cancel", p)
 	}
-	t.Errorf("grandchild %s survived the cancel", p)
 }
 
 func asExit(err error, target **ExitError) bool {

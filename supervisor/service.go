@@ -79,6 +79,9 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, client: newClient(cfg.Socket)}, nil
 }
 
+// Socket is the socket the service dials.
+func (s *Service) Socket() string { return s.client.Socket() }
+
 // Config is the service's configuration, defaults filled in.
 func (s *Service) Config() Config { return s.cfg }
 

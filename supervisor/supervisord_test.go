@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/testwait"
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
 )
 
@@ -68,16 +69,14 @@ func startSupervisord(t *testing.T, programs string) string {
 func waitState(t *testing.T, s *Service, name, state string) Process {
 	t.Helper()
 	var last Process
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	ok := testwait.Poll(15*time.Second, 50*time.Millisecond, func() bool {
 		p, err := s.Resolve(context.Background(), name)
-		if err == nil && p.State == state {
-			return p
-		}
 		last = p
-		time.Sleep(50 * time.Millisecond)
+		return err == nil && p.State == state
+	})
+	if !ok {
+		t.Fatalf("%s never reached %s; last %+v", name, state, last)
 	}
-	t.Fatalf("%s never reached %s; last %+v", name, state, last)
 	return last
 }
 
@@ -256,14 +255,10 @@ killasgroup=true
 	sock := startSupervisord(t, stubborn)
 	s := newTestService(t, Config{Socket: sock, SkipDir: t.TempDir(), WaitTimeout: confdecl.Duration(time.Second)})
 	waitState(t, s, "stubborn", "RUNNING")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(trapped); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the stubborn program never set its trap")
-		}
-	}
+	testwait.Eventually(t, 10*time.Second, 10*time.Millisecond, "the stubborn program to set its trap", func() bool {
+		_, err := os.Stat(trapped)
+		return err == nil
+	})
 	start := time.Now()
 	p, err := s.Stop(context.Background(), "stubborn")
 	if !errors.Is(err, ErrStillChanging) || !strings.Contains(err.Error(), "stubborn after 1s") {

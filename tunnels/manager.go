@@ -266,9 +266,18 @@ func (m *Manager) takeCreation(cfg Config) error {
 func (m *Manager) checkBinary() error {
 	bin := m.Config().Cloudflared
 	if _, err := exec.LookPath(bin); err != nil {
-		return fmt.Errorf("%w: %q: %v", ErrBinaryMissing, bin, unwrapExec(err))
+		return binaryMissing(bin, err)
 	}
 	return nil
+}
+
+// binaryFix is what to do about ErrBinaryMissing, said with it.
+const binaryFix = "install cloudflared (https://developers.cloudflare.com/cloudflare-one/connections/connect-networks/downloads/) or set CLOUDFLARED_BIN to its path"
+
+// binaryMissing is the one wording of ErrBinaryMissing: what was looked
+// for, why it failed, and the fix.
+func binaryMissing(bin string, err error) error {
+	return fmt.Errorf("%w: %q: %v; %s", ErrBinaryMissing, bin, unwrapExec(err), binaryFix)
 }
 
 func unwrapExec(err error) error {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/confdecl"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // fakeBin is the fake cloudflared, built once by TestMain.
@@ -91,18 +92,17 @@ func (h *harness) find(target string) (Status, bool) {
 // waitState polls until the tunnel to target satisfies cond.
 func (h *harness) wait(target, what string, cond func(Status) bool) Status {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	var last Status
-	for time.Now().Before(deadline) {
-		if s, ok := h.find(target); ok {
+	ok := testwait.Poll(10*time.Second, 10*time.Millisecond, func() bool {
+		s, found := h.find(target)
+		if found {
 			last = s
-			if cond(s) {
-				return s
-			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return found && cond(s)
+	})
+	if !ok {
+		h.t.Fatalf("timed out waiting for %s; last status %+v", what, last)
 	}
-	h.t.Fatalf("timed out waiting for %s; last status %+v", what, last)
 	return last
 }
 
@@ -157,11 +157,8 @@ func waitGone(t *testing.T, pids ...int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for _, p := range pids {
-		for alive(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("pid %d still alive", p)
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !testwait.Poll(time.Until(deadline), 10*time.Millisecond, func() bool { return !alive(p) }) {
+			t.Fatalf("pid %d still alive", p)
 		}
 	}
 }
@@ -225,7 +222,7 @@ func TestURLPublishedOnlyWhenReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := h.wait("http://localhost:18082", "process started", func(s Status) bool { return s.Pid != 0 })
-	time.Sleep(150 * time.Millisecond) // the fake has a hostname but no edge connection
+	time.Sleep(150 * time.Millisecond) // nothing to wait for: the URL must NOT appear while the fake (a real process) has a hostname but no edge connection
 	if s, _ = h.find("http://localhost:18082"); s.State != StateStarting || s.URL != "" {
 		t.Fatalf("URL published before /ready: %+v", s)
 	}
@@ -320,7 +317,7 @@ func TestRateLimitCooldownPersists(t *testing.T) {
 	if _, _, err := m2.Create("http://localhost:18088"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // nothing to wait for: no start may happen during the cooldown (a real process would appear)
 	if l := m2.List(); len(l) != 1 || l[0].State != StateRateLimited || l[0].Pid != 0 {
 		t.Fatalf("restarted manager ignored the cooldown: %+v", l)
 	}

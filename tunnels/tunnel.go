@@ -301,7 +301,7 @@ func (t *tunnel) runOnce(ctx context.Context) error {
 	t.update(func(s *Status) { s.State, s.URL, s.StartedAt, s.Pid = StateStarting, "", nil, 0 })
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			return fmt.Errorf("%w: %w: %q: %v", ErrDoNotRestart, ErrBinaryMissing, cfg.Cloudflared, unwrapExec(err))
+			return fmt.Errorf("%w: %w", ErrDoNotRestart, binaryMissing(cfg.Cloudflared, err))
 		}
 		return fmt.Errorf("starting cloudflared: %w", err)
 	}

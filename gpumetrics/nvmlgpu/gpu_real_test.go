@@ -197,7 +197,7 @@ func TestGPUMetricsEndpoint(t *testing.T) {
 	src := NewSource(Real())
 	defer src.Close()
 	src.Sweep(context.Background())
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // the tensor-activity rate compares two GPM samples taken apart in time
 	rep := src.Sweep(context.Background())
 	var prom []byte
 	for range 20 { // the portal's first sample may lack the two-sample rate
@@ -213,7 +213,7 @@ func TestGPUMetricsEndpoint(t *testing.T) {
 		if bytes.Contains(prom, []byte("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{")) || rep.GPUs[0].TensorActiveRatio == nil {
 			break
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond) // bounded (20 tries): the portal's next sweep, a real driver's pace
 	}
 	t.Logf("/metrics:\n%s", prom)
 	for _, g := range rep.GPUs {

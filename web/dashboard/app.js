@@ -562,7 +562,7 @@
       }
     }
     const t = tunnelByPort.get(appTunnelPort(app));
-    if (t && t.state !== 'stopped') badges.append(el('span', { class: 'badge state-' + t.state, text: 'tunnel ' + t.state.replace('_', ' ') }));
+    if (t && t.state !== 'stopped') badges.append(el('span', { class: 'badge state-' + t.state, text: 'tunnel ' + t.state.replace('_', ' '), title: t.state === 'failed' && t.last_error ? t.last_error : null }));
 
     let ports;
     if (notConfigured) ports = 'program ' + (app.program || app.name) + ' · not in portal.yaml';
@@ -592,6 +592,9 @@
       }
       if (canTunnel(app) && (!t || t.state === 'stopped')) {
         actions.append(el('button', { class: 'btn ghost tunnel-btn', type: 'button', title: 'Publish through a Cloudflare quick tunnel', onclick: () => createTunnel(app) }, 'Tunnel'));
+      } else if (canTunnel(app) && t.state === 'failed') {
+        // Retry where it failed (issue 21): the badge says why (its title).
+        actions.append(el('button', { class: 'btn ghost tunnel-btn', type: 'button', 'data-action': 'retry-tunnel', title: 'Start its quick tunnel again' + (t.last_error ? ': it failed with ' + t.last_error : ''), onclick: () => tunnelAction('refresh', t.target, 'Retrying the tunnel for ' + app.name + '…') }, 'Retry tunnel'));
       }
       if (app.ssh_command || app.ssh_missing) {
         actions.append(el('button', { class: 'btn ghost ssh-btn', type: 'button', 'aria-haspopup': 'dialog', onclick: () => openSSH(app) }, 'SSH'));
@@ -820,9 +823,26 @@
       state.procsError = '';
     } catch (e) {
       state.procsError = e.status === 404 ? 'This portal has no process control.' : 'Processes unavailable: ' + e.message;
+      state.procsStart = e.body && typeof e.body.start_command === 'string' ? e.body.start_command : '';
     }
     state.procsLoaded = true;
     renderProcs();
+  }
+
+  // supervisordHint: how to start the supervisord the API could not reach
+  // (its 503 names the command, issue 21). From a checkout (make run) it is
+  // examples/supervisord.conf; in the image the entrypoint starts it, so its
+  // absence means the container was started without the entrypoint.
+  function supervisordHint(cmd) {
+    if (!cmd) return [];
+    const checkout = cmd.includes('examples/');
+    return [el('div', { class: 'howto procs-hint' },
+      el('p', { text: checkout
+        ? 'This portal runs from a checkout (make run). Start a supervisord on its socket (.run/supervisor.sock) from the repository root, in another shell:'
+        : 'In the image the entrypoint starts supervisord, so this container was started without it. Start it with:' }),
+      el('div', { class: 'codebox' },
+        el('pre', { class: 'mono', text: cmd }),
+        el('button', { class: 'btn small ghost', type: 'button', onclick: () => copyText(cmd, 'Command copied') }, 'Copy')))];
   }
 
   let procsKey = '';
@@ -830,7 +850,7 @@
     const box = $('procs');
     if (state.procsError) {
       procsKey = '';
-      box.replaceChildren(el('div', { class: 'empty error', text: state.procsError }));
+      box.replaceChildren(el('div', { class: 'empty error', text: state.procsError }), ...supervisordHint(state.procsStart));
       $('procs-meta').textContent = '';
       return;
     }
@@ -939,6 +959,7 @@
   function sparkline(values) {
     const w = 120, hgt = 28;
     const svg = svgEl('svg', { viewBox: '0 0 ' + w + ' ' + hgt, class: 'spark', 'aria-hidden': 'true' });
+    svg.append(svgEl('line', { x1: 0, y1: hgt - 0.5, x2: w, y2: hgt - 0.5, class: 'spark-base' }));
     const pts = [];
     values.forEach((v, i) => {
       if (v === null) return;
@@ -1175,10 +1196,14 @@
           actions.append(el('button', { class: 'btn small', type: 'button', 'data-action': 'start', onclick: () => tunnelAction('', t.target, 'Starting the tunnel…') }, 'Start'));
         } else {
           // A failed tunnel is retried; a working one gets a new address.
+          // A failed one is dismissed (removed from the list) rather than
+          // stopped: nothing runs.
           const retry = t.state === 'failed';
           actions.append(
             el('button', { class: 'btn small', type: 'button', 'data-action': 'refresh', title: retry ? 'Start cloudflared again' : 'Restart cloudflared for a new address', onclick: () => tunnelAction('refresh', t.target, retry ? 'Retrying the tunnel…' : 'Asking for a new address…') }, retry ? 'Retry' : 'Refresh'),
-            el('button', { class: 'btn small danger', type: 'button', 'data-action': 'stop', onclick: () => tunnelAction('stop', t.target, 'Stopping the tunnel…') }, 'Stop'));
+            retry
+              ? el('button', { class: 'btn small ghost', type: 'button', 'data-action': 'dismiss', title: 'Remove this failed tunnel from the list', onclick: () => tunnelAction('stop', t.target, 'Dismissing the failed tunnel…') }, 'Dismiss')
+              : el('button', { class: 'btn small danger', type: 'button', 'data-action': 'stop', onclick: () => tunnelAction('stop', t.target, 'Stopping the tunnel…') }, 'Stop'));
         }
       }
       const lines = [];
@@ -1293,7 +1318,11 @@
       }
       polls.tunnels.now();
     } catch (e) {
-      setFormMsg(e.message);
+      // A create that failed after listing the tunnel (cloudflared missing)
+      // has its row, with the error and Retry: say it once, there.
+      const failed = e.body && e.body.tunnel && e.body.tunnel.state === 'failed';
+      setFormMsg(failed ? 'The tunnel did not start: its row below says why.' : e.message);
+      if (failed) polls.tunnels.now();
     } finally {
       $('tunnel-create').disabled = false;
     }

@@ -18,8 +18,9 @@ utils=$(dirname "${BASH_SOURCE[0]}")/utils
 # shellcheck source=utils/environment.sh
 . "${utils}/environment.sh"
 
-skip_dir=${PORTAL_SKIP_DIR:-/tmp/supervisor-skip}
-mkdir -p "$skip_dir" 2>/dev/null && touch "${skip_dir}/${PROC_NAME}"
+# shellcheck source=utils/paths.sh
+. "${utils}/paths.sh"
+portal_skip_mark "$PROC_NAME"
 
 skip() {
     echo "Skipping ${PROC_NAME} startup ($1)"

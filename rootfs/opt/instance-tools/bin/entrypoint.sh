@@ -173,6 +173,10 @@ propagate_keys() {
         return 1
     fi
     home=${PORTAL_USER_HOME:-$(getent passwd "$PORTAL_USER" | cut -d: -f6)}
+    # --sync-home keeps each .ssh in the container (boot_sync_home).
+    if [[ -n ${home_ssh_dir:-} && -L ${home}/.ssh && -d ${home_ssh_dir}/${PORTAL_USER}/.ssh ]]; then
+        home=${home_ssh_dir}/${PORTAL_USER}
+    fi
     keys=$(timeout 5 cat -- "$ROOT_AUTHORIZED_KEYS") || return 1
     printf '%s\n' "$keys" |
         timeout 10 setpriv --reuid="$PORTAL_USER" --regid="$(id -g "$PORTAL_USER")" --init-groups \
@@ -452,6 +456,7 @@ main() {
 
     make_dirs || exit 1
     boot_log_dirs
+    boot_sync_home
     boot_sync_environment
     copy_workspace
     [[ $flag_user_keys == true ]] && propagate_keys

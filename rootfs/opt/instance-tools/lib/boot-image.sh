@@ -171,6 +171,118 @@ boot_cuda() {
         while IFS= read -r line; do log "$line"; done
 }
 
+# sync_copy SRC DEST: the directory SRC (not a link) copied as it is,
+# owners and modes kept, to DEST; a failure is logged and returned.
+sync_copy() {
+    [[ -d $1 && ! -L $1 ]] || return 0
+    mkdir -p "$2" && cp -a "${1}/." "${2}/" && return 0
+    log "copying ${1} to ${2} failed"
+    return 1
+}
+
+# sync_link PATH TARGET: PATH becomes a link to TARGET, what was there
+# removed.
+sync_link() {
+    if [[ -e $1 && ! -L $1 ]]; then rm -rf -- "${1:?}" || return 1; fi
+    ln -sfn "$2" "$1"
+}
+
+# sync_claim FLAG WHAT DIR FILL OLD: the lock and markers that --sync-home
+# and --sync-environment share on the volume, in the reference's shape.
+# mkdir DIR is the lock between instances sharing the volume: its winner
+# runs FILL DIR between DIR/.syncing (a copy in progress) and DIR/.synced
+# (a finished one); when FILL fails, .syncing stays (the tree is partial)
+# and what was to be copied stays in the container. Every instance then
+# waits for .synced, at most SYNC_WAIT_TIMEOUT [3600] s; a DIR with neither
+# marker but OLD present was finished by an image older than the markers,
+# and is marked so.
+sync_claim() {
+    local flag=$1 what=$2 dir=$3 fill=$4 old=$5 waited=0
+    if mkdir "$dir" 2>/dev/null; then
+        log "${flag}: copying ${what} to ${dir}"
+        touch "${dir}/.syncing"
+        if ! "$fill" "$dir"; then
+            log "${flag}: ${what} stay in the container; delete ${dir} so that the next start copies it again"
+            return 1
+        fi
+        touch "${dir}/.synced" && rm -f "${dir}/.syncing"
+    fi
+    while [[ ! -f ${dir}/.synced ]]; do
+        if [[ ! -f ${dir}/.syncing && -e $old ]]; then
+            touch "${dir}/.synced" 2>/dev/null
+            break
+        fi
+        if ((waited >= ${SYNC_WAIT_TIMEOUT:-3600})); then
+            log "${flag}: ${dir} is not complete after ${waited}s (an instance stopped while copying?): ${what} stay in the container. Delete ${dir} (not only its markers) so that the next start copies it again."
+            return 1
+        fi
+        ((waited % 30 == 0)) && log "${flag}: waiting for another instance to finish ${dir}"
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
+
+# boot_sync_home (--sync-home): /root and each /home/<name> live on the
+# workspace volume, in the reference's layout, and follow the user to the
+# next instance:
+#
+#   ${WORKSPACE}/home/{root,<name>}   copied once (sync_claim), then linked
+#                                     from /root and /home/<name>
+#   /home_ssh/{root,<name>}/.ssh      each .ssh, kept in the container (SSH
+#                                     keys are the instance's) and linked
+#                                     back into the home on the volume
+#
+# The files the host writes into /root for this instance (onstart.sh,
+# .vast_containerlabel, ports.log, .vast_api_key) stay in the container
+# too, at the reference's places, linked from /root; the host's
+# per-instance lines are removed from the shared /root/.bashrc.
+boot_sync_home() {
+    local r=${PORTAL_ROOT:-} dir name home pair
+    [[ $flag_sync_home == true ]] || return 0
+    home_ssh_dir=${r}/home_ssh
+    mkdir -p "$home_ssh_dir" && chmod 755 "$home_ssh_dir" || return 1
+    for home in "${r}/root" "${r}"/home/*; do
+        [[ -d $home && ! -L $home ]] || continue
+        name=${home##*/}
+        mkdir -p "${home_ssh_dir}/${name}" "${home}/.ssh" &&
+            chmod 700 "${home_ssh_dir}/${name}" "${home}/.ssh" &&
+            chown --reference="$home" "${home_ssh_dir}/${name}" "${home}/.ssh" &&
+            mv -T "${home}/.ssh" "${home_ssh_dir}/${name}/.ssh" 2>/dev/null
+    done
+    for pair in onstart.sh:/onstart.sh .vast_containerlabel:/etc/.vast_containerlabel \
+        ports.log:/var/log/vast_ports.log .vast_api_key:/etc/.vast_api_key; do
+        [[ -f ${r}/root/${pair%%:*} && ! -L ${r}/root/${pair%%:*} ]] && mv -f "${r}/root/${pair%%:*}" "${r}${pair#*:}"
+        [[ -e ${r}${pair#*:} ]] && ln -sfn "${pair#*:}" "${r}/root/${pair%%:*}"
+    done
+    dir=${WORKSPACE}/home
+    if sync_claim --sync-home "the home directories" "$dir" sync_home_fill "${dir}/root"; then
+        for home in "$dir"/*/; do
+            home=${home%/}
+            name=${home##*/}
+            if [[ $name == root ]]; then sync_link "${r}/root" "$home"; else sync_link "${r}/home/${name}" "$home"; fi
+        done
+        sed -i -E '/^(DIRECT_PORT_START|DIRECT_PORT_END|VAST_CONTAINERLABEL)=/d' "${r}/root/.bashrc" 2>/dev/null
+        log "--sync-home: /root and /home/* are on the volume (${dir})"
+    fi
+    for dir in "$home_ssh_dir"/*/; do
+        dir=${dir%/}
+        name=${dir##*/}
+        home=${r}/home/${name}
+        [[ $name == root ]] && home=${r}/root
+        [[ -d $home ]] && sync_link "${home}/.ssh" "${dir}/.ssh"
+    done
+    return 0
+}
+
+# sync_home_fill DIR: the home directories, copied into DIR.
+sync_home_fill() {
+    local home rc=0
+    for home in "${PORTAL_ROOT:-}/root" "${PORTAL_ROOT:-}"/home/*; do
+        sync_copy "$home" "${1}/${home##*/}" || rc=1
+    done
+    return "$rc"
+}
+
 # boot_sync_environment (--sync-environment): the image's Python
 # environments (/venv/*), uv's directory (/.uv) and nvm (/opt/nvm) live on
 # the workspace volume and follow the user to the next instance, in the
@@ -186,7 +298,7 @@ boot_cuda() {
 # [3600] s, then it leaves /venv alone and says what to delete) before
 # linking /venv/<name>, /.uv and /opt/nvm to it.
 boot_sync_environment() {
-    local r=${PORTAL_ROOT:-} sync_dir env_id env_dir dir name waited=0
+    local r=${PORTAL_ROOT:-} sync_dir env_id env_dir dir
     [[ $flag_sync_environment == true ]] || return 0
     sync_dir=${WORKSPACE}/.environment_sync
     env_id=${ENV_ID:-$(cat "${r}/.env_hash" 2>/dev/null || caddy portal env-hash --root "${r:-/}")}
@@ -196,39 +308,25 @@ boot_sync_environment() {
     fi
     env_dir=${sync_dir}/${env_id}
     mkdir -p "$sync_dir" || return 1
-    if mkdir "$env_dir" 2>/dev/null; then
-        log "--sync-environment: copying the environments to ${env_dir}"
-        touch "${env_dir}/.syncing"
-        mkdir -p "${env_dir}/venv" "${env_dir}/uv" "${env_dir}/nvm"
-        [[ -d ${r}/.uv && ! -L ${r}/.uv ]] && cp -a "${r}/.uv/." "${env_dir}/uv/"
-        [[ -d ${r}/opt/nvm && ! -L ${r}/opt/nvm ]] && cp -a "${r}/opt/nvm/." "${env_dir}/nvm/"
-        for dir in "${r}"/venv/*/; do
-            dir=${dir%/}
-            [[ -f ${dir}/pyvenv.cfg && ! -L $dir ]] || continue
-            cp -a "${dir}" "${env_dir}/venv/" || log "--sync-environment: copying ${dir} failed"
-        done
-        touch "${env_dir}/.synced" && rm -f "${env_dir}/.syncing"
-    fi
-    while [[ ! -f ${env_dir}/.synced ]]; do
-        if ((waited >= ${SYNC_WAIT_TIMEOUT:-3600})); then
-            log "--sync-environment: ${env_dir} is not complete after ${waited}s (an instance stopped while copying?): /venv is left in the image. Delete ${env_dir} so that the next start copies it again."
-            return 1
-        fi
-        ((waited % 30 == 0)) && log "--sync-environment: waiting for another instance to finish ${env_dir}"
-        sleep 1
-        waited=$((waited + 1))
-    done
+    sync_claim --sync-environment "the environments" "$env_dir" sync_environment_fill "${env_dir}/venv/main" || return 1
     for dir in "${env_dir}"/venv/*/; do
         dir=${dir%/}
-        name=${dir##*/}
-        [[ -L ${r}/venv/${name} ]] || rm -rf -- "${r}/venv/${name:?}"
-        ln -sfn "$dir" "${r}/venv/${name}"
+        sync_link "${r}/venv/${dir##*/}" "$dir"
     done
-    if [[ ! -L ${r}/.uv ]]; then rm -rf -- "${r}/.uv"; fi
-    ln -sfn "${env_dir}/uv" "${r}/.uv"
-    if [[ -d ${r}/opt/nvm || -L ${r}/opt/nvm ]]; then
-        [[ -L ${r}/opt/nvm ]] || rm -rf -- "${r}/opt/nvm"
-        ln -sfn "${env_dir}/nvm" "${r}/opt/nvm"
-    fi
+    sync_link "${r}/.uv" "${env_dir}/uv"
+    if [[ -e ${r}/opt/nvm || -L ${r}/opt/nvm ]]; then sync_link "${r}/opt/nvm" "${env_dir}/nvm"; fi
     log "--sync-environment: /venv, /.uv and /opt/nvm are on the volume (${env_dir})"
+}
+
+# sync_environment_fill DIR: the environments, copied into DIR.
+sync_environment_fill() {
+    local r=${PORTAL_ROOT:-} venv rc=0
+    mkdir -p "${1}/venv" "${1}/uv" "${1}/nvm" || return 1
+    sync_copy "${r}/.uv" "${1}/uv" || rc=1
+    sync_copy "${r}/opt/nvm" "${1}/nvm" || rc=1
+    for venv in "${r}"/venv/*/; do
+        venv=${venv%/}
+        if [[ -f ${venv}/pyvenv.cfg ]]; then sync_copy "$venv" "${1}/venv/${venv##*/}" || rc=1; fi
+    done
+    return "$rc"
 }

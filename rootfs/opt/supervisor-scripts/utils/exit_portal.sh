@@ -45,12 +45,7 @@ case $? in
     ;;
 1)
     echo "Skipping ${PROC_NAME} startup (not in ${PORTAL_YAML})"
-    if [[ ! -d $__portal_skip_dir ]]; then
-        # World-writable and sticky from its creation: programs running as
-        # other users write their markers here too.
-        mkdir -p "${__portal_skip_dir%/*}" && mkdir -m 1777 "$__portal_skip_dir" 2>/dev/null
-    fi
-    printf '%s\n' "$__portal_app" >"${__portal_skip_dir}/${PROC_NAME}"
+    portal_skip_mark "$PROC_NAME" "$__portal_app"
     sleep "${PORTAL_SKIP_SLEEP:-6}" &
     wait $!
     exit 0

@@ -36,3 +36,14 @@
 : "${WORKSPACE:=$PORTAL_ROOT/workspace}"
 : "${WORKSPACE_TEMPLATE:=$PORTAL_ROOT/opt/workspace-internal}"
 : "${ROOT_AUTHORIZED_KEYS:=$PORTAL_ROOT/root/.ssh/authorized_keys}"
+
+# portal_skip_mark NAME [TEXT]: writes the skip marker PORTAL_SKIP_DIR/NAME
+# (holding TEXT, the app's name, when given). The directory is made
+# world-writable and sticky from its creation: programs running as other
+# users write their markers there too.
+portal_skip_mark() {
+    if [[ ! -d $PORTAL_SKIP_DIR ]]; then
+        mkdir -p "${PORTAL_SKIP_DIR%/*}" && mkdir -m 1777 "$PORTAL_SKIP_DIR" 2>/dev/null
+    fi
+    printf '%s\n' "${2:-}" >"${PORTAL_SKIP_DIR}/$1"
+}
