@@ -43,6 +43,7 @@ func TestLogStreamCaddyfile(t *testing.T) {
 		allowed_origins *.trycloudflare.com example.com
 		queue_bytes 262144
 		snapshot_bytes 524288
+		max_clients 8
 		flush_interval 5ms
 		write_timeout 3s
 		ping_interval 5s
@@ -57,7 +58,7 @@ func TestLogStreamCaddyfile(t *testing.T) {
 		TotalRingBytes: 8 << 20, CatchUpBytes: 64 << 10, BlockLines: 10, MaxLineBytes: 4096,
 		PollInterval: confdecl.Duration(100 * time.Millisecond), ForcePolling: true,
 		AllowedOrigins: []string{"*.trycloudflare.com", "example.com"}, QueueBytes: 256 << 10,
-		SnapshotBytes: 512 << 10, FlushInterval: confdecl.Duration(5 * time.Millisecond),
+		SnapshotBytes: 512 << 10, MaxClients: 8, FlushInterval: confdecl.Duration(5 * time.Millisecond),
 		WriteTimeout: confdecl.Duration(3 * time.Second), PingInterval: confdecl.Duration(5 * time.Second),
 	}
 	if !reflect.DeepEqual(h.Config, want) {

@@ -2,6 +2,7 @@ package caddymodules
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"sync/atomic"
 
@@ -148,6 +149,9 @@ func (a *TunnelsApp) AppPorts() []tunnels.App { return a.resolved.Apps }
 func tunnelsAppFor(plan *portalconfig.Plan) TunnelsApp {
 	s := plan.Settings
 	c := tunnels.Config{Cloudflared: s.CloudflaredBin, Protocol: s.TunnelProtocol, LogDir: s.LogDir, StateDir: s.StateDir}
+	if _, port, err := net.SplitHostPort(s.AdminListen); err == nil {
+		c.AdminPort, _ = strconv.Atoi(port)
+	}
 	if s.DefaultTunnels {
 		for _, sp := range plan.Servers {
 			c.Quick = append(c.Quick, fmt.Sprintf("%s://localhost:%d", plan.Scheme, sp.Port))

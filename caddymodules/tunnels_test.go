@@ -107,7 +107,7 @@ func TestTunnelsAppFor(t *testing.T) {
 		return `"apps":[{"name":"Instance Portal","internal_port":11111,"external_port":1111,"served":true,"tunnel_port":1111,"scheme":"` + scheme + `"},` +
 			`{"name":"Jupyter","internal_port":18080,"external_port":8080,"served":true,"tunnel_port":8080,"scheme":"` + scheme + `"},` +
 			`{"name":"Dup","internal_port":18080,"external_port":8080,"served":true,"tunnel_port":8080,"scheme":"` + scheme + `"},` +
-			`{"name":"Link","internal_port":8384,"external_port":8384,"tunnel_port":8384,"scheme":"http"}]`
+			`{"name":"Link","internal_port":8384,"external_port":8384,"tunnel_port":8384,"scheme":"http"}],"admin_port":2019`
 	}
 	cases := []struct {
 		name string
@@ -124,6 +124,11 @@ func TestTunnelsAppFor(t *testing.T) {
 			`{"cloudflared":"cloudflared","protocol":"http2","log_dir":"/l","state_dir":"/s","quick":["http://localhost:1111","http://localhost:8080"],"named_token":"{env.CF_TUNNEL_TOKEN}",` + appsJSON("http") + `}`},
 		{"https with a pair", portalconfig.Environ{"ENABLE_HTTPS": "true", "INSTANCE_CERT": "testdata/certs/instance.crt", "INSTANCE_KEY": "testdata/certs/instance.key", "PORTAL_LOG_DIR": "/l", "PORTAL_STATE_DIR": "/s"},
 			`{"cloudflared":"cloudflared","protocol":"http2","log_dir":"/l","state_dir":"/s","quick":["https://localhost:1111","https://localhost:8080"],` + appsJSON("https") + `}`},
+		// The admin port follows PORTAL_ADMIN_LISTEN; off leaves none.
+		{"admin moved", portalconfig.Environ{"PORTAL_DEFAULT_TUNNELS": "false", "PORTAL_LOG_DIR": "/l", "PORTAL_STATE_DIR": "/s", "PORTAL_ADMIN_LISTEN": "127.0.0.1:2999"},
+			`{"cloudflared":"cloudflared","protocol":"http2","log_dir":"/l","state_dir":"/s",` + strings.Replace(appsJSON("http"), "2019", "2999", 1) + `}`},
+		{"admin off", portalconfig.Environ{"PORTAL_DEFAULT_TUNNELS": "false", "PORTAL_LOG_DIR": "/l", "PORTAL_STATE_DIR": "/s", "PORTAL_ADMIN_LISTEN": "off"},
+			`{"cloudflared":"cloudflared","protocol":"http2","log_dir":"/l","state_dir":"/s",` + strings.Replace(appsJSON("http"), `,"admin_port":2019`, "", 1) + `}`},
 	}
 	for _, c := range cases {
 		var warns []caddyconfig.Warning

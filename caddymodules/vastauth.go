@@ -129,7 +129,11 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	h.cfg = cfg
 	h.challenge = `Basic realm="` + cfg.Realm + `", charset="UTF-8"`
 
-	secrets, err := cfg.ResolveSecrets(expand)
+	resolve, loadStore := cfg.ResolveSecrets, vastauth.LoadSessionStore
+	if onlyValidating() {
+		resolve, loadStore = cfg.CheckSecrets, vastauth.CheckSessionStore
+	}
+	secrets, err := resolve(expand)
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
 	}
@@ -140,7 +144,7 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	}
 
 	h.state, err = vastauthStates.hold(filepath.Clean(cfg.StateDir), h, h.logger, func(*zap.Logger) (*authState, error) {
-		store, err := vastauth.LoadSessionStore(cfg.StateDir)
+		store, err := loadStore(cfg.StateDir)
 		if err != nil {
 			return nil, err
 		}
@@ -164,6 +168,7 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 		SessionTTL:  cfg.SessionTTL.Std(),
 		Revocations: h.state.Value.store.Revocations,
 		Handoffs:    h.state.Value.handoffs,
+		Unguessable: secrets.Unguessable,
 	})
 	if err != nil {
 		return fmt.Errorf("vastauth: %w", err)
@@ -178,6 +183,32 @@ func (h *VastAuth) Provision(ctx caddy.Context) error {
 	}
 	h.announce()
 	return nil
+}
+
+// onlyValidating reports whether this process only validates a config
+// (`caddy validate`, `caddy adapt --validate`): Caddy then provisions the
+// modules and stops, without starting any app, and gives modules no way to
+// tell. Validating must leave nothing behind, so Provision then reads the
+// state directory without creating the token or the salt.
+func onlyValidating() bool { return validatingArgs(os.Args) }
+
+// validatingArgs is onlyValidating on a command line: the subcommand is the
+// first argument.
+func validatingArgs(args []string) bool {
+	if len(args) < 2 {
+		return false
+	}
+	switch args[1] {
+	case "validate":
+		return true
+	case "adapt":
+		for _, a := range args[2:] {
+			if a == "--validate" || a == "-validate" || a == "--validate=true" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // loginInfo is what the start-up line says about logging in: where the
@@ -582,6 +613,13 @@ func (h *VastAuth) strip(r *http.Request, creds vastauth.Credentials, accepted v
 			r.Header["Cookie"] = rest
 		} else {
 			delete(r.Header, "Cookie")
+		}
+	}
+	// An API-key header the app may read: dropped when it carries our secret.
+	for _, v := range r.Header.Values("X-Api-Key") {
+		if h.secrets.Carries(v) {
+			r.Header.Del("X-Api-Key")
+			break
 		}
 	}
 	authz := r.Header["Authorization"]

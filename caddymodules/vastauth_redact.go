@@ -57,7 +57,11 @@ func (f *VastAuthRedact) Provision(caddy.Context) error {
 	if src.StateDir == "" {
 		src.StateDir = vastauth.Default().StateDir
 	}
-	secrets, err := src.ResolveSecrets(func(s string) string { return repl.ReplaceAll(s, "") })
+	resolve := src.ResolveSecrets
+	if onlyValidating() {
+		resolve = src.CheckSecrets
+	}
+	secrets, err := resolve(func(s string) string { return repl.ReplaceAll(s, "") })
 	if err != nil {
 		return fmt.Errorf("vastauth_redact: %w", err)
 	}

@@ -298,6 +298,22 @@ func TestVastAuthStripsSecretInAnyAuthorizationForm(t *testing.T) {
 	}
 }
 
+// Issue 20: an X-Api-Key header carrying our secret is dropped; an app's
+// own key passes.
+func TestVastAuthStripsSecretInXAPIKey(t *testing.T) {
+	h := newTestVastAuth(t, nil)
+	session := h.auth.IssueSession(time.Now())
+	for _, c := range []struct{ key, want string }{{vaToken, ""}, {"Bearer " + vaPassword, ""}, {"app-key-123", "app-key-123"}} {
+		res := serveVA(h, req("GET", "/", "Cookie", vaCookie+"="+session, "X-Api-Key", c.key))
+		if !res.app.called {
+			t.Fatalf("%q: status %d", c.key, res.status)
+		}
+		if got := res.app.req.Header.Get("X-Api-Key"); got != c.want {
+			t.Errorf("X-Api-Key %q: the app saw %q, want %q", c.key, got, c.want)
+		}
+	}
+}
+
 func TestVastAuthRejectedCookieIsCleared(t *testing.T) {
 	h := newTestVastAuth(t, nil)
 	res := serveVA(h, req("GET", "/", "Cookie", vaCookie+"=stale"))
@@ -1128,5 +1144,23 @@ func TestLogoutRevokesTheSessionsHandoffTokens(t *testing.T) {
 	}
 	if got := redeem(theirs); got != 302 {
 		t.Errorf("another session's handoff token: %d, want 302", got)
+	}
+}
+
+func TestValidatingArgs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"caddy", "validate", "--adapter", "portal_yaml", "--config", "p.yaml"}, true},
+		{[]string{"caddy", "adapt", "--adapter", "portal_yaml", "--validate"}, true},
+		{[]string{"caddy", "adapt", "--adapter", "portal_yaml"}, false},
+		{[]string{"caddy", "run", "--adapter", "portal_yaml", "--config", "validate"}, false},
+		{[]string{"caddy.test", "-test.run", "X"}, false},
+		{[]string{"caddy"}, false},
+	} {
+		if got := validatingArgs(c.args); got != c.want {
+			t.Errorf("validatingArgs(%q) = %v, want %v", c.args, got, c.want)
+		}
 	}
 }

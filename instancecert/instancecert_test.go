@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -542,4 +543,52 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+// TestSignRefusesCrossHostRedirect: a signer that answers 307 to another
+// host (here another local server) does not get the CSR re-posted there; a
+// redirect within the signer's own host is still followed.
+func TestSignRefusesCrossHostRedirect(t *testing.T) {
+	ca := newTestCA(t)
+	var up atomic.Bool
+	up.Store(true)
+	elsewhere := startSigner(t, signsWhenUp(t, ca, &up))
+	redirect := func(to string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/moved" {
+				http.Redirect(w, r, to+"/sign?id=1", http.StatusTemporaryRedirect)
+				return
+			}
+			elsewhere.Config.Handler.ServeHTTP(w, r)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	key := ecKey(t)
+	csr, err := newCSR(key, []string{"localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cross := redirect(elsewhere.URL)
+	before := elsewhere.requests.Load()
+	_, err = Sign(context.Background(), cross.Client(), cross.URL+"/moved", csr, key, testNow, 3, time.Millisecond)
+	if !errors.Is(err, errOtherHost) {
+		t.Fatalf("cross-host 307: err = %v, want %v", err, errOtherHost)
+	}
+	if n := elsewhere.requests.Load() - before; n != 0 {
+		t.Fatalf("the other host got %d requests, want 0", n)
+	}
+
+	var self *httptest.Server
+	self = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, self.URL+"/sign", http.StatusTemporaryRedirect)
+			return
+		}
+		elsewhere.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(self.Close)
+	if _, err := Sign(context.Background(), self.Client(), self.URL+"/moved", csr, key, testNow, 1, time.Millisecond); err != nil {
+		t.Fatalf("same-host 307: %v", err)
+	}
 }

@@ -52,7 +52,9 @@ func signOnce(ctx context.Context, client *http.Client, signerURL string, csrPEM
 		return nil, fmt.Errorf("%w: %v", errPermanent, err)
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := client.Do(req)
+	sameHost := *client
+	sameHost.CheckRedirect = refuseOtherHosts
+	resp, err := sameHost.Do(req)
 	if err != nil {
 		return nil, redact(err, signerURL)
 	}
@@ -74,6 +76,24 @@ func signOnce(ctx context.Context, client *http.Client, signerURL string, csrPEM
 	return body, nil
 }
 
+// errOtherHost refuses a redirect to another scheme, host or port: a 307 or
+// 308 re-posts the CSR (with the instance id in the query) to wherever it
+// points, so the signer may only move us within itself.
+var errOtherHost = errors.New("signer redirected to another host")
+
+// refuseOtherHosts is the signer client's CheckRedirect: it follows at most
+// 10 redirects, all to the first request's scheme and host (port included).
+func refuseOtherHosts(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
+		return fmt.Errorf("%w: %w", errPermanent, errOtherHost)
+	}
+	if len(via) >= 10 {
+		return fmt.Errorf("%w: stopped after 10 redirects", errPermanent)
+	}
+	return nil
+}
+
 // checkAnswer accepts a signer's answer only if it is a PEM chain whose
 // leaf certifies our key now. A certificate for another key would pass a
 // parse-only check and leave a pair that never matches.
@@ -92,5 +112,15 @@ func checkAnswer(body []byte, key crypto.Signer, now time.Time) ([]byte, error) 
 // transport error.
 func redact(err error, signerURL string) error {
 	base, _, _ := strings.Cut(signerURL, "?")
-	return errors.New(strings.ReplaceAll(err.Error(), signerURL, base))
+	return redacted{msg: strings.ReplaceAll(err.Error(), signerURL, base), err: err}
 }
+
+// redacted is an error whose text has the URL's query removed; it still
+// unwraps to the original, so errors.Is sees errPermanent and errOtherHost.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r redacted) Error() string { return r.msg }
+func (r redacted) Unwrap() error { return r.err }

@@ -43,6 +43,18 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 			t.Errorf("Caddyfile.example lacks %s", directive)
 		}
 	}
+	// Run as root, it must not install a root CA nor serve its internal API
+	// over automatic HTTPS (issue 20: every http://127.0.0.1:11111/api call
+	// then got 400).
+	if !strings.Contains(adapted, `"automatic_https":{"disable":true}`) {
+		t.Error("Caddyfile.example leaves automatic HTTPS on")
+	}
+	if strings.Contains(adapted, `"pki"`) && !strings.Contains(adapted, `"install_trust":false`) {
+		t.Error("Caddyfile.example has a PKI app that installs its root CA")
+	}
+	if strings.Contains(adapted, "tls_connection_policies") {
+		t.Error("Caddyfile.example serves TLS somewhere")
+	}
 	if strings.Contains(adapted, "example-secret") {
 		t.Error("a secret was inlined into the adapted JSON")
 	}

@@ -673,3 +673,68 @@ func TestVastAuthValidateAsNonRootNamesStateDir(t *testing.T) {
 		t.Errorf("with PORTAL_STATE_DIR set: %v\n%s", err, out)
 	}
 }
+
+// TestValidateLeavesNoStateFiles: `caddy validate --adapter portal_yaml`
+// provisions every module but must change nothing: before issue 20 it wrote
+// auth_token and session_salt into the state directory. A run of the same
+// config afterwards still generates them.
+func TestValidateLeavesNoStateFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "portal.yaml")
+	if err := os.WriteFile(cfg, []byte(portalYAML(appYAML("App", freePort(t), freePort(t), "/"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(caddyBin, "validate", "--adapter", "portal_yaml", "--config", cfg)
+	cmd.Env = append(os.Environ(), "PORTAL_STATE_DIR="+state, "PORTAL_LOG_DIR="+dir, "PORTAL_DEFAULT_TUNNELS=false",
+		"PORTAL_ADMIN_LISTEN=off", "WEB_PASSWORD=", "OPEN_BUTTON_TOKEN=", "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Valid configuration") {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("validate wrote %v into the state directory", names)
+	}
+}
+
+// TestVastAuthOwnerOpenLinkWhileLimitedThroughBinary (issue 20, item 6): a
+// guesser behind the owner's address reaches the failure limit; the owner's
+// Open link (?token=OPEN_BUTTON_TOKEN, unguessable) still gets in, while
+// the user-chosen WEB_PASSWORD, right as it is, gets 429 in every form.
+func TestVastAuthOwnerOpenLinkWhileLimitedThroughBinary(t *testing.T) {
+	be := recordingBackend(t)
+	ext := freePort(t)
+	const password = "Summer2026!"
+	const open = "f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f"
+	StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{"WEB_PASSWORD": password, "OPEN_BUTTON_TOKEN": open}})
+	base := fmt.Sprintf("http://127.0.0.1:%d", ext)
+	waitStatus(t, nil, base+"/manifest.json", 200)
+	limited := false
+	for i := range 40 {
+		if r := vaDo(t, "GET", base+"/?token=guess"+strconv.Itoa(i), "Accept", "application/json"); r.StatusCode == 429 {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		t.Fatal("40 wrong guesses did not reach the limit")
+	}
+	for name, r := range map[string]vaResponse{
+		"password as ?token=": vaDo(t, "GET", base+"/?token="+url.QueryEscape(password), "Accept", "application/json"),
+		"password as Basic":   vaDo(t, "GET", base+"/", "Authorization", basicHeader("vastai", password)),
+		"Open token as Basic": vaDo(t, "GET", base+"/", "Authorization", basicHeader("vastai", open)),
+	} {
+		if r.StatusCode != 429 || r.app != nil {
+			t.Errorf("%s while limited: %s, want 429", name, r.Status)
+		}
+	}
+	if r := vaDo(t, "GET", base+"/?token="+open, "Accept", "application/json"); r.StatusCode != 200 {
+		t.Errorf("the owner's Open link while limited: %s, want 200", r.Status)
+	}
+}

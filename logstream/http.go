@@ -188,12 +188,34 @@ func pieces(evs [][]byte, prefix, sep string, write func([]byte) error) error {
 	return write(buf)
 }
 
+// streamsRetryAfter is the Retry-After, in seconds, of a client refused
+// for max_clients.
+const streamsRetryAfter = 10
+
+// admit takes a stream slot, or answers 503 with Retry-After and reports
+// false when max_clients streams are open. The caller calls the returned
+// release when its stream ends.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+	if n := h.svc.streams.Add(1); n > int64(h.cfg.MaxClients) {
+		h.svc.streams.Add(-1)
+		w.Header().Set("Retry-After", strconv.Itoa(streamsRetryAfter))
+		h.fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("%d log streams are open, the most allowed (max_clients); retry in %d s or close another viewer", h.cfg.MaxClients, streamsRetryAfter))
+		return nil, false
+	}
+	return func() { h.svc.streams.Add(-1) }, true
+}
+
 func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 	files, tail, err := h.streamQuery(r)
 	if err != nil {
 		h.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
+	release, ok := h.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins})
 	if err != nil {
 		// Accept has answered (403 for a foreign Origin, 426 without an
@@ -270,6 +292,11 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
+	release, ok := h.admit(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")

@@ -249,3 +249,58 @@ func TestDownloadAll(t *testing.T) {
 		t.Fatalf("archive without plain_dir: %q", got)
 	}
 }
+
+// TestMaxClients: with max_clients streams open (WebSocket and SSE count
+// together), one more gets 503 with Retry-After and a message naming the
+// setting; once a stream closes, a newcomer is served again.
+func TestMaxClients(t *testing.T) {
+	svc, dir := newTestService(t, false)
+	appendFile(t, filepath.Join(dir, "a.log"), "one\n")
+	srv := testHandler(t, svc, Config{MaxClients: 2, PingInterval: confdecl.Duration(time.Hour)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/api/logs/ws?tail=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	sseCtx, sseCancel := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(sseCtx, "GET", srv.URL+"/api/logs/stream?tail=0", nil)
+	sse, err := http.DefaultClient.Do(req)
+	if err != nil || sse.StatusCode != 200 {
+		t.Fatalf("second stream: %v %v", sse, err)
+	}
+	over, err := http.Get(srv.URL + "/api/logs/stream?tail=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Error string }
+	_ = json.NewDecoder(over.Body).Decode(&body)
+	over.Body.Close()
+	if over.StatusCode != http.StatusServiceUnavailable || over.Header.Get("Retry-After") != "10" || !strings.Contains(body.Error, "max_clients") {
+		t.Fatalf("third stream: %d Retry-After %q %q, want 503, 10 and a message naming max_clients", over.StatusCode, over.Header.Get("Retry-After"), body.Error)
+	}
+	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/api/logs/ws?tail=0", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third stream as WebSocket: %v, want 503", err)
+	}
+	sseCancel()
+	sse.Body.Close()
+	for i := 0; ; i++ { // bounded: the handler returns once the client has gone
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/logs/stream?tail=0", nil)
+		short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+		resp, err := http.DefaultClient.Do(req.WithContext(short))
+		if err == nil && resp.StatusCode == 200 {
+			cancelShort()
+			resp.Body.Close()
+			break
+		}
+		cancelShort()
+		if err == nil {
+			resp.Body.Close()
+		}
+		if i == 100 {
+			t.Fatal("no stream slot came back after a client left")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

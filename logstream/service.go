@@ -40,7 +40,10 @@ const quietBeforeEvict = 10 * time.Second
 // validate`, which provisions handlers, starts nothing) and stops on Close.
 type Service struct {
 	cfg Config // defaults filled in
-	dir string
+	// streams counts the clients streaming from this Service (all
+	// handlers, across config reloads); see Handler.admit.
+	streams atomic.Int64
+	dir     string
 	// log is given once; a Service shared across config reloads should be
 	// given a logger that follows the newest config (caddymodules'
 	// configLoggers), since an old config's sinks close with it.

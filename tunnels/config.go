@@ -2,7 +2,9 @@ package tunnels
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,6 +99,12 @@ type Config struct {
 	// authentication) and name the app's external port instead.
 	// Default: none
 	Apps []App `json:"apps,omitempty"`
+
+	// AdminPort is the local port of Caddy's admin API (the portal_yaml
+	// adapter sets PORTAL_ADMIN_LISTEN's port). No tunnel may target it:
+	// the admin API rewrites the running config and must never be
+	// published. Default: none
+	AdminPort int `json:"admin_port,omitempty"`
 }
 
 // App is one app of the portal, with the ports the tunnels API compares a
@@ -168,8 +176,11 @@ func (c Config) Check() error {
 	}
 	ck.NotNegative(name(&c.MaxTunnels), int64(c.MaxTunnels))
 	ck.NotNegative(name(&c.CreateBurst), int64(c.CreateBurst))
+	if c.AdminPort < 0 || c.AdminPort > 65535 {
+		ck.Failf(name(&c.AdminPort), "%d is not a port", c.AdminPort)
+	}
 	for i, q := range c.Quick {
-		if _, err := NormalizeTarget(q); err != nil {
+		if _, err := c.CheckTarget(q); err != nil {
 			ck.Failf(fmt.Sprintf("quick[%d]", i), "%v", err)
 		}
 	}
@@ -190,6 +201,24 @@ func (c Config) Check() error {
 		}
 	}
 	return ck.Err()
+}
+
+// CheckTarget is NormalizeTarget plus this config's refusals: a target on
+// AdminPort (whatever its host or scheme) is refused with ErrInvalidTarget.
+func (c Config) CheckTarget(raw string) (string, error) {
+	norm, err := NormalizeTarget(raw)
+	if err != nil || c.AdminPort == 0 {
+		return norm, err
+	}
+	u, err := url.Parse(norm)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: %v", ErrInvalidTarget, clip(raw, 200), err)
+	}
+	if u.Port() == strconv.Itoa(c.AdminPort) {
+		return "", fmt.Errorf("%w %q: port %d is Caddy's admin API, which changes the running config; it is never published",
+			ErrInvalidTarget, clip(raw, 200), c.AdminPort)
+	}
+	return norm, nil
 }
 
 // isPlaceholder reports whether s is exactly one {…} placeholder.

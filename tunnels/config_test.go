@@ -293,3 +293,31 @@ func FuzzAdviseTarget(f *testing.F) {
 		}
 	})
 }
+
+// TestAdminPortIsNeverTunnelled: a tunnel to Caddy's admin port is refused
+// by the API (Manager.Create, any host or scheme spelling) and in the
+// config's own quick list; other ports are not affected.
+func TestAdminPortIsNeverTunnelled(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-cloudflared") // no process needed
+	m := NewManager(Config{Cloudflared: missing, AdminPort: 2019}, nil)
+	defer m.Close()
+	for _, target := range []string{"http://localhost:2019", "https://127.0.0.1:2019", "http://[::1]:2019/"} {
+		_, created, err := m.Create(target)
+		if created || !errors.Is(err, ErrInvalidTarget) || !strings.Contains(err.Error(), "admin API") {
+			t.Errorf("Create(%q): created=%v err=%v, want ErrInvalidTarget naming the admin API", target, created, err)
+		}
+	}
+	if len(m.List()) != 0 {
+		t.Errorf("tunnels listed after refusals: %v", m.List())
+	}
+	if _, _, err := m.Create("http://localhost:2020"); !errors.Is(err, ErrBinaryMissing) {
+		t.Errorf("Create of another port: %v, want it attempted (ErrBinaryMissing)", err)
+	}
+	err := Config{AdminPort: 2019, Quick: []string{"http://localhost:2019"}}.WithDefaults().Check()
+	if err == nil || !strings.Contains(err.Error(), "quick[0]") || !strings.Contains(err.Error(), "admin API") {
+		t.Errorf("Check with the admin port in quick: %v", err)
+	}
+	if err := (Config{AdminPort: 70000}).WithDefaults().Check(); err == nil || !strings.Contains(err.Error(), "admin_port") {
+		t.Errorf("Check with admin_port 70000: %v", err)
+	}
+}

@@ -217,11 +217,14 @@ func (m *Manager) acquireLocked(owner string, spec Spec) (Status, bool, error) {
 // exist, and with a *SlowDownError when creations come faster than
 // CreateBurst and CreateInterval allow.
 func (m *Manager) Create(target string) (Status, bool, error) {
+	cfg := m.Config()
+	if _, err := cfg.CheckTarget(target); err != nil {
+		return Status{}, false, err
+	}
 	spec, err := QuickSpec(target).normalize()
 	if err != nil {
 		return Status{}, false, err
 	}
-	cfg := m.Config()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"hash"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -169,6 +170,8 @@ func (r Result) IssueSession() bool {
 type Authenticator struct {
 	username [sha256.Size]byte
 	secrets  *SecretSet
+	// strong are the unguessable secrets (Params.Unguessable).
+	strong   *SecretSet
 	ttl      time.Duration
 	key      [sha256.Size]byte
 	revoked  *Revocations
@@ -198,6 +201,10 @@ type Params struct {
 	Revocations *Revocations
 	// Handoffs, when set, enables handoff tokens and makes them single-use.
 	Handoffs *HandoffLedger
+	// Unguessable are the Secrets no person chose (ResolvedSecrets'
+	// Unguessable): a `?token=` is checked against them, and only them,
+	// while its client is over the failure limit (CheckSigned).
+	Unguessable []string
 }
 
 // Errors of New.
@@ -234,6 +241,15 @@ func New(p Params) (*Authenticator, error) {
 		handoffs: p.Handoffs,
 	}
 	a.secrets = NewSecretSet(kept)
+	var strong []string
+	for _, s := range p.Unguessable {
+		if s != "" && slices.Contains(kept, s) {
+			strong = append(strong, s)
+		}
+	}
+	if len(strong) > 0 {
+		a.strong = NewSecretSet(strong)
+	}
 	key := a.key
 	a.macs.New = func() any { return &signer{mac: hmac.New(sha256.New, key[:])} }
 	return a, nil
@@ -308,18 +324,25 @@ func (a *Authenticator) Check(c Credentials, now time.Time) Result {
 }
 
 // CheckSigned is Check for a client over the failure limit: only the
-// credentials that cannot be guessed (a signed session, a handoff token)
-// are looked at; guessable ones are neither checked nor reported, so a
-// right guess is worth nothing to a client that is being refused.
+// credentials that cannot be guessed (a signed session, a handoff token, a
+// `?token=` compared with the unguessable secrets alone) are looked at;
+// guessable ones are neither checked nor reported, so a right guess is
+// worth nothing to a client that is being refused.
 func (a *Authenticator) CheckSigned(c Credentials, now time.Time) Result {
 	return a.check(c, now, false)
 }
 
 func (a *Authenticator) check(c Credentials, now time.Time, guessable bool) Result {
 	var r Result
-	if c.HasToken && guessable {
+	switch {
+	case c.HasToken && guessable:
 		r.Presented.add(MethodToken)
 		if a.MatchSecret(c.Token) {
+			r.Accepted.add(MethodToken)
+		}
+	case c.HasToken && a.strong != nil:
+		r.Presented.add(MethodToken)
+		if a.strong.Match(c.Token) {
 			r.Accepted.add(MethodToken)
 		}
 	}

@@ -290,3 +290,59 @@ func TestIsPublicPath(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSignedTakesOnlyUnguessableTokens: over the failure limit, a
+// `?token=` is accepted only when it is an unguessable secret (the Open
+// button token, the generated token); the user's password there, or as
+// Basic or Bearer, is refused unchecked (issue 20, item 6).
+func TestCheckSignedTakesOnlyUnguessableTokens(t *testing.T) {
+	const open = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	a, err := New(Params{Username: "vastai", Secrets: []string{open, testPassword}, Salt: testSalt, Unguessable: []string{open, "not a secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("vastai:"+testPassword))
+	for _, c := range []struct {
+		name  string
+		creds Credentials
+		want  Verdict
+	}{
+		{"open token", Credentials{Token: open, HasToken: true}, Accepted},
+		{"password as token", Credentials{Token: testPassword, HasToken: true}, Rejected},
+		{"wrong token", Credentials{Token: open[:63] + "0", HasToken: true}, Rejected},
+		{"password as Basic", Credentials{Authorization: basic}, NoCredentials},
+		{"open token as Bearer", Credentials{Authorization: "Bearer " + open}, NoCredentials},
+	} {
+		if got := a.CheckSigned(c.creds, time.Unix(1_800_000_000, 0)).Verdict; got != c.want {
+			t.Errorf("%s: verdict %v, want %v", c.name, got, c.want)
+		}
+		if c.want == Accepted || c.name == "password as token" {
+			if got := a.Check(c.creds, time.Unix(1_800_000_000, 0)).Verdict; got != Accepted {
+				t.Errorf("%s under the limit: verdict %v, want accepted", c.name, got)
+			}
+		}
+	}
+	// Without unguessable secrets (only a user's password), a token is not
+	// even checked over the limit, as before.
+	weak, _ := New(Params{Username: "vastai", Secrets: []string{testPassword}, Salt: testSalt})
+	if got := weak.CheckSigned(Credentials{Token: testPassword, HasToken: true}, time.Unix(1_800_000_000, 0)).Verdict; got != NoCredentials {
+		t.Errorf("password-only, token over the limit: %v, want not checked", got)
+	}
+}
+
+func TestResolveSecretsUnguessable(t *testing.T) {
+	long := strings.Repeat("k", MinUnguessableLen)
+	env := map[string]string{"{env.OPEN_BUTTON_TOKEN}": long, "{env.WEB_PASSWORD}": strings.Repeat("p", 64)}
+	r, err := PortalSecretSource(t.TempDir()).ResolveSecrets(func(s string) string { return env[s] })
+	if err != nil || len(r.Values) != 2 || len(r.Unguessable) != 1 || r.Unguessable[0] != long {
+		t.Fatalf("long Open token and a long password: %+v %v, want only the Open token unguessable", r, err)
+	}
+	env["{env.OPEN_BUTTON_TOKEN}"] = long[1:]
+	if r, _ := PortalSecretSource(t.TempDir()).ResolveSecrets(func(s string) string { return env[s] }); len(r.Unguessable) != 0 {
+		t.Errorf("a short Open token is taken as unguessable: %+v", r.Unguessable)
+	}
+	r, err = PortalSecretSource(t.TempDir()).ResolveSecrets(func(string) string { return "" })
+	if err != nil || len(r.Unguessable) != 1 || r.Unguessable[0] != r.Values[0] {
+		t.Errorf("generated token: %+v %v, want it unguessable", r, err)
+	}
+}

@@ -2,6 +2,7 @@ package vastauth
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,18 @@ import (
 // access-log filter, and `caddy portal token` prints the first that is set,
 // so the three agree.
 var PortalSecrets = []string{"{env.OPEN_BUTTON_TOKEN}", "{env.WEB_PASSWORD}"}
+
+// UnguessableSecrets are the configured secrets no person chose: the
+// console's Open button token (256 bits). With the generated token, they
+// are the only secrets a `?token=` is checked against while its client is
+// over the failure limit, so the owner's Open link still works behind an
+// address a guesser shares, and a guessable WEB_PASSWORD is never let
+// through then. A value shorter than MinUnguessableLen is not trusted as one.
+var UnguessableSecrets = []string{"{env.OPEN_BUTTON_TOKEN}"}
+
+// MinUnguessableLen is the shortest value of an UnguessableSecrets entry
+// taken as unguessable: 32 characters (the generated token has 43).
+const MinUnguessableLen = 32
 
 // PortalSecretSource is where the portal's secrets come from, with the
 // state directory stateDir (PORTAL_STATE_DIR).
@@ -169,6 +182,9 @@ type ResolvedSecrets struct {
 	From []string
 	// Generated is set when the token was generated just now.
 	Generated bool
+	// Unguessable are the Values no person chose: the generated token, or
+	// those of UnguessableSecrets at least MinUnguessableLen long.
+	Unguessable []string
 }
 
 // ResolveSecrets expands each configured secret with expand (the caller's
@@ -176,21 +192,36 @@ type ResolvedSecrets struct {
 // left, it loads (or generates once) the token under StateDir. An error
 // never contains a secret.
 func (s SecretSource) ResolveSecrets(expand func(string) string) (ResolvedSecrets, error) {
+	return s.resolve(expand, true)
+}
+
+// CheckSecrets is ResolveSecrets for `caddy validate`, which must leave no
+// file behind: without a token file, it checks that one could be written
+// and returns a token made for this call only.
+func (s SecretSource) CheckSecrets(expand func(string) string) (ResolvedSecrets, error) {
+	return s.resolve(expand, false)
+}
+
+func (s SecretSource) resolve(expand func(string) string, write bool) (ResolvedSecrets, error) {
 	var r ResolvedSecrets
 	for _, spec := range s.Secrets {
 		if v := normalizeSecret(expand(spec)); v != "" {
 			r.Values = append(r.Values, v)
 			r.From = append(r.From, spec)
+			if len(v) >= MinUnguessableLen && slices.Contains(UnguessableSecrets, spec) {
+				r.Unguessable = append(r.Unguessable, v)
+			}
 		}
 	}
 	if len(r.Values) > 0 {
 		return r, nil
 	}
-	tok, created, err := loadOrCreateToken(s.StateDir)
+	tok, created, err := loadOrCreateStateFile(s.StateDir, TokenFileName, "token", write)
 	if err != nil {
 		return r, fmt.Errorf("no secret is set, and the generated token is unavailable: %w", stateDirError(s.StateDir, err))
 	}
 	r.Values, r.From, r.Generated = []string{tok}, []string{"token file " + TokenPath(s.StateDir)}, created
+	r.Unguessable = r.Values
 	return r, nil
 }
 

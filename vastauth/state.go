@@ -228,12 +228,26 @@ type SessionStore struct {
 // were logged out; rather than accept them all again, it replaces the salt,
 // which logs every session out.
 func LoadSessionStore(stateDir string) (SessionStore, error) {
+	return loadSessionStore(stateDir, true)
+}
+
+// CheckSessionStore is LoadSessionStore for `caddy validate`: it writes,
+// replaces and removes nothing (a missing salt is made for this call only;
+// an unreadable revocation list is left for the running portal to handle).
+func CheckSessionStore(stateDir string) (SessionStore, error) {
+	return loadSessionStore(stateDir, false)
+}
+
+func loadSessionStore(stateDir string, write bool) (SessionStore, error) {
 	var st SessionStore
-	salt, err := loadOrCreateSalt(stateDir)
+	salt, err := loadSalt(stateDir, write)
 	if err != nil {
 		return st, stateDirError(stateDir, err)
 	}
 	revs, err := loadRevocations(stateDir)
+	if !write && errors.Is(err, ErrCorruptState) {
+		revs, err = loadRevocations("") // empty, and never written
+	}
 	if errors.Is(err, ErrCorruptState) {
 		if salt, err = replaceSalt(stateDir); err != nil {
 			return st, stateDirError(stateDir, err)

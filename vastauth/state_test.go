@@ -3,6 +3,7 @@ package vastauth
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +167,50 @@ func TestLoadSessionStoreRotatesSaltOnCorruptList(t *testing.T) {
 	st3, err := LoadSessionStore(dir)
 	if err != nil || st3.SaltReplaced != nil || string(st3.Salt) != string(st2.Salt) {
 		t.Errorf("next start: %+v, %v", st3, err)
+	}
+}
+
+// TestCheckWritesNothing: what `caddy validate` calls (CheckSecrets,
+// CheckSessionStore) creates no state directory and no file, and still reads
+// an existing token; ResolveSecrets and LoadSessionStore create them.
+func TestCheckWritesNothing(t *testing.T) {
+	none := func(string) string { return "" }
+	dir := filepath.Join(t.TempDir(), "state")
+	r, err := SecretSource{StateDir: dir}.CheckSecrets(none)
+	if err != nil || len(r.Values) != 1 || r.Values[0] == "" || r.Generated {
+		t.Fatalf("CheckSecrets: %+v %v", r, err)
+	}
+	if _, err := CheckSessionStore(dir); err != nil {
+		t.Fatalf("CheckSessionStore: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("state directory after the checks: %v, want it absent", err)
+	}
+	written, err := SecretSource{StateDir: dir}.ResolveSecrets(none)
+	if err != nil || !written.Generated {
+		t.Fatalf("ResolveSecrets: %+v %v", written, err)
+	}
+	if _, err := LoadSessionStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	// A corrupt revocation list is left alone by the check (the running
+	// portal replaces the salt and removes it).
+	revoked := filepath.Join(dir, RevokedFileName)
+	if err := os.WriteFile(revoked, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	salt, _ := os.ReadFile(filepath.Join(dir, SaltFileName))
+	if _, err := CheckSessionStore(dir); err != nil {
+		t.Fatalf("CheckSessionStore with a corrupt list: %v", err)
+	}
+	if b, _ := os.ReadFile(revoked); string(b) != "{not json" {
+		t.Errorf("the check changed %s: %q", revoked, b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, SaltFileName)); string(b) != string(salt) {
+		t.Errorf("the check replaced the salt")
+	}
+	again, err := SecretSource{StateDir: dir}.CheckSecrets(none)
+	if err != nil || len(again.Values) != 1 || again.Values[0] != written.Values[0] {
+		t.Errorf("CheckSecrets with a token file: %+v %v, want the file's token", again, err)
 	}
 }

@@ -15,8 +15,8 @@ const maxSecretCandidates = 256
 
 // Separators between the words of a header value, and of a URL part.
 const (
-	headerSeparators = " \t,;\"'="
-	uriSeparators    = headerSeparators + "#?&/+"
+	headerSeparators = " \t,;\"'=/\\\x00"
+	uriSeparators    = headerSeparators + "#?&+"
 )
 
 // Carries reports whether a header value (an Authorization header, say)
@@ -122,5 +122,11 @@ func (c *candidateScan) tryDecoded(w string) {
 	if i := bytes.IndexByte(d, ':'); i >= 0 {
 		c.tryBytes(d[:i])
 		c.tryBytes(d[i+1:])
+		// "u:<s>\x00" and the like: control bytes around the password.
+		if t := bytes.TrimFunc(d[i+1:], isControl); len(t) != len(d)-i-1 {
+			c.tryBytes(t)
+		}
 	}
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

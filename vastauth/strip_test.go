@@ -90,3 +90,24 @@ func FuzzCarriesSecret(f *testing.F) {
 		}
 	})
 }
+
+// TestCarriesSecretIssue20Forms: the three Authorization forms issue 20
+// found reaching the app are now seen as carrying the secret.
+func TestCarriesSecretIssue20Forms(t *testing.T) {
+	const secret = "s3cr3t-Token-value-0123456789abcdef"
+	set := NewSecretSet([]string{secret})
+	for _, v := range []string{
+		"Bearer " + secret + `\`,
+		"AWS4-HMAC-SHA256 Credential=" + secret + "/20261206/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=abc",
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+secret+"\x00")),
+	} {
+		if !set.Carries(v) {
+			t.Errorf("Carries(%q) = false, want true", v)
+		}
+	}
+	for _, v := range []string{"Bearer other-token\\", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261206/us-east-1/s3/aws4_request"} {
+		if set.Carries(v) {
+			t.Errorf("Carries(%q) = true, want false", v)
+		}
+	}
+}

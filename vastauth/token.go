@@ -52,13 +52,19 @@ func ReadToken(stateDir string) (string, error) {
 // processes racing here agree on one token: the file appears atomically
 // (written aside, then hard-linked into place, which fails if it exists).
 func loadOrCreateToken(stateDir string) (token string, created bool, err error) {
-	return loadOrCreateStateFile(stateDir, TokenFileName, "token")
+	return loadOrCreateStateFile(stateDir, TokenFileName, "token", true)
 }
 
 // loadOrCreateSalt returns the session-key salt of this instance, created
 // the same way as the token on first use.
 func loadOrCreateSalt(stateDir string) (salt []byte, err error) {
-	s, _, err := loadOrCreateStateFile(stateDir, SaltFileName, "session salt")
+	return loadSalt(stateDir, true)
+}
+
+// loadSalt is loadOrCreateSalt; without write, a missing salt is made for
+// this call only and nothing is written (see loadOrCreateStateFile).
+func loadSalt(stateDir string, write bool) ([]byte, error) {
+	s, _, err := loadOrCreateStateFile(stateDir, SaltFileName, "session salt", write)
 	return []byte(s), err
 }
 
@@ -115,14 +121,25 @@ func readStateFile(p, what string) (string, error) {
 }
 
 // loadOrCreateStateFile returns the value in stateDir/name, generating it
-// once. See loadOrCreateToken.
-func loadOrCreateStateFile(stateDir, name, what string) (string, bool, error) {
+// once. See loadOrCreateToken. Without write (`caddy validate`), a missing
+// file is not created: the value returned is made for this call only, once
+// the state directory (or the nearest parent that exists, which would hold
+// it) is known to be writable, so that validation still reports a state
+// directory the portal could not use.
+func loadOrCreateStateFile(stateDir, name, what string, write bool) (string, bool, error) {
 	if stateDir == "" {
 		return "", false, fmt.Errorf("no state directory for the %s", what)
 	}
 	p := filepath.Join(stateDir, name)
 	v, err := readStateFile(p, what)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return v, false, err
+	}
+	if !write {
+		if err := checkWritable(stateDir); err != nil {
+			return "", false, err
+		}
+		v, err := generateToken()
 		return v, false, err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
@@ -176,6 +193,22 @@ func writeAside(dir, name, content string) (string, error) {
 
 // isPermission reports a failure that a different directory would avoid:
 // no permission, or a read-only file system.
+// checkWritable reports whether dir, or the nearest parent that exists when
+// it does not, may be written by this process, without writing anything.
+func checkWritable(dir string) error {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			if err := syscall.Access(d, 2 /* W_OK */); err != nil {
+				return fmt.Errorf("creating state directory: %s: %w", d, err)
+			}
+			return nil
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
 func isPermission(err error) bool {
 	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
 }
