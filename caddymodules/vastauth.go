@@ -598,14 +598,13 @@ func stripCredentialParams(q string) string {
 // Authorization pass untouched.
 func (h *VastAuth) strip(r *http.Request, creds vastauth.Credentials, accepted vastauth.Methods) {
 	if creds.HasToken || creds.HasHandoff {
-		q := stripCredentialParams(r.URL.RawQuery)
-		r.URL.RawQuery = q
-		r.URL.ForceQuery = false
-		if i := strings.IndexByte(r.RequestURI, '?'); i >= 0 {
-			r.RequestURI = r.RequestURI[:i]
-			if q != "" {
-				r.RequestURI += "?" + q
-			}
+		setQuery(r, stripCredentialParams(r.URL.RawQuery))
+	}
+	// Our secret under a name we do not know (?Token=, token[]=, ;token=):
+	// the parameter goes too (issue 20).
+	if r.URL.RawQuery != "" {
+		if q, changed := h.secrets.StripQuery(r.URL.RawQuery); changed {
+			setQuery(r, q)
 		}
 	}
 	if creds.HasCookie {
@@ -683,3 +682,16 @@ var (
 	_ caddy.CleanerUpper          = (*VastAuth)(nil)
 	_ caddyhttp.MiddlewareHandler = (*VastAuth)(nil)
 )
+
+// setQuery replaces the request's query string, in its URL and in the
+// RequestURI the proxy forwards.
+func setQuery(r *http.Request, q string) {
+	r.URL.RawQuery = q
+	r.URL.ForceQuery = false
+	if i := strings.IndexByte(r.RequestURI, '?'); i >= 0 {
+		r.RequestURI = r.RequestURI[:i]
+		if q != "" {
+			r.RequestURI += "?" + q
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -310,6 +311,28 @@ func TestVastAuthStripsSecretInXAPIKey(t *testing.T) {
 		}
 		if got := res.app.req.Header.Get("X-Api-Key"); got != c.want {
 			t.Errorf("X-Api-Key %q: the app saw %q, want %q", c.key, got, c.want)
+		}
+	}
+}
+
+// Issue 20: our secret under a parameter name we do not know reaches the
+// app no more; the app's own parameters pass as written.
+func TestVastAuthStripsSecretUnderAnyQueryName(t *testing.T) {
+	h := newTestVastAuth(t, nil)
+	session := h.auth.IssueSession(time.Now())
+	for _, c := range []struct{ query, want string }{
+		{"Token=" + vaPassword, ""},
+		{"a=1&token[]=" + vaPassword + "&b=2", "a=1&b=2"},
+		{"a=1;token=" + vaPassword, "a=1"},
+		{"key=" + url.QueryEscape("Bearer "+vaPassword), ""},
+		{"page=2&q=cats", "page=2&q=cats"},
+	} {
+		res := serveVA(h, req("GET", "/x?"+c.query, "Cookie", vaCookie+"="+session))
+		if !res.app.called {
+			t.Fatalf("%q: status %d", c.query, res.status)
+		}
+		if got := res.app.req.URL.RawQuery; got != c.want || strings.Contains(res.app.req.RequestURI, vaPassword) {
+			t.Errorf("?%s: the app saw %q (%s), want %q", c.query, got, res.app.req.RequestURI, c.want)
 		}
 	}
 }

@@ -130,3 +130,23 @@ func (c *candidateScan) tryDecoded(w string) {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// StripQuery removes from a raw query string every parameter whose value
+// carries one of the secrets (Carries, with URL separators), whatever its
+// name: a secret sent as ?Token=, token[]= or ;token= is not ours by name
+// but must not reach the app either. Parameters are split at '&' and ';';
+// when one is removed, the others are kept as written, joined by '&'.
+func (s *SecretSet) StripQuery(raw string) (string, bool) {
+	pairs := strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' })
+	kept := pairs[:0:0]
+	for _, pair := range pairs {
+		if _, v, ok := strings.Cut(pair, "="); ok && s.carries(v, uriSeparators) {
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	if len(kept) == len(pairs) {
+		return raw, false
+	}
+	return strings.Join(kept, "&"), true
+}

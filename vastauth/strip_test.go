@@ -111,3 +111,45 @@ func TestCarriesSecretIssue20Forms(t *testing.T) {
 		}
 	}
 }
+
+func TestStripQuery(t *testing.T) {
+	const secret = "s3cret-Value-0123456789"
+	set := NewSecretSet([]string{secret})
+	for _, c := range []struct {
+		in, want string
+		changed  bool
+	}{
+		{"a=1&b=2", "a=1&b=2", false},
+		{"a=1;b=2", "a=1;b=2", false},
+		{"Token=" + secret, "", true},
+		{"x=1&token%5B%5D=" + secret + "&y=2", "x=1&y=2", true},
+		{"x=1;token=" + secret, "x=1", true},
+		{"auth=Bearer%20" + secret, "", true},
+		{"name=" + secret + "x", "name=" + secret + "x", false}, // another word
+	} {
+		got, changed := set.StripQuery(c.in)
+		if got != c.want || changed != c.changed {
+			t.Errorf("StripQuery(%q) = %q, %v; want %q, %v", c.in, got, changed, c.want, c.changed)
+		}
+	}
+}
+
+// FuzzStripQuery: what StripQuery keeps never carries the secret, and a
+// query it does not change is returned as written.
+func FuzzStripQuery(f *testing.F) {
+	const secret = "s3cret-Value-0123456789"
+	set := NewSecretSet([]string{secret})
+	f.Add("a=1&token=" + secret)
+	f.Add("x;T=" + secret + "&y")
+	f.Fuzz(func(t *testing.T, q string) {
+		got, changed := set.StripQuery(q)
+		if !changed && got != q {
+			t.Fatalf("unchanged but rewritten: %q → %q", q, got)
+		}
+		for _, pair := range strings.FieldsFunc(got, func(r rune) bool { return r == '&' || r == ';' }) {
+			if _, v, ok := strings.Cut(pair, "="); ok && set.carries(v, uriSeparators) {
+				t.Fatalf("kept %q of %q", pair, q)
+			}
+		}
+	})
+}
