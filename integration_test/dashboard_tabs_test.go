@@ -111,7 +111,7 @@ func (b *dashboardBrowser) screenshotTabs(prefix string) {
 		b.setColorScheme(scheme)
 		for _, tab := range []string{"overview", "processes", "tunnels", "logs", "help"} {
 			b.openTab(tab)
-			time.Sleep(150 * time.Millisecond) // let the tab's first poll draw
+			b.waitJS("the "+tab+" tab drawn", fmt.Sprintf(`![...document.querySelectorAll('#view-%s .empty')].some(e => /^(Loading|Reading)/.test(e.textContent.trim()))`, tab))
 			b.screenshot(fmt.Sprintf("%s-%s-%s.png", prefix, tab, scheme))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/instanceportal/portal/internal/testwait"
 	"io"
 	"math/big"
 	"net"
@@ -173,13 +174,13 @@ exec chroot "$ROOT" /opt/instance-tools/bin/entrypoint.sh "$@"`
 			t.Logf("%s:\n%s", l, body)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); b.init == 0; time.Sleep(50 * time.Millisecond) {
+	if !testwait.Poll(10*time.Second, 50*time.Millisecond, func() bool {
 		if c := childOf(cmd.Process.Pid); c != 0 && strings.Contains(cmdline(c), "entrypoint.sh") {
 			b.init = c
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no entrypoint under unshare:\n%s", proc.Out.String())
-		}
+		return b.init != 0
+	}) {
+		t.Fatalf("no entrypoint under unshare:\n%s", proc.Out.String())
 	}
 	return b
 }
@@ -369,15 +370,12 @@ func TestImageBoot(t *testing.T) {
 		return resp.StatusCode, string(body)
 	}
 	var gui string
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	if !testwait.Poll(90*time.Second, 250*time.Millisecond, func() bool {
 		code, body := syncGet("/", false)
-		if code == 200 && strings.Contains(body, "Syncthing") {
-			break
-		}
 		gui = fmt.Sprintf("%d %.300s", code, body)
-		if time.Now().After(deadline) {
-			t.Fatalf("Syncthing's GUI through the portal: last answer %s\n%s", gui, b.ctl("status"))
-		}
+		return code == 200 && strings.Contains(body, "Syncthing")
+	}) {
+		t.Fatalf("Syncthing's GUI through the portal: last answer %s\n%s", gui, b.ctl("status"))
 	}
 	found := 0
 	for pid, args := range markedProcs(b.mark) {
@@ -405,22 +403,18 @@ func TestImageBoot(t *testing.T) {
 	}
 	wantListen := fmt.Sprintf(`"tcp://0.0.0.0:%d"`, syncListen)
 	var opts string
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(opts, wantListen); time.Sleep(250 * time.Millisecond) {
+	if !testwait.Poll(30*time.Second, 250*time.Millisecond, func() bool {
 		_, opts = syncGet("/rest/config/options", true)
-		if time.Now().After(deadline) {
-			t.Errorf("Syncthing's listen addresses lack %s: %.500s", wantListen, opts)
-			break
-		}
+		return strings.Contains(opts, wantListen)
+	}) {
+		t.Errorf("Syncthing's listen addresses lack %s: %.500s", wantListen, opts)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		ss, _ := b.inside(nil, "ss", "-Hltnp", fmt.Sprintf("sport = :%d", syncListen))
-		if strings.Contains(ss, "syncthing") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("nothing listens on the sync port %d: %s", syncListen, ss)
-			break
-		}
+	var ss string
+	if !testwait.Poll(30*time.Second, 250*time.Millisecond, func() bool {
+		ss, _ = b.inside(nil, "ss", "-Hltnp", fmt.Sprintf("sport = :%d", syncListen))
+		return strings.Contains(ss, "syncthing")
+	}) {
+		t.Errorf("nothing listens on the sync port %d: %s", syncListen, ss)
 	}
 
 	// (10) pidof caddy: the portal server only, not the log splitters.
@@ -580,13 +574,11 @@ func TestImageServerless(t *testing.T) {
 	ir.vars["INSTANCE_CERT_SIGNER_URL"] = "off"
 	ir.vars["HOME"] = "/root"
 	b := ir.boot(t, t.TempDir(), "")
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		if _, err := os.Stat(ir.at("pyworker-ran")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the pyworker bootstrap did not run:\n%s", b.proc.Out.String())
-		}
+	if !testwait.Poll(60*time.Second, 250*time.Millisecond, func() bool {
+		_, err := os.Stat(ir.at("pyworker-ran"))
+		return err == nil
+	}) {
+		t.Fatalf("the pyworker bootstrap did not run:\n%s", b.proc.Out.String())
 	}
 	// The bootstrap ran once provisioning had finished (the lock gone).
 	if o := b.proc.Out.String(); strings.Contains(o, "pyworker ran under the lock") {

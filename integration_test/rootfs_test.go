@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/instanceportal/portal/internal/testwait"
 	"io"
 	"math/big"
 	"net"
@@ -230,11 +231,11 @@ func (bt *boot) stop() {
 		t.Fatalf("entrypoint exited with %v after SIGTERM", err)
 	}
 	// Orphans (the log-tee of a program) may outlive it by a moment.
-	left := markedProcs(bt.b.mark)
-	for deadline := time.Now().Add(5 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = markedProcs(bt.b.mark) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(left) > 0 {
+	var left map[int]string
+	if !testwait.Poll(5*time.Second, 50*time.Millisecond, func() bool {
+		left = markedProcs(bt.b.mark)
+		return len(left) == 0
+	}) {
 		t.Fatalf("processes left after the stop: %v", left)
 	}
 	if !strings.Contains(bt.out.String(), "supervisord exited (status 0)") {
@@ -251,20 +252,18 @@ func (b *bootRoot) ctl(args ...string) (string, error) {
 func (b *bootRoot) waitStates(want map[string]string) {
 	b.t.Helper()
 	var last string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	if !testwait.Poll(20*time.Second, 50*time.Millisecond, func() bool {
 		st, _ := b.ctl("status")
 		last = programStates(st)
-		ok := true
 		for name, state := range want {
 			if !strings.Contains(last, name+":"+state) {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return
-		}
+		return true
+	}) {
+		b.t.Fatalf("timed out waiting for supervisord states %v; last: %s", want, last)
 	}
-	b.t.Fatalf("timed out waiting for supervisord states %v; last: %s", want, last)
 }
 
 func (b *bootRoot) read(p string) string {
@@ -761,20 +760,18 @@ func TestRootfsLaunchModes(t *testing.T) {
 				// with the image's flags: no token of its own, the portal
 				// guards it) answers through the portal, its terminal too.
 				noRedirects := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-				for deadline, last := time.Now().Add(60*time.Second), ""; ; time.Sleep(100 * time.Millisecond) {
+				var last string
+				if !testwait.Poll(60*time.Second, 100*time.Millisecond, func() bool {
 					resp, err := noRedirects.Get(fmt.Sprintf("http://127.0.0.1:%d/", jupyterExt))
-					if err == nil {
-						resp.Body.Close()
-						if resp.StatusCode == http.StatusFound && strings.HasPrefix(resp.Header.Get("Location"), "/tree") {
-							break
-						}
-						last = resp.Status + " Location " + resp.Header.Get("Location")
-					} else {
+					if err != nil {
 						last = err.Error()
+						return false
 					}
-					if time.Now().After(deadline) {
-						t.Fatalf("Jupyter through the portal: last answer %s\njupyter.log:\n%s", last, b.read("var/log/portal/jupyter.log"))
-					}
+					resp.Body.Close()
+					last = resp.Status + " Location " + resp.Header.Get("Location")
+					return resp.StatusCode == http.StatusFound && strings.HasPrefix(resp.Header.Get("Location"), "/tree")
+				}) {
+					t.Fatalf("Jupyter through the portal: last answer %s\njupyter.log:\n%s", last, b.read("var/log/portal/jupyter.log"))
 				}
 				for path, want := range map[string]string{"/tree": "<title>Home Page", "/terminals/1": `data-ws-path="terminals/websocket/1"`} {
 					resp, err := noRedirects.Get(fmt.Sprintf("http://127.0.0.1:%d%s", jupyterExt, path))

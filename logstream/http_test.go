@@ -3,6 +3,7 @@ package logstream
 import (
 	"context"
 	"encoding/json"
+	"github.com/instanceportal/portal/internal/testwait"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -285,22 +286,16 @@ func TestMaxClients(t *testing.T) {
 	}
 	sseCancel()
 	sse.Body.Close()
-	for i := 0; ; i++ { // bounded: the handler returns once the client has gone
+	// The slot comes back once the handler has seen the client go.
+	testwait.Eventually(t, 5*time.Second, 50*time.Millisecond, "a stream slot back after a client left", func() bool {
 		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/logs/stream?tail=0", nil)
 		short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancelShort()
 		resp, err := http.DefaultClient.Do(req.WithContext(short))
-		if err == nil && resp.StatusCode == 200 {
-			cancelShort()
-			resp.Body.Close()
-			break
+		if err != nil {
+			return false
 		}
-		cancelShort()
-		if err == nil {
-			resp.Body.Close()
-		}
-		if i == 100 {
-			t.Fatal("no stream slot came back after a client left")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
