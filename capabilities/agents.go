@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/instanceportal/portal/atomicfile"
 )
 
 // Agent-facing boot settings, declared here once.
@@ -116,31 +118,6 @@ func guideTitle(path string) string {
 	return filepath.Base(path)
 }
 
-// WriteFileAtomic writes data to path through a temporary file and a
-// rename, with mode perm.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 // LinkGuide links each of GuideNames in each existing directory of dirs
 // to target. A name that is absent, or a link already pointing at target
 // or at one of ours (legacy: the base guide), is (re)made; anything else —
@@ -220,5 +197,5 @@ func UpdateBanner(path, line string, enabled bool) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	return true, WriteFileAtomic(path, []byte(text), fi.Mode().Perm())
+	return true, atomicfile.Write(path, []byte(text), fi.Mode().Perm())
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/instanceportal/portal/appstate"
+	"github.com/instanceportal/portal/atomicfile"
 	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/capabilities"
 	"github.com/instanceportal/portal/portalconfig"
@@ -201,7 +202,7 @@ func writeManifest(path string, m capabilities.Manifest) error {
 	if err != nil {
 		return err
 	}
-	return capabilities.WriteFileAtomic(path, append(b, '\n'), 0o644)
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
 
 // capabilitiesBoot is the boot step: snapshot, combined guide, links,
@@ -222,7 +223,7 @@ func capabilitiesBoot(ctx context.Context, cmd *cobra.Command, cfgPath string, e
 	text, files := capabilities.CombinedGuide(agentsDir)
 	if len(files) == 0 {
 		fmt.Fprintf(out, "no guide in %s: no combined guide, no links\n", agentsDir)
-	} else if err := capabilities.WriteFileAtomic(combined, text, 0o644); err != nil {
+	} else if err := atomicfile.Write(combined, text, 0o644); err != nil {
 		errs = append(errs, fmt.Errorf("writing %s: %w", combined, err))
 	} else {
 		fmt.Fprintf(out, "wrote %s (%d guide(s))\n", combined, len(files))

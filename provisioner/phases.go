@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/instanceportal/portal/atomicfile"
 	"github.com/instanceportal/portal/download"
 	"github.com/instanceportal/portal/redact"
 )
@@ -535,7 +536,7 @@ func (r *run) script(ctx context.Context, src string) error {
 		return err
 	}
 	if bytes.Contains(b, []byte("\r\n")) {
-		if err := writeAtomic(path, bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), 0o755); err != nil {
+		if err := atomicfile.Write(path, bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), 0o755); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/instanceportal/portal/atomicfile"
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/redact"
 )
@@ -339,7 +340,7 @@ func (r *run) resolveSource(ctx context.Context, src, cache, label string) (stri
 	if err != nil {
 		return "", fmt.Errorf("failed to download %s from %s: %w", label, redact.URLs(src), err)
 	}
-	if err := writeAtomic(cache, body, 0o644); err != nil {
+	if err := atomicfile.Write(cache, body, 0o644); err != nil {
 		return "", fmt.Errorf("failed to write %s to %s: %w", label, cache, err)
 	}
 	r.log.Info(fmt.Sprintf("%s saved to %s (%d bytes)", strings.ToUpper(label[:1])+label[1:], cache, len(body)))
@@ -373,29 +374,6 @@ func (r *run) fetch(ctx context.Context, url string, limit int64) ([]byte, error
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return b, nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // cloneManifest copies m deep enough that an attempt's additions

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/instanceportal/portal/atomicfile"
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
 )
@@ -130,11 +131,11 @@ func (r *run) services(ctx context.Context, svcs []Service) error {
 			}
 			continue
 		}
-		if err := writeAtomic(f.Script, []byte(script), 0o755); err != nil {
+		if err := atomicfile.Write(f.Script, []byte(script), 0o755); err != nil {
 			return err
 		}
 		r.log.Info("Wrote startup script: " + f.Script)
-		if err := writeAtomic(f.Conf, []byte(conf), 0o644); err != nil {
+		if err := atomicfile.Write(f.Conf, []byte(conf), 0o644); err != nil {
 			return err
 		}
 		r.log.Info("Wrote supervisor config: " + f.Conf)
