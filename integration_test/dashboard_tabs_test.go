@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/coder/websocket"
 )
 
 // openTab switches the dashboard to one of its tabs the way a user does,
@@ -149,17 +149,20 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	}})
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
 	logDir := filepath.Join(p.Dir, "log")
-	// Lines of two files written alternately while the portal follows them
-	// (its first request starts the tailers): All files must show them in
-	// that order, not one file after the other.
+	// Lines of two files written alternately while the portal follows them:
+	// All files must show them in that order, not one file after the other.
+	// Each write waits until the portal has streamed the one before, so each
+	// is read on its own. The first request starts the tailers.
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", portalInt), 200)
-	for i, w := range []struct{ file, line string }{{"a.log", "alpha one"}, {"b.log", "bravo one"}, {"a.log", "needle in a"}, {"b.log", "NEEDLE in b"}} {
-		if i > 0 {
-			time.Sleep(400 * time.Millisecond) // beyond a poll: each write is read on its own
-		}
-		appendFile(t, filepath.Join(logDir, w.file), w.line+"\n")
+	ws, _, err := websocket.Dial(context.Background(), fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=0", portalInt), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond) // beyond a poll, so the last write is read on its own too
+	for _, w := range []struct{ file, line string }{{"a.log", "alpha one"}, {"b.log", "bravo one"}, {"a.log", "needle in a"}, {"b.log", "NEEDLE in b"}} {
+		appendFile(t, filepath.Join(logDir, w.file), w.line+"\n")
+		wsLines(t, context.Background(), ws, w.file, []string{w.line})
+	}
+	ws.CloseNow()
 
 	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s#tunnels", portalExt, password)))
 	b.waitJS("the Tunnels tab from the URL", `!document.getElementById('view-tunnels').hidden && document.getElementById('tab-tunnels').getAttribute('aria-selected') === 'true'`)
