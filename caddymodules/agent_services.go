@@ -47,7 +47,7 @@ func agentServicesFor(plan *portalconfig.Plan) AgentServices {
 		Apps:         appStatesFor(plan),
 		Processes:    PortalProcesses{Config: supervisorConfigFor(plan)},
 		Metrics:      gpuMetricsFor(plan, "json"),
-		Logs:         logstreamHandler(plan),
+		Logs:         logstreamFor(plan),
 		Boot:         bootStatusFor(plan),
 		Provisioning: PortalProvisioning{StateDir: plan.Settings.ProvisionerStateDir},
 		PublicIP:     plan.Settings.PublicIP,

@@ -1,13 +1,11 @@
 package caddymodules
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -19,12 +17,8 @@ func init() {
 	caddy.RegisterModule(PortalApps{})
 }
 
-// appStatesHandler serves /api/apps live: the plan's apps (what the adapter
+// appStatesFor is the handler that serves /api/apps live: the plan's apps (what the adapter
 // used to answer statically) with each one's state.
-func appStatesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(appStatesFor(plan), "handler", "portal_apps", warns)
-}
-
 func appStatesFor(plan *portalconfig.Plan) PortalApps {
 	return PortalApps{Config: appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)}}
 }

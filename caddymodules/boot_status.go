@@ -1,12 +1,10 @@
 package caddymodules
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -21,11 +19,7 @@ func init() {
 	handlerDirective[PortalBootStatus]("portal_boot_status", "file_server")
 }
 
-// bootStatusHandler serves /api/boot with the entrypoint's markers.
-func bootStatusHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(bootStatusFor(plan), "handler", "portal_boot_status", warns)
-}
-
+// bootStatusFor is the handler that serves /api/boot with the entrypoint's markers.
 func bootStatusFor(plan *portalconfig.Plan) PortalBootStatus {
 	s := plan.Settings
 	return PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}

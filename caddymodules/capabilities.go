@@ -1,7 +1,6 @@
 package caddymodules
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -30,12 +28,8 @@ func init() {
 	caddy.RegisterModule(PortalCapabilities{})
 }
 
-// capabilitiesHandler serves the capability manifest and its parts (its
-// paths are the route table's).
-func capabilitiesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(capabilitiesFor(plan), "handler", "portal_capabilities", warns)
-}
-
+// capabilitiesFor is the handler that serves the capability manifest and its parts (its paths
+// are the route table's).
 func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 	s := plan.Settings
 	return PortalCapabilities{

@@ -1,13 +1,11 @@
 package caddymodules
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -20,13 +18,9 @@ func init() {
 	caddy.RegisterModule(GPUMetrics{})
 }
 
-// gpuMetricsHandler serves the metrics in format. The JSON and the
+// gpuMetricsFor is the handler that serves the metrics in format. The JSON and the
 // Prometheus routes share one pooled collector (same settings, same key):
 // the dashboard and a scraper cost one sweep.
-func gpuMetricsHandler(plan *portalconfig.Plan, format string, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(gpuMetricsFor(plan, format), "handler", "gpu_metrics", warns)
-}
-
 func gpuMetricsFor(plan *portalconfig.Plan, format string) GPUMetrics {
 	return GPUMetrics{Config: gpumetrics.Config{Format: format, Workspace: plan.Settings.Workspace}}
 }

@@ -1,12 +1,10 @@
 package caddymodules
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -18,9 +16,9 @@ func init() {
 	caddy.RegisterModule(PortalLinks{})
 }
 
-// linksHandler serves the Tools & Help cards, with the plan's facts for the
+// linksFor is the handler that serves the Tools & Help cards, with the plan's facts for the
 // built-in ones.
-func linksHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
+func linksFor(plan *portalconfig.Plan) PortalLinks {
 	s := plan.Settings
 	cfg := portallinks.Config{
 		File: s.LinksFile, Inline: s.Links, Username: s.WebUsername,
@@ -29,8 +27,7 @@ func linksHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.Ra
 	if plan.Portal != nil {
 		cfg.PortalPort = plan.Portal.InternalPort
 	}
-	h := PortalLinks{Config: cfg}
-	return caddyconfig.JSONModuleObject(h, "handler", "portal_links", warns)
+	return PortalLinks{Config: cfg}
 }
 
 // PortalLinks serves GET /api/links: the Tools & Help cards (built-in help,

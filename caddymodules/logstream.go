@@ -25,7 +25,7 @@ func logstreamRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddy
 	return portalRouteAt(logsAPIBase).caddyRoute(plan, warns)
 }
 
-func logstreamHandler(plan *portalconfig.Plan) LogStream {
+func logstreamFor(plan *portalconfig.Plan) LogStream {
 	var h LogStream
 	h.Dir = plan.Settings.LogDir
 	h.PlainDir = logArchiveDir(plan)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
@@ -32,10 +31,9 @@ func init() {
 	caddy.RegisterModule(PortalMCP{})
 }
 
-// mcpHandler serves the MCP server (its path is the route table's).
-func mcpHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(PortalMCP{AgentServices: agentServicesFor(plan), Capabilities: capabilitiesFor(plan)},
-		"handler", "portal_mcp", warns)
+// mcpFor is the handler that serves the MCP server (its path is the route table's).
+func mcpFor(plan *portalconfig.Plan) PortalMCP {
+	return PortalMCP{AgentServices: agentServicesFor(plan), Capabilities: capabilitiesFor(plan)}
 }
 
 // PortalMCP serves a Model Context Protocol server at /mcp (Streamable

@@ -2,7 +2,6 @@ package caddymodules
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -27,9 +25,9 @@ func init() {
 	caddy.RegisterModule(PortalReference{})
 }
 
-// referenceHandler serves the reference's API paths (docs/agents.md).
-func referenceHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(PortalReference{AgentServices: agentServicesFor(plan)}, "handler", "portal_reference", warns)
+// referenceFor is the handler that serves the reference's API paths (docs/agents.md).
+func referenceFor(plan *portalconfig.Plan) PortalReference {
+	return PortalReference{AgentServices: agentServicesFor(plan)}
 }
 
 // PortalReference serves the API paths of the reference image's portal

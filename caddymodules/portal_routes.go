@@ -52,6 +52,23 @@ func one(f func(*portalconfig.Plan, *[]caddyconfig.Warning) json.RawMessage) fun
 	}
 }
 
+// module builds a route's one handler: the module that build makes from
+// the plan, named as its module ID names it (http.handlers.<name>), so
+// that the name is written once, in CaddyModule.
+func module[M caddy.Module](build func(*portalconfig.Plan) M) func(*portalconfig.Plan, *[]caddyconfig.Warning) []json.RawMessage {
+	return func(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) []json.RawMessage {
+		m := build(plan)
+		return []json.RawMessage{caddyconfig.JSONModuleObject(m, "handler", m.CaddyModule().ID.Name(), warns)}
+	}
+}
+
+// unset is the builder of a module that takes nothing from the plan: its
+// zero value, every setting at its default.
+func unset[M caddy.Module](*portalconfig.Plan) M {
+	var m M
+	return m
+}
+
 func (r portalRoute) caddyRoute(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) caddyhttp.Route {
 	return terminal(pathRoute(warns, r.Paths, r.Handlers(plan, warns)...))
 }
@@ -74,28 +91,26 @@ func portalRoutes() []portalRoute {
 				Responses: []apidoc.Response{apidoc.OK("always", apidoc.Object(map[string]*jsonschema.Schema{"status": apidoc.Enum("", "ok")}, "status"))}}},
 		},
 		{
-			Paths: []string{openAPIPath},
-			Handlers: one(func(_ *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
-				return caddyconfig.JSONModuleObject(PortalOpenAPI{}, "handler", "portal_openapi", w)
-			}),
+			Paths:    []string{openAPIPath},
+			Handlers: module(unset[PortalOpenAPI]),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: openAPIPath, Tag: "portal", Summary: "This document: OpenAPI 3.1 of the portal's API",
 				Responses: []apidoc.Response{apidoc.OK("the document", apidoc.Object(nil, "openapi", "paths"))}}},
 		},
 		{
 			Paths:    []string{"/api/apps"},
-			Handlers: one(appStatesHandler),
+			Handlers: module(appStatesFor),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/apps", Tag: "apps", Summary: "The apps of portal.yaml with their live state and URLs",
 				Description: "state is running, starting, stopped, failed, not_configured or external (docs/processes.md)",
 				Responses:   []apidoc.Response{apidoc.OK("one entry per app, in portal.yaml order", apidoc.Schema[[]appstate.State]())}}},
 		},
 		{
 			Paths:    []string{processesAPIBase, processesAPIBase + "/*"},
-			Handlers: one(processesHandler),
+			Handlers: module(processesFor),
 			Ops:      processesOps(),
 		},
 		{
 			Paths:    []string{"/api/links"},
-			Handlers: one(linksHandler),
+			Handlers: module(linksFor),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/links", Tag: "portal", Summary: "The Tools & Help cards",
 				Responses: []apidoc.Response{apidoc.OK("cards and what was left out", apidoc.Object(map[string]*jsonschema.Schema{
 					"cards": apidoc.Schema[[]portallinks.Card](), "warnings": apidoc.Array(apidoc.String("")),
@@ -103,15 +118,13 @@ func portalRoutes() []portalRoute {
 		},
 		{
 			Paths:    []string{"/api/boot"},
-			Handlers: one(bootStatusHandler),
+			Handlers: module(bootStatusFor),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/boot", Tag: "boot", Summary: "Whether provisioning is running, complete or failed",
 				Responses: []apidoc.Response{apidoc.OK("read from the entrypoint's markers, with the listeners exposed past the portal's authentication", apidoc.Schema[bootAnswer]())}}},
 		},
 		{
-			Paths: []string{"/api/idle", "/api/idle/postpone"},
-			Handlers: one(func(_ *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
-				return caddyconfig.JSONModuleObject(PortalIdleAPI{}, "handler", "portal_idle", w)
-			}),
+			Paths:    []string{"/api/idle", "/api/idle/postpone"},
+			Handlers: module(unset[PortalIdleAPI]),
 			Ops: []apidoc.Op{
 				{Method: http.MethodGet, Path: "/api/idle", Tag: "idle", Summary: "Idle auto-stop: idle for how long, when the instance stops (docs/idle.md)",
 					Responses: []apidoc.Response{apidoc.OK("enabled is false when PORTAL_IDLE_STOP_AFTER is unset", apidoc.Schema[idle.Status]())}},
@@ -125,53 +138,47 @@ func portalRoutes() []portalRoute {
 		},
 		{
 			Paths:    []string{"/api/provisioning"},
-			Handlers: one(provisioningHandler),
+			Handlers: module(provisioningFor),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/provisioning", Tag: "boot", Summary: "Live progress of the provisioning run: phases, downloads, the running command",
 				Responses: []apidoc.Response{apidoc.OK(`the provisioner's progress document; {"state":"none"} before any run`, apidoc.Schema[provstatus.Status]())}}},
 		},
 		{
-			Paths: []string{logsAPIBase, logsAPIBase + "/*"},
-			Handlers: one(func(plan *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
-				return caddyconfig.JSONModuleObject(logstreamHandler(plan), "handler", "logstream", w)
-			}),
-			Ops: logsOps(),
+			Paths:    []string{logsAPIBase, logsAPIBase + "/*"},
+			Handlers: module(logstreamFor),
+			Ops:      logsOps(),
 		},
 		{
-			Paths: []string{"/api/metrics"},
-			Handlers: one(func(plan *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
-				return gpuMetricsHandler(plan, "json", w)
-			}),
+			Paths:    []string{"/api/metrics"},
+			Handlers: module(func(plan *portalconfig.Plan) GPUMetrics { return gpuMetricsFor(plan, "json") }),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/api/metrics", Tag: "metrics", Summary: "GPU, CPU, memory and disk figures (cached sample)",
 				Responses: []apidoc.Response{apidoc.OK("absent figures are left out (docs/gpu_metrics.md)", apidoc.Schema[gpumetrics.Snapshot]())}}},
 		},
 		{
-			Paths: []string{"/metrics"},
-			Handlers: one(func(plan *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage {
-				return gpuMetricsHandler(plan, "prometheus", w)
-			}),
+			Paths:    []string{"/metrics"},
+			Handlers: module(func(plan *portalconfig.Plan) GPUMetrics { return gpuMetricsFor(plan, "prometheus") }),
 			Ops: []apidoc.Op{{Method: http.MethodGet, Path: "/metrics", Tag: "metrics", Summary: "The same figures in the Prometheus text format (dcgm-exporter names)",
 				Responses: []apidoc.Response{{Status: http.StatusOK, ContentType: "text/plain", Schema: apidoc.String("Prometheus exposition format 0.0.4")}}}},
 		},
 		{
 			Paths:    []string{tunnelsAPIBase, tunnelsAPIBase + "/*"},
-			Handlers: one(func(_ *portalconfig.Plan, w *[]caddyconfig.Warning) json.RawMessage { return tunnelsAPIHandler(w) }),
+			Handlers: module(unset[TunnelsAPI]),
 			Ops:      tunnelsOps(),
 		},
 		{
 			Paths: []string{"/get-applications", "/get-direct-url/*", "/get-all-quick-tunnels", "/get-existing-quick-tunnel/*",
 				"/get-named-tunnels", "/start-quick-tunnel/*", "/stop-quick-tunnel/*", "/refresh-quick-tunnel/*",
 				"/supervisor/processes", "/supervisor/process/*", "/system-metrics", "/ws-logs", "/download-logs"},
-			Handlers: one(referenceHandler),
+			Handlers: module(referenceFor),
 			Ops:      referenceOps(),
 		},
 		{
 			Paths:    []string{capabilities.CapabilitiesPath, capabilities.CapabilitiesPath + "/*", capabilities.WellKnownPath},
-			Handlers: one(capabilitiesHandler),
+			Handlers: module(capabilitiesFor),
 			Ops:      capabilitiesOps(),
 		},
 		{
 			Paths:    []string{capabilities.MCPPath},
-			Handlers: one(mcpHandler),
+			Handlers: module(mcpFor),
 			Ops: []apidoc.Op{{Method: http.MethodPost, Path: capabilities.MCPPath, Tag: "agents",
 				Summary:     "The MCP server (Streamable HTTP transport, stateless): JSON-RPC 2.0 messages",
 				Description: "Tools and resources for agents (docs/agents.md). A request whose Origin is not this portal is refused.",

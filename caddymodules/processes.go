@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -34,10 +33,9 @@ func supervisorConfigFor(plan *portalconfig.Plan) supervisor.Config {
 	return supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable}
 }
 
-// processesHandler serves the processes API on the portal server.
-func processesHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	h := PortalProcesses{Config: supervisorConfigFor(plan)}
-	return caddyconfig.JSONModuleObject(h, "handler", "portal_processes", warns)
+// processesFor is the handler that serves the processes API on the portal server.
+func processesFor(plan *portalconfig.Plan) PortalProcesses {
+	return PortalProcesses{Config: supervisorConfigFor(plan)}
 }
 
 // PortalProcesses serves supervisord's programs over HTTP

@@ -1,14 +1,12 @@
 package caddymodules
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -23,12 +21,11 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("portal_provisioning", httpcaddyfile.Before, "file_server")
 }
 
-// provisioningHandler serves /api/provisioning with the provisioner's live
+// provisioningFor is the handler that serves /api/provisioning with the provisioner's live
 // progress, on the portal's own server (behind its guard and vastauth, as
 // /api/boot).
-func provisioningHandler(plan *portalconfig.Plan, warns *[]caddyconfig.Warning) json.RawMessage {
-	h := PortalProvisioning{StateDir: plan.Settings.ProvisionerStateDir}
-	return caddyconfig.JSONModuleObject(h, "handler", "portal_provisioning", warns)
+func provisioningFor(plan *portalconfig.Plan) PortalProvisioning {
+	return PortalProvisioning{StateDir: plan.Settings.ProvisionerStateDir}
 }
 
 // PortalProvisioning serves GET /api/provisioning: the progress document

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -22,11 +21,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(TunnelsAPI{})
-}
-
-// tunnelsAPIHandler serves the tunnels API at its default base path.
-func tunnelsAPIHandler(warns *[]caddyconfig.Warning) json.RawMessage {
-	return caddyconfig.JSONModuleObject(TunnelsAPI{}, "handler", "tunnels_api", warns)
 }
 
 const tunnelsAPIBase = "/api/tunnels"
