@@ -66,10 +66,7 @@ func (h *PortalApps) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *PortalApps) Validate() error {
-	if err := h.Config.Check(); err != nil {
-		return fmt.Errorf("portal_apps: %w", err)
-	}
-	return nil
+	return moduleErr(h, h.Config.Check())
 }
 
 // ServeHTTP answers the list; it is terminal.

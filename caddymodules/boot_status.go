@@ -1,7 +1,6 @@
 package caddymodules
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -65,10 +64,7 @@ func (h *PortalBootStatus) Provision(caddy.Context) error {
 
 // Validate checks the paths.
 func (h *PortalBootStatus) Validate() error {
-	if err := h.Config.Check(); err != nil {
-		return fmt.Errorf("portal_boot_status: %w", err)
-	}
-	return nil
+	return moduleErr(h, h.Config.Check())
 }
 
 // ServeHTTP answers the status; it is terminal.

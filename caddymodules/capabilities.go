@@ -1,13 +1,11 @@
 package caddymodules
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,7 +19,6 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/tunnels"
-	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -116,13 +113,9 @@ func (h *PortalCapabilities) Provision(ctx caddy.Context) error {
 		h.metrics = nil
 		return fmt.Errorf("portal_capabilities: %w", err)
 	}
-	appIface, err := ctx.App("tunnels")
+	app, err := loadTunnelsApp(ctx)
 	if err != nil {
-		return fmt.Errorf("portal_capabilities: loading the tunnels app: %w", err)
-	}
-	app, ok := appIface.(*TunnelsApp)
-	if !ok {
-		return fmt.Errorf("portal_capabilities: tunnels app has unexpected type %T", appIface)
+		return fmt.Errorf("portal_capabilities: %w", err)
 	}
 	stateDir := os.Getenv(provstatus.StateDirEnv)
 	if stateDir == "" {
@@ -158,10 +151,7 @@ func (t tunnelLister) List() []tunnels.Status {
 
 // Validate checks the settings.
 func (h *PortalCapabilities) Validate() error {
-	if err := h.Apps.Check(); err != nil {
-		return fmt.Errorf("portal_capabilities: %w", err)
-	}
-	return nil
+	return moduleErr(h, h.Apps.Check())
 }
 
 // Cleanup releases the shared metrics collector. Safe after a failed
@@ -185,7 +175,7 @@ func (h *PortalCapabilities) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 	case capabilities.ProvisionPath:
 		return h.serveProvision(w, r)
 	default:
-		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no capabilities endpoint %q", clipText(r.URL.Path, 64))})
+		return writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no capabilities endpoint %q", clipText(r.URL.Path, 64)))
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return methodNotAllowed(w, "GET, HEAD")
@@ -199,7 +189,7 @@ func (h *PortalCapabilities) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 		if r.Context().Err() != nil {
 			return nil
 		}
-		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return writeJSONError(w, http.StatusInternalServerError, err.Error())
 	}
 	switch part {
 	case "services":
@@ -212,22 +202,16 @@ func (h *PortalCapabilities) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 
 // serveProvision starts a provisioning run and answers at once.
 func (h *PortalCapabilities) serveProvision(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
-		return methodNotAllowed(w, http.MethodPost)
+	if refused, err := refuseStateChange(w, r); refused {
+		return err
 	}
-	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
-		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
-	}
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
-		return writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "want Content-Type: application/json"})
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, capabilities.MaxProvisionBody))
+	body, status, err := readJSONBody(w, r, capabilities.MaxProvisionBody, "")
 	if err != nil {
-		return writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": fmt.Sprintf("body: larger than %d bytes", capabilities.MaxProvisionBody)})
+		return writeJSONError(w, status, err.Error())
 	}
-	req, err := capabilities.DecodeProvisionRequest(strings.NewReader(string(body)))
+	req, err := capabilities.DecodeProvisionRequest(bytes.NewReader(body))
 	if err != nil {
-		return writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return writeJSONError(w, http.StatusBadRequest, err.Error())
 	}
 	code, answer := h.startProvisioning(req)
 	return writeJSON(w, code, answer)

@@ -27,7 +27,6 @@ import (
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/redact"
-	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -394,17 +393,11 @@ func (PortalIdleAPI) CaddyModule() caddy.ModuleInfo {
 func (PortalIdleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	a := runningIdle.Load()
 	if r.URL.Path == "/api/idle/postpone" {
-		if r.Method != http.MethodPost {
-			return methodNotAllowed(w, http.MethodPost)
-		}
-		if reason := vastauth.CrossSiteRefusal(r); reason != "" {
-			return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
-		}
-		if status, err := readEmptyJSONBody(w, r); err != nil {
-			return writeJSON(w, status, map[string]string{"error": err.Error()})
+		if refused, err := refuseAction(w, r); refused {
+			return err
 		}
 		if a == nil || !a.cfg.Enabled() {
-			return writeJSON(w, http.StatusConflict, map[string]string{"error": "idle auto-stop is off (" + idle.StopAfterEnv + " is not set)"})
+			return writeJSONError(w, http.StatusConflict, "idle auto-stop is off ("+idle.StopAfterEnv+" is not set)")
 		}
 		return writeJSON(w, http.StatusOK, a.postpone())
 	}

@@ -60,10 +60,7 @@ func (h *PortalLinks) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *PortalLinks) Validate() error {
-	if err := h.Config.Check(); err != nil {
-		return fmt.Errorf("portal_links: %w", err)
-	}
-	return nil
+	return moduleErr(h, h.Config.Check())
 }
 
 // ServeHTTP answers the cards; it is terminal.

@@ -97,7 +97,7 @@ func (h *PortalMCP) Cleanup() error {
 func (h *PortalMCP) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
 		h.logger.Debug("MCP request refused", zap.String("reason", reason))
-		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
+		return writeJSONError(w, http.StatusForbidden, reason)
 	}
 	h.handler.ServeHTTP(w, r)
 	return nil

@@ -2,11 +2,8 @@ package caddymodules
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strings"
 
@@ -16,7 +13,6 @@ import (
 
 	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/supervisor"
-	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -75,22 +71,13 @@ func (h *PortalProcesses) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings.
 func (h *PortalProcesses) Validate() error {
-	if err := h.Config.Check(); err != nil {
-		return fmt.Errorf("portal_processes: %w", err)
-	}
-	return nil
+	return moduleErr(h, h.Config.Check())
 }
 
-// maxProcessesBody bounds a POST body, which carries nothing ({} at most).
-const maxProcessesBody = 1 << 10
-
 func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rest, ok := strings.CutPrefix(r.URL.Path, processesAPIBase)
-	if !ok || (rest != "" && rest[0] != '/') {
-		if notOurSpelling(r.URL.Path, processesAPIBase) {
-			return writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: paths are lower case (" + processesAPIBase + ")"})
-		}
-		return next.ServeHTTP(w, r)
+	rest, ok := apiRest(r.URL.Path, processesAPIBase)
+	if !ok {
+		return notUnderBase(w, r, next, processesAPIBase)
 	}
 	rest = strings.Trim(rest, "/")
 	if rest == "" {
@@ -105,7 +92,7 @@ func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	}
 	id, action, ok := strings.Cut(rest, "/")
 	if !ok || id == "" || strings.Contains(action, "/") {
-		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q", clipText(rest, 64))})
+		return writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no processes endpoint %q", clipText(rest, 64)))
 	}
 	var do func(context.Context, string) (supervisor.Process, error)
 	switch action {
@@ -116,16 +103,10 @@ func (h *PortalProcesses) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	case "restart":
 		do = h.svc.Restart
 	default:
-		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no processes endpoint %q: want start, stop or restart", clipText(action, 64))})
+		return writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no processes endpoint %q: want start, stop or restart", clipText(action, 64)))
 	}
-	if r.Method != http.MethodPost {
-		return methodNotAllowed(w, http.MethodPost)
-	}
-	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
-		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
-	}
-	if status, err := readEmptyJSONBody(w, r); err != nil {
-		return writeJSON(w, status, map[string]string{"error": err.Error()})
+	if refused, err := refuseAction(w, r); refused {
+		return err
 	}
 	p, err := do(r.Context(), id)
 	if err != nil {
@@ -174,32 +155,6 @@ func (h *PortalProcesses) writeError(w http.ResponseWriter, r *http.Request, act
 	}
 	h.logger.Debug("processes API request refused", zap.String("action", action), zap.Int("status", code), zap.Error(err))
 	return writeJSON(w, code, body)
-}
-
-// readEmptyJSONBody requires Content-Type: application/json and accepts an
-// empty body or {}: the action is in the path.
-func readEmptyJSONBody(w http.ResponseWriter, r *http.Request) (int, error) {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/json" {
-		return http.StatusUnsupportedMediaType, errors.New("want Content-Type: application/json (the body may be empty or {})")
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProcessesBody))
-	if err != nil {
-		return http.StatusRequestEntityTooLarge, fmt.Errorf("body: larger than %d bytes", maxProcessesBody)
-	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return 0, nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	var empty struct{}
-	if err := dec.Decode(&empty); err != nil {
-		return http.StatusBadRequest, fmt.Errorf("body: want {} or nothing: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return http.StatusBadRequest, errors.New("body: want one JSON object")
-	}
-	return 0, nil
 }
 
 // Interface guards

@@ -77,7 +77,7 @@ func (h *PortalProvisioning) ServeHTTP(w http.ResponseWriter, r *http.Request, _
 	}
 	st, err := h.status()
 	if err != nil {
-		return writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return writeJSONError(w, http.StatusInternalServerError, err.Error())
 	}
 	return writeJSON(w, http.StatusOK, st)
 }

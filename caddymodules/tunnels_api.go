@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/tunnels"
-	"github.com/instanceportal/portal/vastauth"
 )
 
 func init() {
@@ -65,64 +63,49 @@ func (h *TunnelsAPI) Provision(ctx caddy.Context) error {
 		h.BasePath = tunnelsAPIBase
 	}
 	h.BasePath = "/" + strings.Trim(h.BasePath, "/")
-	appIface, err := ctx.App("tunnels")
+	app, err := loadTunnelsApp(ctx)
 	if err != nil {
-		return fmt.Errorf("loading the tunnels app: %w", err)
-	}
-	app, ok := appIface.(*TunnelsApp)
-	if !ok {
-		return fmt.Errorf("tunnels app has unexpected type %T", appIface)
+		return err
 	}
 	h.manager, h.apps = app.Manager, app.AppPorts
 	return nil
-}
-
-// notOurSpelling: Caddy's path matcher ignores case, so /api/Processes/…
-// reaches a handler written for /api/processes; answering it with nothing
-// (an empty 200) looked like success (issue 20). Such a path is a 404.
-func notOurSpelling(path, base string) bool {
-	return len(path) >= len(base) && strings.EqualFold(path[:len(base)], base) &&
-		(len(path) == len(base) || path[len(base)] == '/')
 }
 
 // maxTunnelsBody bounds a request body; {"target": …} is tiny.
 const maxTunnelsBody = 4 << 10
 
 func (h *TunnelsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rest, ok := strings.CutPrefix(r.URL.Path, h.BasePath)
-	if !ok || (rest != "" && rest[0] != '/') {
-		if notOurSpelling(r.URL.Path, h.BasePath) {
-			return writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: paths are lower case (" + h.BasePath + ")"})
-		}
-		return next.ServeHTTP(w, r)
+	rest, ok := apiRest(r.URL.Path, h.BasePath)
+	if !ok {
+		return notUnderBase(w, r, next, h.BasePath)
 	}
 	m := h.manager()
 	if m == nil {
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "tunnels app not running"})
+		return writeJSONError(w, http.StatusServiceUnavailable, "tunnels app not running")
 	}
 	action := strings.Trim(rest, "/")
 	switch action {
 	case "", "stop", "refresh":
 	default:
-		return writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no tunnels endpoint %q", clipText(action, 64))})
+		return writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no tunnels endpoint %q", clipText(action, 64)))
 	}
-	switch {
-	case action == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		return writeJSON(w, http.StatusOK, map[string]any{"tunnels": m.List()})
-	case r.Method == http.MethodPost:
-	case action == "":
-		return methodNotAllowed(w, "GET, HEAD, POST")
-	default:
-		return methodNotAllowed(w, http.MethodPost)
+	if action == "" {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			return writeJSON(w, http.StatusOK, map[string]any{"tunnels": m.List()})
+		case http.MethodPost:
+		default:
+			return methodNotAllowed(w, "GET, HEAD, POST")
+		}
 	}
 	// The one cross-site policy of the state-changing endpoints (the JSON
 	// content type alone was the tunnels API's guard before issue 20).
-	if reason := vastauth.CrossSiteRefusal(r); reason != "" {
-		return writeJSON(w, http.StatusForbidden, map[string]string{"error": reason})
+	if refused, err := refuseStateChange(w, r); refused {
+		return err
 	}
 	target, status, err := readTunnelTarget(w, r)
 	if err != nil {
-		return writeJSON(w, status, map[string]string{"error": err.Error()})
+		return writeJSONError(w, status, err.Error())
 	}
 	res := tunnelAction(m, h.apps, h.logger, action, target)
 	if res.RetryAfter > 0 {
@@ -218,8 +201,7 @@ func tunnelAction(m *tunnels.Manager, apps func() []tunnels.App, logger *zap.Log
 
 // readTunnelTarget decodes {"target": "…"} strictly.
 func readTunnelTarget(w http.ResponseWriter, r *http.Request) (string, int, error) {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/json" {
+	if !isJSONRequest(r) {
 		return "", http.StatusUnsupportedMediaType, errors.New(`want Content-Type: application/json and a body like {"target": "http://localhost:8080"}`)
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTunnelsBody))
@@ -241,18 +223,6 @@ func readTunnelTarget(w http.ResponseWriter, r *http.Request) (string, int, erro
 		return "", http.StatusBadRequest, errors.New(`body: missing "target"`)
 	}
 	return *body.Target, 0, nil
-}
-
-func methodNotAllowed(w http.ResponseWriter, allow string) error {
-	w.Header().Set("Allow", allow)
-	return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed; use " + allow})
-}
-
-func clipText(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // Interface guards

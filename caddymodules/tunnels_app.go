@@ -176,3 +176,17 @@ var (
 	_ caddy.Validator    = (*TunnelsApp)(nil)
 	_ caddy.CleanerUpper = (*TunnelsApp)(nil)
 )
+
+// loadTunnelsApp is the config's tunnels app, for the modules that act on
+// its tunnels.
+func loadTunnelsApp(ctx caddy.Context) (*TunnelsApp, error) {
+	appIface, err := ctx.App("tunnels")
+	if err != nil {
+		return nil, fmt.Errorf("loading the tunnels app: %w", err)
+	}
+	app, ok := appIface.(*TunnelsApp)
+	if !ok {
+		return nil, fmt.Errorf("tunnels app has unexpected type %T", appIface)
+	}
+	return app, nil
+}

@@ -1,0 +1,17 @@
+package caddymodules
+
+import (
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// moduleErr names the module in err, by its module ID's last label
+// ("portal_apps: probe_cache: …"), so that a bad setting in a long config
+// says whose it is; nil stays nil.
+func moduleErr(m caddy.Module, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", m.CaddyModule().ID.Name(), err)
+}
