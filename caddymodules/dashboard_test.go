@@ -17,7 +17,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/internal/testwait"
@@ -128,17 +127,12 @@ func TestDashboardFSRefusesTraversal(t *testing.T) {
 }
 
 func TestDashboardFSCaddyfile(t *testing.T) {
-	if err := new(DashboardFS).UnmarshalCaddyfile(caddyfile.NewTestDispenser(`dashboard`)); err != nil {
-		t.Errorf("dashboard: %v", err)
-	}
+	parseCaddyfile(t, new(DashboardFS), `dashboard`)
 	for in, want := range map[string]string{
 		`dashboard extra`:           "wrong argument count",
 		"dashboard {\n\tindex x\n}": "has no options",
 	} {
-		err := new(DashboardFS).UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: %v, want an error containing %q", in, err, want)
-		}
+		refuseCaddyfile(t, new(DashboardFS), in, want)
 	}
 }
 

@@ -69,14 +69,11 @@ func (GPUMetrics) CaddyModule() caddy.ModuleInfo {
 // and takes the shared collector for these settings. Building a collector
 // does no I/O; its sampler starts with the first request.
 func (h *GPUMetrics) Provision(ctx caddy.Context) error {
-	repl := caddy.NewReplacer()
 	c := h.Config
-	c.Workspace = repl.ReplaceAll(c.Workspace, "")
-	c.Root = repl.ReplaceAll(c.Root, "")
-	c.ROCmSMI = repl.ReplaceAll(c.ROCmSMI, "")
+	expandPlaceholders(&c.Workspace, &c.Root, &c.ROCmSMI)
 	c = c.WithDefaults()
 	if err := c.Check(); err != nil {
-		return fmt.Errorf("gpu_metrics: %w", err)
+		return moduleErr(h, err)
 	}
 	h.resolved = c
 	// The format is not part of the key: JSON and Prometheus handlers with

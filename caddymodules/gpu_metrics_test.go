@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/confdecl"
@@ -33,11 +32,7 @@ func TestGPUMetricsCaddyfile(t *testing.T) {
 	}
 	for in, want := range good {
 		var got GPUMetrics
-		if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
-			t.Errorf("%q: %v", in, err)
-			continue
-		}
-		if got.Config != want {
+		if parseCaddyfile(t, &got, in); got.Config != want {
 			t.Errorf("%q: got %+v want %+v", in, got.Config, want)
 		}
 	}
@@ -56,11 +51,7 @@ func TestGPUMetricsCaddyfile(t *testing.T) {
 		"gpu_metrics {\n workspace /a {\n  x\n }\n}": `gpu_metrics: option "workspace" takes no block`,
 	}
 	for in, want := range bad {
-		var got GPUMetrics
-		err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: got error %v, want one containing %q", in, err, want)
-		}
+		refuseCaddyfile(t, new(GPUMetrics), in, want)
 	}
 }
 

@@ -67,13 +67,11 @@ func (LogStream) CaddyModule() caddy.ModuleInfo {
 // nothing.
 func (h *LogStream) Provision(ctx caddy.Context) error {
 	logger := ctx.Logger()
-	repl := caddy.NewReplacer()
 	cfg := h.Config
-	cfg.Dir = repl.ReplaceAll(cfg.Dir, "")
-	cfg.PlainDir = repl.ReplaceAll(cfg.PlainDir, "")
+	expandPlaceholders(&cfg.Dir, &cfg.PlainDir)
 	h.resolved = cfg
 	if err := cfg.Check(); err != nil {
-		return fmt.Errorf("logstream: %w", err)
+		return moduleErr(h, err)
 	}
 	// Pooled workers outlive this config: the Service owns its context,
 	// cancelled by Close when the last config using it is gone.
@@ -90,12 +88,7 @@ func (h *LogStream) Provision(ctx caddy.Context) error {
 
 // Validate checks the settings as Provision resolved them (Provision has
 // refused bad ones before taking the pooled Service).
-func (h *LogStream) Validate() error {
-	if err := h.resolved.Check(); err != nil {
-		return fmt.Errorf("logstream: %w", err)
-	}
-	return nil
-}
+func (h *LogStream) Validate() error { return moduleErr(h, h.resolved.Check()) }
 
 // Cleanup releases this config's hold on the shared Service; the last
 // holder's release stops its watcher and tailers. Safe after a failed

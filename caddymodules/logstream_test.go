@@ -72,8 +72,8 @@ func TestLogStreamCaddyfile(t *testing.T) {
 	}
 
 	var dirOnly LogStream
-	if err := dirOnly.UnmarshalCaddyfile(caddyfile.NewTestDispenser("logstream {\n dir /x\n}")); err != nil || dirOnly.Dir != "/x" {
-		t.Fatalf("dir option: %v %q", err, dirOnly.Dir)
+	if parseCaddyfile(t, &dirOnly, "logstream {\n dir /x\n}"); dirOnly.Dir != "/x" {
+		t.Fatalf("dir option: %q", dirOnly.Dir)
 	}
 
 	for name, tc := range map[string]struct{ in, want string }{
@@ -89,11 +89,7 @@ func TestLogStreamCaddyfile(t *testing.T) {
 		"polling arg":     {"logstream {\n force_polling yes\n}", "logstream: force_polling: want no argument, true or false"},
 		"origins missing": {"logstream {\n allowed_origins\n}", "wrong argument count"},
 	} {
-		var h LogStream
-		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err = %v, want it to contain %q", name, err, tc.want)
-		}
+		t.Run(name, func(t *testing.T) { refuseCaddyfile(t, new(LogStream), tc.in, tc.want) })
 	}
 }
 

@@ -368,19 +368,14 @@ func TestHostGuardCaddyfile(t *testing.T) {
 		"portal_connlimit {\n per_address 1\n per_address 2\n}": `duplicate option "per_address"`,
 		"portal_connlimit 5":                                    "wrong argument count",
 	} {
-		var err error
-		d := caddyfile.NewTestDispenser(in)
+		var m caddyfile.Unmarshaler = new(ConnLimit)
 		switch {
 		case strings.HasPrefix(in, "portal_front"):
-			err = new(PortalFront).UnmarshalCaddyfile(d)
+			m = new(PortalFront)
 		case strings.HasPrefix(in, "portal_internal_guard"):
-			err = new(InternalGuard).UnmarshalCaddyfile(d)
-		default:
-			err = new(ConnLimit).UnmarshalCaddyfile(d)
+			m = new(InternalGuard)
 		}
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: %v, want %q", in, err, want)
-		}
+		refuseCaddyfile(t, m, in, want)
 	}
 	if err := (&InternalGuard{Config: hostguard.Config{Hosts: []string{"*.evil"}}}).Validate(); err == nil || !strings.Contains(err.Error(), "hosts:") {
 		t.Errorf("a host pattern was accepted: %v", err)
@@ -389,9 +384,7 @@ func TestHostGuardCaddyfile(t *testing.T) {
 
 func TestConnLimitModule(t *testing.T) {
 	var c ConnLimit
-	if err := c.UnmarshalCaddyfile(caddyfile.NewTestDispenser("portal_connlimit {\n per_address 2\n total 3\n exempt 192.0.2.0/24\n}")); err != nil {
-		t.Fatal(err)
-	}
+	parseCaddyfile(t, &c, "portal_connlimit {\n per_address 2\n total 3\n exempt 192.0.2.0/24\n}")
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	if err := c.Validate(); err != nil {

@@ -262,46 +262,37 @@ func TestPortalLinksHandler(t *testing.T) {
 
 func TestProcessesCaddyfile(t *testing.T) {
 	var p PortalProcesses
-	err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`portal_processes {
+	parseCaddyfile(t, &p, `portal_processes {
 		socket /run/s.sock
 		skip_dir /tmp/skip
 		unstoppable jupyter syncthing
 		unstoppable comfyui
 		wait_timeout 1m
-	}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}`)
 	want := supervisor.Config{Socket: "/run/s.sock", SkipDir: "/tmp/skip", Unstoppable: []string{"jupyter", "syncthing", "comfyui"}, WaitTimeout: confdecl.Duration(time.Minute)}
 	if !reflect.DeepEqual(p.Config, want) {
 		t.Fatalf("got %+v, want %+v", p.Config, want)
 	}
 
 	var a PortalApps
-	err = a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`portal_apps {
+	parseCaddyfile(t, &a, `portal_apps {
 		app Jupyter localhost 18080
 		app "Web UI" 127.0.0.1 17860
 		socket /run/s.sock
 		probe_cache 1s
 		probe_concurrency 4
-	}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}`)
 	if len(a.Apps) != 2 || a.Apps[1].Name != "Web UI" || a.Apps[1].InternalPort != 17860 || a.Socket != "/run/s.sock" ||
 		a.ProbeCache != confdecl.Duration(time.Second) || a.ProbeConcurrency != 4 {
 		t.Fatalf("portal_apps: %+v", a.Config)
 	}
 
 	var l PortalLinks
-	err = l.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`portal_links {
+	parseCaddyfile(t, &l, `portal_links {
 		file /etc/links.yaml
 		inline "Docs|https://docs.example"
 		ssh_port 40022
-	}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}`)
 	if l.File != "/etc/links.yaml" || l.Inline != "Docs|https://docs.example" || l.SSHPort != 40022 {
 		t.Fatalf("portal_links: %+v", l.Config)
 	}
@@ -322,10 +313,7 @@ func TestProcessesCaddyfile(t *testing.T) {
 		"links port":      {"portal_links {\n ssh_port -1\n}", new(PortalLinks), `ssh_port "-1": want an integer of at least 0`},
 	}
 	for name, tt := range bad {
-		err := tt.with.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.in))
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: got %v, want %q", name, err, tt.want)
-		}
+		t.Run(name, func(t *testing.T) { refuseCaddyfile(t, tt.with, tt.in, tt.want) })
 	}
 }
 

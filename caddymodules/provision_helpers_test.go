@@ -1,9 +1,11 @@
 package caddymodules
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // provision runs a module's lifecycle as Caddy does for a test: Provision
@@ -24,4 +26,23 @@ func provision(t *testing.T, m caddy.Provisioner) {
 			t.Fatalf("Validate: %v", err)
 		}
 	}
+}
+
+// parseCaddyfile reads in into m, failing the test on an error.
+func parseCaddyfile(t *testing.T, m caddyfile.Unmarshaler, in string) {
+	t.Helper()
+	if err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatalf("%q: %v", in, err)
+	}
+}
+
+// refuseCaddyfile reads in into m, which must refuse it with an error
+// containing want; it returns the error for further checks.
+func refuseCaddyfile(t *testing.T, m caddyfile.Unmarshaler, in, want string) error {
+	t.Helper()
+	err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%q: got error %v, want one containing %q", in, err, want)
+	}
+	return err
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/instanceportal/portal/provstatus"
 )
@@ -91,29 +90,18 @@ func TestPortalProvisioningConfig(t *testing.T) {
 	if err := (&PortalProvisioning{StateDir: "rel"}).Validate(); err == nil || !strings.Contains(err.Error(), `state_dir "rel"`) {
 		t.Errorf("relative state dir: %v", err)
 	}
+	parseCaddyfile(t, new(PortalProvisioning), "portal_provisioning")
 	for in, want := range map[string]string{
-		"portal_provisioning {\n state_dir /data/prov\n}":        "",
-		"portal_provisioning":                                    "",
 		"portal_provisioning extra":                              "wrong argument count",
 		"portal_provisioning {\n state_dir\n}":                   "wrong argument count",
 		"portal_provisioning {\n state_dir a b\n}":               "wrong argument count",
 		"portal_provisioning {\n state_dir /a\n state_dir /b\n}": "given twice",
 		"portal_provisioning {\n bogus 1\n}":                     `unrecognized option "bogus"`,
 	} {
-		h := new(PortalProvisioning)
-		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
-		if want == "" {
-			if err != nil {
-				t.Errorf("%q: %v", in, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: %v, want %q", in, err, want)
-		}
+		refuseCaddyfile(t, new(PortalProvisioning), in, want)
 	}
 	h = new(PortalProvisioning)
-	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("portal_provisioning {\n state_dir /data/prov\n}")); err != nil || h.StateDir != "/data/prov" {
-		t.Errorf("%v %q", err, h.StateDir)
+	if parseCaddyfile(t, h, "portal_provisioning {\n state_dir /data/prov\n}"); h.StateDir != "/data/prov" {
+		t.Errorf("state_dir %q", h.StateDir)
 	}
 }

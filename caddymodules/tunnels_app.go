@@ -58,11 +58,8 @@ func (TunnelsApp) CaddyModule() caddy.ModuleInfo {
 // and takes (or creates) the shared manager. It starts no process.
 func (a *TunnelsApp) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	repl := caddy.NewReplacer()
 	c := a.Config
-	c.Cloudflared = repl.ReplaceAll(c.Cloudflared, "")
-	c.LogDir = repl.ReplaceAll(c.LogDir, "")
-	c.StateDir = repl.ReplaceAll(c.StateDir, "")
+	expandPlaceholders(&c.Cloudflared, &c.LogDir, &c.StateDir)
 	c = c.WithDefaults()
 	if err := c.Check(); err != nil {
 		return err
@@ -76,7 +73,8 @@ func (a *TunnelsApp) Provision(ctx caddy.Context) error {
 	a.resolved = c
 	a.token = ""
 	if c.NamedToken != "" {
-		a.token = repl.ReplaceAll(c.NamedToken, "")
+		a.token = c.NamedToken
+		expandPlaceholders(&a.token)
 		if a.token == "" {
 			a.logger.Warn("named tunnel token placeholder is empty; named tunnel off", zap.String("placeholder", c.NamedToken))
 		}

@@ -42,9 +42,7 @@ func TestTunnelsGlobalOptionCaddyfile(t *testing.T) {
 		create_interval 1m
 	}`
 	var a TunnelsApp
-	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
-		t.Fatal(err)
-	}
+	parseCaddyfile(t, &a, in)
 	got, _ := json.Marshal(a)
 	want := `{"cloudflared":"/usr/local/bin/cloudflared","protocol":"quic","log_dir":"/var/log/portal","state_dir":"/var/lib/portal",` +
 		`"quick":["http://localhost:8080","https://localhost:1111","http://localhost:7860"],` +
@@ -82,21 +80,19 @@ func TestTunnelsCaddyfileErrors(t *testing.T) {
 		"api duplicate base_path": {"tunnels_api {\n base_path /a\n base_path /b\n}", "duplicate option base_path"},
 	}
 	for name, c := range bad {
-		var err error
-		if strings.HasPrefix(c.in, "tunnels_api") {
-			err = new(TunnelsAPI).UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.in))
-		} else {
-			err = new(TunnelsApp).UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.in))
-		}
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: %q: got %v, want an error containing %q", name, c.in, err, c.want)
-		} else if strings.Contains(err.Error(), "eyJhIjoi") {
-			t.Errorf("%s: error echoes the token: %v", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			var m caddyfile.Unmarshaler = new(TunnelsApp)
+			if strings.HasPrefix(c.in, "tunnels_api") {
+				m = new(TunnelsAPI)
+			}
+			if err := refuseCaddyfile(t, m, c.in, c.want); err != nil && strings.Contains(err.Error(), "eyJhIjoi") {
+				t.Errorf("error echoes the token: %v", err)
+			}
+		})
 	}
 	var h TunnelsAPI
-	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tunnels_api {\n base_path /tunnels\n}")); err != nil || h.BasePath != "/tunnels" {
-		t.Fatalf("base_path: %v %q", err, h.BasePath)
+	if parseCaddyfile(t, &h, "tunnels_api {\n base_path /tunnels\n}"); h.BasePath != "/tunnels" {
+		t.Fatalf("base_path %q", h.BasePath)
 	}
 }
 

@@ -972,9 +972,7 @@ func TestVastAuthCaddyfile(t *testing.T) {
 		strip_only
 	}`
 	var h VastAuth
-	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
-		t.Fatal(err)
-	}
+	parseCaddyfile(t, &h, good)
 	want := VastAuth{Config: vastauth.Config{
 		SecretSource: vastauth.SecretSource{Secrets: []string{"{env.WEB_PASSWORD}", "{env.OPEN_BUTTON_TOKEN}", "literal"}, StateDir: "/var/lib/portal"},
 		Username:     "admin", CookieName: "{env.VAST_CONTAINERLABEL}_auth_token", Realm: "Instance Portal",
