@@ -93,10 +93,6 @@ func provisionGPU(t testing.TB, h *GPUMetrics) *GPUMetrics {
 	return h
 }
 
-var nextNotCalled = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
-	panic("gpu_metrics is terminal: next must not be called")
-})
-
 // TestGPUMetricsWithoutGPU runs the real sources on this machine (no NVIDIA
 // driver, no rocm-smi): 200, available false with the reason, and system
 // figures from this container.

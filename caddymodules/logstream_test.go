@@ -18,7 +18,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/internal/testwait"
@@ -136,16 +135,23 @@ func TestLogStreamValidateNamesFields(t *testing.T) {
 	}
 }
 
-func TestLogStreamServeHTTP(t *testing.T) {
+// provisionLogStream is a provisioned LogStream over a temporary
+// directory holding app.log with the text appLog.
+func provisionLogStream(t *testing.T, appLog string) *LogStream {
+	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "app.log"), []byte("hello <b>\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "app.log"), []byte(appLog), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h := &LogStream{}
 	h.Dir = dir
 	provision(t, h)
-	defer h.Cleanup()
-	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { t.Fatal("next called"); return nil })
+	return h
+}
+
+func TestLogStreamServeHTTP(t *testing.T) {
+	h := provisionLogStream(t, "hello <b>\n")
+	next := nextNotCalled
 
 	rec := httptest.NewRecorder()
 	if err := h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/logs/files", nil), next); err != nil {
@@ -234,15 +240,8 @@ func TestLogStreamSharedAcrossReloads(t *testing.T) {
 // (issue 11: defaults used to be filled in on every request, writing the
 // handler's fields from each request's goroutine). Run with -race.
 func TestLogStreamConcurrentFirstRequests(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "app.log"), []byte("x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h := &LogStream{}
-	h.Dir = dir
-	provision(t, h)
-	defer h.Cleanup()
-	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	h := provisionLogStream(t, "x\n")
+	next := nextNotCalled
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)

@@ -1,11 +1,13 @@
 package caddymodules
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // provision runs a module's lifecycle as Caddy does for a test: Provision
@@ -46,3 +48,8 @@ func refuseCaddyfile(t *testing.T, m caddyfile.Unmarshaler, in, want string) err
 	}
 	return err
 }
+
+// nextNotCalled is the next handler of a terminal handler under test.
+var nextNotCalled = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+	panic("a terminal handler called next")
+})

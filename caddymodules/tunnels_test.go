@@ -12,7 +12,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/instanceportal/portal/confdecl"
@@ -199,26 +198,15 @@ func TestTunnelsAppSharesManagerAcrossConfigs(t *testing.T) {
 	}
 }
 
+// serveTunnelsAPI sends one request with Content-Type ctype (none when
+// empty) through h.
 func serveTunnelsAPI(t *testing.T, h *TunnelsAPI, method, path, ctype, body string) (int, map[string]any) {
 	t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	rec := httptest.NewRecorder()
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		w.WriteHeader(http.StatusTeapot)
-		return nil
-	})
-	if err := h.ServeHTTP(rec, req, next); err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	_ = json.Unmarshal(rec.Body.Bytes(), &out)
-	if rec.Code != http.StatusTeapot && rec.Header().Get("Cache-Control") != "no-store" {
+	a := serve(t, h, method, path, map[string]string{"Content-Type": ctype}, body)
+	if a.Code != http.StatusTeapot && a.Hdr.Get("Cache-Control") != "no-store" {
 		t.Errorf("%s %s: no Cache-Control: no-store", method, path)
 	}
-	return rec.Code, out
+	return a.Code, a.Body
 }
 
 func TestTunnelsAPIServeHTTP(t *testing.T) {
