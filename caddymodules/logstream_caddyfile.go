@@ -2,19 +2,10 @@ package caddymodules
 
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("logstream", parseLogStreamCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("logstream", httpcaddyfile.Before, "file_server")
-}
-
-func parseLogStreamCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	ls := new(LogStream)
-	err := ls.UnmarshalCaddyfile(h.Dispenser)
-	return ls, err
+	handlerDirective[LogStream]("logstream", "file_server")
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens:

@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/portalconfig"
@@ -17,8 +16,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(PortalProvisioning{})
-	httpcaddyfile.RegisterHandlerDirective("portal_provisioning", parsePortalProvisioningCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("portal_provisioning", httpcaddyfile.Before, "file_server")
+	handlerDirective[PortalProvisioning]("portal_provisioning", "file_server")
 }
 
 // provisioningFor is the handler that serves /api/provisioning with the provisioner's live
@@ -99,12 +97,6 @@ func (h *PortalProvisioning) status() (provstatus.Status, error) {
 		st.Downloads = []provstatus.Download{}
 	}
 	return st, nil
-}
-
-func parsePortalProvisioningCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(PortalProvisioning)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
 }
 
 // UnmarshalCaddyfile reads the state_dir option.

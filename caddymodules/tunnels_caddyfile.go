@@ -4,15 +4,13 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/confdecl"
 )
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("tunnels", parseTunnelsGlobalOption)
-	httpcaddyfile.RegisterHandlerDirective("tunnels_api", parseTunnelsAPICaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("tunnels_api", httpcaddyfile.Before, "reverse_proxy")
+	handlerDirective[TunnelsAPI]("tunnels_api", "reverse_proxy")
 }
 
 // parseTunnelsGlobalOption turns the `tunnels` global option into the app.
@@ -82,12 +80,6 @@ func (a *TunnelsApp) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 // parseTunnelsAPICaddyfile delegates to TunnelsAPI.UnmarshalCaddyfile.
-func parseTunnelsAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	api := new(TunnelsAPI)
-	err := api.UnmarshalCaddyfile(h.Dispenser)
-	return api, err
-}
-
 // UnmarshalCaddyfile sets up the handler:
 //
 //	tunnels_api [<matcher>] {
