@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"regexp"
@@ -181,37 +180,6 @@ func TestPortalServerRoutesEndWithTheDashboard(t *testing.T) {
 	}
 }
 
-// loadDashboardConfig runs a config in-process until the test ends.
-func loadDashboardConfig(t *testing.T, cfg []byte) {
-	t.Helper()
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("loading config: %v\n%s", err, cfg)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-}
-
-type dashboardGet struct {
-	status int
-	header http.Header
-	body   string
-}
-
-func getDashboard(t *testing.T, url string, hdr ...string) dashboardGet {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	// RoundTrip: no redirect following, no client-side path cleaning.
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return dashboardGet{resp.StatusCode, resp.Header, string(b)}
-}
-
 // TestDashboardServedByFileServer runs the adapter's routes and app in
 // Caddy with stock file_server: index, assets with ETag revalidation, the
 // hidden sidecars, traversal attempts, and /api/dashboard.
@@ -235,10 +203,10 @@ func TestDashboardServedByFileServer(t *testing.T) {
 	if len(warns) > 0 {
 		t.Fatalf("warnings: %v", warns)
 	}
-	loadDashboardConfig(t, cfg)
+	loadConfig(t, cfg)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
-	index := getDashboard(t, base+"/")
+	index := roundTrip(t, http.MethodGet, base+"/", "")
 	if index.status != 200 || !strings.Contains(index.body, `src="app.js"`) {
 		t.Fatalf("GET /: %d %.120q", index.status, index.body)
 	}
@@ -256,21 +224,21 @@ func TestDashboardServedByFileServer(t *testing.T) {
 
 	d := provisionedDashboardFS(t)
 	for _, name := range []string{"app.js", "style.css"} {
-		r := getDashboard(t, base+"/"+name)
+		r := roundTrip(t, http.MethodGet, base+"/"+name, "")
 		want, _ := fs.ReadFile(d, name+dashboardEtagSuffix)
 		if r.status != 200 || r.header.Get("Etag") != string(want) || r.header.Get("Cache-Control") != "no-cache" {
 			t.Errorf("GET /%s: %d ETag %q (want %s) Cache-Control %q", name, r.status, r.header.Get("Etag"), want, r.header.Get("Cache-Control"))
 		}
-		if again := getDashboard(t, base+"/"+name, "If-None-Match", string(want)); again.status != http.StatusNotModified || again.body != "" {
+		if again := roundTrip(t, http.MethodGet, base+"/"+name, "", "If-None-Match", string(want)); again.status != http.StatusNotModified || again.body != "" {
 			t.Errorf("GET /%s If-None-Match: %d, want 304", name, again.status)
 		}
 	}
 	for _, path := range []string{"/app.js.etag", "/../../go.mod", "/%2e%2e/%2e%2e/go.mod", "/..%2fweb.go", "/nope", "/web.go", "/dashboard/index.html"} {
-		if r := getDashboard(t, base+path); r.status != http.StatusNotFound {
+		if r := roundTrip(t, http.MethodGet, base+path, ""); r.status != http.StatusNotFound {
 			t.Errorf("GET %s: %d %.80q, want 404", path, r.status, r.body)
 		}
 	}
-	info := getDashboard(t, base+dashboardInfoPath)
+	info := roundTrip(t, http.MethodGet, base+dashboardInfoPath, "")
 	if info.status != 200 || strings.TrimSpace(info.body) != `{"instance_label":"C.5","tunnel_scheme":"http","log_archive_dir":"/var/log"}` || info.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("GET %s: %d %q %v", dashboardInfoPath, info.status, info.body, info.header)
 	}
@@ -305,16 +273,16 @@ http://127.0.0.1:%d {
 	if len(warns) > 0 {
 		t.Fatalf("warnings: %v", warns)
 	}
-	loadDashboardConfig(t, cfg)
-	var r dashboardGet
+	loadConfig(t, cfg)
+	var r liveAnswer
 	testwait.Poll(5*time.Second, 0, func() bool {
-		r = getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+		r = roundTrip(t, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), "")
 		return r.status == 200
 	})
 	if r.status != 200 || !strings.Contains(r.body, `src="app.js"`) || r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("GET /: %d %q %.100q", r.status, r.header.Get("Cache-Control"), r.body)
 	}
-	js := getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/app.js", port))
+	js := roundTrip(t, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/app.js", port), "")
 	if js.status != 200 || js.header.Get("Etag") == "" || js.header.Get("Cache-Control") != "no-cache" {
 		t.Errorf("GET /app.js: %d ETag %q Cache-Control %q", js.status, js.header.Get("Etag"), js.header.Get("Cache-Control"))
 	}

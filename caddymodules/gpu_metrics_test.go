@@ -277,7 +277,7 @@ func TestGPUCollectorLogsThroughNewestConfig(t *testing.T) {
 		}}}},
 	}}}}
 	oldSink, newSink := reloadClosingOldSink(t, []string{"http.handlers.gpu_metrics"}, apps)
-	if got := getDashboard(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); got.status != 200 || !strings.Contains(got.body, "stand-in") {
+	if got := roundTrip(t, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", port), ""); got.status != 200 || !strings.Contains(got.body, "stand-in") {
 		t.Fatalf("metrics: %d %s", got.status, got.body)
 	}
 	panicking.Store(true)

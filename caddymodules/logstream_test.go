@@ -274,14 +274,8 @@ func TestLogStreamServiceLogsThroughCurrentConfig(t *testing.T) {
 		}`, logFile, port, dir))
 	}
 	first, second := filepath.Join(logs, "first.log"), filepath.Join(logs, "second.log")
-	loadDashboardConfig(t, config(first))
-	get := func() {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
+	loadConfig(t, config(first))
+	get := func() { roundTrip(t, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", port), "") }
 	get() // starts the Service
 	if err := caddy.Load(config(second), true); err != nil {
 		t.Fatal(err)

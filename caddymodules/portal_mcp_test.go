@@ -150,17 +150,9 @@ func TestMCPServerGoClient(t *testing.T) {
 	}
 
 	// A page of another site cannot drive the server from a browser.
-	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Origin", "http://evil.example")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Errorf("cross-site Origin: %d, want 403", resp.StatusCode)
+	if a := roundTrip(t, http.MethodPost, endpoint, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+		"Content-Type", "application/json", "Accept", "application/json, text/event-stream", "Origin", "http://evil.example"); a.status != http.StatusForbidden {
+		t.Errorf("cross-site Origin: %d, want 403", a.status)
 	}
 }
 

@@ -1,6 +1,7 @@
 package caddymodules
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,3 +54,43 @@ func refuseCaddyfile(t *testing.T, m caddyfile.Unmarshaler, in, want string) err
 var nextNotCalled = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
 	panic("a terminal handler called next")
 })
+
+// loadConfig runs a config in-process until the test ends.
+func loadConfig(t *testing.T, cfg []byte) {
+	t.Helper()
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("loading config: %v\n%s", err, cfg)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+}
+
+// liveAnswer is what a server the test runs answered.
+type liveAnswer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// roundTrip sends one request to a server the test runs, with hdr as
+// pairs of header name and value. It follows no redirect and leaves the
+// path as written.
+func roundTrip(t *testing.T, method, url, body string, hdr ...string) liveAnswer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return liveAnswer{resp.StatusCode, resp.Header, string(b)}
+}
