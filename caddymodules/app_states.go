@@ -1,7 +1,6 @@
 package caddymodules
 
 import (
-	"fmt"
 	"net/http"
 	"sync"
 
@@ -56,7 +55,7 @@ func (h *PortalApps) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	tracker, err := appstate.New(h.Config)
 	if err != nil {
-		return fmt.Errorf("portal_apps: %w", err)
+		return moduleErr(h, err)
 	}
 	h.tracker = tracker
 	h.lastErr = &lastError{}

@@ -105,17 +105,17 @@ func (h *PortalCapabilities) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	tracker, err := appstate.New(h.Apps)
 	if err != nil {
-		return fmt.Errorf("portal_capabilities: %w", err)
+		return moduleErr(h, err)
 	}
 	// The shared collector of /api/metrics (same settings, same pool key).
 	h.metrics = &GPUMetrics{Config: gpumetrics.Config{Format: "json", Workspace: h.Workspace}}
 	if err := h.metrics.Provision(ctx); err != nil {
 		h.metrics = nil
-		return fmt.Errorf("portal_capabilities: %w", err)
+		return moduleErr(h, err)
 	}
 	app, err := loadTunnelsApp(ctx)
 	if err != nil {
-		return fmt.Errorf("portal_capabilities: %w", err)
+		return moduleErr(h, err)
 	}
 	stateDir := os.Getenv(provstatus.StateDirEnv)
 	if stateDir == "" {

@@ -85,7 +85,7 @@ func (h *GPUMetrics) Provision(ctx caddy.Context) error {
 			log.Named("sampler")), nil
 	})
 	if err != nil {
-		return fmt.Errorf("gpu_metrics: %w", err)
+		return moduleErr(h, err)
 	}
 	h.pooled, h.collector = pooled, pooled.Value
 	return nil

@@ -1,7 +1,6 @@
 package caddymodules
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
@@ -52,7 +51,7 @@ func (h *PortalLinks) Provision(ctx caddy.Context) error {
 		logger.Warn("Tools & Help link skipped or trimmed", zap.String("warning", w))
 	})
 	if err != nil {
-		return fmt.Errorf("portal_links: %w", err)
+		return moduleErr(h, err)
 	}
 	h.loader = loader
 	return nil

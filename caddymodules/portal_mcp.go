@@ -66,10 +66,10 @@ func (PortalMCP) CaddyModule() caddy.ModuleInfo {
 func (h *PortalMCP) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if err := h.AgentServices.Provision(ctx); err != nil {
-		return fmt.Errorf("portal_mcp: %w", err)
+		return moduleErr(h, err)
 	}
 	if err := h.Capabilities.Provision(ctx); err != nil {
-		return fmt.Errorf("portal_mcp: %w", err)
+		return moduleErr(h, err)
 	}
 	srv := h.newServer()
 	h.handler = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &mcp.StreamableHTTPOptions{

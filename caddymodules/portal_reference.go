@@ -54,10 +54,7 @@ func (PortalReference) CaddyModule() caddy.ModuleInfo {
 // Provision provisions the services.
 func (h *PortalReference) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if err := h.AgentServices.Provision(ctx); err != nil {
-		return fmt.Errorf("portal_reference: %w", err)
-	}
-	return nil
+	return moduleErr(h, h.AgentServices.Provision(ctx))
 }
 
 // tunnelURLWait bounds how long a tunnel start waits for its URL: the

@@ -63,7 +63,7 @@ func (h *PortalProcesses) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	svc, err := supervisor.New(h.Config)
 	if err != nil {
-		return fmt.Errorf("portal_processes: %w", err)
+		return moduleErr(h, err)
 	}
 	h.svc = svc
 	return nil
