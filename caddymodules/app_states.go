@@ -16,8 +16,8 @@ func init() {
 	caddy.RegisterModule(PortalApps{})
 }
 
-// appStatesFor is the handler that serves /api/apps live: the plan's apps (what the adapter
-// used to answer statically) with each one's state.
+// appStatesFor is the handler that serves /api/apps live: the plan's apps
+// (what the adapter used to answer statically) with each one's state.
 func appStatesFor(plan *portalconfig.Plan) PortalApps {
 	return PortalApps{Config: appstate.Config{Config: supervisorConfigFor(plan), Apps: keyedApps(plan)}}
 }

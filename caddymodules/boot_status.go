@@ -18,7 +18,8 @@ func init() {
 	handlerDirective[PortalBootStatus]("portal_boot_status", "file_server")
 }
 
-// bootStatusFor is the handler that serves /api/boot with the entrypoint's markers.
+// bootStatusFor is the handler that serves /api/boot with the entrypoint's
+// markers.
 func bootStatusFor(plan *portalconfig.Plan) PortalBootStatus {
 	s := plan.Settings
 	return PortalBootStatus{Config: bootstatus.Config{LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed}}

@@ -25,8 +25,8 @@ func init() {
 	caddy.RegisterModule(PortalCapabilities{})
 }
 
-// capabilitiesFor is the handler that serves the capability manifest and its parts (its paths
-// are the route table's).
+// capabilitiesFor is the handler that serves the capability manifest and its
+// parts (its paths are the route table's).
 func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 	s := plan.Settings
 	return PortalCapabilities{

@@ -18,9 +18,9 @@ func init() {
 	caddy.RegisterModule(GPUMetrics{})
 }
 
-// gpuMetricsFor is the handler that serves the metrics in format. The JSON and the
-// Prometheus routes share one pooled collector (same settings, same key):
-// the dashboard and a scraper cost one sweep.
+// gpuMetricsFor is the handler that serves the metrics in format. The JSON
+// and the Prometheus routes share one pooled collector (same settings, same
+// key): the dashboard and a scraper cost one sweep.
 func gpuMetricsFor(plan *portalconfig.Plan, format string) GPUMetrics {
 	return GPUMetrics{Config: gpumetrics.Config{Format: format, Workspace: plan.Settings.Workspace}}
 }

@@ -15,8 +15,8 @@ func init() {
 	caddy.RegisterModule(PortalLinks{})
 }
 
-// linksFor is the handler that serves the Tools & Help cards, with the plan's facts for the
-// built-in ones.
+// linksFor is the handler that serves the Tools & Help cards, with the
+// plan's facts for the built-in ones.
 func linksFor(plan *portalconfig.Plan) PortalLinks {
 	s := plan.Settings
 	cfg := portallinks.Config{

@@ -31,7 +31,8 @@ func init() {
 	caddy.RegisterModule(PortalMCP{})
 }
 
-// mcpFor is the handler that serves the MCP server (its path is the route table's).
+// mcpFor is the handler that serves the MCP server (its path is the route
+// table's).
 func mcpFor(plan *portalconfig.Plan) PortalMCP {
 	return PortalMCP{AgentServices: agentServicesFor(plan), Capabilities: capabilitiesFor(plan)}
 }

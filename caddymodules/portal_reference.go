@@ -25,7 +25,8 @@ func init() {
 	caddy.RegisterModule(PortalReference{})
 }
 
-// referenceFor is the handler that serves the reference's API paths (docs/agents.md).
+// referenceFor is the handler that serves the reference's API paths
+// (docs/agents.md).
 func referenceFor(plan *portalconfig.Plan) PortalReference {
 	return PortalReference{AgentServices: agentServicesFor(plan)}
 }

@@ -29,7 +29,8 @@ func supervisorConfigFor(plan *portalconfig.Plan) supervisor.Config {
 	return supervisor.Config{Socket: s.SupervisorSocket, SkipDir: s.SkipDir, Unstoppable: s.Unstoppable}
 }
 
-// processesFor is the handler that serves the processes API on the portal server.
+// processesFor is the handler that serves the processes API on the portal
+// server.
 func processesFor(plan *portalconfig.Plan) PortalProcesses {
 	return PortalProcesses{Config: supervisorConfigFor(plan)}
 }

@@ -19,9 +19,9 @@ func init() {
 	handlerDirective[PortalProvisioning]("portal_provisioning", "file_server")
 }
 
-// provisioningFor is the handler that serves /api/provisioning with the provisioner's live
-// progress, on the portal's own server (behind its guard and vastauth, as
-// /api/boot).
+// provisioningFor is the handler that serves /api/provisioning with the
+// provisioner's live progress, on the portal's own server (behind its guard
+// and vastauth, as /api/boot).
 func provisioningFor(plan *portalconfig.Plan) PortalProvisioning {
 	return PortalProvisioning{StateDir: plan.Settings.ProvisionerStateDir}
 }
