@@ -10,9 +10,10 @@
 #   bench_wait_url URL [SECONDS] [CURL ARGS...]
 #   bench_median 3 1 2         # -> 2
 #   bench_clean_env            # BASE_ENV: `env -u …` of what the portal reads
-#   bench_option "$@"          # the options every script spells alike
-#   bench_usage <<'EOF'        # usage: the script's own options, then those
+#   bench_option "$@"          # reads an option every script spells alike
+#   bench_usage <<'EOF'        # usage: the script's options (stdin) and those
 #   bench_wrk_rounds FUNC SIDE...  # ROUNDS rounds, every other one reversed
+#   bench_medians RUNS MEDIANS SIDE...
 #
 # Everything talks to 127.0.0.1 only. Binaries land in bench/bin/ (build
 # output, not tracked).
