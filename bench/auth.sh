@@ -52,8 +52,8 @@ TOKEN=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
 PASSWORD="bench-$(head -c 12 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 
 portal_yaml() { # EXTERNAL
-	printf 'applications:\n  App:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: App\n' \
-		"$1" "$BE"
+	echo "applications:"
+	bench_app_yaml App "$1" "$BE"
 }
 portal_yaml "$PN" >"$BENCH_TMP/noauth.yaml"
 portal_yaml "$PA" >"$BENCH_TMP/auth.yaml"
@@ -93,16 +93,13 @@ EOF
 # A clean environment for each side (bench/lib.sh).
 bench_clean_env
 side_env() { # NAME -> array SIDE_ENV
-	mkdir -p "$BENCH_TMP/$1"/{config,data,log,state}
-	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data"
-		"HOME=$BENCH_TMP/$1" GOMAXPROCS=1)
+	bench_side_env "$1"
+	SIDE_ENV+=("HOME=$BENCH_TMP/$1" GOMAXPROCS=1)
 }
 portal_env() { # NAME ADMIN ENABLE_AUTH -> array SIDE_ENV
 	side_env "$1"
-	SIDE_ENV+=("ENABLE_AUTH=$3" PORTAL_DEFAULT_TUNNELS=false "PORTAL_ADMIN_LISTEN=127.0.0.1:$2"
-		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
-		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key"
-		"OPEN_BUTTON_TOKEN=$TOKEN" VAST_CONTAINERLABEL=C.bench)
+	bench_portal_env "$1" "$2"
+	SIDE_ENV+=("ENABLE_AUTH=$3" "OPEN_BUTTON_TOKEN=$TOKEN" VAST_CONTAINERLABEL=C.bench)
 }
 
 # --- processes ----------------------------------------------------------------

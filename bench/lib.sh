@@ -409,3 +409,27 @@ bench_cpu_ticks() {
 bench_verdict() {
 	if (($1)); then echo "ok"; else echo "MISSED"; fi
 }
+
+# bench_side_env NAME sets SIDE_ENV to the clean environment BASE_ENV
+# (bench_clean_env) with Caddy's autosave and data in $BENCH_TMP/NAME, and
+# makes that directory's config, data, log and state.
+bench_side_env() {
+	mkdir -p "$BENCH_TMP/$1"/{config,data,log,state}
+	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data")
+}
+
+# bench_portal_env NAME ADMIN appends to SIDE_ENV what lets our portal run
+# beside the others: no default tunnels, its admin API on 127.0.0.1:ADMIN,
+# its logs, state and instance certificate in $BENCH_TMP/NAME.
+bench_portal_env() {
+	SIDE_ENV+=(PORTAL_DEFAULT_TUNNELS=false "PORTAL_ADMIN_LISTEN=127.0.0.1:$2"
+		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
+		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key")
+}
+
+# bench_app_yaml NAME EXTERNAL INTERNAL prints one app of a portal.yaml's
+# applications: NAME on localhost, EXTERNAL proxied to INTERNAL.
+bench_app_yaml() {
+	printf '  %s:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: %s\n' \
+		"$1" "$2" "$3" "$1"
+}

@@ -101,25 +101,17 @@ start_caddy() {
 	bench_port external
 	bench_port ADMIN
 	LOGDIR=$work/log
-	mkdir -p "$LOGDIR" "$work/state" "$work/config" "$work/data"
-	cat >"$work/portal.yaml" <<YAML
-applications:
-  "Instance Portal":
-    hostname: localhost
-    external_port: $external
-    internal_port: $INTERNAL
-    open_path: /
-    name: Instance Portal
-YAML
-	local env=("${BASE_ENV[@]}" GOMAXPROCS=1 ENABLE_AUTH=false PORTAL_DEFAULT_TUNNELS=false
-		"PORTAL_LOG_DIR=$LOGDIR" "PORTAL_STATE_DIR=$work/state" "PORTAL_ADMIN_LISTEN=127.0.0.1:$ADMIN"
-		"INSTANCE_CERT=$work/instance.crt" "INSTANCE_KEY=$work/instance.key"
-		"SUPERVISOR_SOCKET=$work/supervisor.sock"
-		"XDG_CONFIG_HOME=$work/config" "XDG_DATA_HOME=$work/data" "${EXTRA_ENV[@]}")
+	bench_side_env "$name"
+	{
+		echo "applications:"
+		bench_app_yaml "Instance Portal" "$external" "$INTERNAL"
+	} >"$work/portal.yaml"
+	bench_portal_env "$name" "$ADMIN"
+	SIDE_ENV+=(GOMAXPROCS=1 ENABLE_AUTH=false "SUPERVISOR_SOCKET=$work/supervisor.sock" "${EXTRA_ENV[@]}")
 	if [[ -n $PROFILE ]]; then
-		env+=(GODEBUG=gctrace=1)
+		SIDE_ENV+=(GODEBUG=gctrace=1)
 	fi
-	bench_start "caddy-$name" "${CADDY_PIN[@]}" "${env[@]}" \
+	bench_start "caddy-$name" "${CADDY_PIN[@]}" "${SIDE_ENV[@]}" \
 		"$CADDY_BIN" run --adapter portal_yaml --config "$work/portal.yaml"
 	CADDY_PID=$BENCH_LAST_PID
 	bench_wait_url "http://127.0.0.1:$INTERNAL/api/logs/files" 20

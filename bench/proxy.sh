@@ -60,15 +60,11 @@ bench_port N1; bench_port N2; bench_port N3; bench_port NA      # ours, CADDY_EN
 bench_port S1; bench_port S2; bench_port S3; bench_port SA      # stock, admin
 bench_port P1; bench_port P2; bench_port P3; bench_port PA      # --baseline build, admin
 
-app_yaml() { # NAME EXTERNAL INTERNAL
-	printf '  %s:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: %s\n' \
-		"$1" "$2" "$3" "$1"
-}
 portal_yaml() { # EXT1 EXT2 EXT3
 	echo "applications:"
-	app_yaml "App One" "$1" "$B1"
-	app_yaml "App Two" "$2" "$B2"
-	app_yaml "App Three" "$3" "$B3"
+	bench_app_yaml "App One" "$1" "$B1"
+	bench_app_yaml "App Two" "$2" "$B2"
+	bench_app_yaml "App Three" "$3" "$B3"
 }
 portal_yaml "$O1" "$O2" "$O3" >"$BENCH_TMP/ours.yaml"
 portal_yaml "$N1" "$N2" "$N3" >"$BENCH_TMP/ours-nocomp.yaml"
@@ -95,22 +91,16 @@ EOF
 # reads (a VAST_TCP_PORT_* left in the caller's environment would filter
 # the exposed ports), every path in the temp dir, Caddy's autosave too.
 bench_clean_env
-side_env() { # NAME -> array SIDE_ENV
-	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data")
-}
 ours_env() { # NAME ADMIN COMPRESSION [AUTH TOKEN] -> array SIDE_ENV
-	side_env "$1"
+	bench_side_env "$1"
 	if [[ -n ${4:-} ]]; then
 		SIDE_ENV+=(ENABLE_AUTH=true "OPEN_BUTTON_TOKEN=$4")
 	else
 		SIDE_ENV+=(ENABLE_AUTH=false)
 	fi
-	SIDE_ENV+=(PORTAL_DEFAULT_TUNNELS=false
-		"PORTAL_ADMIN_LISTEN=127.0.0.1:$2" "CADDY_ENABLE_COMPRESSION=$3"
-		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
-		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key")
+	bench_portal_env "$1" "$2"
+	SIDE_ENV+=("CADDY_ENABLE_COMPRESSION=$3")
 }
-mkdir -p "$BENCH_TMP"/{ours,ours-auth,ours-nocomp,stock,baseline}/{config,data,log,state}
 
 OURS_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours.yaml")
 NOCOMP_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours-nocomp.yaml")
@@ -138,7 +128,7 @@ coldstart_once() { # SIDE-NAME PORT1 PORT2 PORT3 CMD... -> COLD_MS
 }
 ours_env ours "$OA" true
 OURS_ENV=("${SIDE_ENV[@]}")
-side_env stock
+bench_side_env stock
 STOCK_ENV=("${SIDE_ENV[@]}")
 # With vastauth compiled in, also time the production default
 # (ENABLE_AUTH=true), authenticated by a Bearer token: the reference spends
