@@ -37,9 +37,10 @@ provisioning_pid=
 log() { printf '[entrypoint] %s\n' "$*"; }
 
 # resolve_paths sets each path variable that is not already set, from the
-# one list of defaults (utils/paths.sh, which also defines portal_wait).
-# They are exported only when supervisord starts, so /etc/environment
-# records the container's own environment and not these defaults.
+# one list of defaults (utils/paths.sh, which also defines portal_wait and
+# portal_poll). They are exported only when supervisord starts, so
+# /etc/environment records the container's own environment and not these
+# defaults.
 resolve_paths() {
     # shellcheck source=SCRIPTDIR/../../supervisor-scripts/utils/paths.sh
     . "$(dirname "${BASH_SOURCE[0]}")/../../supervisor-scripts/utils/paths.sh" || return 1

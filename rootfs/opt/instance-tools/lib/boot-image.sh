@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # boot-image.sh: the image's own boot steps, sourced by entrypoint.sh (which
-# defines log and the path variables first). Each step is one function,
+# defines log, and the path variables and helpers of utils/paths.sh, first). Each step is one function,
 # called from entrypoint.sh's main in the reference's order; the decisions
 # that parse or compute live in `caddy portal …` subcommands. docs/boot.md
 # lists each reference boot step and flag beside ours.

@@ -50,4 +50,4 @@ case $? in
     exit 1
     ;;
 esac
-unset __portal_app __portal_skip_dir
+unset __portal_app __portal_skip_dir portal_waited
