@@ -99,30 +99,10 @@ func (h *PortalProvisioning) status() (provstatus.Status, error) {
 	return st, nil
 }
 
-// UnmarshalCaddyfile reads the state_dir option.
+// UnmarshalCaddyfile reads the state_dir option, with the shared walker
+// (unmarshalConfigBlock) every directive's options go through.
 func (h *PortalProvisioning) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "state_dir":
-			if h.StateDir != "" {
-				return d.Err("portal_provisioning: state_dir given twice")
-			}
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			h.StateDir = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		default:
-			return d.Errf("portal_provisioning: unrecognized option %q (want state_dir)", d.Val())
-		}
-	}
-	return nil
+	return unmarshalConfigDirective(d, "portal_provisioning", h, nil)
 }
 
 // Interface guards

@@ -95,8 +95,8 @@ func TestPortalProvisioningConfig(t *testing.T) {
 		"portal_provisioning extra":                              "wrong argument count",
 		"portal_provisioning {\n state_dir\n}":                   "wrong argument count",
 		"portal_provisioning {\n state_dir a b\n}":               "wrong argument count",
-		"portal_provisioning {\n state_dir /a\n state_dir /b\n}": "given twice",
-		"portal_provisioning {\n bogus 1\n}":                     `unrecognized option "bogus"`,
+		"portal_provisioning {\n state_dir /a\n state_dir /b\n}": `portal_provisioning: duplicate option "state_dir"`,
+		"portal_provisioning {\n bogus 1\n}":                     `portal_provisioning: unrecognized option "bogus"`,
 	} {
 		refuseCaddyfile(t, new(PortalProvisioning), in, want)
 	}
