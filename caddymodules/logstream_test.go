@@ -241,16 +241,13 @@ func TestLogStreamSharedAcrossReloads(t *testing.T) {
 // handler's fields from each request's goroutine). Run with -race.
 func TestLogStreamConcurrentFirstRequests(t *testing.T) {
 	h := provisionLogStream(t, "x\n")
-	next := nextNotCalled
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
-			_ = h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/logs/stream?file=app.log", nil).WithContext(ctx), next)
-		}()
+			_ = h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/logs/stream?file=app.log", nil).WithContext(ctx), nextNotCalled)
+		})
 	}
 	wg.Wait()
 }
