@@ -70,12 +70,11 @@ func (h *PortalApps) Validate() error {
 
 // ServeHTTP answers the list; it is terminal.
 func (h *PortalApps) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return methodNotAllowed(w, "GET, HEAD")
-	}
-	states, supErr := h.tracker.States(r.Context())
-	h.noteSupervisorError(supErr)
-	return writeJSON(w, http.StatusOK, states)
+	return serveReadOnly(w, r, func() any {
+		states, supErr := h.tracker.States(r.Context())
+		h.noteSupervisorError(supErr)
+		return states
+	})
 }
 
 func (h *PortalApps) noteSupervisorError(err error) {

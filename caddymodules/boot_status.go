@@ -70,10 +70,7 @@ func (h *PortalBootStatus) Validate() error {
 
 // ServeHTTP answers the status; it is terminal.
 func (h *PortalBootStatus) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return methodNotAllowed(w, "GET, HEAD")
-	}
-	return writeJSON(w, http.StatusOK, bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()})
+	return serveReadOnly(w, r, func() any { return bootAnswer{Status: bootstatus.Read(h.Config), Exposed: h.exposed.get()} })
 }
 
 // UnmarshalCaddyfile reads bootstatus.Config's JSON keys as options.

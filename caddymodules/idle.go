@@ -401,13 +401,12 @@ func (PortalIdleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		}
 		return writeJSON(w, http.StatusOK, a.postpone())
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return methodNotAllowed(w, "GET, HEAD")
-	}
-	if a == nil {
-		return writeJSON(w, http.StatusOK, idle.New(idle.Config{}, time.Now()).Status(time.Now()))
-	}
-	return writeJSON(w, http.StatusOK, a.status())
+	return serveReadOnly(w, r, func() any {
+		if a == nil {
+			return idle.New(idle.Config{}, time.Now()).Status(time.Now())
+		}
+		return a.status()
+	})
 }
 
 // Interface guards

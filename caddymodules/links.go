@@ -64,11 +64,10 @@ func (h *PortalLinks) Validate() error {
 
 // ServeHTTP answers the cards; it is terminal.
 func (h *PortalLinks) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return methodNotAllowed(w, "GET, HEAD")
-	}
-	cards, warnings := h.loader.Cards(requestOrigin(r))
-	return writeJSON(w, http.StatusOK, map[string]any{"cards": cards, "warnings": warnings})
+	return serveReadOnly(w, r, func() any {
+		cards, warnings := h.loader.Cards(requestOrigin(r))
+		return map[string]any{"cards": cards, "warnings": warnings}
+	})
 }
 
 // requestOrigin is the origin the browser used. The portal server is

@@ -37,6 +37,15 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) error {
 	return writeJSON(w, code, map[string]string{"error": msg})
 }
 
+// serveReadOnly answers a read-only endpoint: 405 to any method but GET
+// and HEAD, else 200 with the answer, made only then.
+func serveReadOnly(w http.ResponseWriter, r *http.Request, answer func() any) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return methodNotAllowed(w, "GET, HEAD")
+	}
+	return writeJSON(w, http.StatusOK, answer())
+}
+
 func methodNotAllowed(w http.ResponseWriter, allow string) error {
 	w.Header().Set("Allow", allow)
 	return writeJSONError(w, http.StatusMethodNotAllowed, "method not allowed; use "+allow)
