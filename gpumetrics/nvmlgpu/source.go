@@ -255,6 +255,11 @@ func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
 	if v, ok := read(&f, "pci_bus_id", d.PCIBusID); ok {
 		g.PCIBusID = v
 	}
+	if f.want("compute_capability") {
+		if major, minor, err := d.ComputeCapability(); f.ok("compute_capability", err) {
+			g.ComputeCapability = fmt.Sprintf("%d.%d", major, minor)
+		}
+	}
 	if v, ok := read(&f, "minor_number", d.MinorNumber); ok {
 		g.Device = fmt.Sprintf("nvidia%d", v)
 	}
