@@ -26,8 +26,9 @@ import (
 
 // Manifest is a parsed manifest, version 1. Field names and defaults are
 // the reference's (its schema.py). In the entries' types, a `yaml` tag names
-// the key a field is read from (see parser.fields), with `min` the least
-// whole number it takes.
+// the key a plain field is read from, with `min` the least whole number it
+// takes; a key that needs a check or a nested reader has its own reader in
+// the parser (see parser.fields).
 type Manifest struct {
 	Version              int
 	Settings             Settings
