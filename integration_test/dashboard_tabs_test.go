@@ -3,7 +3,6 @@ package integration_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,26 +133,19 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	cloudflared := filepath.Join(binDir, "cloudflared") // installed later
 
 	const password = "tabs-test-secret-9876"
-	echo := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "echo %s\n", r.URL.Path)
-	}))
-	portalExt, portalInt, echoExt := freePort(t), freePort(t), freePort(t)
-	p := StartPortal(t, portalYAML(
-		appYAML("Instance Portal", portalExt, portalInt, "/"),
-		appYAML("Echo", echoExt, echo.Port, "/"),
-	), PortalOptions{Env: map[string]string{
+	p := startDashPortal(t, "/", map[string]string{
 		"ENABLE_AUTH":                "true",
 		"WEB_PASSWORD":               password,
 		"CLOUDFLARED_BIN":            cloudflared,
 		"FAKE_CLOUDFLARED_STATE_DIR": t.TempDir(),
-	}})
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	})
+	portalExt, portalInt, echoExt, echo := p.ext, p.internal, p.echoExt, p.echo
 	logDir := filepath.Join(p.Dir, "log")
 	// Lines of two files written alternately while the portal follows them:
 	// All files must show them in that order, not one file after the other.
 	// Each write waits until the portal has streamed the one before, so each
 	// is read on its own. The first request starts the tailers.
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", portalInt), 200)
+	waitStatus(t, nil, p.url("/api/logs/files"), 200)
 	ws, _, err := websocket.Dial(context.Background(), fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=0", portalInt), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -394,17 +386,15 @@ func TestDashboardProvisioningBanner(t *testing.T) {
 	if err := os.WriteFile(failed, []byte("status=3\nmessage=provisioning script https://user:pw@example.com/setup.sh?token=abc exited with status 3\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	portalInt := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")), PortalOptions{Env: map[string]string{
+	p := startDashPortal(t, "", map[string]string{
 		"ENABLE_AUTH":         "false",
 		"PROVISIONING_LOCK":   lock,
 		"PROVISIONING_DONE":   done,
 		"PROVISIONING_FAILED": failed,
-	}})
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	})
 	appendFile(t, filepath.Join(p.Dir, "log", "provisioning.log"), "Downloading setup.sh\nERROR: pip install failed\n")
 
-	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", portalInt)))
+	b.do("opening the dashboard", chromedp.Navigate(p.url("/")))
 	banner := `document.getElementById('boot-banner')`
 	b.waitJS("the failure banner", `!`+banner+`.hidden && `+banner+`.dataset.provisioning === 'failed'`)
 	text := evalJS[string](b, banner+`.textContent`)

@@ -19,15 +19,7 @@ import (
 // steps, and the entrypoint as PID 1. supervisord must start caddy and the
 // portal must answer on both its ports.
 func TestImageExtendRecipe(t *testing.T) {
-	skipShort(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mmdebstrap, chroot and namespaces")
-	}
-	for _, bin := range []string{"mmdebstrap", "unshare", "nsenter", "chroot", "tar"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (Debian packages mmdebstrap, util-linux): %v", bin, err)
-		}
-	}
+	requireImageTools(t)
 	text, err := os.ReadFile("../examples/Dockerfile.extend")
 	if err != nil {
 		t.Fatal(err)

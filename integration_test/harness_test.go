@@ -186,10 +186,16 @@ func (p *Portal) Stop() { p.proc.Stop() }
 // (e.g. `reload`), returning combined output and the exit error.
 func (p *Portal) Caddy(args ...string) (string, error) {
 	p.t.Helper()
+	return p.CaddyEnv(nil, args...)
+}
+
+// CaddyEnv is Caddy with env added to the portal's environment.
+func (p *Portal) CaddyEnv(env []string, args ...string) (string, error) {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, caddyBin, args...)
-	cmd.Env = p.Env
+	cmd.Env = append(append([]string{}, p.Env...), env...)
 	cmd.Dir = p.Dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err

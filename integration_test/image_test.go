@@ -5,15 +5,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/instanceportal/portal/internal/testwait"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +22,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/internal/testproc"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // dockerDefaultPath is the PATH an image starts with when its base sets none.
@@ -44,7 +40,10 @@ type imageRoot struct {
 	vars map[string]string
 }
 
-func newImageRoot(t *testing.T) *imageRoot {
+// requireImageTools skips a test that cannot build a Debian root here:
+// under -short, when not root, or without mmdebstrap and the namespace
+// tools.
+func requireImageTools(t *testing.T) {
 	t.Helper()
 	skipShort(t)
 	if os.Geteuid() != 0 {
@@ -55,6 +54,11 @@ func newImageRoot(t *testing.T) *imageRoot {
 			t.Skipf("%s is not installed (Debian packages mmdebstrap, util-linux): %v", bin, err)
 		}
 	}
+}
+
+func newImageRoot(t *testing.T) *imageRoot {
+	t.Helper()
+	requireImageTools(t)
 	instrs := readDockerfile(t)
 	pkgs := runtimePackages(t, instrs)
 	tarball := imageRootTarball(t, pkgs)
@@ -543,15 +547,7 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 func writeExpiredPair(t *testing.T, crtPath, keyPath string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalPKCS8PrivateKey(key)
-	mustWrite(t, crtPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
-	mustWrite(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})), 0o600)
+	writePair(t, crtPath, keyPath, key, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 }
 
 // TestImageServerless boots the image with SERVERLESS=true: the portal

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"github.com/instanceportal/portal/internal/testwait"
 	"io"
 	"math/big"
 	"net"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/internal/testproc"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // A boot test runs the image's real start-up inside a temp dir: the
@@ -797,12 +797,7 @@ func TestRootfsLaunchModes(t *testing.T) {
 // platform's own Jupyter does in Jupyter launch mode.
 func httpsStandIn(t *testing.T, port int) *http.Server {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der := selfSignedDER(t, key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
