@@ -26,6 +26,13 @@ type apiClient struct {
 	client *http.Client
 }
 
+// noRedirect follows no redirect: each answer as the server sent it (tests
+// see the 3xx).
+var noRedirect = &http.Client{
+	Timeout:       30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
 // apiReply is one answer, its body read.
 type apiReply struct {
 	Code   int
@@ -35,7 +42,7 @@ type apiReply struct {
 
 // do sends one request. Each header in hdr is set after the defaults; one
 // with the value "" removes the default (an older browser's request, without
-// Sec-Fetch-Site).
+// Sec-Fetch-Site); "Host" is the request's Host.
 func (c *apiClient) do(method, path, body string, hdr map[string]string) apiReply {
 	c.t.Helper()
 	r, err := c.send(method, path, body, hdr)
@@ -61,6 +68,10 @@ func (c *apiClient) send(method, path, body string, hdr map[string]string) (apiR
 		req.Header.Set("Sec-Fetch-Site", "same-origin")
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		if v == "" {
 			req.Header.Del(k)
 			continue

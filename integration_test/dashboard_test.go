@@ -672,11 +672,7 @@ func TestDashboardPageLogic(t *testing.T) {
 func TestDashboardFilesThroughThePortal(t *testing.T) {
 	skipShort(t)
 	p := startDashPortal(t, "", map[string]string{"ENABLE_AUTH": "false", "VAST_CONTAINERLABEL": "C.7"})
-	// Each answer as it comes, a redirect too.
-	files := &apiClient{t: t, base: p.url(""), client: &http.Client{
-		Timeout:       60 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	files := &apiClient{t: t, base: p.url(""), client: noRedirect}
 	get := func(path string, hdr map[string]string) apiReply {
 		t.Helper()
 		return files.do(http.MethodGet, path, "", hdr)

@@ -359,19 +359,17 @@ func TestImageBoot(t *testing.T) {
 	if st := b.ctl("status", "cron"); !strings.Contains(st, "RUNNING") {
 		t.Errorf("cron: %s", st)
 	}
+	syncthing := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", syncExt), token: token}
 	syncGet := func(path string, apiKey bool) (int, string) {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", syncExt, path), nil)
-		req.Header.Set("Authorization", "Bearer "+token)
+		var hdr map[string]string
 		if apiKey {
-			req.Header.Set("X-API-Key", token)
+			hdr = map[string]string{"X-API-Key": token}
 		}
-		resp, err := http.DefaultClient.Do(req)
+		r, err := syncthing.send("GET", path, "", hdr)
 		if err != nil {
 			return 0, err.Error()
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return resp.StatusCode, string(body)
+		return r.Code, r.Body
 	}
 	var gui string
 	if !testwait.Poll(90*time.Second, 250*time.Millisecond, func() bool {

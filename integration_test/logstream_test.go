@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -110,37 +109,24 @@ func TestLogStreamThroughBinary(t *testing.T) {
 	}
 
 	// Bad names are refused with 400.
+	api := &apiClient{t: t, base: base}
 	for _, q := range []string{"file=../portal.yaml", "file=%2Fetc%2Fpasswd.log", "file=nope.log"} {
-		resp, err := http.Get(base + "/ws?" + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 400 {
-			t.Errorf("%s: status %d", q, resp.StatusCode)
+		if code, _ := api.call("GET", "/ws?"+q, "", nil); code != 400 {
+			t.Errorf("%s: status %d", q, code)
 		}
 	}
 
 	// Download round trip: one file, then the directory as .tar.gz.
-	resp, err := http.Get(base + "/download?file=app.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	code, body := api.call("GET", "/download?file=app.log", "", nil)
 	disk, _ := os.ReadFile(appLog)
-	if resp.StatusCode != 200 || string(body) != string(disk) {
-		t.Fatalf("download: %d %q", resp.StatusCode, body)
+	if code != 200 || body != string(disk) {
+		t.Fatalf("download: %d %q", code, body)
 	}
 	if err := os.Symlink(filepath.Join(p.Dir, "portal.yaml"), filepath.Join(logDir, "leak.log")); err != nil {
 		t.Fatal(err)
 	}
-	resp, err = http.Get(base + "/download")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	names := tartest.Read(t, resp.Body)
+	_, archive := api.call("GET", "/download", "", nil)
+	names := tartest.Read(t, strings.NewReader(archive))
 	if _, leaked := names["leak.log"]; leaked || names["app.log"] != string(disk) {
 		t.Fatalf("archive: %q", names)
 	}
@@ -255,6 +241,7 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
 	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
 	waitStatus(t, nil, base+"/files", 200)
+	api := &apiClient{t: t, base: base}
 
 	for q, want := range map[string]string{
 		"/stream?file=nonexist.log": `file "nonexist.log" does not exist`,
@@ -262,15 +249,11 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 		"/download?file=x.txt":      `file "x.txt" must end in .log`,
 		"/stream?tail=-5":           `tail="-5": want a number from 0 to 5000`,
 	} {
-		resp, err := http.Get(base + q)
-		if err != nil {
-			t.Fatal(err)
-		}
+		code, text := api.call("GET", q, "", nil)
 		var body struct{ Error string }
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode != 400 || err != nil || body.Error != want {
-			t.Errorf("%s: %d %q (%v), want 400 %q", q, resp.StatusCode, body.Error, err, want)
+		err := json.Unmarshal([]byte(text), &body)
+		if code != 400 || err != nil || body.Error != want {
+			t.Errorf("%s: %d %q (%v), want 400 %q", q, code, body.Error, err, want)
 		}
 	}
 
@@ -287,10 +270,6 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 	}
 	wsLines(t, ctx, ws, "colour.log", []string{`<span class="term-fgt-ff8800">orange</span>`})
 
-	resp, err := http.Get(base + "/files")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var files struct {
 		Files []struct {
 			Name     string
@@ -298,18 +277,12 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 		}
 		MaxFiles int `json:"max_files"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&files)
-	resp.Body.Close()
-	if err != nil || files.MaxFiles != 256 || len(files.Files) != 1 || !files.Files[0].Followed {
-		t.Fatalf("files: %v %+v", err, files)
+	if api.getJSON("/files", &files); files.MaxFiles != 256 || len(files.Files) != 1 || !files.Files[0].Followed {
+		t.Fatalf("files: %+v", files)
 	}
 
-	resp, err = http.Get(base + "/download?all=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got := tartest.Read(t, resp.Body)
+	_, archive := api.call("GET", "/download?all=1", "", nil)
+	got := tartest.Read(t, strings.NewReader(archive))
 	// The portal directory's files under log/ (its name), log-tee's clean
 	// copy at the top; portal.yaml beside them is not a *.log file.
 	if len(got) != 2 || got["log/colour.log"] != "\x1b[38;2;255;136;0morange\x1b[0m\n" || got["colour.log"] != "orange\n" {

@@ -52,12 +52,6 @@ func getJSON(t *testing.T, req *http.Request) (map[string]string, *http.Response
 	return m, resp
 }
 
-// noRedirect lets tests see 3xx answers.
-var noRedirect = &http.Client{
-	Timeout:       10 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
 func TestProxyForwardedHeaders(t *testing.T) {
 	be := echoBackend(t)
 	ext := freePort(t)
@@ -276,15 +270,8 @@ func TestPortalServerHealthAndApps(t *testing.T) {
 	waitStatus(t, nil, base+"/health", 200)
 	// The same handlers are reachable through the external port.
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", ext), 200)
-	resp, err := http.Get(base + "/api/apps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var apps []map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&apps); err != nil {
-		t.Fatal(err)
-	}
+	(&apiClient{t: t, base: base}).getJSON("/api/apps", &apps)
 	if len(apps) != 2 || apps[1]["name"] != "Jupyter" || apps[1]["direct_url"] != "http://203.0.113.9:40080/tree" ||
 		apps[1]["ssh_command"] != fmt.Sprintf("ssh -p 40022 root@203.0.113.9 -L %d:localhost:%d", be.Port, be.Port) {
 		t.Errorf("/api/apps = %v", apps)
@@ -407,16 +394,9 @@ func TestAuthExcludeAndCORS(t *testing.T) {
 		t.Errorf("foreign preflight: %s %v", r.Status, r.Header)
 	}
 	// An authenticated request from an allowed origin gets the headers.
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", guarded), nil)
-	req.Header.Set("Origin", "https://allowed.example")
-	req.Header.Set("Authorization", "Bearer portal-test-secret-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" {
-		t.Errorf("CORS GET: %s %v", resp.Status, resp.Header)
+	guardedPort := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", guarded), token: "portal-test-secret-1"}
+	if r := guardedPort.do("GET", "/", "", map[string]string{"Origin": "https://allowed.example"}); r.Code != 200 || r.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" {
+		t.Errorf("CORS GET: %d %v", r.Code, r.Header)
 	}
 	if strings.Contains(p.AdminConfig(), "portal-test-secret-1") {
 		t.Error("the secret is in the admin API's config")

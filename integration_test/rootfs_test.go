@@ -597,17 +597,13 @@ func checkTemplatePrograms(t *testing.T, b *bootRoot, tplExt, portalInt int) {
 	if !strings.Contains(log, "Starting Template App with EDITED=unset") {
 		t.Fatalf("template-app.log: %q", log)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", portalInt))
-	if err != nil {
-		t.Fatal(err)
-	}
+	internal := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", portalInt)}
 	var files struct {
 		Files []struct {
 			Name string `json:"name"`
 		} `json:"files"`
 	}
-	_ = json.NewDecoder(resp.Body).Decode(&files)
-	resp.Body.Close()
+	internal.getJSON("/api/logs/files", &files)
 	names := fmt.Sprint(files.Files)
 	if !strings.Contains(names, "template-app.log") {
 		t.Fatalf("the log viewer lists %s, not template-app.log", names)
@@ -618,11 +614,10 @@ func checkTemplatePrograms(t *testing.T, b *bootRoot, tplExt, portalInt int) {
 	})
 	// The portal's processes API reads the same markers.
 	waitFor(t, 10*time.Second, "/api/processes to report skipped-app as skipped", func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/processes", portalInt))
+		r, err := internal.send("GET", "/api/processes", "", nil)
 		if err != nil {
 			return false
 		}
-		defer resp.Body.Close()
 		var list struct {
 			Processes []struct {
 				Name    string `json:"name"`
@@ -630,7 +625,7 @@ func checkTemplatePrograms(t *testing.T, b *bootRoot, tplExt, portalInt int) {
 				App     string `json:"app"`
 			} `json:"processes"`
 		}
-		if json.NewDecoder(resp.Body).Decode(&list) != nil {
+		if json.Unmarshal([]byte(r.Body), &list) != nil {
 			return false
 		}
 		for _, p := range list.Processes {
@@ -694,26 +689,16 @@ func TestRootfsLaunchModes(t *testing.T) {
 				}
 				// The platform's Jupyter, not caddy, answers on the port, with TLS.
 				client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the stand-in's own certificate
-				resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", jupyterExt))
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if string(body) != "platform jupyter" {
+				port := &apiClient{t: t, base: fmt.Sprintf("https://127.0.0.1:%d", jupyterExt), client: client}
+				if _, body := port.call("GET", "/", "", nil); body != "platform jupyter" {
 					t.Fatalf("port %d answered %q", jupyterExt, body)
 				}
 				// The dashboard's links into Jupyter are https.
-				resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/apps", portalInt))
-				if err != nil {
-					t.Fatal(err)
-				}
 				var apps []struct {
 					Name   string `json:"name"`
 					Scheme string `json:"scheme"`
 				}
-				_ = json.NewDecoder(resp.Body).Decode(&apps)
-				resp.Body.Close()
+				(&apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", portalInt)}).getJSON("/api/apps", &apps)
 				schemes := map[string]string{}
 				for _, a := range apps {
 					schemes[a.Name] = a.Scheme
@@ -895,14 +880,7 @@ func parentPid(pid int) int {
 // getBootStatus reads the portal's /api/boot.
 func getBootStatus(t *testing.T, portalInt int) map[string]any {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/boot", portalInt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var st map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("/api/boot: %d: %v", resp.StatusCode, err)
-	}
+	(&apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", portalInt)}).getJSON("/api/boot", &st)
 	return st
 }
