@@ -13,8 +13,11 @@ import (
 // dashboard does, so that each test states only what it asks and what it
 // expects.
 type apiClient struct {
-	t    testing.TB
-	base string // http://127.0.0.1:<port>
+	t testing.TB
+	// base is put before each path: http://127.0.0.1:<port>, or more of
+	// the URL for a client of one API (…/api/tunnels). With browser it is
+	// the Origin too, so there it is the port's root.
+	base string
 	// token is sent as "Authorization: Bearer <token>" when not empty.
 	token string
 	// browser: a POST carries what the dashboard's fetch carries

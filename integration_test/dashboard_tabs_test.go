@@ -13,7 +13,6 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/coder/websocket"
 )
 
 // openTab switches the dashboard to one of its tabs the way a user does,
@@ -139,17 +138,14 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 		"CLOUDFLARED_BIN":            cloudflared,
 		"FAKE_CLOUDFLARED_STATE_DIR": t.TempDir(),
 	})
-	portalExt, portalInt, echoExt, echo := p.ext, p.internal, p.echoExt, p.echo
+	portalExt, echoExt, echo := p.ext, p.echoExt, p.echo
 	logDir := filepath.Join(p.Dir, "log")
 	// Lines of two files written alternately while the portal follows them:
 	// All files must show them in that order, not one file after the other.
 	// Each write waits until the portal has streamed the one before, so each
 	// is read on its own. The first request starts the tailers.
 	waitStatus(t, nil, p.url("/api/logs/files"), 200)
-	ws, _, err := websocket.Dial(context.Background(), fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=0", portalInt), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := dialLogs(t, context.Background(), p.internal, "?tail=0")
 	for _, w := range []struct{ file, line string }{{"a.log", "alpha one"}, {"b.log", "bravo one"}, {"a.log", "needle in a"}, {"b.log", "NEEDLE in b"}} {
 		appendFile(t, filepath.Join(logDir, w.file), w.line+"\n")
 		wsLines(t, context.Background(), ws, w.file, []string{w.line})

@@ -51,10 +51,29 @@ func wsLines(t *testing.T, ctx context.Context, c *websocket.Conn, file string, 
 	}
 }
 
+// startLogPortal runs the portal alone; base is its log API on the
+// internal port.
+func startLogPortal(t *testing.T) (p *Portal, internal int, base string) {
+	t.Helper()
+	internal = freePort(t)
+	p = StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	return p, internal, fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+}
+
+// dialLogs opens the log WebSocket of the portal's internal port with
+// query ("?file=app.log"), closed when the test ends.
+func dialLogs(t *testing.T, ctx context.Context, internal int, query string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws%s", internal, query), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
 func TestLogStreamThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	p, internal, base := startLogPortal(t)
 	logDir := filepath.Join(p.Dir, "log")
 	appLog := filepath.Join(logDir, "app.log")
 	if err := os.WriteFile(appLog, []byte("before start\n"), 0o644); err != nil {
@@ -63,11 +82,7 @@ func TestLogStreamThroughBinary(t *testing.T) {
 	waitStatus(t, nil, base+"/files", 200)
 
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws?file=app.log&tail=50", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := dialLogs(t, ctx, internal, "?file=app.log&tail=50")
 	wsLines(t, ctx, ws, "app.log", []string{"before start"})
 
 	sse, err := http.Get(base + "/stream?file=app.log")
@@ -135,16 +150,10 @@ func TestLogStreamThroughBinary(t *testing.T) {
 // log-tee writes the raw portal log (which the portal streams), the plain
 // log and stdout.
 func TestLogTeeThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	p, internal, base := startLogPortal(t)
 	waitStatus(t, nil, base+"/files", 200)
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := dialLogs(t, ctx, internal, "")
 
 	portalLog := filepath.Join(p.Dir, "log", "tee.log")
 	cmd := exec.Command(caddyBin, "portal", "log-tee", portalLog)
@@ -168,20 +177,14 @@ func TestLogTeeThroughBinary(t *testing.T) {
 // WebSocket keeps streaming through `caddy reload`, and reloads leak no
 // inotify or file descriptors.
 func TestLogStreamSurvivesReload(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	p, internal, base := startLogPortal(t)
 	appLog := filepath.Join(p.Dir, "log", "app.log")
 	if err := os.WriteFile(appLog, []byte("one\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
 	waitStatus(t, nil, base+"/files", 200)
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := dialLogs(t, ctx, internal, "?file=app.log")
 	wsLines(t, ctx, ws, "app.log", []string{"one"})
 
 	fds := func() int {
@@ -203,29 +206,14 @@ func TestLogStreamSurvivesReload(t *testing.T) {
 		reload()
 		// Use the new config's handler, so that a service not shared
 		// across reloads would open its own inotify and file descriptors.
-		c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialLogs(t, ctx, internal, "?file=app.log")
 		wsLines(t, ctx, c, "app.log", []string{"one"})
 		_ = c.Close(websocket.StatusNormalClosure, "")
 	}
-	appendLine := func(s string) {
-		f, err := os.OpenFile(appLog, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = f.WriteString(s + "\n")
-		_ = f.Close()
-	}
-	appendLine("after reloads")
+	appendFile(t, appLog, "after reloads\n")
 	wsLines(t, ctx, ws, "app.log", []string{"after reloads"})
 	// A new client after the reloads sees the ring kept from before them.
-	ws2, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws2.CloseNow()
+	ws2 := dialLogs(t, ctx, internal, "?file=app.log")
 	wsLines(t, ctx, ws2, "app.log", []string{"one", "after reloads"})
 	if after := fds(); after > before+2 {
 		t.Fatalf("file descriptors grew across 3 reloads: %d -> %d", before, after)
@@ -237,9 +225,7 @@ func TestLogStreamSurvivesReload(t *testing.T) {
 // classes (issue 13), and ?all=1 archives the portal logs plus the clean
 // copies log-tee writes one directory up (issue 10).
 func TestLogStreamAPIThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	p, internal, base := startLogPortal(t)
 	waitStatus(t, nil, base+"/files", 200)
 	api := &apiClient{t: t, base: base}
 
@@ -258,11 +244,7 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=0", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := dialLogs(t, ctx, internal, "?tail=0")
 	cmd := exec.Command(caddyBin, "portal", "log-tee", filepath.Join(p.Dir, "log", "colour.log"))
 	cmd.Stdin = strings.NewReader("\x1b[38;2;255;136;0morange\x1b[0m\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -298,8 +280,7 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 // stays under 192 MiB (about 165 MiB measured). Before the bounds, one such
 // client over 40 files took the process to 282 MB.
 func TestLogStreamBoundsThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	p, internal, base := startLogPortal(t)
 	logDir := filepath.Join(p.Dir, "log")
 	chunk := strings.Repeat(strings.Repeat("w", 100)+"\n", 650) // 64 KiB
 	for i := range 300 {
@@ -307,7 +288,6 @@ func TestLogStreamBoundsThroughBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
 	waitStatus(t, nil, base+"/files", 200)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

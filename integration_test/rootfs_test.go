@@ -68,31 +68,33 @@ stdout_logfile_maxbytes=0
 stdout_logfile_backups=0
 `
 
-// templateApp and templateSkipped are wrapper scripts written the way
-// templates write them (sourcing the four utils, pty, cd ${WORKSPACE}).
-const templateApp = `#!/bin/bash
+// templateWrapper is a wrapper script written the way templates write
+// them (sourcing the four utils, exit_portal.sh with the app's name, cd
+// ${WORKSPACE}), then body.
+func templateWrapper(app, body string) string {
+	return `#!/bin/bash
 utils=/opt/supervisor-scripts/utils
 . "${utils}/logging.sh"
 . "${utils}/cleanup_generic.sh"
 . "${utils}/environment.sh"
-. "${utils}/exit_portal.sh" "Template App"
+. "${utils}/exit_portal.sh" "` + app + `"
 
-echo "Starting Template App with EDITED=${EDITED_VAR:-unset}"
+` + body
+}
+
+// templateApp serves on port 127.0.0.1:port after a progress bar;
+// templateSkipped is not configured and must not get past exit_portal.sh.
+func templateApp(port int) string {
+	return templateWrapper("Template App", `echo "Starting Template App with EDITED=${EDITED_VAR:-unset}"
 cd "${WORKSPACE}"
-pty bash -c 'for i in 1 2 3; do printf "\rprogress %%d%%%%" $((i * 33)); sleep 0.1; done; printf "\n"; exec python3 -m http.server %d --bind 127.0.0.1'
-`
+pty bash -c 'for i in 1 2 3; do printf "\rprogress %d%%" $((i * 33)); sleep 0.1; done; printf "\n"; exec python3 -m http.server `+strconv.Itoa(port)+` --bind 127.0.0.1'
+`)
+}
 
-const templateSkipped = `#!/bin/bash
-utils=/opt/supervisor-scripts/utils
-. "${utils}/logging.sh"
-. "${utils}/cleanup_generic.sh"
-. "${utils}/environment.sh"
-. "${utils}/exit_portal.sh" "Not Configured App"
-
-echo "must not get here"
+var templateSkipped = templateWrapper("Not Configured App", `echo "must not get here"
 cd "${WORKSPACE}"
 pty sleep 1000
-`
+`)
 
 func requireBootTools(t *testing.T) {
 	skipShort(t)
@@ -410,7 +412,7 @@ func TestRootfsBoot(t *testing.T) {
 		b.setEnv(fmt.Sprintf("VAST_TCP_PORT_%d=%d", p, p))
 	}
 	if b.nsMount {
-		b.addTemplateProgram("template-app", fmt.Sprintf(templateApp, tplInt))
+		b.addTemplateProgram("template-app", templateApp(tplInt))
 		b.addTemplateProgram("skipped-app", templateSkipped)
 	}
 
