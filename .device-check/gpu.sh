@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check for gpu_metrics (issue 5).
+# GPU check for gpu_metrics (issue 5), telemetry (issue 23) and the CUDA
+# facts of the capability manifest and the boot (issue 17/19).
 #
 #   .device-check/gpu.sh build   on the build machine (Go toolchain, no GPU):
 #                                compiles the nvmlgpu test binary with the
@@ -43,6 +44,13 @@ run)
 		caddy_pid=$!
 		for _ in $(seq 50); do curl -fsS -o /dev/null http://127.0.0.1:21112/metrics 2>/dev/null && break; sleep 0.2; done
 		GPU_CHECK_METRICS_URL=http://127.0.0.1:21112/metrics timeout 60 ./gpumetrics.test -test.v -test.run GPUMetricsEndpoint || true
+		echo "== the capability manifest's CUDA block (compute capability, forward compatibility)"
+		curl -fsS http://127.0.0.1:21112/capabilities >"$out/capabilities.json" || echo "no /capabilities"
+		grep -o '"cuda":{.*"note"' "$out/capabilities.json" | head -c 2000 || true
+		echo
+		echo "== caddy portal cuda-compat --dry-run (the boot's decision on this host)"
+		ls -d /usr/local/cuda* 2>&1 || true
+		./caddy portal cuda-compat --dry-run || true
 		kill "$caddy_pid" || true
 		wait "$caddy_pid" 2>/dev/null || true
 		echo "== per-call NVML cost on GPU 0"

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/instanceportal/portal/cudacompat"
 	"github.com/instanceportal/portal/gpumetrics"
 )
 
@@ -259,16 +263,97 @@ func cudaInfo(libs map[string]bool, s *gpumetrics.Snapshot, env map[string]strin
 			info["installed_version"] = v
 		}
 	}
+	if fc := forwardCompat(home, info["driver_version"], env, h); fc != nil {
+		info["forward_compat"] = fc
+	}
+	if caps := computeCapabilities(s); len(caps) > 0 {
+		if len(caps) == 1 {
+			info["compute_capability"] = caps[0]
+		} else {
+			info["compute_capability"] = caps
+		}
+		if v := minCUDAForWheels(caps); v != "" {
+			info["min_cuda_for_wheels"] = v
+		}
+	}
 	note := "The host's driver provides CUDA. "
 	if len(present) > 0 {
 		note += "Installed CUDA components: " + strings.Join(present, ", ") + "; check `components` before assuming a library exists. "
 	} else {
 		note += "No CUDA libraries are installed; framework wheels that bundle their own CUDA runtime work as they are. "
 	}
-	note += "Any CUDA 12.x build runs on a driver whose driver_max_cuda is 12.0 or newer. Never install an NVIDIA driver " +
+	note += "Any CUDA 12.x build runs on a driver whose driver_max_cuda is 12.0 or newer (13.x on 13.0 or newer). " +
+		"What binds is the GPU's architecture: compute_capability 10.0 or above (Blackwell) needs builds for " +
+		"CUDA 12.8 or newer (min_cuda_for_wheels). Never install an NVIDIA driver " +
 		"package inside the container: it must match the host's."
 	info["note"] = note
 	return info
+}
+
+// computeCapabilities lists the boards' distinct compute capabilities,
+// sorted ("8.9", "9.0").
+func computeCapabilities(s *gpumetrics.Snapshot) []string {
+	if s == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var caps []string
+	for _, g := range s.GPUs {
+		if g.ComputeCapability != "" && !seen[g.ComputeCapability] {
+			seen[g.ComputeCapability] = true
+			caps = append(caps, g.ComputeCapability)
+		}
+	}
+	sort.Strings(caps)
+	return caps
+}
+
+// minCUDAForWheels is the oldest CUDA whose builds carry kernels for every
+// board: Blackwell (compute capability 10.0 and above) arrived with CUDA
+// 12.8, so older framework wheels install but fail with "no kernel image is
+// available". "" when any current build serves.
+func minCUDAForWheels(caps []string) string {
+	for _, c := range caps {
+		if major, _, ok := strings.Cut(c, "."); ok {
+			if n, err := strconv.Atoi(major); err == nil && n >= 10 {
+				return "12.8"
+			}
+		}
+	}
+	return ""
+}
+
+// compatLib matches the versioned driver library of a cuda-compat package.
+var compatLib = regexp.MustCompile(`^libcuda\.so\.(\d+\.\d+\.\d+)$`)
+
+// forwardCompat describes CUDA_HOME/compat, the forward-compatibility
+// driver libraries, when the image carries them: whether the boot enabled
+// them (cudacompat writes the loader's conf file) and which driver they
+// stand in for. nil without them.
+func forwardCompat(home string, hostDriver any, env map[string]string, h *Host) map[string]any {
+	dir := home + "/compat"
+	var version string
+	names := h.list(dir)
+	sort.Strings(names)
+	for _, name := range names {
+		if m := compatLib.FindStringSubmatch(name); m != nil {
+			version = m[1]
+			break
+		}
+	}
+	if version == "" {
+		return nil
+	}
+	enabled := strings.Contains(h.read(cudacompat.ConfFile), "compat") ||
+		slices.Contains(strings.Split(env["LD_LIBRARY_PATH"], ":"), dir)
+	return map[string]any{
+		"available": true, "enabled": enabled, "path": dir,
+		"compat_driver_version": version, "host_driver_version": hostDriver,
+		"note": "Forward-compatibility libraries let a newer CUDA major version run on an older host driver, " +
+			"on datacenter GPUs only. The boot enables them when the image's newest toolkit needs them and they " +
+			"initialise on this GPU, and leaves them off otherwise (" + cudacompat.DisableEnv + "=true opts out): " +
+			"`enabled` is the state now. Do not switch them on by hand.",
+	}
 }
 
 // cudaVersionFromPath reads "12.9" from "/usr/local/cuda-12.9".

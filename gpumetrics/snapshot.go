@@ -53,6 +53,8 @@ type GPU struct {
 	PCIBusID string `json:"pci_bus_id,omitempty"`
 	// Device is the device node name, "nvidia0" (dcgm-exporter's device label).
 	Device string `json:"device,omitempty"`
+	// ComputeCapability is the CUDA compute capability, "9.0" (NVIDIA only).
+	ComputeCapability string `json:"compute_capability,omitempty"`
 
 	UtilizationPercent       *float64 `json:"utilization_percent,omitempty"`
 	MemoryUtilizationPercent *float64 `json:"memory_utilization_percent,omitempty"`

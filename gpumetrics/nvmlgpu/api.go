@@ -141,6 +141,10 @@ type Device interface {
 	UUID() (string, error)
 	PCIBusID() (string, error)
 	MinorNumber() (int, error)
+	// ComputeCapability is the board's CUDA compute capability (9.0 for
+	// Hopper, 10.0 and 12.0 for Blackwell): the architecture a CUDA build
+	// must carry kernels for.
+	ComputeCapability() (major, minor int, err error)
 	// Utilization returns GPU and memory-controller busy percentages.
 	Utilization() (gpu, memory uint32, err error)
 	// Memory returns framebuffer total, used and free bytes.

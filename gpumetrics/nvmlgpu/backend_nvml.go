@@ -138,6 +138,11 @@ func (d realDevice) MinorNumber() (int, error) {
 	return v, wrap(r)
 }
 
+func (d realDevice) ComputeCapability() (int, int, error) {
+	major, minor, r := d.d.GetCudaComputeCapability()
+	return major, minor, wrap(r)
+}
+
 func (d realDevice) PCIBusID() (string, error) {
 	p, r := d.d.GetPciInfo()
 	if r != nvml.SUCCESS {

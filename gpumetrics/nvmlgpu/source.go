@@ -250,6 +250,11 @@ func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
 			g.PCIBusID = v
 		}
 	}
+	if f.want("compute_capability") {
+		if major, minor, err := d.ComputeCapability(); f.ok("compute_capability", err) {
+			g.ComputeCapability = fmt.Sprintf("%d.%d", major, minor)
+		}
+	}
 	if f.want("minor_number") {
 		if v, err := d.MinorNumber(); f.ok("minor_number", err) {
 			g.Device = fmt.Sprintf("nvidia%d", v)

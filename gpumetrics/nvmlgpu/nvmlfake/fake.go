@@ -22,7 +22,7 @@ var (
 )
 
 // Device is one fake GPU. Errs maps a figure to the error its getter
-// returns: "name", "uuid", "pci_bus_id", "minor_number", "utilization",
+// returns: "name", "uuid", "pci_bus_id", "minor_number", "compute_capability", "utilization",
 // "memory", "temperature", "power_draw", "power_limit", "fan_speed",
 // "sm_clock", "memory_clock", "pcie_link_gen", "pcie_link_width",
 // "clock_event_reasons", "energy", "ecc", "processes", "xid" (RegisterXID),
@@ -31,6 +31,7 @@ var (
 type Device struct {
 	Name, UUID, BusID            string
 	Minor                        int
+	CCMajor, CCMinor             int // compute capability
 	GPUUtil, MemUtil             uint32
 	Total, Used, Free            uint64
 	TempC, PowerMW, LimitMW      uint32
@@ -162,6 +163,9 @@ func (d dev) Name() (string, error)     { return d.d.Name, d.err("name") }
 func (d dev) UUID() (string, error)     { return d.d.UUID, d.err("uuid") }
 func (d dev) PCIBusID() (string, error) { return d.d.BusID, d.err("pci_bus_id") }
 func (d dev) MinorNumber() (int, error) { return d.d.Minor, d.err("minor_number") }
+func (d dev) ComputeCapability() (int, int, error) {
+	return d.d.CCMajor, d.d.CCMinor, d.err("compute_capability")
+}
 func (d dev) Utilization() (uint32, uint32, error) {
 	return d.d.GPUUtil, d.d.MemUtil, d.err("utilization")
 }
@@ -212,7 +216,7 @@ func H100(i int) *Device {
 	used := uint64(30 << 30)
 	return &Device{
 		Name: "NVIDIA H100 80GB HBM3", UUID: "GPU-00000000-0000-0000-0000-00000000000" + string(rune('0'+i%10)),
-		BusID: "00000000:1" + string(rune('0'+i%10)) + ":00.0", Minor: i,
+		BusID: "00000000:1" + string(rune('0'+i%10)) + ":00.0", Minor: i, CCMajor: 9, CCMinor: 0,
 		GPUUtil: 87, MemUtil: 41,
 		Total: 80 << 30, Used: used, Free: 80<<30 - used,
 		TempC: 61, PowerMW: 512345, LimitMW: 700000, FanPct: 0,
@@ -231,6 +235,7 @@ func H100(i int) *Device {
 func RTX4090(i int) *Device {
 	d := H100(i)
 	d.Name, d.Total, d.LimitMW, d.LinkGen, d.FanPct = "NVIDIA GeForce RTX 4090", 24<<30, 450000, 4, 30
+	d.CCMajor, d.CCMinor = 8, 9
 	d.Used, d.Free = 2<<30, 22<<30
 	d.Errs = map[string]error{
 		"memory_temp": NotSupported, "nvlink": NotSupported, "vgpu_license": NotSupported,
