@@ -69,9 +69,7 @@ func runNode(t *testing.T, script string, env ...string) string {
 	t.Helper()
 	dir := nodeModules(t)
 	f := filepath.Join(dir, fmt.Sprintf("script-%d.mjs", time.Now().UnixNano()))
-	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, f, script, 0o644)
 	defer os.Remove(f)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -264,9 +262,7 @@ func TestOpenAPIMatchesServedRoutes(t *testing.T) {
 	}
 	docBytes := []byte(docText)
 	docFile := filepath.Join(t.TempDir(), "openapi.json")
-	if err := os.WriteFile(docFile, docBytes, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, docFile, docText, 0o644)
 	out := runNode(t, `
 import { Validator } from "@seriousme/openapi-schema-validator";
 const v = new Validator();

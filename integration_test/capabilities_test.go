@@ -46,9 +46,7 @@ func TestCapabilities(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "openai.py")
-	if err := os.WriteFile(script, []byte(openAIStandIn), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, script, openAIStandIn, 0o644)
 	webPort, llmPort := freePort(t), freePort(t)
 	sock := supervisordtest.Start(t, supervisordtest.HTTPServer("web", webPort)+fmt.Sprintf(`
 [program:llm]
@@ -272,9 +270,7 @@ stopwaitsecs=5
 	if code, body := api.call("POST", "/capabilities/provision", `{"pip": ["--index-url=http://x"]}`, nil); code != 400 || !strings.Contains(body, "pip[0]") {
 		t.Errorf("bad provision: %d %s", code, body)
 	}
-	if err := os.WriteFile(lock, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, lock, "", 0o644)
 	if code, body := api.call("POST", "/capabilities/provision", pip, nil); code != 409 || !strings.Contains(body, "/api/provisioning") {
 		t.Errorf("provision during the boot's: %d %s", code, body)
 	}

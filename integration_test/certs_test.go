@@ -14,7 +14,7 @@ import (
 
 // selfSignedDER is a certificate for localhost and 127.0.0.1 signed by its
 // own key, valid from notBefore to notAfter.
-func selfSignedDER(t *testing.T, key crypto.Signer, notBefore, notAfter time.Time) []byte {
+func selfSignedDER(t testing.TB, key crypto.Signer, notBefore, notAfter time.Time) []byte {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
@@ -31,7 +31,7 @@ func selfSignedDER(t *testing.T, key crypto.Signer, notBefore, notAfter time.Tim
 // writePair writes a self-signed certificate and its key, valid from
 // notBefore to notAfter, as PEM files (the instance pair's format), and
 // returns the certificate.
-func writePair(t *testing.T, certFile, keyFile string, key crypto.Signer, notBefore, notAfter time.Time) *x509.Certificate {
+func writePair(t testing.TB, certFile, keyFile string, key crypto.Signer, notBefore, notAfter time.Time) *x509.Certificate {
 	t.Helper()
 	der := selfSignedDER(t, key, notBefore, notAfter)
 	kder, err := x509.MarshalPKCS8PrivateKey(key)

@@ -186,9 +186,7 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cloudflared, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cloudflared, string(data), 0o755)
 	b.do("retrying", chromedp.Click(fmt.Sprintf(`.tunnel[data-target=%q] button[data-action=refresh]`, target)))
 	b.waitJS("the tunnel running with its URL and Refresh", row+`?.dataset.state === 'running' && /trycloudflare\.com/.test(`+row+`.querySelector('.tunnel-url a')?.href || '') && `+row+`.querySelector('button[data-action=refresh]').textContent === 'Refresh'`)
 	b.stubClipboard()
@@ -379,9 +377,7 @@ func TestDashboardProvisioningBanner(t *testing.T) {
 	b := startChromium(t)
 	marks := t.TempDir()
 	lock, done, failed := filepath.Join(marks, "lock"), filepath.Join(marks, "done"), filepath.Join(marks, "failed")
-	if err := os.WriteFile(failed, []byte("status=3\nmessage=provisioning script https://user:pw@example.com/setup.sh?token=abc exited with status 3\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, failed, "status=3\nmessage=provisioning script https://user:pw@example.com/setup.sh?token=abc exited with status 3\n", 0o644)
 	p := startDashPortal(t, "", map[string]string{
 		"ENABLE_AUTH":         "false",
 		"PROVISIONING_LOCK":   lock,
@@ -405,9 +401,7 @@ func TestDashboardProvisioningBanner(t *testing.T) {
 	b.waitJS("the Logs tab on provisioning.log", `!document.getElementById('view-logs').hidden && document.querySelector('#log-files .chip.active')?.dataset.file === 'provisioning.log' && document.getElementById('log').textContent.includes('pip install failed')`)
 
 	// A retry runs: the lock is back.
-	if err := os.WriteFile(lock, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, lock, "", 0o644)
 	b.openTab("overview")
 	b.waitJS("the quiet notice", banner+`.dataset.provisioning === 'running' && `+banner+`.classList.contains('quiet') && `+banner+`.textContent.includes('Provisioning is running')`)
 	// It succeeded: nothing to say.
@@ -416,9 +410,7 @@ func TestDashboardProvisioningBanner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(done, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, done, "", 0o644)
 	b.waitJS("no banner", banner+`.hidden`)
 	if probs := b.problems(); len(probs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))

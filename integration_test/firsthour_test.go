@@ -79,9 +79,7 @@ func TestFirstHourTunnelRetryAndDismiss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cloudflared, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cloudflared, string(data), 0o755)
 	b.do("retrying from the card", chromedp.Click(`#apps article.app[data-app="Echo"] button[data-action=retry-tunnel]`))
 	b.waitJS("the tunnel running, no Retry left", echoCard+`?.querySelector('.badge.state-running')?.textContent === 'tunnel running' && !`+echoCard+`.querySelector('button[data-action=retry-tunnel]')`)
 	b.openTab("tunnels")
@@ -111,9 +109,7 @@ func TestFirstHourSupervisordHint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(checkout, "examples", "supervisord.conf"), conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(checkout, "examples", "supervisord.conf"), string(conf), 0o644)
 	sock := filepath.Join(checkout, ".run", "supervisor.sock")
 	portalExt := startDashPortal(t, "", map[string]string{"ENABLE_AUTH": "false", "SUPERVISOR_SOCKET": sock}).ext
 	b.expect("status of 503 (Service Unavailable) (http://127.0.0.1:" + fmt.Sprint(portalExt) + "/api/processes:")

@@ -72,9 +72,7 @@ func TestFIFOInLogDirDoesNotBlockStop(t *testing.T) {
 	ext, internal := freePort(t), freePort(t)
 	p := StartPortal(t, portalYAML(appYAML("Instance Portal", ext, internal, "/")), PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}})
 	logDir := filepath.Join(p.Dir, "log")
-	if err := os.WriteFile(filepath.Join(logDir, "first.log"), []byte("one\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(logDir, "first.log"), "one\n", 0o644)
 	base := fmt.Sprintf("http://127.0.0.1:%d", internal)
 	// Listing the files starts the watcher.
 	waitFor(t, 15*time.Second, "the log list names first.log", func() bool {
@@ -86,9 +84,7 @@ func TestFIFOInLogDirDoesNotBlockStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A file written after the FIFO is followed: the watcher went past it.
-	if err := os.WriteFile(filepath.Join(logDir, "second.log"), []byte("two\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(logDir, "second.log"), "two\n", 0o644)
 	waitFor(t, 15*time.Second, "the log list names second.log", func() bool {
 		_, body := hostRequest(t, "GET", base+"/api/logs/files", fmt.Sprintf("127.0.0.1:%d", internal), "", "")
 		return strings.Contains(body, "second.log")
@@ -168,9 +164,7 @@ func TestSecondPortalEntryIsRefused(t *testing.T) {
 	cfg := filepath.Join(dir, "portal.yaml")
 	yaml := portalYAML(appYAML("Instance Portal", 1111, 11111, "/"),
 		"  impostor:\n    hostname: localhost\n    external_port: 8080\n    internal_port: 18080\n    open_path: /\n    name: Instance Portal\n")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cfg, yaml, 0o644)
 	cmd := exec.Command(caddyBin, "adapt", "--adapter", "portal_yaml", "--config", cfg)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PORTAL_STATE_DIR=" + dir, "PORTAL_LOG_DIR=" + dir}
 	out, err := cmd.CombinedOutput()

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -82,9 +81,7 @@ func TestInternalServerRefusesDNSRebinding(t *testing.T) {
 			t.Logf("caddy output:\n%s", p.Logs())
 		}
 	})
-	if err := os.WriteFile(filepath.Join(p.Dir, "log", "jupyter.log"), []byte("open http://localhost:8888/?token=jupyter-token-abc\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(p.Dir, "log", "jupyter.log"), "open http://localhost:8888/?token=jupyter-token-abc\n", 0o644)
 	base := fmt.Sprintf("http://127.0.0.1:%d", internal)
 	waitStatus(t, nil, base+"/health", 200)
 

@@ -30,9 +30,7 @@ func startIdlePortal(t *testing.T) (p *Portal, portalURL, appURL, marker string)
 		"PROVISIONER_STATE_DIR":  filepath.Join(dir, "provisioner"),
 	}})
 	// A log the log viewer shows, which must receive the warning line.
-	if err := os.WriteFile(filepath.Join(p.Dir, "log", "app.log"), []byte("started\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(p.Dir, "log", "app.log"), "started\n", 0o644)
 	return p, fmt.Sprintf("http://127.0.0.1:%d", pExt), fmt.Sprintf("http://127.0.0.1:%d", aExt), marker
 }
 

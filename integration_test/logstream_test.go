@@ -76,9 +76,7 @@ func TestLogStreamThroughBinary(t *testing.T) {
 	p, internal, base := startLogPortal(t)
 	logDir := filepath.Join(p.Dir, "log")
 	appLog := filepath.Join(logDir, "app.log")
-	if err := os.WriteFile(appLog, []byte("before start\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, appLog, "before start\n", 0o644)
 	waitStatus(t, nil, base+"/files", 200)
 
 	ctx := context.Background()
@@ -179,9 +177,7 @@ func TestLogTeeThroughBinary(t *testing.T) {
 func TestLogStreamSurvivesReload(t *testing.T) {
 	p, internal, base := startLogPortal(t)
 	appLog := filepath.Join(p.Dir, "log", "app.log")
-	if err := os.WriteFile(appLog, []byte("one\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, appLog, "one\n", 0o644)
 	waitStatus(t, nil, base+"/files", 200)
 	ctx := context.Background()
 	ws := dialLogs(t, ctx, internal, "?file=app.log")
@@ -284,9 +280,7 @@ func TestLogStreamBoundsThroughBinary(t *testing.T) {
 	logDir := filepath.Join(p.Dir, "log")
 	chunk := strings.Repeat(strings.Repeat("w", 100)+"\n", 650) // 64 KiB
 	for i := range 300 {
-		if err := os.WriteFile(filepath.Join(logDir, fmt.Sprintf("b%03d.log", i)), []byte(chunk), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		mustWrite(t, filepath.Join(logDir, fmt.Sprintf("b%03d.log", i)), chunk, 0o644)
 	}
 	waitStatus(t, nil, base+"/files", 200)
 

@@ -286,9 +286,7 @@ func TestReloadWithBrokenFileKeepsRunningConfig(t *testing.T) {
 	waitStatus(t, nil, url, 200)
 
 	broken := portalYAML(appYAML("App", ext, be.Port, "/")) + "  Bad:\n    hostname: localhost\n    external_port: 99999\n    internal_port: 1\n"
-	if err := os.WriteFile(p.ConfigPath, []byte(broken), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, broken, 0o644)
 	out, err := p.Reload()
 	if err == nil || !strings.Contains(out, `portal.yaml:10: app \"Bad\": external_port: \"99999\": port 99999 outside 1-65535`) {
 		t.Fatalf("broken reload: err=%v, output:\n%s", err, out)
@@ -296,9 +294,7 @@ func TestReloadWithBrokenFileKeepsRunningConfig(t *testing.T) {
 	waitStatus(t, nil, url, 200) // still serving
 
 	good := portalYAML(appYAML("App", ext, be.Port, "/"), appYAML("Second", ext2, be.Port, "/"))
-	if err := os.WriteFile(p.ConfigPath, []byte(good), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, good, 0o644)
 	if out, err := p.Reload(); err != nil {
 		t.Fatalf("good reload: %v\n%s", err, out)
 	}
@@ -312,14 +308,10 @@ func TestWatchAppliesEdits(t *testing.T) {
 	p := StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}, Args: []string{"--watch"}})
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", ext), 200)
 	// A broken edit is refused and logged; the old config keeps serving.
-	if err := os.WriteFile(p.ConfigPath, []byte("applications:\n  App: [\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, "applications:\n  App: [\n", 0o644)
 	waitFor(t, 10*time.Second, "the watcher to report the syntax error", func() bool { return strings.Contains(p.Logs(), "YAML syntax") })
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", ext), 200)
-	if err := os.WriteFile(p.ConfigPath, []byte(portalYAML(appYAML("App", ext2, be.Port, "/"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, portalYAML(appYAML("App", ext2, be.Port, "/")), 0o644)
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", ext2), 200)
 }
 

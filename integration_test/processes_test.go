@@ -3,7 +3,6 @@ package integration_test
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,9 +32,7 @@ exitcodes=0
 `, skipDir))
 
 	links := filepath.Join(t.TempDir(), "links.yaml")
-	if err := os.WriteFile(links, []byte("- label: Model hub\n  url: https://hub.example/models\n  icon: cube\n- label: Broken\n  url: ftp://x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, links, "- label: Model hub\n  url: https://hub.example/models\n  icon: cube\n- label: Broken\n  url: ftp://x\n", 0o644)
 	portalExt, portalInt := freePort(t), freePort(t)
 	const secret = "processes-test-secret"
 	StartPortal(t, portalYAML(

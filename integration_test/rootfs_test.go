@@ -796,27 +796,6 @@ func httpsStandIn(t *testing.T, port int) *http.Server {
 	return srv
 }
 
-func mustMkdir(t *testing.T, p string) {
-	t.Helper()
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustWrite(t *testing.T, p, body string, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(body), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustSymlink(t *testing.T, target, link string) {
-	t.Helper()
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func checkMode(t *testing.T, p string, want os.FileMode) {
 	t.Helper()
 	fi, err := os.Stat(p)
