@@ -22,41 +22,21 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-	cat <<'EOF'
-usage: bench/auth.sh [options]
-  -d SECONDS   wrk duration per throughput run (1-60, default 10; env BENCH_DURATION)
-  -c CONNS     wrk connections for throughput (1-1000, default 32; env BENCH_CONNECTIONS)
-  -r ROUNDS    interleaved throughput rounds (1-10, default 3; env BENCH_ROUNDS)
+	bench_usage <<'EOF'
   -b SECONDS   duration of the stock bcrypt run (5-120, default 20; env BENCH_BCRYPT_DURATION)
-  --no-pin     do not pin CPUs (default: proxy on CPU 1 with GOMAXPROCS=1,
-               wrk and backend on CPU 0; env BENCH_PIN=0)
-  --no-build   reuse bench/bin/ (env BENCH_NO_BUILD=1)
-  --keep       keep the temp dir with configs and logs (env BENCH_KEEP=1)
 EOF
 }
 
-DURATION=${BENCH_DURATION:-10}
-CONNS=${BENCH_CONNECTIONS:-32}
-ROUNDS=${BENCH_ROUNDS:-3}
+bench_wrk_defaults
 BCRYPT_DURATION=${BENCH_BCRYPT_DURATION:-20}
-PIN=${BENCH_PIN:-1}
 while (($#)); do
 	case $1 in
-	-d) DURATION=${2:?-d needs a value}; shift 2 ;;
-	-c) CONNS=${2:?-c needs a value}; shift 2 ;;
-	-r) ROUNDS=${2:?-r needs a value}; shift 2 ;;
 	-b) BCRYPT_DURATION=${2:?-b needs a value}; shift 2 ;;
-	--no-pin) PIN=0; shift ;;
-	--no-build) export BENCH_NO_BUILD=1; shift ;;
-	--keep) export BENCH_KEEP=1; shift ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
+	*) bench_option "$@"; shift "$BENCH_SHIFT" ;;
 	esac
 done
 
-bench_in_range duration "$DURATION" 1 60
-bench_in_range connections "$CONNS" 1 1000
-bench_in_range rounds "$ROUNDS" 1 10
+bench_wrk_check
 bench_in_range "bcrypt duration" "$BCRYPT_DURATION" 5 120
 
 bench_prepare "$PIN"
@@ -72,8 +52,8 @@ TOKEN=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
 PASSWORD="bench-$(head -c 12 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 
 portal_yaml() { # EXTERNAL
-	printf 'applications:\n  App:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: App\n' \
-		"$1" "$BE"
+	echo "applications:"
+	bench_app_yaml App "$1" "$BE"
 }
 portal_yaml "$PN" >"$BENCH_TMP/noauth.yaml"
 portal_yaml "$PA" >"$BENCH_TMP/auth.yaml"
@@ -113,16 +93,13 @@ EOF
 # A clean environment for each side (bench/lib.sh).
 bench_clean_env
 side_env() { # NAME -> array SIDE_ENV
-	mkdir -p "$BENCH_TMP/$1"/{config,data,log,state}
-	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data"
-		"HOME=$BENCH_TMP/$1" GOMAXPROCS=1)
+	bench_side_env "$1"
+	SIDE_ENV+=("HOME=$BENCH_TMP/$1" GOMAXPROCS=1)
 }
 portal_env() { # NAME ADMIN ENABLE_AUTH -> array SIDE_ENV
 	side_env "$1"
-	SIDE_ENV+=("ENABLE_AUTH=$3" PORTAL_DEFAULT_TUNNELS=false "PORTAL_ADMIN_LISTEN=127.0.0.1:$2"
-		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
-		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key"
-		"OPEN_BUTTON_TOKEN=$TOKEN" VAST_CONTAINERLABEL=C.bench)
+	bench_portal_env "$1" "$2"
+	SIDE_ENV+=("ENABLE_AUTH=$3" "OPEN_BUTTON_TOKEN=$TOKEN" VAST_CONTAINERLABEL=C.bench)
 }
 
 # --- processes ----------------------------------------------------------------
@@ -193,21 +170,18 @@ end
 EOF
 
 # --- measuring ------------------------------------------------------------------
-CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 # run_wrk PORT PID CONNS SECONDS WANT-NON2XX [WRK ARGS...] prints "req/s
 # cpu-us-per-request". WANT-NON2XX=1: every answer must be a 4xx (the
 # wrong-credential runs); 0: none may be.
 run_wrk() {
 	local port=$1 pid=$2 conns=$3 secs=$4 want=$5 out t0 t1
 	shift 5
-	t0=$(cpu_ticks "$pid")
+	t0=$(bench_cpu_ticks "$pid")
 	out=$("${LOAD_PIN[@]}" wrk -t1 -c"$conns" -d"${secs}s" --timeout 30s "$@" "http://127.0.0.1:$port/")
-	t1=$(cpu_ticks "$pid")
+	t1=$(bench_cpu_ticks "$pid")
 	printf '%s\n' "$out" >>"$BENCH_TMP/wrk.log"
 	grep -q 'Socket errors' <<<"$out" && bench_die "wrk on :$port: $(grep 'Socket errors' <<<"$out")"
-	awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" -v want="$want" -v port="$port" '
+	awk -v ticks=$((t1 - t0)) -v hz="$BENCH_CLK_TCK" -v want="$want" -v port="$port" '
 		/^Requests\/sec:/ { rps = $2 }
 		/ requests in / { n = $1 }
 		/Non-2xx or 3xx responses:/ { bad = $NF }
@@ -229,24 +203,17 @@ bench_log "warm-up: 2s each"
 for side in "${SIDES[@]}"; do
 	run_wrk "${SIDE_PORT[$side]}" "${SIDE_PIDOF[$side]}" "$CONNS" 2 0 -H "${SIDE_HDR[$side]}" >/dev/null
 done
-for ((r = 1; r <= ROUNDS; r++)); do
-	bench_log "round $r/$ROUNDS: wrk -t1 -c$CONNS -d${DURATION}s"
-	order=("${SIDES[@]}")
-	if ((r % 2 == 0)); then order=(bearer cookie noauth); fi
-	for side in "${order[@]}"; do
-		read -r rps cpu < <(run_wrk "${SIDE_PORT[$side]}" "${SIDE_PIDOF[$side]}" "$CONNS" "$DURATION" 0 -H "${SIDE_HDR[$side]}")
-		RPS[$side]+="$rps "
-		CPU[$side]+="$cpu "
-		bench_log "  $side: $rps req/s, proxy CPU $cpu us/request"
-	done
-done
+one_run() { # SIDE -> appends to RPS[SIDE], CPU[SIDE]
+	local side=$1 rps cpu
+	read -r rps cpu < <(run_wrk "${SIDE_PORT[$side]}" "${SIDE_PIDOF[$side]}" "$CONNS" "$DURATION" 0 -H "${SIDE_HDR[$side]}")
+	RPS[$side]+="$rps "
+	CPU[$side]+="$cpu "
+	bench_log "  $side: $rps req/s, proxy CPU $cpu us/request"
+}
+bench_wrk_rounds one_run "${SIDES[@]}"
 declare -A MED CPUMED
-for side in "${SIDES[@]}"; do
-	read -ra vals <<<"${RPS[$side]}"
-	MED[$side]=$(bench_median "${vals[@]}")
-	read -ra vals <<<"${CPU[$side]}"
-	CPUMED[$side]=$(bench_median "${vals[@]}")
-done
+bench_medians RPS MED "${SIDES[@]}"
+bench_medians CPU CPUMED "${SIDES[@]}"
 
 # 2. Wrong Basic credentials.
 bench_log "wrong Basic credentials: ours (limiter raised), ${DURATION}s"
@@ -263,7 +230,6 @@ bench_log "  $SB_RPS rejections/s, $SB_CPU us CPU each"
 CONDITIONS_AFTER=$(bench_conditions)
 
 # --- report -----------------------------------------------------------------------
-verdict() { if (($1)); then echo "ok"; else echo "MISSED"; fi; }
 cookie_ratio=$(bench_ratio "${MED[cookie]}" "${MED[noauth]}")
 bearer_ratio=$(bench_ratio "${MED[bearer]}" "${MED[noauth]}")
 reject_ratio=$(awk -v a="$WB_RPS" -v b="$SB_RPS" 'BEGIN { if (b == 0) print "n/a"; else printf "%.0f\n", a / b }')
@@ -279,13 +245,13 @@ echo
 printf '%-44s %12s %14s %8s  %s\n' "throughput (portal_yaml, one app)" "req/s" "CPU us/req" "ratio" "target"
 printf '%-44s %12s %14s %8s\n' "auth off (ENABLE_AUTH=false)" "${MED[noauth]}" "${CPUMED[noauth]}" "1.00"
 printf '%-44s %12s %14s %8s  %s\n' "auth on, session cookie" "${MED[cookie]}" "${CPUMED[cookie]}" "$cookie_ratio" \
-	">= 0.95: $(verdict "$(ge "$cookie_ratio" 0.95)")"
+	">= 0.95: $(bench_verdict "$(ge "$cookie_ratio" 0.95)")"
 printf '%-44s %12s %14s %8s  %s\n' "auth on, Authorization: Bearer" "${MED[bearer]}" "${CPUMED[bearer]}" "$bearer_ratio" \
-	">= 0.95: $(verdict "$(ge "$bearer_ratio" 0.95)")"
+	">= 0.95: $(bench_verdict "$(ge "$bearer_ratio" 0.95)")"
 echo
 printf '%-44s %12s %14s %8s  %s\n' "wrong Basic password, new each request" "rejections/s" "CPU us each" "vs stock" "target"
 printf '%-44s %12s %14s %8s  %s\n' "ours, vastauth, every request checked (401)" "$WB_RPS" "$WB_CPU" "${reject_ratio}x" \
-	">= 1000x: $(verdict "$(ge "$reject_ratio" 1000)"), < 100 us: $(verdict "$(lt "$WB_CPU" 100)")"
+	">= 1000x: $(bench_verdict "$(ge "$reject_ratio" 1000)"), < 100 us: $(bench_verdict "$(lt "$WB_CPU" 100)")"
 printf '%-44s %12s %14s %8s\n' "ours, portal defaults (429 after 20/min)" "$WL_RPS" "$WL_CPU" \
 	"$(awk -v a="$WL_RPS" -v b="$SB_RPS" 'BEGIN { if (b == 0) print "n/a"; else printf "%.0fx\n", a / b }')"
 printf '%-44s %12s %14s %8s\n' "stock basic_auth, bcrypt cost 14 (401), -c2" "$SB_RPS" "$SB_CPU" "1x"

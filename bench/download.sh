@@ -21,15 +21,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-	cat <<'EOF'
-usage: bench/download.sh [options]
+	bench_usage <<'EOF'
   -s MIB       size of the big file in MiB (64-8192, default 2048; env BENCH_BIG_MIB)
   -r ROUNDS    interleaved rounds on the big file (1-10, default 3; env BENCH_ROUNDS)
   -n FILES     number of small files (1-200, default 50; env BENCH_FILES)
   -m MIB       size of each small file in MiB (1-200, default 20; env BENCH_SMALL_MIB)
   -R MIBPS     per-connection cap of the capped server, MiB/s (1-1000, default 40; env BENCH_CAP_MIBPS)
-  --no-build   reuse bench/bin/downloadload (env BENCH_NO_BUILD=1)
-  --keep       keep the temp dir (env BENCH_KEEP=1)
 EOF
 }
 
@@ -41,14 +38,10 @@ CAP_MIBPS=${BENCH_CAP_MIBPS:-40}
 while (($#)); do
 	case $1 in
 	-s) BIG_MIB=${2:?-s needs a value}; shift 2 ;;
-	-r) ROUNDS=${2:?-r needs a value}; shift 2 ;;
 	-n) FILES=${2:?-n needs a value}; shift 2 ;;
 	-m) SMALL_MIB=${2:?-m needs a value}; shift 2 ;;
 	-R) CAP_MIBPS=${2:?-R needs a value}; shift 2 ;;
-	--no-build) export BENCH_NO_BUILD=1; shift ;;
-	--keep) export BENCH_KEEP=1; shift ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
+	*) bench_option "$@"; shift "$BENCH_SHIFT" ;;
 	esac
 done
 bench_in_range "-s" "$BIG_MIB" 64 8192

@@ -10,6 +10,10 @@
 #   bench_wait_url URL [SECONDS] [CURL ARGS...]
 #   bench_median 3 1 2         # -> 2
 #   bench_clean_env            # BASE_ENV: `env -u …` of what the portal reads
+#   bench_option "$@"          # reads an option every script spells alike
+#   bench_usage <<'EOF'        # usage: the script's options (stdin) and those
+#   bench_wrk_rounds FUNC SIDE...  # ROUNDS rounds, every other one reversed
+#   bench_medians RUNS MEDIANS SIDE...
 #
 # Everything talks to 127.0.0.1 only. Binaries land in bench/bin/ (build
 # output, not tracked).
@@ -281,4 +285,151 @@ bench_clean_env() {
 			;;
 		esac
 	done < <(compgen -e)
+}
+
+# bench_wrk_defaults sets the options of the wrk scripts (auth.sh, proxy.sh)
+# from the environment; bench_wrk_usage documents them and bench_wrk_check
+# checks their ranges once the command line is read.
+bench_wrk_defaults() {
+	BENCH_WRK=1
+	DURATION=${BENCH_DURATION:-10}
+	CONNS=${BENCH_CONNECTIONS:-32}
+	ROUNDS=${BENCH_ROUNDS:-3}
+	PIN=${BENCH_PIN:-1}
+}
+
+bench_wrk_usage() {
+	cat <<'EOF'
+  -d SECONDS   wrk duration per throughput run (1-60, default 10; env BENCH_DURATION)
+  -c CONNS     wrk connections for throughput (1-1000, default 32; env BENCH_CONNECTIONS)
+  -r ROUNDS    interleaved throughput rounds (1-10, default 3; env BENCH_ROUNDS)
+EOF
+}
+
+bench_wrk_check() {
+	bench_in_range duration "$DURATION" 1 60
+	bench_in_range connections "$CONNS" 1 1000
+	bench_in_range rounds "$ROUNDS" 1 10
+}
+
+# bench_option ARGS... reads the option at the front of ARGS that every
+# script spells alike, and sets BENCH_SHIFT to the words it took: -d
+# SECONDS, -c CONNS, -r ROUNDS (DURATION, CONNS, ROUNDS, in the scripts
+# that have them), --no-pin (PIN=0, where PIN is set), --no-build, --keep,
+# -h. Anything else prints the script's usage and exits 2. The script's own
+# options come first in its `case`, this last:
+#   *) bench_option "$@"; shift "$BENCH_SHIFT" ;;
+bench_option() {
+	local var=
+	BENCH_SHIFT=1
+	case $1 in
+	-d) var=DURATION ;;
+	-c) var=CONNS ;;
+	-r) var=ROUNDS ;;
+	--no-pin) [[ -v PIN ]] || bench_usage_error; PIN=0 ;;
+	--no-build) export BENCH_NO_BUILD=1 ;;
+	--keep) export BENCH_KEEP=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) bench_usage_error ;;
+	esac
+	if [[ -n $var ]]; then
+		[[ -v $var ]] || bench_usage_error
+		printf -v "$var" '%s' "${2:?$1 needs a value}"
+		BENCH_SHIFT=2
+	fi
+}
+
+bench_usage_error() {
+	usage >&2
+	exit 2
+}
+
+# bench_usage prints the script's usage: the line naming it, the wrk
+# options (bench_wrk_defaults), the script's own options read from stdin,
+# then what bench_option reads besides -d, -c and -r (whose meaning each
+# script gives). A script's usage function is
+#   usage() { bench_usage <<'EOF' ...its options... EOF }
+bench_usage() {
+	echo "usage: bench/${0##*/} [options]"
+	[[ -z ${BENCH_WRK:-} ]] || bench_wrk_usage
+	cat
+	if [[ -v PIN ]]; then
+		cat <<'EOF'
+  --no-pin     do not pin CPUs (default: the measured process on CPU 1 with
+               GOMAXPROCS=1, the load on CPU 0; env BENCH_PIN=0)
+EOF
+	fi
+	cat <<'EOF'
+  --no-build   reuse bench/bin/ (env BENCH_NO_BUILD=1)
+  --keep       keep the temp dir with configs and logs (env BENCH_KEEP=1)
+EOF
+}
+
+# bench_wrk_rounds FUNC SIDE... runs FUNC SIDE for every side, ROUNDS times,
+# in rotating order (A B C, C B A, ...) so that drift of a shared machine
+# hits every side alike.
+bench_wrk_rounds() {
+	local func=$1 r k
+	shift
+	local -a sides=("$@") order
+	for ((r = 1; r <= ROUNDS; r++)); do
+		bench_log "round $r/$ROUNDS: wrk -t1 -c$CONNS -d${DURATION}s"
+		order=("${sides[@]}")
+		if ((r % 2 == 0)); then
+			order=()
+			for ((k = ${#sides[@]} - 1; k >= 0; k--)); do order+=("${sides[k]}"); done
+		fi
+		for k in "${order[@]}"; do "$func" "$k"; done
+	done
+}
+
+# bench_medians RUNS MEDIANS SIDE... sets MEDIANS[SIDE] (an associative
+# array) to the median of the numbers in RUNS[SIDE] (a string of them).
+bench_medians() {
+	local -n bench_runs_=$1 bench_meds_=$2
+	local side
+	local -a vals
+	shift 2
+	for side in "$@"; do
+		read -ra vals <<<"${bench_runs_[$side]}"
+		bench_meds_["$side"]=$(bench_median "${vals[@]}")
+	done
+}
+
+BENCH_CLK_TCK=$(getconf CLK_TCK)
+
+# bench_cpu_ticks PID prints the user + system CPU time of the process, in
+# clock ticks (BENCH_CLK_TCK a second).
+bench_cpu_ticks() {
+	[[ -r /proc/$1/stat ]] || bench_die "process $1 is gone (logs: run with --keep)"
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# bench_verdict OK(0|1) prints ok or MISSED.
+bench_verdict() {
+	if (($1)); then echo "ok"; else echo "MISSED"; fi
+}
+
+# bench_side_env NAME sets SIDE_ENV to the clean environment BASE_ENV
+# (bench_clean_env) with Caddy's autosave and data in $BENCH_TMP/NAME, and
+# makes that directory's config, data, log and state.
+bench_side_env() {
+	mkdir -p "$BENCH_TMP/$1"/{config,data,log,state}
+	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data")
+}
+
+# bench_portal_env NAME ADMIN appends to SIDE_ENV what lets our portal run
+# beside the others: no default tunnels, its admin API on 127.0.0.1:ADMIN,
+# its logs, state and instance certificate in $BENCH_TMP/NAME.
+bench_portal_env() {
+	SIDE_ENV+=(PORTAL_DEFAULT_TUNNELS=false "PORTAL_ADMIN_LISTEN=127.0.0.1:$2"
+		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
+		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key")
+}
+
+# bench_app_yaml NAME EXTERNAL INTERNAL prints one app of a portal.yaml's
+# applications: NAME on localhost, EXTERNAL proxied to INTERNAL.
+bench_app_yaml() {
+	printf '  %s:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: %s\n' \
+		"$1" "$2" "$3" "$1"
 }

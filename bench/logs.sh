@@ -23,21 +23,18 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-	cat <<'EOF'
-usage: bench/logs.sh [options]
-  -d SECONDS     length of each load row (1-120, default 10; env BENCH_DURATION)
-  -l LOADS       load rows, CLIENTSxRATE separated by spaces
-                 (default "50x1000 25x10000 50x5000 50x10000 200x1000"; env BENCH_LOADS)
-  -e VAR=VALUE   extra environment for caddy, repeatable (e.g. GOMEMLIMIT=48MiB,
-                 GOGC=50) to measure a lever
-  -b BINARY      measure this caddy binary instead of the one built here (an
-                 older build, for a before/after comparison in one sitting)
-  --profile DIR  keep caddy's GODEBUG=gctrace=1 output, a CPU profile of the
-                 middle of each load row and a heap profile taken at its end
-                 in DIR
-  --no-pin       do not pin CPUs (env BENCH_PIN=0)
-  --no-build     reuse bench/bin/ (env BENCH_NO_BUILD=1)
-  --keep         keep the temp dir (env BENCH_KEEP=1)
+	bench_usage <<'EOF'
+  -d SECONDS   length of each load row (1-120, default 10; env BENCH_DURATION)
+  -l LOADS     load rows, CLIENTSxRATE separated by spaces
+               (default "50x1000 25x10000 50x5000 50x10000 200x1000"; env BENCH_LOADS)
+  -e VAR=VALUE extra environment for caddy, repeatable (e.g. GOMEMLIMIT=48MiB,
+               GOGC=50) to measure a lever
+  -b BINARY    measure this caddy binary instead of the one built here (an
+               older build, for a before/after comparison in one sitting)
+  --profile DIR
+               keep caddy's GODEBUG=gctrace=1 output, a CPU profile of the
+               middle of each load row and a heap profile taken at its end
+               in DIR
 EOF
 }
 
@@ -49,16 +46,11 @@ EXTRA_ENV=()
 CADDY_BIN=
 while (($#)); do
 	case $1 in
-	-d) DURATION=${2:?-d needs a value}; shift 2 ;;
 	-l) LOADS=${2:?-l needs a value}; shift 2 ;;
 	-e) EXTRA_ENV+=("${2:?-e needs VAR=VALUE}"); shift 2 ;;
 	-b) CADDY_BIN=${2:?-b needs a binary}; shift 2 ;;
 	--profile) PROFILE=${2:?--profile needs a directory}; shift 2 ;;
-	--no-pin) PIN=0; shift ;;
-	--no-build) export BENCH_NO_BUILD=1; shift ;;
-	--keep) export BENCH_KEEP=1; shift ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
+	*) bench_option "$@"; shift "$BENCH_SHIFT" ;;
 	esac
 done
 DURATION=${DURATION%s} # "10s" reads as 10
@@ -109,25 +101,17 @@ start_caddy() {
 	bench_port external
 	bench_port ADMIN
 	LOGDIR=$work/log
-	mkdir -p "$LOGDIR" "$work/state" "$work/config" "$work/data"
-	cat >"$work/portal.yaml" <<YAML
-applications:
-  "Instance Portal":
-    hostname: localhost
-    external_port: $external
-    internal_port: $INTERNAL
-    open_path: /
-    name: Instance Portal
-YAML
-	local env=("${BASE_ENV[@]}" GOMAXPROCS=1 ENABLE_AUTH=false PORTAL_DEFAULT_TUNNELS=false
-		"PORTAL_LOG_DIR=$LOGDIR" "PORTAL_STATE_DIR=$work/state" "PORTAL_ADMIN_LISTEN=127.0.0.1:$ADMIN"
-		"INSTANCE_CERT=$work/instance.crt" "INSTANCE_KEY=$work/instance.key"
-		"SUPERVISOR_SOCKET=$work/supervisor.sock"
-		"XDG_CONFIG_HOME=$work/config" "XDG_DATA_HOME=$work/data" "${EXTRA_ENV[@]}")
+	bench_side_env "$name"
+	{
+		echo "applications:"
+		bench_app_yaml "Instance Portal" "$external" "$INTERNAL"
+	} >"$work/portal.yaml"
+	bench_portal_env "$name" "$ADMIN"
+	SIDE_ENV+=(GOMAXPROCS=1 ENABLE_AUTH=false "SUPERVISOR_SOCKET=$work/supervisor.sock" "${EXTRA_ENV[@]}")
 	if [[ -n $PROFILE ]]; then
-		env+=(GODEBUG=gctrace=1)
+		SIDE_ENV+=(GODEBUG=gctrace=1)
 	fi
-	bench_start "caddy-$name" "${CADDY_PIN[@]}" "${env[@]}" \
+	bench_start "caddy-$name" "${CADDY_PIN[@]}" "${SIDE_ENV[@]}" \
 		"$CADDY_BIN" run --adapter portal_yaml --config "$work/portal.yaml"
 	CADDY_PID=$BENCH_LAST_PID
 	bench_wait_url "http://127.0.0.1:$INTERNAL/api/logs/files" 20

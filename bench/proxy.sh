@@ -17,11 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-	cat <<'EOF'
-usage: bench/proxy.sh [options]
-  -d SECONDS   wrk duration per run (1-60, default 10; env BENCH_DURATION)
-  -c CONNS     wrk connections (1-1000, default 32; env BENCH_CONNECTIONS)
-  -r ROUNDS    interleaved throughput rounds (1-10, default 3; env BENCH_ROUNDS)
+	bench_usage <<'EOF'
   -n STARTS    cold starts per binary (1-20, default 5; env BENCH_STARTS)
   -s BYTES     backend response body size (default 1024; env BENCH_BODY)
   --baseline BIN
@@ -29,41 +25,25 @@ usage: bench/proxy.sh [options]
                fourth side, same config (env BENCH_BASELINE)
   --gzip       also run ours and stock with 'Accept-Encoding: gzip' (ours then
                compresses, stock does not): the price of compression
-  --no-pin     do not pin CPUs (default: proxy on CPU 1 with GOMAXPROCS=1,
-               wrk and backend on CPU 0; env BENCH_PIN=0)
-  --no-build   reuse bench/bin/ (env BENCH_NO_BUILD=1)
-  --keep       keep the temp dir with configs and logs (env BENCH_KEEP=1)
 EOF
 }
 
-DURATION=${BENCH_DURATION:-10}
-CONNS=${BENCH_CONNECTIONS:-32}
-ROUNDS=${BENCH_ROUNDS:-3}
+bench_wrk_defaults
 STARTS=${BENCH_STARTS:-5}
 BODY=${BENCH_BODY:-1024}
-PIN=${BENCH_PIN:-1}
 GZIP=0
 BASELINE=${BENCH_BASELINE:-}
 while (($#)); do
 	case $1 in
-	-d) DURATION=${2:?-d needs a value}; shift 2 ;;
-	-c) CONNS=${2:?-c needs a value}; shift 2 ;;
-	-r) ROUNDS=${2:?-r needs a value}; shift 2 ;;
 	-n) STARTS=${2:?-n needs a value}; shift 2 ;;
 	-s) BODY=${2:?-s needs a value}; shift 2 ;;
 	--gzip) GZIP=1; shift ;;
 	--baseline) BASELINE=${2:?--baseline needs a binary}; shift 2 ;;
-	--no-pin) PIN=0; shift ;;
-	--no-build) export BENCH_NO_BUILD=1; shift ;;
-	--keep) export BENCH_KEEP=1; shift ;;
-	-h | --help) usage; exit 0 ;;
-	*) usage >&2; exit 2 ;;
+	*) bench_option "$@"; shift "$BENCH_SHIFT" ;;
 	esac
 done
 
-bench_in_range duration "$DURATION" 1 60
-bench_in_range connections "$CONNS" 1 1000
-bench_in_range rounds "$ROUNDS" 1 10
+bench_wrk_check
 bench_in_range starts "$STARTS" 1 20
 bench_in_range "body size" "$BODY" 0 16777216
 if [[ -n $BASELINE ]]; then
@@ -80,15 +60,11 @@ bench_port N1; bench_port N2; bench_port N3; bench_port NA      # ours, CADDY_EN
 bench_port S1; bench_port S2; bench_port S3; bench_port SA      # stock, admin
 bench_port P1; bench_port P2; bench_port P3; bench_port PA      # --baseline build, admin
 
-app_yaml() { # NAME EXTERNAL INTERNAL
-	printf '  %s:\n    hostname: localhost\n    external_port: %s\n    internal_port: %s\n    open_path: /\n    name: %s\n' \
-		"$1" "$2" "$3" "$1"
-}
 portal_yaml() { # EXT1 EXT2 EXT3
 	echo "applications:"
-	app_yaml "App One" "$1" "$B1"
-	app_yaml "App Two" "$2" "$B2"
-	app_yaml "App Three" "$3" "$B3"
+	bench_app_yaml "App One" "$1" "$B1"
+	bench_app_yaml "App Two" "$2" "$B2"
+	bench_app_yaml "App Three" "$3" "$B3"
 }
 portal_yaml "$O1" "$O2" "$O3" >"$BENCH_TMP/ours.yaml"
 portal_yaml "$N1" "$N2" "$N3" >"$BENCH_TMP/ours-nocomp.yaml"
@@ -115,22 +91,16 @@ EOF
 # reads (a VAST_TCP_PORT_* left in the caller's environment would filter
 # the exposed ports), every path in the temp dir, Caddy's autosave too.
 bench_clean_env
-side_env() { # NAME -> array SIDE_ENV
-	SIDE_ENV=("${BASE_ENV[@]}" "XDG_CONFIG_HOME=$BENCH_TMP/$1/config" "XDG_DATA_HOME=$BENCH_TMP/$1/data")
-}
 ours_env() { # NAME ADMIN COMPRESSION [AUTH TOKEN] -> array SIDE_ENV
-	side_env "$1"
+	bench_side_env "$1"
 	if [[ -n ${4:-} ]]; then
 		SIDE_ENV+=(ENABLE_AUTH=true "OPEN_BUTTON_TOKEN=$4")
 	else
 		SIDE_ENV+=(ENABLE_AUTH=false)
 	fi
-	SIDE_ENV+=(PORTAL_DEFAULT_TUNNELS=false
-		"PORTAL_ADMIN_LISTEN=127.0.0.1:$2" "CADDY_ENABLE_COMPRESSION=$3"
-		"PORTAL_LOG_DIR=$BENCH_TMP/$1/log" "PORTAL_STATE_DIR=$BENCH_TMP/$1/state"
-		"INSTANCE_CERT=$BENCH_TMP/$1/instance.crt" "INSTANCE_KEY=$BENCH_TMP/$1/instance.key")
+	bench_portal_env "$1" "$2"
+	SIDE_ENV+=("CADDY_ENABLE_COMPRESSION=$3")
 }
-mkdir -p "$BENCH_TMP"/{ours,ours-auth,ours-nocomp,stock,baseline}/{config,data,log,state}
 
 OURS_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours.yaml")
 NOCOMP_CMD=("$BENCH_BIN/caddy" run --adapter portal_yaml --config "$BENCH_TMP/ours-nocomp.yaml")
@@ -158,7 +128,7 @@ coldstart_once() { # SIDE-NAME PORT1 PORT2 PORT3 CMD... -> COLD_MS
 }
 ours_env ours "$OA" true
 OURS_ENV=("${SIDE_ENV[@]}")
-side_env stock
+bench_side_env stock
 STOCK_ENV=("${SIDE_ENV[@]}")
 # With vastauth compiled in, also time the production default
 # (ENABLE_AUTH=true), authenticated by a Bearer token: the reference spends
@@ -228,28 +198,22 @@ for p in "$O1" "$N1" "$S1"; do
 done
 
 WRK_ERRORS=0
-CLK_TCK=$(getconf CLK_TCK)
-# cpu_ticks PID: user + system CPU time of the process, in clock ticks.
-cpu_ticks() {
-	[[ -r /proc/$1/stat ]] || bench_die "proxy process $1 is gone (logs: run with --keep)"
-	awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
 # run_wrk PORT PID [WRK ARGS...] sets WRK_RPS, WRK_P99 and WRK_CPU (the
 # proxy's CPU time per request, from /proc: unlike req/s it barely moves when
 # other work shares the machine). wrk's output is appended to wrk.log.
 run_wrk() {
 	local port=$1 pid=$2 out=$BENCH_TMP/wrk.out t0 t1
 	shift 2
-	t0=$(cpu_ticks "$pid")
+	t0=$(bench_cpu_ticks "$pid")
 	bench_run "$out" "${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "http://127.0.0.1:$port/" ||
 		bench_die "wrk on :$port failed: $(cat "$out.err")"
-	t1=$(cpu_ticks "$pid")
+	t1=$(bench_cpu_ticks "$pid")
 	cat "$out" >>"$BENCH_TMP/wrk.log"
 	if grep -Eq 'Non-2xx|Socket errors' "$out"; then
 		WRK_ERRORS=1
 		bench_log "wrk on :$port reported errors: $(grep -E 'Non-2xx|Socket errors' "$out" | tr -s ' ')"
 	fi
-	read -r WRK_RPS WRK_P99 WRK_CPU < <(awk -v ticks=$((t1 - t0)) -v hz="$CLK_TCK" '
+	read -r WRK_RPS WRK_P99 WRK_CPU < <(awk -v ticks=$((t1 - t0)) -v hz="$BENCH_CLK_TCK" '
 		/^Requests\/sec:/ { rps = $2 }
 		/ requests in / { n = $1 }
 		$1 == "99%" { p99 = $2 }
@@ -281,23 +245,11 @@ for side in "${SIDES[@]}"; do
 	bench_run "$BENCH_TMP/warmup.out" "${LOAD_PIN[@]}" wrk -t1 -c"$CONNS" -d2s "${args[@]}" \
 		"http://127.0.0.1:${SIDE_PORT[$side]}/" || bench_die "wrk warm-up failed: $(cat "$BENCH_TMP/warmup.out.err")"
 done
-for ((r = 1; r <= ROUNDS; r++)); do
-	bench_log "round $r/$ROUNDS: wrk -t1 -c$CONNS -d${DURATION}s"
-	order=("${SIDES[@]}")
-	if ((r % 2 == 0)); then # reversed every other round: A B C, C B A, ...
-		order=()
-		for ((k = ${#SIDES[@]} - 1; k >= 0; k--)); do order+=("${SIDES[k]}"); done
-	fi
-	for side in "${order[@]}"; do one_run "$side"; done
-done
+bench_wrk_rounds one_run "${SIDES[@]}"
 
 declare -A MED CPUMED
-for side in "${SIDES[@]}"; do
-	read -ra vals <<<"${RPS[$side]}"
-	MED[$side]=$(bench_median "${vals[@]}")
-	read -ra vals <<<"${CPU[$side]}"
-	CPUMED[$side]=$(bench_median "${vals[@]}")
-done
+bench_medians RPS MED "${SIDES[@]}"
+bench_medians CPU CPUMED "${SIDES[@]}"
 # p99 of the median run is not defined; report the worst p99 seen instead.
 worst_p99() { # SIDE
 	tr ' ' '\n' <<<"${P99[$1]}" | awk '
@@ -311,9 +263,6 @@ worst_p99() { # SIDE
 CONDITIONS_AFTER=$(bench_conditions)
 
 # --- report -------------------------------------------------------------------
-verdict() { # OK(0|1)
-	if (($1)); then echo "ok"; else echo "MISSED"; fi
-}
 start_ok=$(awk -v v="$START_OURS_MED" 'BEGIN { print (v < 150) ? 1 : 0 }')
 tp_ratio=$(bench_ratio "${MED[ours]}" "${MED[stock]}")
 tp_ok=$(awk -v v="$tp_ratio" 'BEGIN { print (v >= 0.95) ? 1 : 0 }')
@@ -327,15 +276,15 @@ echo
 printf '%-48s %12s %12s %8s  %s\n' "measure" "ours" "stock" "ratio" "target"
 printf '%-48s %9s ms %9s ms %8s  %s\n' "cold start, median of $STARTS" \
 	"$START_OURS_MED" "$START_STOCK_MED" "$(bench_ratio "$START_OURS_MED" "$START_STOCK_MED")" \
-	"ours < 150 ms: $(verdict "$start_ok")"
+	"ours < 150 ms: $(bench_verdict "$start_ok")"
 if [[ -n $START_AUTH_MED ]]; then
 	auth_ok=$(awk -v v="$START_AUTH_MED" 'BEGIN { print (v < 150) ? 1 : 0 }')
 	printf '%-48s %9s ms %12s %8s  %s\n' "cold start, ENABLE_AUTH=true, median of $STARTS" \
 		"$START_AUTH_MED" "-" "$(bench_ratio "$START_AUTH_MED" "$START_STOCK_MED")" \
-		"ours < 150 ms: $(verdict "$auth_ok")"
+		"ours < 150 ms: $(bench_verdict "$auth_ok")"
 fi
 printf '%-48s %12s %12s %8s  %s\n' "req/s, median (compression on)" \
-	"${MED[ours]}" "${MED[stock]}" "$tp_ratio" ">= 0.95: $(verdict "$tp_ok")"
+	"${MED[ours]}" "${MED[stock]}" "$tp_ratio" ">= 0.95: $(bench_verdict "$tp_ok")"
 printf '%-48s %12s %12s %8s\n' "req/s, median (CADDY_ENABLE_COMPRESSION=false)" \
 	"${MED[ours-nocomp]}" "${MED[stock]}" "$(bench_ratio "${MED[ours-nocomp]}" "${MED[stock]}")"
 if [[ -n $BASELINE ]]; then

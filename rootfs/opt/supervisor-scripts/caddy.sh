@@ -11,21 +11,12 @@
 # data directory live under PORTAL_STATE_DIR, not in root's home.
 set -u
 utils=$(dirname "${BASH_SOURCE[0]}")/utils
-# shellcheck source=utils/logging.sh
-. "${utils}/logging.sh"
-# shellcheck source=utils/cleanup_generic.sh
-. "${utils}/cleanup_generic.sh"
-# shellcheck source=utils/environment.sh
-. "${utils}/environment.sh"
-# shellcheck source=utils/paths.sh
-. "${utils}/paths.sh"
+# shellcheck source=utils/program.sh
+. "${utils}/program.sh"
 # shellcheck source=utils/exit_serverless.sh
 . "${utils}/exit_serverless.sh"
 
-if ! command -v caddy >/dev/null 2>&1; then
-    echo "caddy is not installed; not starting"
-    exit 0
-fi
+portal_require caddy
 if [[ ! -e $PORTAL_YAML ]]; then
     if [[ -z ${PORTAL_CONFIG:-} ]]; then
         echo "neither ${PORTAL_YAML} nor PORTAL_CONFIG exists: nothing to serve; not starting (write one, then: supervisorctl start ${PROC_NAME})"

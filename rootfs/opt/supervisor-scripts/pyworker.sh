@@ -11,15 +11,9 @@
 #     start_server.sh), fetched at each start.
 set -u
 utils=$(dirname "${BASH_SOURCE[0]}")/utils
-# shellcheck source=utils/logging.sh
-. "${utils}/logging.sh"
-# shellcheck source=utils/cleanup_generic.sh
-. "${utils}/cleanup_generic.sh"
-# shellcheck source=utils/environment.sh
-. "${utils}/environment.sh"
+# shellcheck source=utils/program.sh
+. "${utils}/program.sh"
 
-# shellcheck source=utils/paths.sh
-. "${utils}/paths.sh"
 portal_skip_mark "$PROC_NAME"
 
 skip() {

@@ -17,21 +17,14 @@
 # (the mapped port; none without it) and the relays, with NAT traversal off.
 set -u
 utils=$(dirname "${BASH_SOURCE[0]}")/utils
-# shellcheck source=utils/logging.sh
-. "${utils}/logging.sh"
-# shellcheck source=utils/cleanup_generic.sh
-. "${utils}/cleanup_generic.sh"
-# shellcheck source=utils/environment.sh
-. "${utils}/environment.sh"
+# shellcheck source=utils/program.sh
+. "${utils}/program.sh"
 # shellcheck source=utils/exit_serverless.sh
 . "${utils}/exit_serverless.sh"
 # shellcheck source=utils/exit_portal.sh
 . "${utils}/exit_portal.sh" "Syncthing"
 
-if ! command -v syncthing >/dev/null 2>&1; then
-    echo "syncthing is not installed; not starting"
-    exit 0
-fi
+portal_require syncthing
 port=$(caddy portal app Syncthing --config "$PORTAL_YAML" --print internal_port) || exit 1
 
 # configure_listeners PORT: once the GUI answers (up to a minute), sets the

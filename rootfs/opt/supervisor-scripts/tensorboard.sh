@@ -7,26 +7,14 @@
 # VENV_DIR [/venv/main] (activated when present).
 set -u
 utils=$(dirname "${BASH_SOURCE[0]}")/utils
-# shellcheck source=utils/logging.sh
-. "${utils}/logging.sh"
-# shellcheck source=utils/cleanup_generic.sh
-. "${utils}/cleanup_generic.sh"
-# shellcheck source=utils/environment.sh
-. "${utils}/environment.sh"
+# shellcheck source=utils/program.sh
+. "${utils}/program.sh"
 # shellcheck source=utils/exit_serverless.sh
 . "${utils}/exit_serverless.sh"
 # shellcheck source=utils/exit_portal.sh
 . "${utils}/exit_portal.sh" "Tensorboard"
 
-venv=${VENV_DIR:-${PORTAL_ROOT:-}/venv/main}
-if [[ -f ${venv}/bin/activate ]]; then
-    # shellcheck source=/dev/null
-    . "${venv}/bin/activate"
-fi
-if ! command -v tensorboard >/dev/null 2>&1; then
-    echo "tensorboard is not installed; not starting (install it in ${venv}, then: supervisorctl start ${PROC_NAME})"
-    exit 0
-fi
+portal_venv_require tensorboard
 
 logdir=${TENSORBOARD_LOG_DIR:-$WORKSPACE}
 mkdir -p "$logdir"

@@ -37,9 +37,10 @@ provisioning_pid=
 log() { printf '[entrypoint] %s\n' "$*"; }
 
 # resolve_paths sets each path variable that is not already set, from the
-# one list of defaults (utils/paths.sh). They are exported only when
-# supervisord starts, so /etc/environment records the container's own
-# environment and not these defaults.
+# one list of defaults (utils/paths.sh, which also defines portal_wait and
+# portal_poll). They are exported only when supervisord starts, so
+# /etc/environment records the container's own environment and not these
+# defaults.
 resolve_paths() {
     # shellcheck source=SCRIPTDIR/../../supervisor-scripts/utils/paths.sh
     . "$(dirname "${BASH_SOURCE[0]}")/../../supervisor-scripts/utils/paths.sh" || return 1
@@ -295,24 +296,19 @@ provisioning_failed() {
     printf 'status=%s\nmessage=%s\n' "$1" "$(masked "$2")" >"$PROVISIONING_FAILED" 2>/dev/null
 }
 
-# fetch_provisioning URL downloads the script to PROVISIONING_FILE, at every
-# start until a run succeeds (a fixed script at the same URL is picked up),
-# retrying and bounded in time, with Windows line endings removed.
+# fetch_provisioning URL downloads the script to PROVISIONING_FILE
+# (fetch_script), at every start until a run succeeds (a fixed script at the
+# same URL is picked up).
 fetch_provisioning() {
-    local url=$1 tmp err
     if ! command -v curl >/dev/null 2>&1; then
         provisioning_failed download "PROVISIONING_SCRIPT is a URL but curl is not installed: not provisioning"
         return 1
     fi
-    mkdir -p "$(dirname "$PROVISIONING_FILE")" || return 1
-    tmp=$(mktemp "${PROVISIONING_FILE}.XXXXXX") || return 1
-    if ! err=$(curl -fsSL --retry "${PROVISIONING_RETRIES:-3}" --retry-delay 5 --retry-connrefused \
-        --connect-timeout 20 --max-time "${PROVISIONING_DOWNLOAD_TIMEOUT:-600}" -o "$tmp" "$url" 2>&1); then
-        rm -f "$tmp"
-        provisioning_failed download "downloading PROVISIONING_SCRIPT ${url} failed (${err//$'\n'/ }): not provisioning; the next start tries again"
-        return 1
+    fetch_script "$1" "$PROVISIONING_FILE" && return 0
+    if [[ -n $fetch_error ]]; then
+        provisioning_failed download "downloading PROVISIONING_SCRIPT ${1} failed (${fetch_error}): not provisioning; the next start tries again"
     fi
-    sed -i 's/\r$//' "$tmp" && chmod 700 "$tmp" && mv -f "$tmp" "$PROVISIONING_FILE"
+    return 1
 }
 
 # run_provisioning runs PROVISIONING_SCRIPT while supervisord already serves
@@ -366,7 +362,7 @@ run_provisioning() {
     setsid -w bash -c 'set -o pipefail; n=$1; shift; "${@:1:n}" 2>&1 </dev/null | "${@:n+1}"' \
         provisioning "${#cmd[@]}" "${cmd[@]}" "${sink[@]}" &
     provisioning_pid=$!
-    wait_for "$provisioning_pid"
+    portal_wait "$provisioning_pid"
     rc=$?
     provisioning_pid=
     if ((rc == 0)); then
@@ -392,7 +388,7 @@ run_manifest() {
     plog "provisioning with the manifest ${1}"
     env -u PROVISIONING_SCRIPT setsid -w caddy portal provision --failed-marker "$PROVISIONING_FAILED" "$1" </dev/null &
     provisioning_pid=$!
-    wait_for "$provisioning_pid"
+    portal_wait "$provisioning_pid"
     rc=$?
     provisioning_pid=
     if ((rc != 0 && stopping)); then
@@ -401,20 +397,6 @@ run_manifest() {
         plog "the provisioning manifest failed (exit ${rc}, ${PROVISIONING_FAILED} says where); startup continues, and it runs again on the next start"
     fi
     return "$rc"
-}
-
-# wait_for PID: its exit status. `wait` returns early (>128) when a trapped
-# signal arrives; the loop waits again until the process has really ended.
-wait_for() {
-    local pid=$1 rc
-    while :; do
-        wait "$pid"
-        rc=$?
-        if ((rc > 128)) && kill -0 "$pid" 2>/dev/null; then
-            continue
-        fi
-        return "$rc"
-    done
 }
 
 on_signal() {
@@ -469,7 +451,7 @@ main() {
     ((stopping)) || run_provisioning
     rm -f "$PROVISIONING_LOCK"
 
-    wait_for "$supervisord_pid"
+    portal_wait "$supervisord_pid"
     rc=$?
     log "supervisord exited (status ${rc})"
     exit "$rc"

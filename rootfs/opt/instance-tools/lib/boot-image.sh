@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # boot-image.sh: the image's own boot steps, sourced by entrypoint.sh (which
-# defines log and the path variables first). Each step is one function,
+# defines log, and the path variables and helpers of utils/paths.sh, first). Each step is one function,
 # called from entrypoint.sh's main in the reference's order; the decisions
 # that parse or compute live in `caddy portal …` subcommands. docs/boot.md
 # lists each reference boot step and flag beside ours.
@@ -197,7 +197,7 @@ sync_link() {
 # marker but OLD present was finished by an image older than the markers,
 # and is marked so.
 sync_claim() {
-    local flag=$1 what=$2 dir=$3 fill=$4 old=$5 waited=0
+    local flag=$1 what=$2 dir=$3 fill=$4 old=$5
     if mkdir "$dir" 2>/dev/null; then
         log "${flag}: copying ${what} to ${dir}"
         touch "${dir}/.syncing"
@@ -207,19 +207,21 @@ sync_claim() {
         fi
         touch "${dir}/.synced" && rm -f "${dir}/.syncing"
     fi
-    while [[ ! -f ${dir}/.synced ]]; do
-        if [[ ! -f ${dir}/.syncing && -e $old ]]; then
-            touch "${dir}/.synced" 2>/dev/null
-            break
-        fi
-        if ((waited >= ${SYNC_WAIT_TIMEOUT:-3600})); then
-            log "${flag}: ${dir} is not complete after ${waited}s (an instance stopped while copying?): ${what} stay in the container. Delete ${dir} (not only its markers) so that the next start copies it again."
-            return 1
-        fi
-        ((waited % 30 == 0)) && log "${flag}: waiting for another instance to finish ${dir}"
-        sleep 1
-        waited=$((waited + 1))
-    done
+    if ! portal_poll "${SYNC_WAIT_TIMEOUT:-3600}" 30 log "${flag}: waiting for another instance to finish ${dir}" \
+        sync_synced "$dir" "$old"; then
+        # shellcheck disable=SC2154 # portal_waited: set by portal_poll (utils/paths.sh)
+        log "${flag}: ${dir} is not complete after ${portal_waited}s (an instance stopped while copying?): ${what} stay in the container. Delete ${dir} (not only its markers) so that the next start copies it again."
+        return 1
+    fi
+}
+
+# sync_synced DIR OLD: DIR/.synced is there, or is written now for a DIR
+# with neither marker but OLD present (see sync_claim).
+sync_synced() {
+    [[ -f ${1}/.synced ]] && return 0
+    [[ ! -f ${1}/.syncing && -e $2 ]] || return 1
+    touch "${1}/.synced" 2>/dev/null
+    return 0
 }
 
 # boot_sync_home (--sync-home): /root and each /home/<name> live on the

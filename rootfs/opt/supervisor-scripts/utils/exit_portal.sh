@@ -27,16 +27,11 @@ fi
 . "${BASH_SOURCE[0]%/*}/paths.sh"
 __portal_skip_dir=$PORTAL_SKIP_DIR
 
-__portal_waited=0
-while [[ ! -s $PORTAL_YAML ]]; do
-    if ((__portal_waited >= ${PORTAL_YAML_WAIT:-120})); then
-        echo "${PROC_NAME}: ${PORTAL_YAML} is still missing or empty after ${__portal_waited}s; not starting (write it, then: supervisorctl start ${PROC_NAME})"
-        exit 1
-    fi
-    ((__portal_waited % 10 == 0)) && echo "Waiting for ${PORTAL_YAML} before starting ${PROC_NAME}..."
-    sleep 1
-    __portal_waited=$((__portal_waited + 1))
-done
+if ! portal_poll "${PORTAL_YAML_WAIT:-120}" 10 echo "Waiting for ${PORTAL_YAML} before starting ${PROC_NAME}..." \
+    test -s "$PORTAL_YAML"; then
+    echo "${PROC_NAME}: ${PORTAL_YAML} is still missing or empty after ${portal_waited}s; not starting (write it, then: supervisorctl start ${PROC_NAME})"
+    exit 1
+fi
 
 caddy portal app "$__portal_app" --config "$PORTAL_YAML"
 case $? in
@@ -55,4 +50,4 @@ case $? in
     exit 1
     ;;
 esac
-unset __portal_app __portal_skip_dir __portal_waited
+unset __portal_app __portal_skip_dir portal_waited

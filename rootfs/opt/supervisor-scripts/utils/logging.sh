@@ -39,20 +39,6 @@ __portal_log_start() {
     __PORTAL_LOG_PID=$!
 }
 
-# __portal_wait PID: PID's exit status. `wait` returns early (>128) when a
-# trapped signal arrives; the loop waits again while PID lives.
-__portal_wait() {
-    local rc
-    while :; do
-        wait "$1"
-        rc=$?
-        if ((rc > 128)) && kill -0 "$1" 2>/dev/null; then
-            continue
-        fi
-        return "$rc"
-    done
-}
-
 # pty CMD ARGS...: CMD on a pseudo-terminal (script(1), util-linux), so it
 # sees a terminal and keeps its '\r' progress bars; `stty -onlcr` keeps its
 # line endings as written. Runs in the background and is waited for, so that
@@ -66,7 +52,7 @@ pty() {
     local cmd
     printf -v cmd '%q ' "$@"
     SHELL=/bin/bash script -qefc "stty -onlcr 2>/dev/null; exec ${cmd}" /dev/null &
-    __portal_wait $!
+    portal_wait $!
 }
 
 # __portal_restart_delay: sleep until PORTAL_RESTART_DELAY seconds have

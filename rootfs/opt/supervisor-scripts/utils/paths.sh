@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # paths.sh: the default of every path the boot and the supervisor programs
-# use, declared once (docs/boot.md has the table). Sourced by entrypoint.sh,
-# logging.sh, exit_portal.sh and caddy.sh:
+# use, declared once (docs/boot.md has the table), and the helpers both
+# sides share. Sourced by entrypoint.sh, logging.sh (so every program has
+# them) and exit_portal.sh:
 #
 #   . /opt/supervisor-scripts/utils/paths.sh
 #
@@ -46,4 +47,35 @@ portal_skip_mark() {
         mkdir -p "${PORTAL_SKIP_DIR%/*}" && mkdir -m 1777 "$PORTAL_SKIP_DIR" 2>/dev/null
     fi
     printf '%s\n' "${2:-}" >"${PORTAL_SKIP_DIR}/$1"
+}
+
+# portal_poll SECONDS EVERY SAY NOTE CMD...: runs CMD once a second until
+# it succeeds, at most SECONDS seconds (then status 1); while it waits,
+# `SAY NOTE` at the first second and every EVERY seconds after.
+# portal_waited is how many seconds it waited.
+portal_poll() {
+    local limit=$1 every=$2 say=$3 note=$4
+    shift 4
+    portal_waited=0
+    until "$@"; do
+        ((portal_waited >= limit)) && return 1
+        ((portal_waited % every == 0)) && "$say" "$note"
+        sleep 1
+        portal_waited=$((portal_waited + 1))
+    done
+}
+
+# portal_wait PID: PID's exit status. `wait` returns early (>128) when a
+# trapped signal arrives; the loop waits again while PID lives, so that the
+# trap runs at once and the status is still the process's own.
+portal_wait() {
+    local rc
+    while :; do
+        wait "$1"
+        rc=$?
+        if ((rc > 128)) && kill -0 "$1" 2>/dev/null; then
+            continue
+        fi
+        return "$rc"
+    done
 }
