@@ -309,6 +309,17 @@ func TestProberGoneAsker(t *testing.T) {
 
 // TestStatesRealSupervisord: real supervisord, real listeners, a real
 // skip marker: the tracker's states follow stop and start.
+// webAndWorker is the supervisord configuration of two long-running
+// programs the tests below track.
+const webAndWorker = `
+[program:web]
+command=/bin/sh -c "exec sleep 300"
+startsecs=0
+[program:worker]
+command=/bin/sh -c "exec sleep 300"
+startsecs=0
+`
+
 func TestStatesRealSupervisord(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -325,14 +336,7 @@ func TestStatesRealSupervisord(t *testing.T) {
 		}
 	}()
 	openPort := ln.Addr().(*net.TCPAddr).Port
-	sock := supervisordtest.Start(t, `
-[program:web]
-command=/bin/sh -c "exec sleep 300"
-startsecs=0
-[program:worker]
-command=/bin/sh -c "exec sleep 300"
-startsecs=0
-[program:extra]
+	sock := supervisordtest.Start(t, webAndWorker+`[program:extra]
 command=/bin/sh -c "exit 0"
 startsecs=0
 autorestart=false
@@ -396,14 +400,7 @@ exitcodes=0
 // real supervisord (one getAllProcessInfo over the socket, the skip-marker
 // checks) with the probes cached, as under a dashboard's polling.
 func BenchmarkStatesRealSupervisord(b *testing.B) {
-	sock := supervisordtest.Start(b, `
-[program:web]
-command=/bin/sh -c "exec sleep 300"
-startsecs=0
-[program:worker]
-command=/bin/sh -c "exec sleep 300"
-startsecs=0
-`)
+	sock := supervisordtest.Start(b, webAndWorker)
 	apps := []App{
 		{Key: "Web", AppInfo: portalconfig.AppInfo{Name: "Web", Hostname: "127.0.0.1", InternalPort: 1}},
 		{Key: "Worker", AppInfo: portalconfig.AppInfo{Name: "Worker", Hostname: "127.0.0.1", InternalPort: 2}},

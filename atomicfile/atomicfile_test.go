@@ -29,3 +29,24 @@ func TestWrite(t *testing.T) {
 		t.Error("writing under a regular file must fail")
 	}
 }
+
+func TestWriteDurable(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	for _, body := range []string{"one", "two"} {
+		if err := WriteDurable(p, []byte(body), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		fi, _ := os.Stat(p)
+		if err != nil || string(b) != body || fi.Mode().Perm() != 0o640 {
+			t.Errorf("%q: read %q mode %v err %v", body, b, fi.Mode().Perm(), err)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".f.*")); len(m) != 0 {
+		t.Errorf("temp files left: %v", m)
+	}
+	if err := WriteDurable(filepath.Join(dir, "no", "such", "f"), nil, 0o644); err == nil {
+		t.Error("WriteDurable created a missing directory")
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/bootstatus"
 	"github.com/instanceportal/portal/gpumetrics"
+	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/tunnels"
 )
@@ -338,13 +339,7 @@ func (o *Options) envOf() map[string]string {
 	if o.Env != nil {
 		return o.Env
 	}
-	env := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
-	return env
+	return portalconfig.OSEnviron()
 }
 
 // withDefaults fills every zero path from its variable, then its default.

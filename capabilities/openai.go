@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/instanceportal/portal/appstate"
 	"github.com/instanceportal/portal/portalconfig"
 )
@@ -113,23 +115,21 @@ func (p *Prober) Probe(ctx context.Context, ports []int) map[int][]string {
 	}
 	p.mu.Unlock()
 
-	sem := make(chan struct{}, p.cfg.Concurrency)
-	var wg sync.WaitGroup
+	var probes errgroup.Group
+	probes.SetLimit(p.cfg.Concurrency)
 	for _, port := range todo {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		probes.Go(func() error {
 			models, ok := p.probeOne(ctx, port)
 			if ctx.Err() != nil {
-				return // a cancelled probe says nothing about the port
+				return nil // a cancelled probe says nothing about the port
 			}
 			p.mu.Lock()
 			p.cache[port] = probeEntry{at: now, ok: ok, models: models}
 			p.mu.Unlock()
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = probes.Wait()
 
 	out := map[int][]string{}
 	p.mu.Lock()

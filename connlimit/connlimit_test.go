@@ -177,21 +177,23 @@ func refusedFrom(t *testing.T, src, addr string) bool {
 	return closedByServer(c)
 }
 
-func TestWrapClosesConnectionsOverTheLimit(t *testing.T) {
+// wrapLocal listens on 127.0.0.1 behind Wrap with a new Limiter, until the
+// test ends.
+func wrapLocal(t *testing.T, limits Limits, refused func(netip.Addr, Refusal)) (*Limiter, net.Listener, string) {
+	t.Helper()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	limiter := NewLimiter()
-	var mu sync.Mutex
-	var refusals []Refusal
-	ln := Wrap(raw, limiter, Limits{PerAddress: 3, Total: 5}, func(_ netip.Addr, why Refusal) {
-		mu.Lock()
-		refusals = append(refusals, why)
-		mu.Unlock()
-	})
-	defer ln.Close()
-	// The server echoes one line per connection and keeps it open.
+	ln := Wrap(raw, limiter, limits, refused)
+	t.Cleanup(func() { ln.Close() })
+	return limiter, ln, raw.Addr().String()
+}
+
+// echoEach accepts on ln until it closes: each connection echoes what it
+// reads and stays open, and is handed on the channel.
+func echoEach(ln net.Listener) <-chan net.Conn {
 	accepted := make(chan net.Conn, 16)
 	go func() {
 		for {
@@ -204,7 +206,18 @@ func TestWrapClosesConnectionsOverTheLimit(t *testing.T) {
 			go func() { _, _ = io.Copy(c, c) }()
 		}
 	}()
-	addr := raw.Addr().String()
+	return accepted
+}
+
+func TestWrapClosesConnectionsOverTheLimit(t *testing.T) {
+	var mu sync.Mutex
+	var refusals []Refusal
+	limiter, ln, addr := wrapLocal(t, Limits{PerAddress: 3, Total: 5}, func(_ netip.Addr, why Refusal) {
+		mu.Lock()
+		refusals = append(refusals, why)
+		mu.Unlock()
+	})
+	accepted := echoEach(ln)
 	// Every connection here has authenticated: none is evicted for room.
 	var server []net.Conn
 	for i := 0; i < 3; i++ {
@@ -254,15 +267,9 @@ func TestWrapClosesConnectionsOverTheLimit(t *testing.T) {
 }
 
 func TestConnCloseReleasesOnce(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	limiter := NewLimiter()
-	ln := Wrap(raw, limiter, Limits{PerAddress: 1, Total: 10}, nil)
-	defer ln.Close()
+	limiter, ln, addr := wrapLocal(t, Limits{PerAddress: 1, Total: 10}, nil)
 	for round := 0; round < 3; round++ {
-		client := dialFrom(t, "127.0.0.5", raw.Addr().String())
+		client := dialFrom(t, "127.0.0.5", addr)
 		c, err := ln.Accept()
 		if err != nil {
 			t.Fatal(err)
@@ -374,26 +381,8 @@ func prove(l *Limiter, c net.Conn) net.Conn {
 // (issue 20). A newcomer now takes the place of the oldest unproven
 // connection; only authenticated connections hold their place.
 func TestUnprovenConnectionsMakeRoom(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	limiter := NewLimiter()
-	ln := Wrap(raw, limiter, Limits{PerAddress: 3, Total: 5, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")}}, nil)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-			go func() { _, _ = io.Copy(c, c) }()
-		}
-	}()
-	addr := raw.Addr().String()
+	limiter, ln, addr := wrapLocal(t, Limits{PerAddress: 3, Total: 5, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.9/32")}}, nil)
+	accepted := echoEach(ln)
 	alive := func(c net.Conn) bool {
 		if _, err := c.Write([]byte("x")); err != nil {
 			return false

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/instanceportal/portal/provstatus"
 	"github.com/instanceportal/portal/redact"
 )
@@ -232,18 +234,12 @@ func Run(ctx context.Context, specs []Spec, opts Options) error {
 			return
 		}
 		r.log("Starting %d %s (max %d parallel)", len(idx), label, size)
-		sem := make(chan struct{}, size)
-		var pw sync.WaitGroup
+		var g errgroup.Group
+		g.SetLimit(size)
 		for _, i := range idx {
-			pw.Add(1)
-			go func() {
-				defer pw.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				errs[i] = r.one(ctx, i, specs[i])
-			}()
+			g.Go(func() error { errs[i] = r.one(ctx, i, specs[i]); return nil })
 		}
-		pw.Wait()
+		_ = g.Wait()
 		failed := 0
 		for _, i := range idx {
 			if errs[i] != nil {

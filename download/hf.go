@@ -13,7 +13,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // The hub's cache layout under HF_HOME, as huggingface_hub writes it (so
@@ -299,21 +300,18 @@ func (r *runner) hfRepo(ctx context.Context, t Target, dest string, tr *tracker)
 		jobs[i], metas[i] = f, m
 	}
 	errs := make([]error, len(jobs))
-	sem := make(chan struct{}, r.opts.HFConcurrency)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(r.opts.HFConcurrency)
 	for i, f := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			errs[i] = r.retry(ctx, f.label, func() error { return r.attempt(ctx, f, tr) })
 			if errs[i] == nil && dest == "" {
 				errs[i] = r.linkSnapshot(t.Repo, "", info.Siblings[i].RFilename, metas[i])
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

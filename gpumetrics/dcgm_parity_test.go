@@ -187,12 +187,21 @@ func promtoolCheck(t *testing.T, prom []byte) {
 // dcgm-exporter Grafana dashboard against our output for the fake boards,
 // with the labels a scrape adds.
 func TestDCGMDashboardFindsSeries(t *testing.T) {
-	dash, err := os.ReadFile(filepath.Join("testdata", "dcgm-exporter", "dcgm-exporter-dashboard.json"))
+	prom := gpumetrics.RenderPrometheus(paritySnapshot(t))
+	dashboardFindsSeries(t, filepath.Join("testdata", "dcgm-exporter", "dcgm-exporter-dashboard.json"), 10,
+		prom, map[string]string{"instance": "1.2.3.4:1111", "job": "portal"})
+}
+
+// dashboardFindsSeries checks that the Grafana dashboard at path holds at
+// least min queries and that each finds a series in the exposition prom,
+// scraped with the labels target.
+func dashboardFindsSeries(t *testing.T, path string, min int, prom []byte, target map[string]string) {
+	t.Helper()
+	dash, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prom := gpumetrics.RenderPrometheus(paritySnapshot(t))
-	series, err := promcheck.ParseExposition(bytes.NewReader(prom), map[string]string{"instance": "1.2.3.4:1111", "job": "portal"})
+	series, err := promcheck.ParseExposition(bytes.NewReader(prom), target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,11 +209,11 @@ func TestDCGMDashboardFindsSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n < 10 {
-		t.Fatalf("only %d queries found in the dashboard", n)
+	if n < min {
+		t.Fatalf("only %d queries found in %s", n, path)
 	}
 	for _, m := range missing {
-		t.Errorf("dashboard query finds no series: %s", m)
+		t.Errorf("%s: a query finds no series: %s", path, m)
 	}
 }
 
@@ -229,10 +238,6 @@ func TestPromtoolGolden(t *testing.T) {
 // of `caddy portal prometheus-target` and the scrape add (and the up
 // series Prometheus makes).
 func TestFleetDashboardFindsSeries(t *testing.T) {
-	dash, err := os.ReadFile(filepath.Join("..", "docs", "grafana-fleet-dashboard.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	prom := gpumetrics.RenderPrometheus(paritySnapshot(t))
 	prom = append(prom, gpumetrics.RenderExtras(&gpumetrics.Extras{
 		Apps:    map[string]string{"Jupyter": "running", "ComfyUI": "starting"},
@@ -243,18 +248,5 @@ func TestFleetDashboardFindsSeries(t *testing.T) {
 	prom = append(prom, "# TYPE up gauge\nup 1\n"...)
 	target := map[string]string{"instance": "203.0.113.5:41111", "job": "instance-portal", "instance_id": "77",
 		"container_label": "C.77", "host": "h1", "gpu_model": "NVIDIA H100 80GB HBM3"}
-	series, err := promcheck.ParseExposition(bytes.NewReader(prom), target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing, n, err := promcheck.Missing(dash, series)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n < 12 {
-		t.Fatalf("only %d queries in the fleet dashboard", n)
-	}
-	for _, m := range missing {
-		t.Errorf("fleet dashboard query finds no series: %s", m)
-	}
+	dashboardFindsSeries(t, filepath.Join("..", "docs", "grafana-fleet-dashboard.json"), 12, prom, target)
 }

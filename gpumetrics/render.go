@@ -37,21 +37,8 @@ type gpuMetric struct {
 	value      func(g *GPU) (float64, bool)
 }
 
-func f64(p *float64) (float64, bool) {
-	if p == nil {
-		return 0, false
-	}
-	return *p, true
-}
-
-func u64(p *uint64) (float64, bool) {
-	if p == nil {
-		return 0, false
-	}
-	return float64(*p), true
-}
-
-func u32(p *uint32) (float64, bool) {
+// figure is an optional figure as a sample value; false when absent.
+func figure[T float64 | uint64 | uint32 | int](p *T) (float64, bool) {
 	if p == nil {
 		return 0, false
 	}
@@ -72,51 +59,44 @@ func boolp(p *bool) (float64, bool) {
 	return b2f(*p), true
 }
 
-func intp(p *int) (float64, bool) {
-	if p == nil {
-		return 0, false
-	}
-	return float64(*p), true
-}
-
 // gpuMetrics uses dcgm-exporter's names and units (MiB for framebuffer,
 // W, MHz, mJ, C) so existing dashboards and alerts read them unchanged.
 var gpuMetrics = []gpuMetric{
-	{"DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.UtilizationPercent) }},
-	{"DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.MemoryUtilizationPercent) }},
+	{"DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.UtilizationPercent) }},
+	{"DCGM_FI_DEV_MEM_COPY_UTIL", "Memory utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.MemoryUtilizationPercent) }},
 	{"DCGM_FI_DEV_FB_TOTAL", "Framebuffer memory total (in MiB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryTotalBytes) }},
 	{"DCGM_FI_DEV_FB_USED", "Frame buffer memory used (in MB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryUsedBytes) }},
 	{"DCGM_FI_DEV_FB_FREE", "Frame buffer memory free (in MB).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return mib(g.MemoryFreeBytes) }},
-	{"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.TemperatureC) }},
-	{"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.PowerDrawWatts) }},
-	{"DCGM_FI_DEV_POWER_MGMT_LIMIT", "Power management limit (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.PowerLimitWatts) }},
-	{"DCGM_FI_DEV_FAN_SPEED", "Fan speed (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.FanSpeedPercent) }},
-	{"DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u32(g.SMClockMHz) }},
-	{"DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u32(g.MemoryClockMHz) }},
-	{"DCGM_FI_DEV_PCIE_LINK_GEN", "PCIe current link generation.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return intp(g.PCIeLinkGen) }},
-	{"DCGM_FI_DEV_PCIE_LINK_WIDTH", "PCIe current link width.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return intp(g.PCIeLinkWidth) }},
-	{"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "Current clock throttle (clocks event) reasons, NVML bit mask.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u64(g.ClockEventReasons) }},
-	{"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.EnergyMillijoules) }},
-	{"DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u64(g.XIDLast) }},
-	{"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.ECCCorrected) }},
-	{"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.ECCUncorrected) }},
+	{"DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.TemperatureC) }},
+	{"DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.PowerDrawWatts) }},
+	{"DCGM_FI_DEV_POWER_MGMT_LIMIT", "Power management limit (in W).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.PowerLimitWatts) }},
+	{"DCGM_FI_DEV_FAN_SPEED", "Fan speed (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.FanSpeedPercent) }},
+	{"DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.SMClockMHz) }},
+	{"DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.MemoryClockMHz) }},
+	{"DCGM_FI_DEV_PCIE_LINK_GEN", "PCIe current link generation.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.PCIeLinkGen) }},
+	{"DCGM_FI_DEV_PCIE_LINK_WIDTH", "PCIe current link width.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.PCIeLinkWidth) }},
+	{"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "Current clock throttle (clocks event) reasons, NVML bit mask.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.ClockEventReasons) }},
+	{"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.EnergyMillijoules) }},
+	{"DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.XIDLast) }},
+	{"DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.ECCCorrected) }},
+	{"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.ECCUncorrected) }},
 	// The rest of dcgm-exporter's default counters (etc/default-counters.csv,
 	// kept in testdata/dcgm-exporter/ and checked by TestDCGMDefaultCounters).
-	{"DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.MemoryTemperatureC) }},
-	{"DCGM_FI_DEV_PCIE_TX_THROUGHPUT", "Total number of bytes transmitted through PCIe TX (in KB) via NVML.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.PCIeTxKB) }},
-	{"DCGM_FI_DEV_PCIE_RX_THROUGHPUT", "Total number of bytes received through PCIe RX (in KB) via NVML.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.PCIeRxKB) }},
-	{"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.PCIeReplays) }},
-	{"DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.EncoderUtilizationPercent) }},
-	{"DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.DecoderUtilizationPercent) }},
-	{"DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "Total number of NVLink bandwidth counters for all lanes", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.NVLinkBandwidthKiB) }},
-	{"DCGM_FI_DEV_VGPU_LICENSE_STATUS", "vGPU License status", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return u64(g.VGPULicenseStatus) }},
-	{"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.RemappedRowsUncorrectable) }},
-	{"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.RemappedRowsCorrectable) }},
+	{"DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.MemoryTemperatureC) }},
+	{"DCGM_FI_DEV_PCIE_TX_THROUGHPUT", "Total number of bytes transmitted through PCIe TX (in KB) via NVML.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.PCIeTxKB) }},
+	{"DCGM_FI_DEV_PCIE_RX_THROUGHPUT", "Total number of bytes received through PCIe RX (in KB) via NVML.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.PCIeRxKB) }},
+	{"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "Total number of PCIe retries.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.PCIeReplays) }},
+	{"DCGM_FI_DEV_ENC_UTIL", "Encoder utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.EncoderUtilizationPercent) }},
+	{"DCGM_FI_DEV_DEC_UTIL", "Decoder utilization (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.DecoderUtilizationPercent) }},
+	{"DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "Total number of NVLink bandwidth counters for all lanes", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.NVLinkBandwidthKiB) }},
+	{"DCGM_FI_DEV_VGPU_LICENSE_STATUS", "vGPU License status", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.VGPULicenseStatus) }},
+	{"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for uncorrectable errors", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.RemappedRowsUncorrectable) }},
+	{"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "Number of remapped rows for correctable errors", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.RemappedRowsCorrectable) }},
 	{"DCGM_FI_DEV_ROW_REMAP_FAILURE", "Whether remapping of rows has failed", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return boolp(g.RowRemapFailure) }},
 	// Not a default counter: dcgm-exporter's profiling metric, which its
 	// published Grafana dashboard charts ("Tensor Core Utilization").
-	{"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "Ratio of cycles the tensor (HMMA) pipe is active (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return f64(g.TensorActiveRatio) }},
-	{"portal_gpu_xid_errors_total", "XID errors seen since sampling started.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return u64(g.XIDCount) }},
+	{"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "Ratio of cycles the tensor (HMMA) pipe is active (in %).", prometheus.GaugeValue, func(g *GPU) (float64, bool) { return figure(g.TensorActiveRatio) }},
+	{"portal_gpu_xid_errors_total", "XID errors seen since sampling started.", prometheus.CounterValue, func(g *GPU) (float64, bool) { return figure(g.XIDCount) }},
 }
 
 var (

@@ -291,15 +291,22 @@ func TestEnsure(t *testing.T) {
 		})
 	}
 
-	t.Run("a self-signed fallback is retried on later boots, a bounded number of times", func(t *testing.T) {
-		f := newFixture(t)
-		var up atomic.Bool
-		s := startSigner(t, signsWhenUp(t, ca, &up))
-		e := f.ensurer(s.URL)
+	// fallbackFirst boots once with the signer down and one try: the pair
+	// is then a self-signed fallback. up brings the signer back.
+	fallbackFirst := func(t *testing.T) (f fixture, e *Ensurer, s *signerServer, up *atomic.Bool) {
+		t.Helper()
+		f, up = newFixture(t), new(atomic.Bool)
+		s = startSigner(t, signsWhenUp(t, ca, up))
+		e = f.ensurer(s.URL)
 		e.Tries = 1
 		if res, err := e.Ensure(ctx); err != nil || res.Action != SelfSigned {
 			t.Fatalf("first boot: %+v, %v", res, err)
 		}
+		return f, e, s, up
+	}
+
+	t.Run("a self-signed fallback is retried on later boots, a bounded number of times", func(t *testing.T) {
+		f, e, s, up := fallbackFirst(t)
 		first := f.verdict(t)
 		for boot := 2; boot <= 3; boot++ {
 			res, err := e.Ensure(ctx)
@@ -322,14 +329,7 @@ func TestEnsure(t *testing.T) {
 	})
 
 	t.Run("a self-signed fallback is replaced once the signer answers, with the same key", func(t *testing.T) {
-		f := newFixture(t)
-		var up atomic.Bool
-		s := startSigner(t, signsWhenUp(t, ca, &up))
-		e := f.ensurer(s.URL)
-		e.Tries = 1
-		if _, err := e.Ensure(ctx); err != nil {
-			t.Fatal(err)
-		}
+		f, e, _, up := fallbackFirst(t)
 		keyBefore, _ := os.ReadFile(f.key)
 		up.Store(true)
 		res, err := e.Ensure(ctx)

@@ -69,9 +69,7 @@ func runNode(t *testing.T, script string, env ...string) string {
 	t.Helper()
 	dir := nodeModules(t)
 	f := filepath.Join(dir, fmt.Sprintf("script-%d.mjs", time.Now().UnixNano()))
-	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, f, script, 0o644)
 	defer os.Remove(f)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -93,26 +91,14 @@ type agentPortal struct {
 	*Portal
 	ext, internal, webExt int
 	secret                string
+	api                   *apiClient // the external port, with the token, as a script calls it
 }
 
 func startAgentPortal(t *testing.T) *agentPortal {
 	t.Helper()
 	skipShort(t)
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 serves the dummy web app: %v", err)
-	}
 	webPort := freePort(t)
-	sock := supervisordtest.Start(t, fmt.Sprintf(`
-[program:web]
-command=%s -m http.server %d --bind 127.0.0.1
-startsecs=0
-stopwaitsecs=5
-
-[program:worker]
-command=/bin/sh -c "exec sleep 300"
-startsecs=0
-`, python, webPort))
+	sock := supervisordtest.Start(t, supervisordtest.HTTPServer("web", webPort)+supervisordtest.Sleeper("worker"))
 	a := &agentPortal{ext: freePort(t), internal: freePort(t), webExt: freePort(t), secret: "agent-api-test-secret"}
 	a.Portal = StartPortal(t, portalYAML(
 		appYAML("Instance Portal", a.ext, a.internal, "/"),
@@ -131,38 +117,12 @@ startsecs=0
 	}})
 	fastTunnels(t, a.Portal)
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", a.internal), 200)
+	a.api = &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", a.ext), token: a.secret}
 	waitFor(t, 15*time.Second, "the external port", func() bool {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/health", a.ext), nil)
-		req.Header.Set("Authorization", "Bearer "+a.secret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		r, err := a.api.send(http.MethodGet, "/health", "", nil)
+		return err == nil && r.Code == 200
 	})
 	return a
-}
-
-// call sends one request through the external port with the token (as a
-// script would) and returns status, content type and body.
-func (a *agentPortal) call(t *testing.T, method, path string, hdr map[string]string) (int, string, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", a.ext, path), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.secret)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
 }
 
 // fields checks that v (decoded JSON) has each dotted path ("ram.total",
@@ -241,7 +201,8 @@ func TestReferencePaths(t *testing.T) {
 		{"GET", "/system-metrics", nil, 200, []string{"ram.total", "ram.used", "ram.percent", "disk.total", "disk.used", "disk.percent", "cpu.percent", "cpu.count", "gpu.count", "gpu.memory_unit", "environment"}, ""},
 		{"GET", "/download-logs", nil, 200, nil, "\x1f\x8b"},
 	} {
-		code, ct, body := a.call(t, c.method, c.path, c.hdr)
+		r := a.api.do(c.method, c.path, "", c.hdr)
+		code, ct, body := r.Code, r.Header.Get("Content-Type"), r.Body
 		where := c.method + " " + c.path
 		if code != c.status {
 			t.Errorf("%s: %d, want %d: %.300s", where, code, c.status, body)
@@ -264,11 +225,11 @@ func TestReferencePaths(t *testing.T) {
 		}
 	}
 	// The direct URL is the public address and mapped port.
-	if _, _, body := a.call(t, "GET", fmt.Sprintf("/get-direct-url/%d", a.webExt), nil); !strings.Contains(body, "http://203.0.113.7:40123") {
+	if _, body := a.api.call("GET", fmt.Sprintf("/get-direct-url/%d", a.webExt), "", nil); !strings.Contains(body, "http://203.0.113.7:40123") {
 		t.Errorf("/get-direct-url: %s", body)
 	}
 	// The protected program kept running; /ws-logs is a WebSocket.
-	if _, _, body := a.call(t, "GET", "/supervisor/processes", nil); !strings.Contains(body, `"name":"worker"`) || !strings.Contains(body, `"unstoppable":true`) {
+	if _, body := a.api.call("GET", "/supervisor/processes", "", nil); !strings.Contains(body, `"name":"worker"`) || !strings.Contains(body, `"unstoppable":true`) {
 		t.Errorf("/supervisor/processes: %s", body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -294,19 +255,14 @@ func TestReferencePaths(t *testing.T) {
 func TestOpenAPIMatchesServedRoutes(t *testing.T) {
 	a := startAgentPortal(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", a.internal)
-	resp, err := http.Get(base + "/openapi.json")
-	if err != nil {
-		t.Fatal(err)
+	internal := &apiClient{t: t, base: base} // no token: the internal port is behind no login
+	code, docText := internal.call("GET", "/openapi.json", "", nil)
+	if code != 200 {
+		t.Fatalf("/openapi.json: %d %s", code, docText)
 	}
-	docBytes, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("/openapi.json: %d %s", resp.StatusCode, docBytes)
-	}
+	docBytes := []byte(docText)
 	docFile := filepath.Join(t.TempDir(), "openapi.json")
-	if err := os.WriteFile(docFile, docBytes, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, docFile, docText, 0o644)
 	out := runNode(t, `
 import { Validator } from "@seriousme/openapi-schema-validator";
 const v = new Validator();
@@ -367,6 +323,7 @@ console.log(JSON.stringify({ version: v.version, valid: res.valid, errors: res.e
 		t.Errorf("only %d path patterns found in the running config", served)
 	}
 	// Documented → served: each operation reaches a handler.
+	// Only the status and type are read: some answers are streams.
 	client := &http.Client{Timeout: 60 * time.Second}
 	samples := map[string]string{"id": "nosuch", "name": "nosuch", "port": "1", "target": "nosuch"}
 	ops := 0

@@ -21,9 +21,7 @@ func TestCaddyfileExampleValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	example := filepath.Join(p.Dir, "Caddyfile")
-	if err := os.WriteFile(example, []byte(strings.ReplaceAll(string(raw), "/var/lib/portal", filepath.Join(p.Dir, "state"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, example, strings.ReplaceAll(string(raw), "/var/lib/portal", filepath.Join(p.Dir, "state")), 0o644)
 	out, err := p.Caddy("validate", "--config", example)
 	if err != nil || !strings.Contains(out, "Valid configuration") {
 		t.Fatalf("caddy validate: %v\n%s", err, out)

@@ -1,14 +1,12 @@
 package integration_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,27 +44,16 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 // (the routes, `caddy portal capabilities`, the boot snapshot).
 func TestCapabilities(t *testing.T) {
 	skipShort(t)
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skipf("python3 serves the stand-in apps: %v", err)
-	}
 	dir := t.TempDir()
 	script := filepath.Join(dir, "openai.py")
-	if err := os.WriteFile(script, []byte(openAIStandIn), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, script, openAIStandIn, 0o644)
 	webPort, llmPort := freePort(t), freePort(t)
-	sock := supervisordtest.Start(t, fmt.Sprintf(`
-[program:web]
-command=%s -m http.server %d --bind 127.0.0.1
-startsecs=0
-stopwaitsecs=5
-
+	sock := supervisordtest.Start(t, supervisordtest.HTTPServer("web", webPort)+fmt.Sprintf(`
 [program:llm]
-command=%s %s %d
+command=python3 %s %d
 startsecs=0
 stopwaitsecs=5
-`, python, webPort, python, script, llmPort))
+`, script, llmPort))
 
 	frags := filepath.Join(dir, "capabilities.d")
 	if err := os.MkdirAll(frags, 0o755); err != nil {
@@ -109,34 +96,7 @@ stopwaitsecs=5
 	), PortalOptions{Env: env})
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", portalExt)
-	client := &http.Client{Timeout: 30 * time.Second}
-	call := func(method, path string, body string, headers map[string]string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+secrets["WEB_PASSWORD"])
-		if method == http.MethodPost {
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Origin", base)
-			req.Header.Set("Sec-Fetch-Site", "same-origin")
-		}
-		for k, v := range headers {
-			if v == "" {
-				req.Header.Del(k) // an older browser's request: no Sec-Fetch-Site
-				continue
-			}
-			req.Header.Set(k, v)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	api := &apiClient{t: t, base: base, token: secrets["WEB_PASSWORD"], browser: true}
 	noSecret := func(what, text string) {
 		t.Helper()
 		for k, v := range secrets {
@@ -201,15 +161,8 @@ stopwaitsecs=5
 	var m manifest
 	var raw string
 	waitFor(t, 20*time.Second, "both programs RUNNING in the manifest", func() bool {
-		code, body := call("GET", "/capabilities", "", nil)
-		if code != 200 {
-			t.Fatalf("GET /capabilities: %d %s", code, body)
-		}
-		raw = body
 		m = manifest{}
-		if err := json.Unmarshal([]byte(body), &m); err != nil {
-			t.Fatalf("%v: %s", err, body)
-		}
+		raw = api.getJSON("/capabilities", &m)
 		running := 0
 		for _, s := range m.Services {
 			if s.State == "RUNNING" && s.PortalState == "running" {
@@ -221,14 +174,8 @@ stopwaitsecs=5
 	noSecret("/capabilities", raw)
 
 	// Services, states and URLs as /api/apps has them.
-	code, body := call("GET", "/api/apps", "", nil)
-	if code != 200 {
-		t.Fatalf("/api/apps: %d %s", code, body)
-	}
 	var apps []apiApp
-	if err := json.Unmarshal([]byte(body), &apps); err != nil {
-		t.Fatal(err)
-	}
+	body := api.getJSON("/api/apps", &apps)
 	if len(apps) != len(m.Services) {
 		t.Fatalf("%d apps, %d services:\n%s\n%s", len(apps), len(m.Services), body, raw)
 	}
@@ -273,7 +220,7 @@ stopwaitsecs=5
 
 	// The other forms: parts, the well-known path, metrics and packages.
 	for _, path := range []string{"/capabilities/services", "/capabilities/endpoints", "/.well-known/vast-capabilities", "/capabilities?include=metrics,packages"} {
-		code, body := call("GET", path, "", nil)
+		code, body := api.call("GET", path, "", nil)
 		if code != 200 {
 			t.Fatalf("GET %s: %d %s", path, code, body)
 		}
@@ -295,22 +242,17 @@ stopwaitsecs=5
 			}
 		}
 	}
-	if code, _ := call("GET", "/capabilities/nosuch", "", nil); code != 404 {
+	if code, _ := api.call("GET", "/capabilities/nosuch", "", nil); code != 404 {
 		t.Errorf("unknown part: %d", code)
 	}
-	resp, err := http.Get(base + "/capabilities")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("unauthenticated /capabilities: %d", resp.StatusCode)
+	if code, _ := (&apiClient{t: t, base: base}).call("GET", "/capabilities", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("unauthenticated /capabilities: %d", code)
 	}
 
 	// POST /capabilities/provision: POST only, refused cross-site, not
 	// JSON, malformed, or while the boot provisions; accepted otherwise,
 	// with the manifest written under the provisioner's state dir.
-	if code, body := call("GET", "/capabilities/provision", "", nil); code != 405 {
+	if code, body := api.call("GET", "/capabilities/provision", "", nil); code != 405 {
 		t.Errorf("GET provision: %d %s", code, body)
 	}
 	pip := `{"pip": ["requests==2.32.3"]}`
@@ -318,20 +260,18 @@ stopwaitsecs=5
 		"Sec-Fetch-Site": {"Sec-Fetch-Site": "cross-site"},
 		"Origin":         {"Origin": "http://evil.example", "Sec-Fetch-Site": ""},
 	} {
-		if code, body := call("POST", "/capabilities/provision", pip, h); code != 403 || !strings.Contains(body, "cross-site request refused") {
+		if code, body := api.call("POST", "/capabilities/provision", pip, h); code != 403 || !strings.Contains(body, "cross-site request refused") {
 			t.Errorf("cross-site (%s) provision: %d %s", name, code, body)
 		}
 	}
-	if code, _ := call("POST", "/capabilities/provision", pip, map[string]string{"Content-Type": "text/plain"}); code != 415 {
+	if code, _ := api.call("POST", "/capabilities/provision", pip, map[string]string{"Content-Type": "text/plain"}); code != 415 {
 		t.Errorf("text/plain provision: %d", code)
 	}
-	if code, body := call("POST", "/capabilities/provision", `{"pip": ["--index-url=http://x"]}`, nil); code != 400 || !strings.Contains(body, "pip[0]") {
+	if code, body := api.call("POST", "/capabilities/provision", `{"pip": ["--index-url=http://x"]}`, nil); code != 400 || !strings.Contains(body, "pip[0]") {
 		t.Errorf("bad provision: %d %s", code, body)
 	}
-	if err := os.WriteFile(lock, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if code, body := call("POST", "/capabilities/provision", pip, nil); code != 409 || !strings.Contains(body, "/api/provisioning") {
+	mustWrite(t, lock, "", 0o644)
+	if code, body := api.call("POST", "/capabilities/provision", pip, nil); code != 409 || !strings.Contains(body, "/api/provisioning") {
 		t.Errorf("provision during the boot's: %d %s", code, body)
 	}
 	os.Remove(lock)
@@ -346,7 +286,7 @@ stopwaitsecs=5
 	}))
 	dest := filepath.Join(dir, "models", "model.bin")
 	req := fmt.Sprintf(`{"downloads": ["http://127.0.0.1:%d/model.bin|%s"]}`, hub.Port, dest)
-	code, body = call("POST", "/capabilities/provision", req, nil)
+	code, body := api.call("POST", "/capabilities/provision", req, nil)
 	if code != 202 || !strings.Contains(body, `"progress_url":"/api/provisioning"`) {
 		t.Fatalf("provision: %d %s", code, body)
 	}
@@ -361,7 +301,7 @@ stopwaitsecs=5
 		return err == nil && string(b) == payload
 	})
 	waitFor(t, 30*time.Second, "the run to end in /api/provisioning", func() bool {
-		_, body := call("GET", "/api/provisioning", "", nil)
+		_, body := api.call("GET", "/api/provisioning", "", nil)
 		return strings.Contains(body, `"state":"done"`)
 	})
 
@@ -398,16 +338,12 @@ stopwaitsecs=5
 	guide := filepath.Join(dir, "vast-agents-guide.md")
 	boot := func(extra ...string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, caddyBin, "portal", "capabilities", "--boot", "--config", portal.ConfigPath, "--link-dir", ws, "--banner", banner)
-		cmd.Env = append(append([]string{}, portal.Env...), "CAPABILITIES_SNAPSHOT="+snapshot, "AGENTS_GUIDE="+guide)
-		cmd.Env = append(cmd.Env, extra...)
-		out, err := cmd.CombinedOutput()
+		out, err := portal.CaddyEnv(append([]string{"CAPABILITIES_SNAPSHOT=" + snapshot, "AGENTS_GUIDE=" + guide}, extra...),
+			"portal", "capabilities", "--boot", "--config", portal.ConfigPath, "--link-dir", ws, "--banner", banner)
 		if err != nil {
 			t.Fatalf("--boot: %v\n%s", err, out)
 		}
-		return string(out)
+		return out
 	}
 	out := boot()
 	snap, err := os.ReadFile(snapshot)

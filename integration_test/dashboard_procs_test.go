@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+
 	"github.com/instanceportal/portal/supervisor/supervisordtest"
 )
 
@@ -49,9 +50,7 @@ func startProcsPortal(t *testing.T) *procsPortal {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<!doctype html><title>Web</title><p id=hello>hello from the web program</p>\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(site, "index.html"), "<!doctype html><title>Web</title><p id=hello>hello from the web program</p>\n", 0o644)
 	webPort := freePort(t)
 	pp.ext, pp.internal, pp.webExt, pp.laterExt = freePort(t), freePort(t), freePort(t), freePort(t)
 	yaml := portalYAML(
@@ -66,9 +65,7 @@ func startProcsPortal(t *testing.T) *procsPortal {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(wrapperYAML, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, wrapperYAML, yaml, 0o644)
 	if err := os.Symlink(caddyBin, filepath.Join(bin, "caddy")); err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +113,7 @@ stdout_logfile=%[4]s/extra.log
   url: https://notes.example/
   icon: rocket
 `
-	if err := os.WriteFile(links, []byte(linksYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, links, linksYAML, 0o644)
 	cloudflared := buildFakeCloudflared(t)
 	pp.Portal = StartPortal(t, yaml, PortalOptions{Env: map[string]string{
 		"ENABLE_AUTH":         "true",

@@ -3,7 +3,6 @@ package integration_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/coder/websocket"
 )
 
 // openTab switches the dashboard to one of its tabs the way a user does,
@@ -134,30 +132,20 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	cloudflared := filepath.Join(binDir, "cloudflared") // installed later
 
 	const password = "tabs-test-secret-9876"
-	echo := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "echo %s\n", r.URL.Path)
-	}))
-	portalExt, portalInt, echoExt := freePort(t), freePort(t), freePort(t)
-	p := StartPortal(t, portalYAML(
-		appYAML("Instance Portal", portalExt, portalInt, "/"),
-		appYAML("Echo", echoExt, echo.Port, "/"),
-	), PortalOptions{Env: map[string]string{
+	p := startDashPortal(t, "/", map[string]string{
 		"ENABLE_AUTH":                "true",
 		"WEB_PASSWORD":               password,
 		"CLOUDFLARED_BIN":            cloudflared,
 		"FAKE_CLOUDFLARED_STATE_DIR": t.TempDir(),
-	}})
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	})
+	portalExt, echoExt, echo := p.ext, p.echoExt, p.echo
 	logDir := filepath.Join(p.Dir, "log")
 	// Lines of two files written alternately while the portal follows them:
 	// All files must show them in that order, not one file after the other.
 	// Each write waits until the portal has streamed the one before, so each
 	// is read on its own. The first request starts the tailers.
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", portalInt), 200)
-	ws, _, err := websocket.Dial(context.Background(), fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=0", portalInt), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitStatus(t, nil, p.url("/api/logs/files"), 200)
+	ws := dialLogs(t, context.Background(), p.internal, "?tail=0")
 	for _, w := range []struct{ file, line string }{{"a.log", "alpha one"}, {"b.log", "bravo one"}, {"a.log", "needle in a"}, {"b.log", "NEEDLE in b"}} {
 		appendFile(t, filepath.Join(logDir, w.file), w.line+"\n")
 		wsLines(t, context.Background(), ws, w.file, []string{w.line})
@@ -198,9 +186,7 @@ func TestDashboardTunnelsAndLogsTabs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cloudflared, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cloudflared, string(data), 0o755)
 	b.do("retrying", chromedp.Click(fmt.Sprintf(`.tunnel[data-target=%q] button[data-action=refresh]`, target)))
 	b.waitJS("the tunnel running with its URL and Refresh", row+`?.dataset.state === 'running' && /trycloudflare\.com/.test(`+row+`.querySelector('.tunnel-url a')?.href || '') && `+row+`.querySelector('button[data-action=refresh]').textContent === 'Refresh'`)
 	b.stubClipboard()
@@ -391,20 +377,16 @@ func TestDashboardProvisioningBanner(t *testing.T) {
 	b := startChromium(t)
 	marks := t.TempDir()
 	lock, done, failed := filepath.Join(marks, "lock"), filepath.Join(marks, "done"), filepath.Join(marks, "failed")
-	if err := os.WriteFile(failed, []byte("status=3\nmessage=provisioning script https://user:pw@example.com/setup.sh?token=abc exited with status 3\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	portalInt := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")), PortalOptions{Env: map[string]string{
+	mustWrite(t, failed, "status=3\nmessage=provisioning script https://user:pw@example.com/setup.sh?token=abc exited with status 3\n", 0o644)
+	p := startDashPortal(t, "", map[string]string{
 		"ENABLE_AUTH":         "false",
 		"PROVISIONING_LOCK":   lock,
 		"PROVISIONING_DONE":   done,
 		"PROVISIONING_FAILED": failed,
-	}})
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	})
 	appendFile(t, filepath.Join(p.Dir, "log", "provisioning.log"), "Downloading setup.sh\nERROR: pip install failed\n")
 
-	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", portalInt)))
+	b.do("opening the dashboard", chromedp.Navigate(p.url("/")))
 	banner := `document.getElementById('boot-banner')`
 	b.waitJS("the failure banner", `!`+banner+`.hidden && `+banner+`.dataset.provisioning === 'failed'`)
 	text := evalJS[string](b, banner+`.textContent`)
@@ -419,9 +401,7 @@ func TestDashboardProvisioningBanner(t *testing.T) {
 	b.waitJS("the Logs tab on provisioning.log", `!document.getElementById('view-logs').hidden && document.querySelector('#log-files .chip.active')?.dataset.file === 'provisioning.log' && document.getElementById('log').textContent.includes('pip install failed')`)
 
 	// A retry runs: the lock is back.
-	if err := os.WriteFile(lock, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, lock, "", 0o644)
 	b.openTab("overview")
 	b.waitJS("the quiet notice", banner+`.dataset.provisioning === 'running' && `+banner+`.classList.contains('quiet') && `+banner+`.textContent.includes('Provisioning is running')`)
 	// It succeeded: nothing to say.
@@ -430,9 +410,7 @@ func TestDashboardProvisioningBanner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(done, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, done, "", 0o644)
 	b.waitJS("no banner", banner+`.hidden`)
 	if probs := b.problems(); len(probs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(probs, "\n"))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,6 +83,39 @@ func startChromium(t *testing.T) *dashboardBrowser {
 		}
 	}()
 	return b
+}
+
+// dashPortal is the binary serving the dashboard: the portal's own entry
+// (ext, internal) and, when a test asks for it, one app, Echo, whose
+// backend answers "echo <path>".
+type dashPortal struct {
+	*Portal
+	ext, internal int
+	echo          *backend // nil without Echo
+	echoExt       int
+}
+
+// startDashPortal starts the portal with env, with Echo opening at echoOpen
+// unless that is "", and waits until its internal port answers.
+func startDashPortal(t *testing.T, echoOpen string, env map[string]string) *dashPortal {
+	t.Helper()
+	d := &dashPortal{ext: freePort(t), internal: freePort(t)}
+	apps := []string{appYAML("Instance Portal", d.ext, d.internal, "/")}
+	if echoOpen != "" {
+		d.echo = startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "echo %s\n", r.URL.Path)
+		}))
+		d.echoExt = freePort(t)
+		apps = append(apps, appYAML("Echo", d.echoExt, d.echo.Port, echoOpen))
+	}
+	d.Portal = StartPortal(t, portalYAML(apps...), PortalOptions{Env: env})
+	waitStatus(t, nil, d.url("/health"), 200)
+	return d
+}
+
+// url is path on the portal's internal port.
+func (d *dashPortal) url(path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", d.internal, path)
 }
 
 // problems lists console errors and uncaught exceptions (a CSP violation,
@@ -200,40 +232,24 @@ func TestDashboardInChromium(t *testing.T) {
 	cloudflared := buildFakeCloudflared(t)
 
 	const password = "dash-test-secret-1234"
-	echo := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "echo %s\n", r.URL.Path)
-	}))
-	portalExt, portalInt, echoExt := freePort(t), freePort(t), freePort(t)
-	p := StartPortal(t, portalYAML(
-		appYAML("Instance Portal", portalExt, portalInt, "/"),
-		appYAML("Echo", echoExt, echo.Port, "/hello"),
-	), PortalOptions{Env: map[string]string{
+	p := startDashPortal(t, "/hello", map[string]string{
 		"ENABLE_AUTH":                "true",
 		"WEB_PASSWORD":               password,
 		"VAST_CONTAINERLABEL":        "C.4242",
 		"CLOUDFLARED_BIN":            cloudflared,
 		"FAKE_CLOUDFLARED_STATE_DIR": t.TempDir(),
-	}})
-	internal := fmt.Sprintf("http://127.0.0.1:%d", portalInt)
-	waitStatus(t, nil, internal+"/health", 200)
+	})
+	portalExt, echoExt := p.ext, p.echoExt
 
 	logFile := filepath.Join(p.Dir, "log", "test.log")
 	appendFile(t, logFile, "first line from before the page\n")
 
 	// The reason the page must show, as the metrics API gives it.
-	resp, err := http.Get(internal + "/api/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var metrics struct {
 		Available bool   `json:"available"`
 		Reason    string `json:"reason"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&metrics)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	(&apiClient{t: t, base: p.url("")}).getJSON("/api/metrics", &metrics)
 
 	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?token=%s", portalExt, password)))
 	if loc := evalJS[string](b, `location.href`); loc != fmt.Sprintf("http://127.0.0.1:%d/", portalExt) {
@@ -379,11 +395,8 @@ func TestDashboardInChromium(t *testing.T) {
 func TestDashboardPageLogic(t *testing.T) {
 	skipShort(t)
 	b := startChromium(t)
-	portalInt := freePort(t)
-	StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
-		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}})
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
-	b.do("opening the dashboard", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/", portalInt)))
+	p := startDashPortal(t, "", map[string]string{"ENABLE_AUTH": "false"})
+	b.do("opening the dashboard", chromedp.Navigate(p.url("/")))
 	b.waitJS("the page script", `!!window.portalDashboard`)
 	// Here (the internal port: Host and Origin agree) logs use the WebSocket.
 	b.waitJS("the log WebSocket", `document.getElementById('logs-state').title === 'Streaming over a WebSocket'`)
@@ -658,58 +671,45 @@ func TestDashboardPageLogic(t *testing.T) {
 // that the API routes still win over the catch-all file server.
 func TestDashboardFilesThroughThePortal(t *testing.T) {
 	skipShort(t)
-	portalInt := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), portalInt, "/")),
-		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false", "VAST_CONTAINERLABEL": "C.7"}})
-	base := fmt.Sprintf("http://127.0.0.1:%d", portalInt)
-	waitStatus(t, nil, base+"/health", 200)
-
-	get := func(path string, hdr map[string]string) (*http.Response, string) {
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultTransport.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, string(body)
+	p := startDashPortal(t, "", map[string]string{"ENABLE_AUTH": "false", "VAST_CONTAINERLABEL": "C.7"})
+	files := &apiClient{t: t, base: p.url(""), client: noRedirect}
+	get := func(path string, hdr map[string]string) apiReply {
+		t.Helper()
+		return files.do(http.MethodGet, path, "", hdr)
 	}
-	resp, body := get("/", nil)
-	if resp.StatusCode != 200 || !strings.Contains(body, `<script src="app.js" defer></script>`) {
-		t.Fatalf("GET /: %d %.200s", resp.StatusCode, body)
+	r := get("/", nil)
+	if r.Code != 200 || !strings.Contains(r.Body, `<script src="app.js" defer></script>`) {
+		t.Fatalf("GET /: %d %.200s", r.Code, r.Body)
 	}
-	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("index Cache-Control = %q, want no-store", cc)
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+	if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 		t.Errorf("CSP = %q", csp)
 	}
 	for _, f := range []string{"/app.js", "/style.css"} {
-		resp, _ := get(f, nil)
-		etag := resp.Header.Get("Etag")
-		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-cache" || len(etag) < 10 || etag[0] != '"' {
-			t.Errorf("GET %s: %d Cache-Control %q ETag %q", f, resp.StatusCode, resp.Header.Get("Cache-Control"), etag)
+		r := get(f, nil)
+		etag := r.Header.Get("Etag")
+		if r.Code != 200 || r.Header.Get("Cache-Control") != "no-cache" || len(etag) < 10 || etag[0] != '"' {
+			t.Errorf("GET %s: %d Cache-Control %q ETag %q", f, r.Code, r.Header.Get("Cache-Control"), etag)
 			continue
 		}
-		if again, _ := get(f, map[string]string{"If-None-Match": etag}); again.StatusCode != http.StatusNotModified {
-			t.Errorf("GET %s If-None-Match: %d, want 304", f, again.StatusCode)
+		if again := get(f, map[string]string{"If-None-Match": etag}); again.Code != http.StatusNotModified {
+			t.Errorf("GET %s If-None-Match: %d, want 304", f, again.Code)
 		}
 	}
 	for _, path := range []string{"/app.js.etag", "/../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/nope.html", "/api/nope"} {
-		if resp, body := get(path, nil); resp.StatusCode != http.StatusNotFound {
-			t.Errorf("GET %s: %d %.100q, want 404", path, resp.StatusCode, body)
+		if r := get(path, nil); r.Code != http.StatusNotFound {
+			t.Errorf("GET %s: %d %.100q, want 404", path, r.Code, r.Body)
 		}
 	}
-	resp, body = get("/api/dashboard", nil)
-	if want := fmt.Sprintf(`{"instance_label":"C.7","tunnel_scheme":"http","log_archive_dir":%q}`, p.Dir); resp.StatusCode != 200 || strings.TrimSpace(body) != want {
-		t.Errorf("/api/dashboard: %d %s", resp.StatusCode, body)
+	r = get("/api/dashboard", nil)
+	if want := fmt.Sprintf(`{"instance_label":"C.7","tunnel_scheme":"http","log_archive_dir":%q}`, p.Dir); r.Code != 200 || strings.TrimSpace(r.Body) != want {
+		t.Errorf("/api/dashboard: %d %s", r.Code, r.Body)
 	}
 	for _, path := range []string{"/api/apps", "/api/metrics", "/api/logs/files", "/api/tunnels"} {
-		if resp, body := get(path, nil); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			t.Errorf("GET %s: %d %s %.100q: the dashboard must not shadow the APIs", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		if r := get(path, nil); r.Code != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("GET %s: %d %s %.100q: the dashboard must not shadow the APIs", path, r.Code, r.Header.Get("Content-Type"), r.Body)
 		}
 	}
 }

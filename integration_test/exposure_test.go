@@ -1,9 +1,7 @@
 package integration_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -38,17 +36,11 @@ func TestDashboardExposureWarning(t *testing.T) {
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", port), 200)
 
 	exposed := func() []map[string]any {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/boot", portalInt))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		t.Helper()
 		var body struct {
 			Exposed []map[string]any `json:"exposed"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			t.Fatal(err)
-		}
+		(&apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", portalInt)}).getJSON("/api/boot", &body)
 		return body.Exposed
 	}
 	var mine map[string]any

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,42 +18,25 @@ import (
 // steps, and the entrypoint as PID 1. supervisord must start caddy and the
 // portal must answer on both its ports.
 func TestImageExtendRecipe(t *testing.T) {
-	skipShort(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mmdebstrap, chroot and namespaces")
-	}
-	for _, bin := range []string{"mmdebstrap", "unshare", "nsenter", "chroot", "tar"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (Debian packages mmdebstrap, util-linux): %v", bin, err)
-		}
-	}
+	requireImageTools(t)
 	text, err := os.ReadFile("../examples/Dockerfile.extend")
 	if err != nil {
 		t.Fatal(err)
 	}
 	instrs := parseDockerfile(string(text))
 	tarball := imageRootTarball(t, runtimePackages(t, instrs))
-	run := func(name string, args ...string) {
-		t.Helper()
-		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-	}
 
 	// Our image, as far as the recipe reads it.
 	portal := filepath.Join(t.TempDir(), "portal")
 	mustMkdir(t, portal)
 	rootfs, _ := filepath.Abs("../rootfs")
-	run("cp", "-a", rootfs+"/.", portal)
-	run("cp", caddyBin, filepath.Join(portal, "usr/local/bin/caddy"))
-	run("cp", buildFakeCloudflared(t), filepath.Join(portal, "usr/local/bin/cloudflared"))
-	run("sh", "-c", `chmod 0755 "$1"/opt/instance-tools/bin/* "$1"/opt/supervisor-scripts/*.sh "$1"/opt/supervisor-scripts/utils/*.sh "$1"/usr/local/bin/*`, "sh", portal)
+	mustRun(t, "cp", "-a", rootfs+"/.", portal)
+	mustRun(t, "cp", caddyBin, filepath.Join(portal, "usr/local/bin/caddy"))
+	mustRun(t, "cp", buildFakeCloudflared(t), filepath.Join(portal, "usr/local/bin/cloudflared"))
+	mustRun(t, "sh", "-c", `chmod 0755 "$1"/opt/instance-tools/bin/* "$1"/opt/supervisor-scripts/*.sh "$1"/opt/supervisor-scripts/utils/*.sh "$1"/usr/local/bin/*`, "sh", portal)
 
-	root := filepath.Join(t.TempDir(), "root")
-	mustMkdir(t, root)
-	run("tar", "-xf", tarball, "-C", root)
-	mustWrite(t, filepath.Join(root, "etc/hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644)
-	ir := &imageRoot{root: root, vars: map[string]string{"PATH": dockerDefaultPath}}
+	ir := unpackRoot(t, tarball, "")
+	root := ir.root
 	copies := 0
 	for _, in := range finalStage(instrs) {
 		switch in.Cmd {
@@ -72,23 +54,16 @@ func TestImageExtendRecipe(t *testing.T) {
 				} else {
 					mustMkdir(t, filepath.Dir(to))
 				}
-				run("cp", "-a", "-T", filepath.Join(portal, src), to)
+				mustRun(t, "cp", "-a", "-T", filepath.Join(portal, src), to)
 				copies++
 			}
 		case "ENV":
-			for _, w := range shellWords(in.Args) {
-				if k, v, ok := strings.Cut(w, "="); ok {
-					ir.vars[k] = expandVars(v, ir.vars)
-				}
-			}
+			ir.applyENV(in.Args)
 		case "RUN":
 			if strings.Contains(in.Args, "apt-get install") {
 				continue // mmdebstrap did it
 			}
-			cmd := exec.Command("chroot", append([]string{root, "/usr/bin/env", "-i"}, append(ir.env(), "/bin/sh", "-c", in.Args)...)...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("examples/Dockerfile.extend line %d in the root: %v\n%s", in.Line, err, out)
-			}
+			ir.runStep(t, "examples/Dockerfile.extend", in)
 		}
 	}
 	if copies == 0 {

@@ -2,15 +2,15 @@ package integration_test
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/instanceportal/portal/internal/testproc"
 )
 
 // TestFirstHourTunnelRetryAndDismiss (issue 21, bug 7 and the tunnel error
@@ -24,17 +24,12 @@ func TestFirstHourTunnelRetryAndDismiss(t *testing.T) {
 	b := startChromium(t)
 	fake := buildFakeCloudflared(t)
 	cloudflared := filepath.Join(t.TempDir(), "cloudflared") // installed later
-	echo := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "echo") }))
-	portalExt, portalInt, echoExt := freePort(t), freePort(t), freePort(t)
-	StartPortal(t, portalYAML(
-		appYAML("Instance Portal", portalExt, portalInt, "/"),
-		appYAML("Echo", echoExt, echo.Port, "/"),
-	), PortalOptions{Env: map[string]string{
+	p := startDashPortal(t, "/", map[string]string{
 		"ENABLE_AUTH":                "false",
 		"CLOUDFLARED_BIN":            cloudflared,
 		"FAKE_CLOUDFLARED_STATE_DIR": t.TempDir(),
-	}})
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	})
+	portalExt, echoExt := p.ext, p.echoExt
 	b.expect("status of 503 (Service Unavailable) (http://127.0.0.1:" + fmt.Sprint(portalExt) + "/api/tunnels:")
 
 	b.do("opening the Tunnels tab", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/#tunnels", portalExt)))
@@ -84,9 +79,7 @@ func TestFirstHourTunnelRetryAndDismiss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cloudflared, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cloudflared, string(data), 0o755)
 	b.do("retrying from the card", chromedp.Click(`#apps article.app[data-app="Echo"] button[data-action=retry-tunnel]`))
 	b.waitJS("the tunnel running, no Retry left", echoCard+`?.querySelector('.badge.state-running')?.textContent === 'tunnel running' && !`+echoCard+`.querySelector('button[data-action=retry-tunnel]')`)
 	b.openTab("tunnels")
@@ -116,14 +109,9 @@ func TestFirstHourSupervisordHint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(checkout, "examples", "supervisord.conf"), conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(checkout, "examples", "supervisord.conf"), string(conf), 0o644)
 	sock := filepath.Join(checkout, ".run", "supervisor.sock")
-	portalExt, portalInt := freePort(t), freePort(t)
-	StartPortal(t, portalYAML(appYAML("Instance Portal", portalExt, portalInt, "/")),
-		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false", "SUPERVISOR_SOCKET": sock}})
-	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
+	portalExt := startDashPortal(t, "", map[string]string{"ENABLE_AUTH": "false", "SUPERVISOR_SOCKET": sock}).ext
 	b.expect("status of 503 (Service Unavailable) (http://127.0.0.1:" + fmt.Sprint(portalExt) + "/api/processes:")
 	b.do("opening the Processes tab", chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/#processes", portalExt)))
 	b.waitJS("the hint with the command", `document.querySelector('#procs .procs-hint pre')?.textContent === 'supervisord -c examples/supervisord.conf'`)
@@ -132,13 +120,6 @@ func TestFirstHourSupervisordHint(t *testing.T) {
 	// The hint's command, run where it says (the checkout's root).
 	cmd := exec.Command("supervisord", "-c", "examples/supervisord.conf")
 	cmd.Dir = checkout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
+	testproc.Start(t, cmd, testproc.Options{Name: "supervisord"})
 	b.waitJS("the jupyter program listed", `!!document.querySelector('#procs article.proc[data-proc="jupyter"]') && !document.querySelector('#procs .procs-hint')`)
 }

@@ -3,26 +3,10 @@ package integration_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 )
-
-func getBody(t *testing.T, url string) (*http.Response, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
-}
 
 // TestGPUMetricsWithoutGPU: on this GPU-less machine the portal answers
 // /api/metrics and /metrics with 200, "available": false and the reason,
@@ -36,10 +20,12 @@ func TestGPUMetricsWithoutGPU(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", internal)
 	waitStatus(t, nil, base+"/api/metrics", 200)
 
+	api := &apiClient{t: t, base: base}
 	check := func(when string) {
-		resp, body := getBody(t, base+"/api/metrics")
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
-			t.Fatalf("%s: /api/metrics %d %q: %s", when, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		r := api.do("GET", "/api/metrics", "", nil)
+		body := r.Body
+		if r.Code != 200 || r.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: /api/metrics %d %q: %s", when, r.Code, r.Header.Get("Content-Type"), body)
 		}
 		var doc struct {
 			SampledAt time.Time `json:"sampled_at"`
@@ -67,12 +53,12 @@ func TestGPUMetricsWithoutGPU(t *testing.T) {
 			t.Errorf("%s: system figures missing: %s", when, body)
 		}
 
-		resp, body = getBody(t, base+"/metrics")
-		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
-			t.Fatalf("%s: /metrics %d %q", when, resp.StatusCode, resp.Header.Get("Content-Type"))
+		r = api.do("GET", "/metrics", "", nil)
+		if r.Code != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+			t.Fatalf("%s: /metrics %d %q", when, r.Code, r.Header.Get("Content-Type"))
 		}
-		if !strings.Contains(body, `portal_gpu_available{backend="",reason="no_`) || !strings.Contains(body, "portal_memory_used_bytes{") || strings.Contains(body, "DCGM_FI_") {
-			t.Errorf("%s: /metrics:\n%s", when, body)
+		if !strings.Contains(r.Body, `portal_gpu_available{backend="",reason="no_`) || !strings.Contains(r.Body, "portal_memory_used_bytes{") || strings.Contains(r.Body, "DCGM_FI_") {
+			t.Errorf("%s: /metrics:\n%s", when, r.Body)
 		}
 	}
 	check("start")

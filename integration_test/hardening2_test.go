@@ -32,34 +32,29 @@ func TestCORSNeverOpensThePortal(t *testing.T) {
 		"WEB_PASSWORD": password, "CADDY_CORS_ALLOWED_ORIGINS": "http://trusted.example",
 	}})
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", portalInt), 200)
-	do := func(method string, port int, path string, auth bool) *http.Response {
+	do := func(method string, port int, path string, auth bool) apiReply {
 		t.Helper()
-		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-		req.Header.Set("Origin", "http://trusted.example")
-		if method == "OPTIONS" {
-			req.Header.Set("Access-Control-Request-Method", "POST")
-			req.Header.Set("Access-Control-Request-Headers", "content-type")
-		}
+		c := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 		if auth {
-			req.Header.Set("Authorization", "Bearer "+password)
+			c.token = password
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		h := map[string]string{"Origin": "http://trusted.example"}
+		if method == "OPTIONS" {
+			h["Access-Control-Request-Method"] = "POST"
+			h["Access-Control-Request-Headers"] = "content-type"
 		}
-		resp.Body.Close()
-		return resp
+		return c.do(method, path, "", h)
 	}
 	for _, c := range []struct {
 		method, path string
 		auth         bool
 	}{{"OPTIONS", "/api/tunnels", false}, {"GET", "/api/logs/files", true}, {"GET", "/api/logs/download", true}} {
 		if r := do(c.method, portalExt, c.path, c.auth); r.Header.Get("Access-Control-Allow-Origin") != "" || r.Header.Get("Access-Control-Allow-Credentials") != "" {
-			t.Errorf("portal port %s %s: %s with CORS headers %v", c.method, c.path, r.Status, r.Header)
+			t.Errorf("portal port %s %s: %d with CORS headers %v", c.method, c.path, r.Code, r.Header)
 		}
 	}
-	if r := do("GET", app, "/", true); r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "http://trusted.example" {
-		t.Errorf("app port: %s %v, want the CORS headers there", r.Status, r.Header)
+	if r := do("GET", app, "/", true); r.Code != 200 || r.Header.Get("Access-Control-Allow-Origin") != "http://trusted.example" {
+		t.Errorf("app port: %d %v, want the CORS headers there", r.Code, r.Header)
 	}
 
 	// A prefix pattern is refused with the variable named.
@@ -77,9 +72,7 @@ func TestFIFOInLogDirDoesNotBlockStop(t *testing.T) {
 	ext, internal := freePort(t), freePort(t)
 	p := StartPortal(t, portalYAML(appYAML("Instance Portal", ext, internal, "/")), PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}})
 	logDir := filepath.Join(p.Dir, "log")
-	if err := os.WriteFile(filepath.Join(logDir, "first.log"), []byte("one\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(logDir, "first.log"), "one\n", 0o644)
 	base := fmt.Sprintf("http://127.0.0.1:%d", internal)
 	// Listing the files starts the watcher.
 	waitFor(t, 15*time.Second, "the log list names first.log", func() bool {
@@ -91,9 +84,7 @@ func TestFIFOInLogDirDoesNotBlockStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A file written after the FIFO is followed: the watcher went past it.
-	if err := os.WriteFile(filepath.Join(logDir, "second.log"), []byte("two\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(logDir, "second.log"), "two\n", 0o644)
 	waitFor(t, 15*time.Second, "the log list names second.log", func() bool {
 		_, body := hostRequest(t, "GET", base+"/api/logs/files", fmt.Sprintf("127.0.0.1:%d", internal), "", "")
 		return strings.Contains(body, "second.log")
@@ -150,17 +141,15 @@ func TestIdleUnauthenticatedConnectionsLockNobodyOut(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	user := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	user := &apiClient{t: t, base: url, token: password,
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}}
 	for i := 0; i < 3; i++ {
-		req, _ := http.NewRequest("GET", url, nil)
-		req.Header.Set("Authorization", "Bearer "+password)
-		resp, err := user.Do(req)
+		r, err := user.send("GET", "", "", nil)
 		if err != nil {
 			t.Fatalf("logged-in user behind the flooded address, request %d: %v", i, err)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Errorf("logged-in user behind the flooded address: %d", resp.StatusCode)
+		if r.Code != 200 {
+			t.Errorf("logged-in user behind the flooded address: %d", r.Code)
 		}
 	}
 }
@@ -175,9 +164,7 @@ func TestSecondPortalEntryIsRefused(t *testing.T) {
 	cfg := filepath.Join(dir, "portal.yaml")
 	yaml := portalYAML(appYAML("Instance Portal", 1111, 11111, "/"),
 		"  impostor:\n    hostname: localhost\n    external_port: 8080\n    internal_port: 18080\n    open_path: /\n    name: Instance Portal\n")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cfg, yaml, 0o644)
 	cmd := exec.Command(caddyBin, "adapt", "--adapter", "portal_yaml", "--config", cfg)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PORTAL_STATE_DIR=" + dir, "PORTAL_LOG_DIR=" + dir}
 	out, err := cmd.CombinedOutput()

@@ -8,10 +8,8 @@ package integration_test
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,32 +24,18 @@ import (
 // empty), as a browser on that site would, and returns status and body.
 func hostRequest(t *testing.T, method, url, host, origin, body string, hdr ...string) (int, string) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
+	h := map[string]string{"Host": host}
 	if origin != "" {
-		req.Header.Set("Origin", origin)
-		req.Header.Set("Sec-Fetch-Site", "same-origin") // what a rebound page's browser sends
+		h["Origin"] = origin
+		h["Sec-Fetch-Site"] = "same-origin" // what a rebound page's browser sends
 	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		h["Content-Type"] = "application/json"
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		h[hdr[i]] = hdr[i+1]
 	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return (&apiClient{t: t, client: noRedirect}).call(method, url, body, h)
 }
 
 // wsHandshake tries a WebSocket handshake with the given Host and Origin;
@@ -97,9 +81,7 @@ func TestInternalServerRefusesDNSRebinding(t *testing.T) {
 			t.Logf("caddy output:\n%s", p.Logs())
 		}
 	})
-	if err := os.WriteFile(filepath.Join(p.Dir, "log", "jupyter.log"), []byte("open http://localhost:8888/?token=jupyter-token-abc\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(p.Dir, "log", "jupyter.log"), "open http://localhost:8888/?token=jupyter-token-abc\n", 0o644)
 	base := fmt.Sprintf("http://127.0.0.1:%d", internal)
 	waitStatus(t, nil, base+"/health", 200)
 
@@ -364,18 +346,11 @@ func TestPlaceholdersInPortalYAMLAreServedLiterally(t *testing.T) {
 		t.Errorf("/api/apps: %d %s", status, body)
 	}
 	// The app is down: its port shows the starting-up page, naming it.
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", app), nil)
-	req.Header.Set("Authorization", "Bearer "+password)
-	req.Header.Set("Cookie", "victim=cookie-value-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 502 || strings.Contains(string(page), password) || strings.Contains(string(page), "cookie-value-1") ||
-		!strings.Contains(string(page), "<title>leak={env.WEB_PASSWORD} is starting up</title>") {
-		t.Errorf("starting-up page: %s\n%.600s", resp.Status, page)
+	appPort := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", app), token: password}
+	code, page := appPort.call("GET", "/", "", map[string]string{"Cookie": "victim=cookie-value-1"})
+	if code != 502 || strings.Contains(page, password) || strings.Contains(page, "cookie-value-1") ||
+		!strings.Contains(page, "<title>leak={env.WEB_PASSWORD} is starting up</title>") {
+		t.Errorf("starting-up page: %d\n%.600s", code, page)
 	}
 	if strings.Contains(p.AdminConfig(), password) {
 		t.Error("the password is in the running config")

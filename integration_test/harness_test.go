@@ -78,6 +78,29 @@ func freePort(t testing.TB) int {
 	return testwait.FreePort(t)
 }
 
+// mustMkdir creates directory p and its parents.
+func mustMkdir(t testing.TB, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustWrite writes body to file p with mode.
+func mustWrite(t testing.TB, p, body string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSymlink(t testing.TB, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Portal is one running `caddy run --adapter portal_yaml` process.
 type Portal struct {
 	t          testing.TB
@@ -105,9 +128,7 @@ func StartPortal(t testing.TB, yaml string, opts PortalOptions) *Portal {
 	skipShort(t)
 	dir := t.TempDir()
 	p := &Portal{t: t, Dir: dir, ConfigPath: filepath.Join(dir, "portal.yaml")}
-	if err := os.WriteFile(p.ConfigPath, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, yaml, 0o644)
 	for _, d := range []string{"log", "state"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
@@ -186,10 +207,16 @@ func (p *Portal) Stop() { p.proc.Stop() }
 // (e.g. `reload`), returning combined output and the exit error.
 func (p *Portal) Caddy(args ...string) (string, error) {
 	p.t.Helper()
+	return p.CaddyEnv(nil, args...)
+}
+
+// CaddyEnv is Caddy with env added to the portal's environment.
+func (p *Portal) CaddyEnv(env []string, args ...string) (string, error) {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, caddyBin, args...)
-	cmd.Env = p.Env
+	cmd.Env = append(append([]string{}, p.Env...), env...)
 	cmd.Dir = p.Dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err

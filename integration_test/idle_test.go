@@ -1,9 +1,6 @@
 package integration_test
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -33,9 +30,7 @@ func startIdlePortal(t *testing.T) (p *Portal, portalURL, appURL, marker string)
 		"PROVISIONER_STATE_DIR":  filepath.Join(dir, "provisioner"),
 	}})
 	// A log the log viewer shows, which must receive the warning line.
-	if err := os.WriteFile(filepath.Join(p.Dir, "log", "app.log"), []byte("started\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(p.Dir, "log", "app.log"), "started\n", 0o644)
 	return p, fmt.Sprintf("http://127.0.0.1:%d", pExt), fmt.Sprintf("http://127.0.0.1:%d", aExt), marker
 }
 
@@ -47,15 +42,9 @@ func markerLines(marker string) int {
 	return strings.Count(string(b), "\n")
 }
 
-func authGet(t *testing.T, url string) *http.Response {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer idle-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+// idleAPI calls base with the token the idle portal has.
+func idleAPI(t *testing.T, base string) *apiClient {
+	return &apiClient{t: t, base: base, token: "idle-token"}
 }
 
 // TestIdleStopsOnceWithoutTraffic: with no traffic the command runs once
@@ -68,17 +57,14 @@ func TestIdleStopsOnceWithoutTraffic(t *testing.T) {
 	if !strings.Contains(string(log), "idle auto-stop: no activity") {
 		t.Errorf("no warning line in app.log:\n%s", log)
 	}
-	resp := authGet(t, portalURL+"/api/idle")
 	var st struct {
 		Enabled     bool   `json:"enabled"`
 		Ran         bool   `json:"ran"`
 		LastOutcome string `json:"last_outcome"`
 		Summary     string `json:"summary"`
 	}
-	err := json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
-	if err != nil || !st.Enabled || !st.Ran {
-		t.Errorf("/api/idle after the stop: %+v %v", st, err)
+	if idleAPI(t, portalURL).getJSON("/api/idle", &st); !st.Enabled || !st.Ran {
+		t.Errorf("/api/idle after the stop: %+v", st)
 	}
 	// Still idle: the command must not run again (ticks are 1 s apart).
 	time.Sleep(4 * time.Second) // nothing to wait for: the command must NOT run again over four 1 s ticks
@@ -96,11 +82,10 @@ func TestIdleRequestsKeepItRunning(t *testing.T) {
 	t.Parallel()
 	_, _, appURL, marker := startIdlePortal(t)
 	deadline := time.Now().Add(idleWindow + 8*time.Second)
+	app := idleAPI(t, appURL)
 	for time.Now().Before(deadline) {
-		resp := authGet(t, appURL+"/")
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("app: %d", resp.StatusCode)
+		if code, _ := app.call("GET", "/", "", nil); code != 200 {
+			t.Fatalf("app: %d", code)
 		}
 		time.Sleep(5 * time.Second) // the time under test: traffic every 5 s keeps the instance from going idle
 	}
@@ -114,21 +99,11 @@ func TestIdleRequestsKeepItRunning(t *testing.T) {
 func TestIdleOpenLogStreamKeepsItRunning(t *testing.T) {
 	t.Parallel()
 	_, portalURL, _, marker := startIdlePortal(t)
-	ctx, cancel := context.WithTimeout(context.Background(), idleWindow+8*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", portalURL+"/api/logs/stream?file=app.log", nil)
-	req.Header.Set("Authorization", "Bearer idle-token")
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("log stream: %d", resp.StatusCode)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() { // until the context ends the stream
+	// The stream is read until the client's timeout ends it.
+	stream := idleAPI(t, portalURL)
+	stream.client = &http.Client{Timeout: idleWindow + 8*time.Second}
+	if r, err := stream.send("GET", "/api/logs/stream?file=app.log", "", map[string]string{"Accept": "text/event-stream"}); r.Code != 200 {
+		t.Fatalf("log stream: %d %v", r.Code, err)
 	}
 	if n := markerLines(marker); n != 0 {
 		t.Errorf("the command ran %d times with a log stream open", n)

@@ -5,15 +5,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/instanceportal/portal/internal/testwait"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +22,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/internal/testproc"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // dockerDefaultPath is the PATH an image starts with when its base sets none.
@@ -44,7 +40,10 @@ type imageRoot struct {
 	vars map[string]string
 }
 
-func newImageRoot(t *testing.T) *imageRoot {
+// requireImageTools skips a test that cannot build a Debian root here:
+// under -short, when not root, or without mmdebstrap and the namespace
+// tools.
+func requireImageTools(t *testing.T) {
 	t.Helper()
 	skipShort(t)
 	if os.Geteuid() != 0 {
@@ -55,42 +54,33 @@ func newImageRoot(t *testing.T) *imageRoot {
 			t.Skipf("%s is not installed (Debian packages mmdebstrap, util-linux): %v", bin, err)
 		}
 	}
+}
+
+func newImageRoot(t *testing.T) *imageRoot {
+	t.Helper()
+	requireImageTools(t)
 	instrs := readDockerfile(t)
 	pkgs := runtimePackages(t, instrs)
 	tarball := imageRootTarball(t, pkgs)
 
-	root := filepath.Join(t.TempDir(), "root")
-	mustMkdir(t, root)
-	run := func(name string, args ...string) {
-		t.Helper()
-		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-	}
-	run("tar", "-xf", tarball, "-C", root)
+	ir := unpackRoot(t, tarball, "172.17.0.2\tportal-image-test\n")
+	root := ir.root
 	// The Dockerfile's COPY steps: the binary, then rootfs/.
 	rootfs, _ := filepath.Abs("../rootfs")
-	run("cp", caddyBin, filepath.Join(root, "usr/local/bin/caddy"))
-	run("cp", "-a", rootfs+"/.", root)
-	// Docker writes /etc/hosts; without it "localhost" does not resolve.
-	mustWrite(t, filepath.Join(root, "etc/hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n172.17.0.2\tportal-image-test\n", 0o644)
+	mustRun(t, "cp", caddyBin, filepath.Join(root, "usr/local/bin/caddy"))
+	mustRun(t, "cp", "-a", rootfs+"/.", root)
 
-	vars := map[string]string{"PATH": dockerDefaultPath, "TARGETARCH": "amd64"}
+	ir.vars["TARGETARCH"] = "amd64"
 	for _, in := range finalStage(instrs) {
 		switch in.Cmd {
 		case "ARG":
 			if k, v, ok := strings.Cut(in.Args, "="); ok {
-				vars[k] = v
+				ir.vars[k] = v
 			}
 		case "ENV":
-			for _, w := range shellWords(in.Args) {
-				if k, v, ok := strings.Cut(w, "="); ok {
-					vars[k] = expandVars(v, vars)
-				}
-			}
+			ir.applyENV(in.Args)
 		}
 	}
-	ir := &imageRoot{root: root, vars: vars}
 	// The RUN steps, but the package install (mmdebstrap did it) and those
 	// that need a registry this machine cannot reach.
 	var leftOut []string
@@ -100,10 +90,7 @@ func newImageRoot(t *testing.T) *imageRoot {
 		case in.Needs != "":
 			leftOut = append(leftOut, fmt.Sprintf("line %d (needs %s)", in.Line, in.Needs))
 		default:
-			cmd := exec.Command("chroot", append([]string{root, "/usr/bin/env", "-i"}, append(ir.env(), "/bin/sh", "-c", in.Args)...)...)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("Dockerfile line %d in the root: %v\n%s\n%s", in.Line, err, in.Args, out)
-			}
+			ir.runStep(t, "Dockerfile", in)
 		}
 	}
 	t.Logf("left out, needing a registry not reachable here: %s", strings.Join(leftOut, "; "))
@@ -114,8 +101,50 @@ func newImageRoot(t *testing.T) *imageRoot {
 	}
 	// /venv/main is made by uv from PyPI in the image (left out above):
 	// Debian's python3 -m venv stands in, so the shell's activation is real.
-	run("chroot", root, "python3", "-m", "venv", "/venv/main")
+	mustRun(t, "chroot", root, "python3", "-m", "venv", "/venv/main")
 	return ir
+}
+
+// unpackRoot extracts a Debian root made by imageRootTarball into a temp
+// dir and writes its /etc/hosts as Docker does (without it "localhost"
+// does not resolve), with extraHosts after the loopback lines. Its vars
+// start with the PATH of an image whose base sets none.
+func unpackRoot(t *testing.T, tarball, extraHosts string) *imageRoot {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "root")
+	mustMkdir(t, root)
+	mustRun(t, "tar", "-xf", tarball, "-C", root)
+	mustWrite(t, filepath.Join(root, "etc/hosts"), "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"+extraHosts, 0o644)
+	return &imageRoot{root: root, vars: map[string]string{"PATH": dockerDefaultPath}}
+}
+
+// applyENV sets the variables of an ENV instruction's arguments, each
+// value expanded with those set before it, as Docker does.
+func (ir *imageRoot) applyENV(args string) {
+	for _, w := range shellWords(args) {
+		if k, v, ok := strings.Cut(w, "="); ok {
+			ir.vars[k] = expandVars(v, ir.vars)
+		}
+	}
+}
+
+// runStep runs a RUN instruction of file in the root, with only the
+// image's variables in its environment, as Docker does.
+func (ir *imageRoot) runStep(t *testing.T, file string, in dfInstr) {
+	t.Helper()
+	cmd := exec.Command("chroot", append([]string{ir.root, "/usr/bin/env", "-i"}, append(ir.env(), "/bin/sh", "-c", in.Args)...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s line %d in the root: %v\n%s\n%s", file, in.Line, err, in.Args, out)
+	}
+}
+
+// mustRun runs a command on this machine, failing the test with its output
+// when it fails.
+func mustRun(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
 }
 
 func (ir *imageRoot) env() []string {
@@ -355,19 +384,17 @@ func TestImageBoot(t *testing.T) {
 	if st := b.ctl("status", "cron"); !strings.Contains(st, "RUNNING") {
 		t.Errorf("cron: %s", st)
 	}
+	syncthing := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", syncExt), token: token}
 	syncGet := func(path string, apiKey bool) (int, string) {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", syncExt, path), nil)
-		req.Header.Set("Authorization", "Bearer "+token)
+		var hdr map[string]string
 		if apiKey {
-			req.Header.Set("X-API-Key", token)
+			hdr = map[string]string{"X-API-Key": token}
 		}
-		resp, err := http.DefaultClient.Do(req)
+		r, err := syncthing.send("GET", path, "", hdr)
 		if err != nil {
 			return 0, err.Error()
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return resp.StatusCode, string(body)
+		return r.Code, r.Body
 	}
 	var gui string
 	if !testwait.Poll(90*time.Second, 250*time.Millisecond, func() bool {
@@ -543,15 +570,7 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 func writeExpiredPair(t *testing.T, crtPath, keyPath string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalPKCS8PrivateKey(key)
-	mustWrite(t, crtPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
-	mustWrite(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})), 0o600)
+	writePair(t, crtPath, keyPath, key, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 }
 
 // TestImageServerless boots the image with SERVERLESS=true: the portal
@@ -744,9 +763,7 @@ func TestImageSyncEnvironment(t *testing.T) {
 	if err := os.Remove(b.at("venv/main")); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("chroot", b.root, "python3", "-m", "venv", "/venv/main").CombinedOutput(); err != nil {
-		t.Fatalf("python3 -m venv: %v %s", err, out)
-	}
+	mustRun(t, "chroot", b.root, "python3", "-m", "venv", "/venv/main")
 	b.vars["PORTAL_CONFIG"] = fmt.Sprintf("localhost:%d:%d:/:Instance Portal", freePort(t), freePort(t))
 	b.vars["PORTAL_ADMIN_LISTEN"] = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	bc := b.boot(t, volume, "", "--sync-environment")

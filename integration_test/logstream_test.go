@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,23 +51,36 @@ func wsLines(t *testing.T, ctx context.Context, c *websocket.Conn, file string, 
 	}
 }
 
-func TestLogStreamThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
-	logDir := filepath.Join(p.Dir, "log")
-	appLog := filepath.Join(logDir, "app.log")
-	if err := os.WriteFile(appLog, []byte("before start\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, nil, base+"/files", 200)
+// startLogPortal runs the portal alone; base is its log API on the
+// internal port.
+func startLogPortal(t *testing.T) (p *Portal, internal int, base string) {
+	t.Helper()
+	internal = freePort(t)
+	p = StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	return p, internal, fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+}
 
-	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws?file=app.log&tail=50", nil)
+// dialLogs opens the log WebSocket of the portal's internal port with
+// query ("?file=app.log"), closed when the test ends.
+func dialLogs(t *testing.T, ctx context.Context, internal int, query string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws%s", internal, query), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.CloseNow()
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func TestLogStreamThroughBinary(t *testing.T) {
+	p, internal, base := startLogPortal(t)
+	logDir := filepath.Join(p.Dir, "log")
+	appLog := filepath.Join(logDir, "app.log")
+	mustWrite(t, appLog, "before start\n", 0o644)
+	waitStatus(t, nil, base+"/files", 200)
+
+	ctx := context.Background()
+	ws := dialLogs(t, ctx, internal, "?file=app.log&tail=50")
 	wsLines(t, ctx, ws, "app.log", []string{"before start"})
 
 	sse, err := http.Get(base + "/stream?file=app.log")
@@ -110,37 +122,24 @@ func TestLogStreamThroughBinary(t *testing.T) {
 	}
 
 	// Bad names are refused with 400.
+	api := &apiClient{t: t, base: base}
 	for _, q := range []string{"file=../portal.yaml", "file=%2Fetc%2Fpasswd.log", "file=nope.log"} {
-		resp, err := http.Get(base + "/ws?" + q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 400 {
-			t.Errorf("%s: status %d", q, resp.StatusCode)
+		if code, _ := api.call("GET", "/ws?"+q, "", nil); code != 400 {
+			t.Errorf("%s: status %d", q, code)
 		}
 	}
 
 	// Download round trip: one file, then the directory as .tar.gz.
-	resp, err := http.Get(base + "/download?file=app.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	code, body := api.call("GET", "/download?file=app.log", "", nil)
 	disk, _ := os.ReadFile(appLog)
-	if resp.StatusCode != 200 || string(body) != string(disk) {
-		t.Fatalf("download: %d %q", resp.StatusCode, body)
+	if code != 200 || body != string(disk) {
+		t.Fatalf("download: %d %q", code, body)
 	}
 	if err := os.Symlink(filepath.Join(p.Dir, "portal.yaml"), filepath.Join(logDir, "leak.log")); err != nil {
 		t.Fatal(err)
 	}
-	resp, err = http.Get(base + "/download")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	names := tartest.Read(t, resp.Body)
+	_, archive := api.call("GET", "/download", "", nil)
+	names := tartest.Read(t, strings.NewReader(archive))
 	if _, leaked := names["leak.log"]; leaked || names["app.log"] != string(disk) {
 		t.Fatalf("archive: %q", names)
 	}
@@ -149,16 +148,10 @@ func TestLogStreamThroughBinary(t *testing.T) {
 // log-tee writes the raw portal log (which the portal streams), the plain
 // log and stdout.
 func TestLogTeeThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	p, internal, base := startLogPortal(t)
 	waitStatus(t, nil, base+"/files", 200)
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := dialLogs(t, ctx, internal, "")
 
 	portalLog := filepath.Join(p.Dir, "log", "tee.log")
 	cmd := exec.Command(caddyBin, "portal", "log-tee", portalLog)
@@ -182,20 +175,12 @@ func TestLogTeeThroughBinary(t *testing.T) {
 // WebSocket keeps streaming through `caddy reload`, and reloads leak no
 // inotify or file descriptors.
 func TestLogStreamSurvivesReload(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	p, internal, base := startLogPortal(t)
 	appLog := filepath.Join(p.Dir, "log", "app.log")
-	if err := os.WriteFile(appLog, []byte("one\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	mustWrite(t, appLog, "one\n", 0o644)
 	waitStatus(t, nil, base+"/files", 200)
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := dialLogs(t, ctx, internal, "?file=app.log")
 	wsLines(t, ctx, ws, "app.log", []string{"one"})
 
 	fds := func() int {
@@ -217,29 +202,14 @@ func TestLogStreamSurvivesReload(t *testing.T) {
 		reload()
 		// Use the new config's handler, so that a service not shared
 		// across reloads would open its own inotify and file descriptors.
-		c, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialLogs(t, ctx, internal, "?file=app.log")
 		wsLines(t, ctx, c, "app.log", []string{"one"})
 		_ = c.Close(websocket.StatusNormalClosure, "")
 	}
-	appendLine := func(s string) {
-		f, err := os.OpenFile(appLog, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = f.WriteString(s + "\n")
-		_ = f.Close()
-	}
-	appendLine("after reloads")
+	appendFile(t, appLog, "after reloads\n")
 	wsLines(t, ctx, ws, "app.log", []string{"after reloads"})
 	// A new client after the reloads sees the ring kept from before them.
-	ws2, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?file=app.log", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws2.CloseNow()
+	ws2 := dialLogs(t, ctx, internal, "?file=app.log")
 	wsLines(t, ctx, ws2, "app.log", []string{"one", "after reloads"})
 	if after := fds(); after > before+2 {
 		t.Fatalf("file descriptors grew across 3 reloads: %d -> %d", before, after)
@@ -251,10 +221,9 @@ func TestLogStreamSurvivesReload(t *testing.T) {
 // classes (issue 13), and ?all=1 archives the portal logs plus the clean
 // copies log-tee writes one directory up (issue 10).
 func TestLogStreamAPIThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
+	p, internal, base := startLogPortal(t)
 	waitStatus(t, nil, base+"/files", 200)
+	api := &apiClient{t: t, base: base}
 
 	for q, want := range map[string]string{
 		"/stream?file=nonexist.log": `file "nonexist.log" does not exist`,
@@ -262,24 +231,16 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 		"/download?file=x.txt":      `file "x.txt" must end in .log`,
 		"/stream?tail=-5":           `tail="-5": want a number from 0 to 5000`,
 	} {
-		resp, err := http.Get(base + q)
-		if err != nil {
-			t.Fatal(err)
-		}
+		code, text := api.call("GET", q, "", nil)
 		var body struct{ Error string }
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode != 400 || err != nil || body.Error != want {
-			t.Errorf("%s: %d %q (%v), want 400 %q", q, resp.StatusCode, body.Error, err, want)
+		err := json.Unmarshal([]byte(text), &body)
+		if code != 400 || err != nil || body.Error != want {
+			t.Errorf("%s: %d %q (%v), want 400 %q", q, code, body.Error, err, want)
 		}
 	}
 
 	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, fmt.Sprintf("ws://127.0.0.1:%d/api/logs/ws?tail=0", internal), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+	ws := dialLogs(t, ctx, internal, "?tail=0")
 	cmd := exec.Command(caddyBin, "portal", "log-tee", filepath.Join(p.Dir, "log", "colour.log"))
 	cmd.Stdin = strings.NewReader("\x1b[38;2;255;136;0morange\x1b[0m\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -287,10 +248,6 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 	}
 	wsLines(t, ctx, ws, "colour.log", []string{`<span class="term-fgt-ff8800">orange</span>`})
 
-	resp, err := http.Get(base + "/files")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var files struct {
 		Files []struct {
 			Name     string
@@ -298,18 +255,12 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 		}
 		MaxFiles int `json:"max_files"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&files)
-	resp.Body.Close()
-	if err != nil || files.MaxFiles != 256 || len(files.Files) != 1 || !files.Files[0].Followed {
-		t.Fatalf("files: %v %+v", err, files)
+	if api.getJSON("/files", &files); files.MaxFiles != 256 || len(files.Files) != 1 || !files.Files[0].Followed {
+		t.Fatalf("files: %+v", files)
 	}
 
-	resp, err = http.Get(base + "/download?all=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got := tartest.Read(t, resp.Body)
+	_, archive := api.call("GET", "/download?all=1", "", nil)
+	got := tartest.Read(t, strings.NewReader(archive))
 	// The portal directory's files under log/ (its name), log-tee's clean
 	// copy at the top; portal.yaml beside them is not a *.log file.
 	if len(got) != 2 || got["log/colour.log"] != "\x1b[38;2;255;136;0morange\x1b[0m\n" || got["colour.log"] != "orange\n" {
@@ -325,16 +276,12 @@ func TestLogStreamAPIThroughBinary(t *testing.T) {
 // stays under 192 MiB (about 165 MiB measured). Before the bounds, one such
 // client over 40 files took the process to 282 MB.
 func TestLogStreamBoundsThroughBinary(t *testing.T) {
-	internal := freePort(t)
-	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")), PortalOptions{})
+	p, internal, base := startLogPortal(t)
 	logDir := filepath.Join(p.Dir, "log")
 	chunk := strings.Repeat(strings.Repeat("w", 100)+"\n", 650) // 64 KiB
 	for i := range 300 {
-		if err := os.WriteFile(filepath.Join(logDir, fmt.Sprintf("b%03d.log", i)), []byte(chunk), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		mustWrite(t, filepath.Join(logDir, fmt.Sprintf("b%03d.log", i)), chunk, 0o644)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d/api/logs", internal)
 	waitStatus(t, nil, base+"/files", 200)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -8,12 +8,9 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -53,12 +50,6 @@ func getJSON(t *testing.T, req *http.Request) (map[string]string, *http.Response
 		t.Fatalf("%s: not JSON (%s): %s", req.URL, resp.Status, body)
 	}
 	return m, resp
-}
-
-// noRedirect lets tests see 3xx answers.
-var noRedirect = &http.Client{
-	Timeout:       10 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 func TestProxyForwardedHeaders(t *testing.T) {
@@ -123,22 +114,16 @@ func TestHostLocalhostAndCompressionOff(t *testing.T) {
 	}})
 	url := fmt.Sprintf("http://127.0.0.1:%d/", ext)
 	waitStatus(t, nil, url, 200)
-	req, _ := http.NewRequest("GET", url+"?pad=1", nil)
-	req.Header.Set("Origin", "http://203.0.113.9:40000")
-	req.Header.Set("Accept-Encoding", "gzip")
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	// Accept-Encoding set by hand: the client leaves the answer as it came.
+	r := (&apiClient{t: t, base: url}).do("GET", "?pad=1", "", map[string]string{"Origin": "http://203.0.113.9:40000", "Accept-Encoding": "gzip"})
 	var h map[string]string
-	_ = json.NewDecoder(resp.Body).Decode(&h)
+	_ = json.Unmarshal([]byte(r.Body), &h)
 	want := fmt.Sprintf("localhost:%d", be.Port)
 	if h["Host"] != want || h["Origin"] != "http://"+want {
 		t.Errorf("Host %q Origin %q, want %q", h["Host"], h["Origin"], want)
 	}
-	if resp.Header.Get("Content-Encoding") != "" {
-		t.Errorf("compression off, but Content-Encoding = %q", resp.Header.Get("Content-Encoding"))
+	if r.Header.Get("Content-Encoding") != "" {
+		t.Errorf("compression off, but Content-Encoding = %q", r.Header.Get("Content-Encoding"))
 	}
 }
 
@@ -192,25 +177,6 @@ func TestStartingUpPage(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("X-Portal-Placeholder") != "" || !strings.Contains(string(body), "app says no") {
 		t.Errorf("app's own 503 must pass untouched: %s %v %q", resp.Status, resp.Header, body)
 	}
-}
-
-// genPair writes a self-signed certificate for 127.0.0.1/localhost.
-func genPair(t *testing.T, certFile, keyFile string, key crypto.Signer) *x509.Certificate {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	return cert
 }
 
 func TestTLSWithInstancePair(t *testing.T) {
@@ -304,15 +270,8 @@ func TestPortalServerHealthAndApps(t *testing.T) {
 	waitStatus(t, nil, base+"/health", 200)
 	// The same handlers are reachable through the external port.
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/health", ext), 200)
-	resp, err := http.Get(base + "/api/apps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var apps []map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&apps); err != nil {
-		t.Fatal(err)
-	}
+	(&apiClient{t: t, base: base}).getJSON("/api/apps", &apps)
 	if len(apps) != 2 || apps[1]["name"] != "Jupyter" || apps[1]["direct_url"] != "http://203.0.113.9:40080/tree" ||
 		apps[1]["ssh_command"] != fmt.Sprintf("ssh -p 40022 root@203.0.113.9 -L %d:localhost:%d", be.Port, be.Port) {
 		t.Errorf("/api/apps = %v", apps)
@@ -327,9 +286,7 @@ func TestReloadWithBrokenFileKeepsRunningConfig(t *testing.T) {
 	waitStatus(t, nil, url, 200)
 
 	broken := portalYAML(appYAML("App", ext, be.Port, "/")) + "  Bad:\n    hostname: localhost\n    external_port: 99999\n    internal_port: 1\n"
-	if err := os.WriteFile(p.ConfigPath, []byte(broken), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, broken, 0o644)
 	out, err := p.Reload()
 	if err == nil || !strings.Contains(out, `portal.yaml:10: app \"Bad\": external_port: \"99999\": port 99999 outside 1-65535`) {
 		t.Fatalf("broken reload: err=%v, output:\n%s", err, out)
@@ -337,9 +294,7 @@ func TestReloadWithBrokenFileKeepsRunningConfig(t *testing.T) {
 	waitStatus(t, nil, url, 200) // still serving
 
 	good := portalYAML(appYAML("App", ext, be.Port, "/"), appYAML("Second", ext2, be.Port, "/"))
-	if err := os.WriteFile(p.ConfigPath, []byte(good), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, good, 0o644)
 	if out, err := p.Reload(); err != nil {
 		t.Fatalf("good reload: %v\n%s", err, out)
 	}
@@ -353,14 +308,10 @@ func TestWatchAppliesEdits(t *testing.T) {
 	p := StartPortal(t, portalYAML(appYAML("App", ext, be.Port, "/")), PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}, Args: []string{"--watch"}})
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", ext), 200)
 	// A broken edit is refused and logged; the old config keeps serving.
-	if err := os.WriteFile(p.ConfigPath, []byte("applications:\n  App: [\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, "applications:\n  App: [\n", 0o644)
 	waitFor(t, 10*time.Second, "the watcher to report the syntax error", func() bool { return strings.Contains(p.Logs(), "YAML syntax") })
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", ext), 200)
-	if err := os.WriteFile(p.ConfigPath, []byte(portalYAML(appYAML("App", ext2, be.Port, "/"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, p.ConfigPath, portalYAML(appYAML("App", ext2, be.Port, "/")), 0o644)
 	waitStatus(t, nil, fmt.Sprintf("http://127.0.0.1:%d/", ext2), 200)
 }
 
@@ -435,16 +386,9 @@ func TestAuthExcludeAndCORS(t *testing.T) {
 		t.Errorf("foreign preflight: %s %v", r.Status, r.Header)
 	}
 	// An authenticated request from an allowed origin gets the headers.
-	req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", guarded), nil)
-	req.Header.Set("Origin", "https://allowed.example")
-	req.Header.Set("Authorization", "Bearer portal-test-secret-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" {
-		t.Errorf("CORS GET: %s %v", resp.Status, resp.Header)
+	guardedPort := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", guarded), token: "portal-test-secret-1"}
+	if r := guardedPort.do("GET", "/", "", map[string]string{"Origin": "https://allowed.example"}); r.Code != 200 || r.Header.Get("Access-Control-Allow-Origin") != "https://allowed.example" {
+		t.Errorf("CORS GET: %d %v", r.Code, r.Header)
 	}
 	if strings.Contains(p.AdminConfig(), "portal-test-secret-1") {
 		t.Error("the secret is in the admin API's config")

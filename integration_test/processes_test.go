@@ -1,12 +1,8 @@
 package integration_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,34 +20,19 @@ import (
 // through the portal's external port, authenticated, as the dashboard does.
 func TestProcessesAPI(t *testing.T) {
 	skipShort(t)
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skipf("python3 serves the dummy web app: %v", err)
-	}
 	webPort := freePort(t)
 	skipDir := t.TempDir()
-	sock := supervisordtest.Start(t, fmt.Sprintf(`
-[program:web]
-command=%s -m http.server %d --bind 127.0.0.1
-startsecs=0
-stopwaitsecs=5
-
-[program:worker]
-command=/bin/sh -c "exec sleep 300"
-startsecs=0
-
+	sock := supervisordtest.Start(t, supervisordtest.HTTPServer("web", webPort)+supervisordtest.Sleeper("worker")+fmt.Sprintf(`
 [program:extra]
 command=/bin/sh -c 'mkdir -p "$SKIP" && echo "Extra App" > "$SKIP/$SUPERVISOR_PROCESS_NAME" && exit 0'
 environment=SKIP="%s"
 startsecs=0
 autorestart=false
 exitcodes=0
-`, python, webPort, skipDir))
+`, skipDir))
 
 	links := filepath.Join(t.TempDir(), "links.yaml")
-	if err := os.WriteFile(links, []byte("- label: Model hub\n  url: https://hub.example/models\n  icon: cube\n- label: Broken\n  url: ftp://x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, links, "- label: Model hub\n  url: https://hub.example/models\n  icon: cube\n- label: Broken\n  url: ftp://x\n", 0o644)
 	portalExt, portalInt := freePort(t), freePort(t)
 	const secret = "processes-test-secret"
 	StartPortal(t, portalYAML(
@@ -66,76 +47,36 @@ exitcodes=0
 		"PORTAL_LINKS":       "Team wiki|https://wiki.example|Notes",
 	}})
 	base := fmt.Sprintf("http://127.0.0.1:%d", portalExt)
-	origin := base
-	client := &http.Client{Timeout: 30 * time.Second}
-	call := func(method, path string, headers map[string]string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequest(method, base+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+secret)
-		if method == http.MethodPost {
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Origin", origin)
-			req.Header.Set("Sec-Fetch-Site", "same-origin")
-		}
-		for k, v := range headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	api := &apiClient{t: t, base: base, token: secret, browser: true}
 	type process struct {
-		Name, State, ProtectedReason, App string
-		PID                               int
-		Protected, Skipped                bool
+		Name            string `json:"name"`
+		State           string `json:"state"`
+		PID             int    `json:"pid"`
+		Protected       bool   `json:"protected"`
+		ProtectedReason string `json:"protected_reason"`
+		Skipped         bool   `json:"skipped"`
+		App             string `json:"app"`
 	}
 	list := func() map[string]process {
 		t.Helper()
-		code, body := call("GET", "/api/processes", nil)
-		if code != 200 {
-			t.Fatalf("GET /api/processes: %d %s", code, body)
-		}
 		var out struct {
-			Processes []struct {
-				Name            string `json:"name"`
-				State           string `json:"state"`
-				PID             int    `json:"pid"`
-				Protected       bool   `json:"protected"`
-				ProtectedReason string `json:"protected_reason"`
-				Skipped         bool   `json:"skipped"`
-				App             string `json:"app"`
-			} `json:"processes"`
+			Processes []process `json:"processes"`
 		}
-		if err := json.Unmarshal([]byte(body), &out); err != nil {
-			t.Fatalf("%v: %s", err, body)
-		}
+		api.getJSON("/api/processes", &out)
 		m := map[string]process{}
 		for _, p := range out.Processes {
-			m[p.Name] = process{p.Name, p.State, p.ProtectedReason, p.App, p.PID, p.Protected, p.Skipped}
+			m[p.Name] = p
 		}
 		return m
 	}
 	appStates := func() string {
 		t.Helper()
-		code, body := call("GET", "/api/apps", nil)
-		if code != 200 {
-			t.Fatalf("GET /api/apps: %d %s", code, body)
-		}
 		var apps []struct {
 			Name    string `json:"name"`
 			State   string `json:"state"`
 			Program string `json:"program"`
 		}
-		if err := json.Unmarshal([]byte(body), &apps); err != nil {
-			t.Fatalf("%v: %s", err, body)
-		}
+		api.getJSON("/api/apps", &apps)
 		var s []string
 		for _, a := range apps {
 			s = append(s, fmt.Sprintf("%s=%s(%s)", a.Name, a.State, a.Program))
@@ -170,20 +111,20 @@ exitcodes=0
 	waitApps("Instance Portal=running() Web=running(web) Extra App=not_configured(extra)")
 
 	// Stop: the answer comes once the program has stopped, and the card follows.
-	code, body := call("POST", "/api/processes/web/stop", nil)
+	code, body := api.call("POST", "/api/processes/web/stop", "", nil)
 	if code != 200 || !strings.Contains(body, `"state":"STOPPED"`) {
 		t.Fatalf("stop web: %d %s", code, body)
 	}
 	waitApps("Instance Portal=running() Web=stopped(web) Extra App=not_configured(extra)")
 
-	code, body = call("POST", "/api/processes/web/start", nil)
+	code, body = api.call("POST", "/api/processes/web/start", "", nil)
 	if code != 200 || !strings.Contains(body, `"state":"RUNNING"`) {
 		t.Fatalf("start web: %d %s", code, body)
 	}
 	waitApps("Instance Portal=running() Web=running(web) Extra App=not_configured(extra)")
 
 	before := list()["web"].PID
-	code, body = call("POST", "/api/processes/web/restart", nil)
+	code, body = api.call("POST", "/api/processes/web/restart", "", nil)
 	if code != 200 || !strings.Contains(body, `"state":"RUNNING"`) {
 		t.Fatalf("restart web: %d %s", code, body)
 	}
@@ -192,40 +133,35 @@ exitcodes=0
 	}
 
 	// Refusals: protected, cross-site, not JSON, unknown.
-	code, body = call("POST", "/api/processes/worker/stop", nil)
+	code, body = api.call("POST", "/api/processes/worker/stop", "", nil)
 	if code != 403 || !strings.Contains(body, "worker is listed as unstoppable (PORTAL_UNSTOPPABLE)") {
 		t.Fatalf("stop worker: %d %s", code, body)
 	}
-	code, body = call("POST", "/api/processes/web/stop", map[string]string{"Sec-Fetch-Site": "cross-site"})
+	code, body = api.call("POST", "/api/processes/web/stop", "", map[string]string{"Sec-Fetch-Site": "cross-site"})
 	if code != 403 || !strings.Contains(body, "cross-site request refused") {
 		t.Fatalf("cross-site stop: %d %s", code, body)
 	}
-	code, body = call("POST", "/api/processes/web/stop", map[string]string{"Origin": "http://evil.example"})
+	code, body = api.call("POST", "/api/processes/web/stop", "", map[string]string{"Origin": "http://evil.example"})
 	if code != 403 || !strings.Contains(body, "cross-site request refused") {
 		t.Fatalf("foreign origin stop: %d %s", code, body)
 	}
-	code, body = call("POST", "/api/processes/web/stop", map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	code, body = api.call("POST", "/api/processes/web/stop", "", map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
 	if code != 415 {
 		t.Fatalf("form stop: %d %s", code, body)
 	}
-	if code, body = call("POST", "/api/processes/nosuch/stop", nil); code != 404 || !strings.Contains(body, `no such program \"nosuch\"`) {
+	if code, body = api.call("POST", "/api/processes/nosuch/stop", "", nil); code != 404 || !strings.Contains(body, `no such program \"nosuch\"`) {
 		t.Fatalf("unknown: %d %s", code, body)
 	}
 	if p := list(); p["web"].State != "RUNNING" || p["worker"].State != "RUNNING" {
 		t.Fatalf("a refused call changed something: %+v", p)
 	}
 	// Without credentials the API is behind vastauth like everything else.
-	resp, err := http.Get(base + "/api/processes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("unauthenticated GET: %d", resp.StatusCode)
+	if code, _ := (&apiClient{t: t, base: base}).call("GET", "/api/processes", "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("unauthenticated GET: %d", code)
 	}
 
 	// Tools & Help: the file's card, its bad entry's warning, PORTAL_LINKS.
-	code, body = call("GET", "/api/links", nil)
+	code, body = api.call("GET", "/api/links", "", nil)
 	if code != 200 {
 		t.Fatalf("links: %d %s", code, body)
 	}

@@ -103,9 +103,7 @@ func startPrometheus(t *testing.T, entries []gpumetrics.FileSDEntry, token strin
 	tokenFile := filepath.Join(dir, "portal-token")
 	for name, body := range map[string][]byte{"targets/fleet.json": sd, "portal-token": []byte(token + "\n")} {
 		_ = os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700)
-		if err := os.WriteFile(filepath.Join(dir, name), body, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		mustWrite(t, filepath.Join(dir, name), string(body), 0o600)
 	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -119,9 +117,7 @@ scrape_configs:
       - files: ['%s/targets/*.json']
         refresh_interval: 1s
 `, tokenFile, dir)
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, filepath.Join(dir, "prometheus.yml"), cfg, 0o600)
 	port := freePort(t)
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")

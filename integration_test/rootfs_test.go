@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"github.com/instanceportal/portal/internal/testwait"
 	"io"
 	"math/big"
 	"net"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/internal/testproc"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // A boot test runs the image's real start-up inside a temp dir: the
@@ -68,31 +68,33 @@ stdout_logfile_maxbytes=0
 stdout_logfile_backups=0
 `
 
-// templateApp and templateSkipped are wrapper scripts written the way
-// templates write them (sourcing the four utils, pty, cd ${WORKSPACE}).
-const templateApp = `#!/bin/bash
+// templateWrapper is a wrapper script written the way templates write
+// them (sourcing the four utils, exit_portal.sh with the app's name, cd
+// ${WORKSPACE}), then body.
+func templateWrapper(app, body string) string {
+	return `#!/bin/bash
 utils=/opt/supervisor-scripts/utils
 . "${utils}/logging.sh"
 . "${utils}/cleanup_generic.sh"
 . "${utils}/environment.sh"
-. "${utils}/exit_portal.sh" "Template App"
+. "${utils}/exit_portal.sh" "` + app + `"
 
-echo "Starting Template App with EDITED=${EDITED_VAR:-unset}"
+` + body
+}
+
+// templateApp serves on port 127.0.0.1:port after a progress bar;
+// templateSkipped is not configured and must not get past exit_portal.sh.
+func templateApp(port int) string {
+	return templateWrapper("Template App", `echo "Starting Template App with EDITED=${EDITED_VAR:-unset}"
 cd "${WORKSPACE}"
-pty bash -c 'for i in 1 2 3; do printf "\rprogress %%d%%%%" $((i * 33)); sleep 0.1; done; printf "\n"; exec python3 -m http.server %d --bind 127.0.0.1'
-`
+pty bash -c 'for i in 1 2 3; do printf "\rprogress %d%%" $((i * 33)); sleep 0.1; done; printf "\n"; exec python3 -m http.server `+strconv.Itoa(port)+` --bind 127.0.0.1'
+`)
+}
 
-const templateSkipped = `#!/bin/bash
-utils=/opt/supervisor-scripts/utils
-. "${utils}/logging.sh"
-. "${utils}/cleanup_generic.sh"
-. "${utils}/environment.sh"
-. "${utils}/exit_portal.sh" "Not Configured App"
-
-echo "must not get here"
+var templateSkipped = templateWrapper("Not Configured App", `echo "must not get here"
 cd "${WORKSPACE}"
 pty sleep 1000
-`
+`)
 
 func requireBootTools(t *testing.T) {
 	skipShort(t)
@@ -410,7 +412,7 @@ func TestRootfsBoot(t *testing.T) {
 		b.setEnv(fmt.Sprintf("VAST_TCP_PORT_%d=%d", p, p))
 	}
 	if b.nsMount {
-		b.addTemplateProgram("template-app", fmt.Sprintf(templateApp, tplInt))
+		b.addTemplateProgram("template-app", templateApp(tplInt))
 		b.addTemplateProgram("skipped-app", templateSkipped)
 	}
 
@@ -597,17 +599,13 @@ func checkTemplatePrograms(t *testing.T, b *bootRoot, tplExt, portalInt int) {
 	if !strings.Contains(log, "Starting Template App with EDITED=unset") {
 		t.Fatalf("template-app.log: %q", log)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/logs/files", portalInt))
-	if err != nil {
-		t.Fatal(err)
-	}
+	internal := &apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", portalInt)}
 	var files struct {
 		Files []struct {
 			Name string `json:"name"`
 		} `json:"files"`
 	}
-	_ = json.NewDecoder(resp.Body).Decode(&files)
-	resp.Body.Close()
+	internal.getJSON("/api/logs/files", &files)
 	names := fmt.Sprint(files.Files)
 	if !strings.Contains(names, "template-app.log") {
 		t.Fatalf("the log viewer lists %s, not template-app.log", names)
@@ -618,11 +616,10 @@ func checkTemplatePrograms(t *testing.T, b *bootRoot, tplExt, portalInt int) {
 	})
 	// The portal's processes API reads the same markers.
 	waitFor(t, 10*time.Second, "/api/processes to report skipped-app as skipped", func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/processes", portalInt))
+		r, err := internal.send("GET", "/api/processes", "", nil)
 		if err != nil {
 			return false
 		}
-		defer resp.Body.Close()
 		var list struct {
 			Processes []struct {
 				Name    string `json:"name"`
@@ -630,7 +627,7 @@ func checkTemplatePrograms(t *testing.T, b *bootRoot, tplExt, portalInt int) {
 				App     string `json:"app"`
 			} `json:"processes"`
 		}
-		if json.NewDecoder(resp.Body).Decode(&list) != nil {
+		if json.Unmarshal([]byte(r.Body), &list) != nil {
 			return false
 		}
 		for _, p := range list.Processes {
@@ -694,26 +691,16 @@ func TestRootfsLaunchModes(t *testing.T) {
 				}
 				// The platform's Jupyter, not caddy, answers on the port, with TLS.
 				client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the stand-in's own certificate
-				resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", jupyterExt))
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if string(body) != "platform jupyter" {
+				port := &apiClient{t: t, base: fmt.Sprintf("https://127.0.0.1:%d", jupyterExt), client: client}
+				if _, body := port.call("GET", "/", "", nil); body != "platform jupyter" {
 					t.Fatalf("port %d answered %q", jupyterExt, body)
 				}
 				// The dashboard's links into Jupyter are https.
-				resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/apps", portalInt))
-				if err != nil {
-					t.Fatal(err)
-				}
 				var apps []struct {
 					Name   string `json:"name"`
 					Scheme string `json:"scheme"`
 				}
-				_ = json.NewDecoder(resp.Body).Decode(&apps)
-				resp.Body.Close()
+				(&apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", portalInt)}).getJSON("/api/apps", &apps)
 				schemes := map[string]string{}
 				for _, a := range apps {
 					schemes[a.Name] = a.Scheme
@@ -797,12 +784,7 @@ func TestRootfsLaunchModes(t *testing.T) {
 // platform's own Jupyter does in Jupyter launch mode.
 func httpsStandIn(t *testing.T, port int) *http.Server {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der := selfSignedDER(t, key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
@@ -812,27 +794,6 @@ func httpsStandIn(t *testing.T, port int) *http.Server {
 	}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
 	go func() { _ = srv.ServeTLS(l, "", "") }()
 	return srv
-}
-
-func mustMkdir(t *testing.T, p string) {
-	t.Helper()
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustWrite(t *testing.T, p, body string, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(p, []byte(body), mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustSymlink(t *testing.T, target, link string) {
-	t.Helper()
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func checkMode(t *testing.T, p string, want os.FileMode) {
@@ -900,14 +861,7 @@ func parentPid(pid int) int {
 // getBootStatus reads the portal's /api/boot.
 func getBootStatus(t *testing.T, portalInt int) map[string]any {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/boot", portalInt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var st map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("/api/boot: %d: %v", resp.StatusCode, err)
-	}
+	(&apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", portalInt)}).getJSON("/api/boot", &st)
 	return st
 }

@@ -3,7 +3,6 @@ package integration_test
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -84,19 +83,13 @@ func TestStartingUpJSONForAPIClients(t *testing.T) {
 		PortalOptions{Env: map[string]string{"ENABLE_AUTH": "false"}})
 	url := fmt.Sprintf("http://127.0.0.1:%d/v1/models", appExt)
 	waitStatus(t, nil, url, 502)
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Accept", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	res := (&apiClient{t: t, base: url}).do("GET", "", "", map[string]string{"Accept": "application/json"})
 	var doc struct{ Status, App, Message string }
-	if err := json.NewDecoder(res.Body).Decode(&doc); err != nil {
+	if err := json.Unmarshal([]byte(res.Body), &doc); err != nil {
 		t.Fatalf("not JSON: %v", err)
 	}
-	if res.StatusCode != 502 || res.Header.Get("Content-Type") != "application/json" || res.Header.Get("Retry-After") == "" {
-		t.Errorf("status %d, headers %v", res.StatusCode, res.Header)
+	if res.Code != 502 || res.Header.Get("Content-Type") != "application/json" || res.Header.Get("Retry-After") == "" {
+		t.Errorf("status %d, headers %v", res.Code, res.Header)
 	}
 	if doc.Status != "starting" || doc.App != "Inference API" || !strings.Contains(doc.Message, "not answering") {
 		t.Errorf("body %+v", doc)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,22 +41,18 @@ type tunnelStatus struct {
 	} `json:"ingress"`
 }
 
-type tunnelsClient struct {
-	t    *testing.T
-	base string // http://127.0.0.1:<portal internal port>/api/tunnels
+// tunnelsClient calls /api/tunnels on the portal's internal port (base:
+// http://127.0.0.1:<port>/api/tunnels), as a script does.
+type tunnelsClient struct{ *apiClient }
+
+func newTunnelsClient(t *testing.T, internal int) *tunnelsClient {
+	return &tunnelsClient{&apiClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/api/tunnels", internal)}}
 }
 
 func (c *tunnelsClient) list() []tunnelStatus {
 	c.t.Helper()
-	resp, err := http.Get(c.base)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var body struct{ Tunnels []tunnelStatus }
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
-		c.t.Fatalf("GET %s: %d %v", c.base, resp.StatusCode, err)
-	}
+	c.getJSON("", &body)
 	return body.Tunnels
 }
 
@@ -65,13 +60,7 @@ func (c *tunnelsClient) list() []tunnelStatus {
 func (c *tunnelsClient) post(path, target string) (int, string) {
 	c.t.Helper()
 	b, _ := json.Marshal(map[string]string{"target": target})
-	resp, err := http.Post(c.base+path, "application/json", bytes.NewReader(b))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
+	return c.call(http.MethodPost, path, string(b), map[string]string{"Content-Type": "application/json"})
 }
 
 func (c *tunnelsClient) find(pred func(tunnelStatus) bool) (tunnelStatus, bool) {
@@ -117,14 +106,9 @@ func fastTunnels(t *testing.T, p *Portal) {
 		tun[k] = v
 	}
 	b, _ := json.Marshal(cfg)
-	resp, err := http.Post("http://"+p.AdminAddr+"/load", "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("/load: %d %s", resp.StatusCode, msg)
+	admin := &apiClient{t: t, base: "http://" + p.AdminAddr}
+	if code, msg := admin.call(http.MethodPost, "/load", string(b), map[string]string{"Content-Type": "application/json"}); code != 200 {
+		t.Fatalf("/load: %d %s", code, msg)
 	}
 }
 
@@ -164,7 +148,7 @@ func startTunnelPortal(t *testing.T, env map[string]string, extraApps ...string)
 	}
 	apps := append([]string{appYAML("Instance Portal", freePort(t), internal, "/")}, extraApps...)
 	p := StartPortal(t, portalYAML(apps...), PortalOptions{Env: e})
-	c := &tunnelsClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/api/tunnels", internal)}
+	c := newTunnelsClient(t, internal)
 	waitStatus(t, nil, c.base, 200)
 	return p, c, bin
 }
@@ -246,13 +230,8 @@ func TestTunnelsAPICreateListRefreshStop(t *testing.T) {
 			t.Errorf("POST %s %q: %d %s; want %d naming %q", bad.path, bad.target, code, body, bad.code, bad.msg)
 		}
 	}
-	resp, err := http.Post(c.base, "text/plain", strings.NewReader(`{"target":"`+target+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 415 {
-		t.Fatalf("form-style POST: %d, want 415", resp.StatusCode)
+	if code, _ := c.call(http.MethodPost, "", `{"target":"`+target+`"}`, map[string]string{"Content-Type": "text/plain"}); code != 415 {
+		t.Fatalf("form-style POST: %d, want 415", code)
 	}
 }
 
@@ -326,12 +305,7 @@ func TestNamedTunnelTokenNeverShown(t *testing.T) {
 	if s.URL != "https://jupyter.example.com" || len(s.Ingress) != 1 || s.Ingress[0].Service != "http://localhost:8080" {
 		t.Fatalf("named status %+v", s)
 	}
-	resp, err := http.Get(c.base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, api := c.call(http.MethodGet, "", "", nil)
 	tlog, _ := os.ReadFile(filepath.Join(p.Dir, "log", "tunnels.log"))
 	if !bytes.Contains(tlog, []byte("Registered tunnel connection")) {
 		t.Fatalf("tunnels.log lacks cloudflared's output:\n%s", tlog)
@@ -344,7 +318,7 @@ func TestNamedTunnelTokenNeverShown(t *testing.T) {
 		t.Fatal("no cloudflared found in /proc")
 	}
 	for where, text := range map[string]string{
-		"API": string(api), "admin config": p.AdminConfig(), "tunnels.log": string(tlog),
+		"API": api, "admin config": p.AdminConfig(), "tunnels.log": string(tlog),
 		"caddy output": p.Logs(), "cloudflared argv": argv.String(),
 	} {
 		if strings.Contains(text, token) {
@@ -361,7 +335,7 @@ func TestTunnelsMissingBinaryIs503(t *testing.T) {
 	internal := freePort(t)
 	p := StartPortal(t, portalYAML(appYAML("Instance Portal", freePort(t), internal, "/")),
 		PortalOptions{Env: map[string]string{"CLOUDFLARED_BIN": filepath.Join(t.TempDir(), "cloudflared-missing"), "ENABLE_AUTH": "false"}})
-	c := &tunnelsClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d/api/tunnels", internal)}
+	c := newTunnelsClient(t, internal)
 	waitStatus(t, nil, c.base, 200)
 	code, body := c.post("", "http://localhost:8080")
 	if code != 503 || !strings.Contains(body, "cloudflared binary not available") || !strings.Contains(body, `"state":"failed"`) {

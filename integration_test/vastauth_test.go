@@ -396,9 +396,7 @@ http://127.0.0.1:%d {
 }
 `, admin, port, filepath.Join(dir, "state"), be.Port)
 	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cfgPath, caddyfile, 0o644)
 	secret := randomSecret(t, "s-")
 	cmd := exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "VA_SECRET=" + secret}
@@ -637,9 +635,7 @@ func TestVastAuthValidateAsNonRootNamesStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "portal.yaml")
-	if err := os.WriteFile(cfg, []byte(portalYAML(appYAML("App", freePort(t), freePort(t), "/"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cfg, portalYAML(appYAML("App", freePort(t), freePort(t), "/")), 0o644)
 	home := filepath.Join(dir, "home")
 	if err := os.Mkdir(home, 0o777); err != nil {
 		t.Fatal(err)
@@ -681,9 +677,7 @@ func TestVastAuthValidateAsNonRootNamesStateDir(t *testing.T) {
 func TestValidateLeavesNoStateFiles(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "portal.yaml")
-	if err := os.WriteFile(cfg, []byte(portalYAML(appYAML("App", freePort(t), freePort(t), "/"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mustWrite(t, cfg, portalYAML(appYAML("App", freePort(t), freePort(t), "/")), 0o644)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)

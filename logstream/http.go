@@ -192,26 +192,52 @@ func pieces(evs [][]byte, prefix, sep string, write func([]byte) error) error {
 // for max_clients.
 const streamsRetryAfter = 10
 
-// admit takes a stream slot, or answers 503 with Retry-After and reports
-// false when max_clients streams are open. The caller calls the returned
-// release when its stream ends.
-func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (release func(), ok bool) {
+// admit reads a stream's query and takes a stream slot. It answers 400 for
+// a bad query, or 503 with Retry-After when max_clients streams are open,
+// and then reports false. The caller calls the returned release when its
+// stream ends.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (files []string, tail int, release func(), ok bool) {
+	files, tail, err := h.streamQuery(r)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, err)
+		return nil, 0, nil, false
+	}
 	if n := h.svc.streams.Add(1); n > int64(h.cfg.MaxClients) {
 		h.svc.streams.Add(-1)
 		w.Header().Set("Retry-After", strconv.Itoa(streamsRetryAfter))
 		h.fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("%d log streams are open, the most allowed (max_clients); retry in %d s or close another viewer", h.cfg.MaxClients, streamsRetryAfter))
-		return nil, false
+		return nil, 0, nil, false
 	}
-	return func() { h.svc.streams.Add(-1) }, true
+	return files, tail, func() { h.svc.streams.Add(-1) }, true
+}
+
+// pump sends the stream's snapshot, then each batch as it comes (the
+// snapshot again after a lag), until an error ends it: the client gone, a
+// failed write, the service stopping. An idle ping interval sends an
+// empty batch.
+func (h *Handler) pump(ctx context.Context, st *Stream, send func([][]byte) error) error {
+	if err := st.Snapshot(ctx, send); err != nil {
+		return err
+	}
+	tick := time.NewTicker(h.cfg.PingInterval.Std())
+	defer tick.Stop()
+	for {
+		b, err := st.Next(ctx, tick.C)
+		if err == nil {
+			if b.Lagged {
+				err = st.Resync(ctx, send)
+			} else {
+				err = send(b.Events)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
-	files, tail, err := h.streamQuery(r)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	release, ok := h.admit(w, r)
+	files, tail, release, ok := h.admit(w, r)
 	if !ok {
 		return
 	}
@@ -249,50 +275,23 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// One message carries several events, separated by '\n'.
 	send := func(evs [][]byte) error { return pieces(evs, "", "\n", writeMsg) }
-	end := func(err error) {
-		switch {
-		case ctx.Err() != nil:
-			h.log.Debug("log websocket closed by the client")
-		case errors.Is(err, ErrTooSlow):
-			_ = c.Close(websocket.StatusPolicyViolation, "too slow")
-			h.log.Debug("log websocket client dropped: kept falling behind")
-		case errors.Is(err, errServiceStopped):
-			_ = c.Close(websocket.StatusGoingAway, "log service stopping")
-		default:
-			// A client that cannot take a message within the write
-			// timeout is dropped; the tailer never waited for it.
-			h.log.Debug("log websocket write failed; dropping the client", zap.Error(err))
-		}
-	}
-	if err := st.Snapshot(ctx, send); err != nil {
-		end(err)
-		return
-	}
-	tick := time.NewTicker(h.cfg.PingInterval.Std())
-	defer tick.Stop()
-	for {
-		b, err := st.Next(ctx, tick.C)
-		if err == nil {
-			if b.Lagged {
-				err = st.Resync(ctx, send)
-			} else {
-				err = send(b.Events)
-			}
-		}
-		if err != nil {
-			end(err)
-			return
-		}
+	switch err := h.pump(ctx, st, send); {
+	case ctx.Err() != nil:
+		h.log.Debug("log websocket closed by the client")
+	case errors.Is(err, ErrTooSlow):
+		_ = c.Close(websocket.StatusPolicyViolation, "too slow")
+		h.log.Debug("log websocket client dropped: kept falling behind")
+	case errors.Is(err, errServiceStopped):
+		_ = c.Close(websocket.StatusGoingAway, "log service stopping")
+	default:
+		// A client that cannot take a message within the write
+		// timeout is dropped; the tailer never waited for it.
+		h.log.Debug("log websocket write failed; dropping the client", zap.Error(err))
 	}
 }
 
 func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
-	files, tail, err := h.streamQuery(r)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, err)
-		return
-	}
-	release, ok := h.admit(w, r)
+	files, tail, release, ok := h.admit(w, r)
 	if !ok {
 		return
 	}
@@ -327,22 +326,9 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return pieces(evs, "data: ", "\n\n", func(b []byte) error { return flush(append(b, '\n', '\n')) })
 	}
 	// retry: how long EventSource waits before reconnecting.
-	err = flush([]byte("retry: 2000\n\n"))
+	err := flush([]byte("retry: 2000\n\n"))
 	if err == nil {
-		err = st.Snapshot(ctx, send)
-	}
-	tick := time.NewTicker(h.cfg.PingInterval.Std())
-	defer tick.Stop()
-	for err == nil {
-		var b Batch
-		b, err = st.Next(ctx, tick.C)
-		if err == nil {
-			if b.Lagged {
-				err = st.Resync(ctx, send)
-			} else {
-				err = send(b.Events)
-			}
-		}
+		err = h.pump(ctx, st, send)
 	}
 	// Ending the response is the answer in every case; a client that left
 	// is routine.

@@ -20,6 +20,22 @@ import (
 	"github.com/instanceportal/portal/internal/tartest"
 )
 
+// logsWS is the address of srv's log WebSocket.
+func logsWS(srv *httptest.Server) string {
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/logs/ws"
+}
+
+// dialLogs opens srv's log WebSocket with query; the test fails if it
+// cannot. The caller closes it.
+func dialLogs(ctx context.Context, t *testing.T, srv *httptest.Server, query string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, logsWS(srv)+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func testHandler(t *testing.T, svc *Service, cfg Config) *httptest.Server {
 	t.Helper()
 	h := NewHandler(svc, cfg, nil)
@@ -43,10 +59,7 @@ func TestWebSocketStalledWriterIsDropped(t *testing.T) {
 	appendFile(t, filepath.Join(dir, "big.log"), "start\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/api/logs/ws?file=big.log&tail=0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialLogs(ctx, t, srv, "?file=big.log&tail=0")
 	defer c.CloseNow()
 	// Never read: loopback socket buffers hold a few MB, so write far more.
 	// Each append stays under catch_up_bytes, so the tailer reads it all.
@@ -260,10 +273,7 @@ func TestMaxClients(t *testing.T) {
 	srv := testHandler(t, svc, Config{MaxClients: 2, PingInterval: confdecl.Duration(time.Hour)})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/api/logs/ws?tail=0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := dialLogs(ctx, t, srv, "?tail=0")
 	defer ws.CloseNow()
 	sseCtx, sseCancel := context.WithCancel(ctx)
 	req, _ := http.NewRequestWithContext(sseCtx, "GET", srv.URL+"/api/logs/stream?tail=0", nil)
@@ -281,7 +291,7 @@ func TestMaxClients(t *testing.T) {
 	if over.StatusCode != http.StatusServiceUnavailable || over.Header.Get("Retry-After") != "10" || !strings.Contains(body.Error, "max_clients") {
 		t.Fatalf("third stream: %d Retry-After %q %q, want 503, 10 and a message naming max_clients", over.StatusCode, over.Header.Get("Retry-After"), body.Error)
 	}
-	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/api/logs/ws?tail=0", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+	if _, resp, err := websocket.Dial(ctx, logsWS(srv)+"?tail=0", nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("third stream as WebSocket: %v, want 503", err)
 	}
 	sseCancel()

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -208,15 +209,8 @@ func (s *Service) scan(atStart bool) {
 		return
 	}
 	var cands []candidate
-	for _, e := range entries {
-		if !e.Type().IsRegular() || ValidateName(e.Name()) != nil {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		cands = append(cands, candidate{e.Name(), fi.ModTime()})
+	for _, fi := range logInfos(entries) {
+		cands = append(cands, candidate{fi.Name(), fi.ModTime()})
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].mtime.After(cands[j].mtime) })
 	cands = cands[:min(len(cands), s.cfg.MaxFiles)]
@@ -402,6 +396,21 @@ type FileInfo struct {
 	Followed bool `json:"followed"`
 }
 
+// logInfos keeps the regular files with a log file's name (ValidateName)
+// among a directory's entries, with their details.
+func logInfos(entries []os.DirEntry) []fs.FileInfo {
+	var out []fs.FileInfo
+	for _, e := range entries {
+		if !e.Type().IsRegular() || ValidateName(e.Name()) != nil {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			out = append(out, fi)
+		}
+	}
+	return out
+}
+
 // Files lists the *.log regular files of the directory, by name.
 func (s *Service) Files() ([]FileInfo, error) {
 	s.start()
@@ -413,15 +422,8 @@ func (s *Service) Files() ([]FileInfo, error) {
 		return nil, fmt.Errorf("listing log directory %s: %w", s.dir, err)
 	}
 	out := []FileInfo{}
-	for _, e := range entries {
-		if !e.Type().IsRegular() || ValidateName(e.Name()) != nil {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		out = append(out, FileInfo{Name: e.Name(), Size: fi.Size(), MTime: fi.ModTime().UTC()})
+	for _, fi := range logInfos(entries) {
+		out = append(out, FileInfo{Name: fi.Name(), Size: fi.Size(), MTime: fi.ModTime().UTC()})
 	}
 	s.mu.Lock()
 	for i := range out {

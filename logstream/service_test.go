@@ -343,6 +343,19 @@ func TestCheckFileRefusesLinksAndMissing(t *testing.T) {
 	}
 }
 
+// archiveOf is what WriteTarGz writes of dir: each file's name and content.
+func archiveOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(WriteTarGz(pw, root)) }()
+	return tartest.Read(t, pr)
+}
+
 func TestWriteTarGzRegularFilesOnly(t *testing.T) {
 	dir := t.TempDir()
 	appendFile(t, filepath.Join(dir, "a.log"), "alpha\n")
@@ -355,14 +368,7 @@ func TestWriteTarGzRegularFilesOnly(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(WriteTarGz(pw, root)) }()
-	got := tartest.Read(t, pr)
+	got := archiveOf(t, dir)
 	want := map[string]string{"a.log": "alpha\n", "b.log.1": "beta\n"}
 	if len(got) != len(want) || got["a.log"] != want["a.log"] || got["b.log.1"] != want["b.log.1"] {
 		t.Fatalf("archive %q", got)
@@ -415,14 +421,7 @@ func TestHardLinksAreNotServed(t *testing.T) {
 	if !newTailer(svc, "hard.log", true).step() {
 		t.Error("a hard-linked file must not be followed")
 	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(WriteTarGz(pw, root)) }()
-	if got := tartest.Read(t, pr); len(got) != 1 || got["ok.log"] != "ok\n" {
+	if got := archiveOf(t, dir); len(got) != 1 || got["ok.log"] != "ok\n" {
 		t.Errorf("archive %q, want ok.log only", got)
 	}
 }

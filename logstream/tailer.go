@@ -169,13 +169,8 @@ func (t *tailer) step() (gone bool) {
 	// (at most catch_up_bytes, skipped to above), then start on the new one.
 	for t.drain() {
 	}
-	f, err := os.OpenFile(t.path, os.O_RDONLY|nonblock, 0)
-	if err != nil {
-		return false
-	}
-	st, err := f.Stat()
-	if err != nil || !servable(st) {
-		_ = f.Close()
+	f, st, ok := t.openFile()
+	if !ok {
 		return false
 	}
 	_ = t.f.Close()
@@ -189,14 +184,24 @@ func (t *tailer) step() (gone bool) {
 	return false
 }
 
-func (t *tailer) open() bool {
+// openFile opens the followed path without blocking, and reports false
+// for what cannot be opened or is not servable.
+func (t *tailer) openFile() (*os.File, fs.FileInfo, bool) {
 	f, err := os.OpenFile(t.path, os.O_RDONLY|nonblock, 0)
 	if err != nil {
-		return false
+		return nil, nil, false
 	}
 	st, err := f.Stat()
 	if err != nil || !servable(st) {
 		_ = f.Close()
+		return nil, nil, false
+	}
+	return f, st, true
+}
+
+func (t *tailer) open() bool {
+	f, st, ok := t.openFile()
+	if !ok {
 		return false
 	}
 	t.f, t.ino = f, inode(st)

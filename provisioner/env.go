@@ -3,12 +3,12 @@ package provisioner
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/instanceportal/portal/portalconfig"
 	"github.com/instanceportal/portal/redact"
 )
 
@@ -18,15 +18,7 @@ import (
 type Env map[string]string
 
 // OSEnv is the process environment.
-func OSEnv() Env {
-	e := Env{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			e[k] = v
-		}
-	}
-	return e
-}
+func OSEnv() Env { return Env(portalconfig.OSEnviron()) }
 
 // Lookup is os.LookupEnv over the snapshot.
 func (e Env) Lookup(k string) (string, bool) {

@@ -11,7 +11,9 @@ package provisioner
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -23,7 +25,10 @@ import (
 )
 
 // Manifest is a parsed manifest, version 1. Field names and defaults are
-// the reference's (its schema.py); the yaml names are the manifest's keys.
+// the reference's (its schema.py). In the entries' types, a `yaml` tag names
+// the key a plain field is read from, with `min` the least whole number it
+// takes; a key that needs a check or a nested reader has its own reader in
+// the parser (see parser.fields).
 type Manifest struct {
 	Version              int
 	Settings             Settings
@@ -84,72 +89,72 @@ type OnFailure struct {
 	// Action: continue, stop or destroy. Default: continue
 	Action string
 	// MaxRetries is the number of attempts. Default: 3
-	MaxRetries int
+	MaxRetries int `yaml:"max_retries"`
 	// RetryDelay in seconds. Default: 30
-	RetryDelay int
+	RetryDelay int `yaml:"retry_delay"`
 	// Webhook receives a JSON POST after the last failure (and after a
 	// success when WebhookOnSuccess).
-	Webhook          string
-	WebhookOnSuccess bool
+	Webhook          string `yaml:"webhook"`
+	WebhookOnSuccess bool   `yaml:"webhook_on_success"`
 }
 
 // Extension is a discovery step run before any phase; it may only add
 // entries to the manifest's lists.
 type Extension struct {
-	Module  string
+	Module  string `yaml:"module"`
 	Config  map[string]any
-	Enabled bool
+	Enabled bool `yaml:"enabled"`
 	Line    int
 }
 
 // FileWrite is one file of write_files or write_files_late.
 type FileWrite struct {
-	Path        string
-	Content     string
+	Path        string `yaml:"path"`
+	Content     string `yaml:"content"`
 	Permissions string // octal text. Default: 0644
-	Owner       string // user or user:group; empty keeps the writer's
+	Owner       string `yaml:"owner"` // user or user:group; empty keeps the writer's
 }
 
 // GitRepo is one git_repos entry.
 type GitRepo struct {
-	URL          string
-	Dest         string
-	Ref          string
-	Recursive    bool // default true
-	PullIfExists bool
-	PostCommands []string
+	URL          string   `yaml:"url"`
+	Dest         string   `yaml:"dest"`
+	Ref          string   `yaml:"ref"`
+	Recursive    bool     `yaml:"recursive"` // default true
+	PullIfExists bool     `yaml:"pull_if_exists"`
+	PostCommands []string `yaml:"post_commands"`
 }
 
 // PipBlock is one pip_packages entry.
 type PipBlock struct {
-	Tool         string // "uv" (default) or "pip"
-	Packages     []string
-	Args         string
-	Requirements []string
-	Venv         string // "" means settings.venv; "system" the system python
-	Python       string
+	Tool         string   // "uv" (default) or "pip"
+	Packages     []string `yaml:"packages"`
+	Args         string   `yaml:"args"`
+	Requirements []string `yaml:"requirements"`
+	Venv         string   `yaml:"venv"` // "" means settings.venv; "system" the system python
+	Python       string   `yaml:"python"`
 }
 
 // CondaBlock is one conda_packages entry.
 type CondaBlock struct {
-	Packages []string
-	Channels []string
-	Args     string
-	Env      string // "" means settings.conda_env
-	Python   string
+	Packages []string `yaml:"packages"`
+	Channels []string `yaml:"channels"`
+	Args     string   `yaml:"args"`
+	Env      string   `yaml:"env"` // "" means settings.conda_env
+	Python   string   `yaml:"python"`
 }
 
 // Download is one downloads entry. An empty Dest means the Hugging Face
 // cache; a Dest ending in "/" is a directory whose file name the server
 // decides.
 type Download struct {
-	URL  string
-	Dest string
+	URL  string `yaml:"url"`
+	Dest string `yaml:"dest"`
 }
 
 // ConditionalDownload picks Downloads or ElseDownloads by a token check.
 type ConditionalDownload struct {
-	When          string // hf_token_valid or civitai_token_valid
+	When          string `yaml:"when"` // hf_token_valid or civitai_token_valid
 	Downloads     []Download
 	ElseDownloads []Download
 }
@@ -163,20 +168,21 @@ type EnvMerge struct {
 // when InternalPort is set (our addition), its portal.yaml entry.
 type Service struct {
 	Name                string
-	PortalSearchTerm    string
-	SkipOnServerless    bool   // default true
-	Venv                string // default /venv/main; "system" activates none
-	Workdir             string
-	Command             string
-	PreCommands         []string
-	WaitForProvisioning bool // default true
+	PortalSearchTerm    string   `yaml:"portal_search_term"`
+	SkipOnServerless    bool     `yaml:"skip_on_serverless"` // default true
+	Venv                string   `yaml:"venv"`               // default /venv/main; "system" activates none
+	Workdir             string   `yaml:"workdir"`
+	Command             string   `yaml:"command"`
+	PreCommands         []string `yaml:"pre_commands"`
+	WaitForProvisioning bool     `yaml:"wait_for_provisioning"` // default true
 	// Environment is exported by the wrapper, in the manifest's order.
 	Environment []EnvVar
 	// ExternalPort, InternalPort and OpenPath (ours, optional) add the app
 	// to portal.yaml under PortalSearchTerm (else Name): the portal then
 	// serves ExternalPort and proxies it to InternalPort.
-	ExternalPort, InternalPort int
-	OpenPath                   string
+	ExternalPort int    `yaml:"external_port" min:"1"`
+	InternalPort int    `yaml:"internal_port" min:"1"`
+	OpenPath     string `yaml:"open_path"`
 }
 
 // EnvVar is one exported variable.
@@ -396,25 +402,58 @@ func (p *parser) boolean(dst *bool) func(*yaml.Node, string) {
 }
 
 func (p *parser) strList(dst *[]string) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) {
-		if isNull(n) {
+	each := p.list(false, func(c *yaml.Node, path string) {
+		if c.Kind != yaml.ScalarNode || isNull(c) {
+			p.fail(c, path, "want a string, got %s", kindName(c))
 			return
 		}
-		if n.Kind != yaml.SequenceNode {
+		*dst = append(*dst, c.Value)
+	})
+	return func(n *yaml.Node, path string) {
+		if !isNull(n) && n.Kind != yaml.SequenceNode {
 			p.fail(n, path, "want a list of strings, got %s", kindName(n))
 			return
 		}
-		for i, c := range n.Content {
-			if c.Kind == yaml.AliasNode {
-				c = c.Alias
-			}
-			if c.Kind != yaml.ScalarNode || isNull(c) {
-				p.fail(c, fmt.Sprintf("%s[%d]", path, i), "want a string, got %s", kindName(c))
-				continue
-			}
-			*dst = append(*dst, c.Value)
+		each(n, path)
+	}
+}
+
+// fields reads a mapping into the struct dst points to: each field tagged
+// `yaml:"key"` by its type (string, bool, []string, or int at least its
+// `min` tag), and each key of special by its own reader (a check, a nested
+// section, a list of entries). A tagged field of another type is a
+// programming error.
+func (p *parser) fields(n *yaml.Node, path string, dst any, special map[string]func(*yaml.Node, string)) {
+	v := reflect.ValueOf(dst).Elem()
+	t := v.Type()
+	readers := make(map[string]func(*yaml.Node, string), t.NumField()+len(special))
+	for i := range t.NumField() {
+		key := t.Field(i).Tag.Get("yaml")
+		if key == "" {
+			continue
+		}
+		switch f := v.Field(i).Addr().Interface().(type) {
+		case *string:
+			readers[key] = p.str(f)
+		case *bool:
+			readers[key] = p.boolean(f)
+		case *[]string:
+			readers[key] = p.strList(f)
+		case *int:
+			min, _ := strconv.Atoi(t.Field(i).Tag.Get("min"))
+			readers[key] = p.integer(f, min)
+		default:
+			panic(fmt.Sprintf("provisioner: %s.%s: no reader for %T", t.Name(), t.Field(i).Name, f))
 		}
 	}
+	maps.Copy(readers, special)
+	p.mapping(n, path, readers)
+}
+
+// listOf reads a list (or, when single, a lone mapping too) whose entries
+// item reads, appending them to dst.
+func listOf[T any](p *parser, single bool, dst *[]T, item func(*yaml.Node, string) T) func(*yaml.Node, string) {
+	return p.list(single, func(n *yaml.Node, path string) { *dst = append(*dst, item(n, path)) })
 }
 
 // list calls item for each element of a sequence; a null is empty. When
@@ -455,23 +494,21 @@ func (p *parser) manifest(root *yaml.Node, m *Manifest) {
 				p.fail(n, path, "unsupported manifest version %s (expected 1)", kindName(n))
 			}
 		},
-		"settings":         func(n *yaml.Node, path string) { p.settings(n, path, &m.Settings) },
-		"auth":             func(n *yaml.Node, path string) { p.auth(n, path, &m.Auth) },
-		"on_failure":       func(n *yaml.Node, path string) { p.onFailure(n, path, &m.OnFailure) },
-		"extensions":       p.list(false, func(n *yaml.Node, path string) { p.extension(n, path, m) }),
-		"write_files":      p.list(false, func(n *yaml.Node, path string) { m.WriteFiles = append(m.WriteFiles, p.fileWrite(n, path)) }),
-		"write_files_late": p.list(false, func(n *yaml.Node, path string) { m.WriteFilesLate = append(m.WriteFilesLate, p.fileWrite(n, path)) }),
-		"apt_packages":     p.strList(&m.AptPackages),
-		"git_repos":        p.list(false, func(n *yaml.Node, path string) { m.GitRepos = append(m.GitRepos, p.gitRepo(n, path)) }),
-		"pip_packages":     p.list(true, func(n *yaml.Node, path string) { m.PipPackages = append(m.PipPackages, p.pipBlock(n, path)) }),
-		"conda_packages":   p.list(true, func(n *yaml.Node, path string) { m.CondaPackages = append(m.CondaPackages, p.condaBlock(n, path)) }),
-		"downloads":        p.list(false, func(n *yaml.Node, path string) { m.Downloads = append(m.Downloads, p.download(n, path)) }),
-		"conditional_downloads": p.list(false, func(n *yaml.Node, path string) {
-			m.ConditionalDownloads = append(m.ConditionalDownloads, p.conditional(n, path))
-		}),
-		"env_merge":     func(n *yaml.Node, path string) { m.EnvMerge = p.envMerge(n, path) },
-		"services":      p.list(false, func(n *yaml.Node, path string) { m.Services = append(m.Services, p.service(n, path)) }),
-		"post_commands": p.strList(&m.PostCommands),
+		"settings":              func(n *yaml.Node, path string) { p.settings(n, path, &m.Settings) },
+		"auth":                  func(n *yaml.Node, path string) { p.auth(n, path, &m.Auth) },
+		"on_failure":            func(n *yaml.Node, path string) { p.onFailure(n, path, &m.OnFailure) },
+		"extensions":            listOf(p, false, &m.Extensions, p.extension),
+		"write_files":           listOf(p, false, &m.WriteFiles, p.fileWrite),
+		"write_files_late":      listOf(p, false, &m.WriteFilesLate, p.fileWrite),
+		"apt_packages":          p.strList(&m.AptPackages),
+		"git_repos":             listOf(p, false, &m.GitRepos, p.gitRepo),
+		"pip_packages":          listOf(p, true, &m.PipPackages, p.pipBlock),
+		"conda_packages":        listOf(p, true, &m.CondaPackages, p.condaBlock),
+		"downloads":             listOf(p, false, &m.Downloads, p.download),
+		"conditional_downloads": listOf(p, false, &m.ConditionalDownloads, p.conditional),
+		"env_merge":             func(n *yaml.Node, path string) { m.EnvMerge = p.envMerge(n, path) },
+		"services":              listOf(p, false, &m.Services, p.service),
+		"post_commands":         p.strList(&m.PostCommands),
 	})
 	if !versionSeen && len(p.errs) == 0 {
 		p.fail(root, "version", "missing: a manifest starts with `version: 1`")
@@ -512,7 +549,7 @@ func (p *parser) auth(n *yaml.Node, path string, a *Auth) {
 }
 
 func (p *parser) onFailure(n *yaml.Node, path string, o *OnFailure) {
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
+	p.fields(n, path, o, map[string]func(*yaml.Node, string){
 		"action": func(n *yaml.Node, path string) {
 			p.str(&o.Action)(n, path)
 			switch o.Action {
@@ -521,18 +558,12 @@ func (p *parser) onFailure(n *yaml.Node, path string, o *OnFailure) {
 				p.fail(n, path, "%q: want continue, destroy or stop", clip(o.Action, 40))
 			}
 		},
-		"max_retries":        p.integer(&o.MaxRetries, 0),
-		"retry_delay":        p.integer(&o.RetryDelay, 0),
-		"webhook":            p.str(&o.Webhook),
-		"webhook_on_success": p.boolean(&o.WebhookOnSuccess),
 	})
 }
 
-func (p *parser) extension(n *yaml.Node, path string, m *Manifest) {
+func (p *parser) extension(n *yaml.Node, path string) Extension {
 	e := Extension{Enabled: true, Line: n.Line}
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
-		"module":  p.str(&e.Module),
-		"enabled": p.boolean(&e.Enabled),
+	p.fields(n, path, &e, map[string]func(*yaml.Node, string){
 		"config": func(n *yaml.Node, path string) {
 			if isNull(n) {
 				return
@@ -546,15 +577,12 @@ func (p *parser) extension(n *yaml.Node, path string, m *Manifest) {
 			}
 		},
 	})
-	m.Extensions = append(m.Extensions, e)
+	return e
 }
 
 func (p *parser) fileWrite(n *yaml.Node, path string) FileWrite {
 	f := FileWrite{Permissions: "0644"}
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
-		"path":    p.str(&f.Path),
-		"content": p.str(&f.Content),
-		"owner":   p.str(&f.Owner),
+	p.fields(n, path, &f, map[string]func(*yaml.Node, string){
 		"permissions": func(n *yaml.Node, path string) {
 			// An unquoted 0755 is a YAML number; its text is what was meant.
 			p.str(&f.Permissions)(n, path)
@@ -583,14 +611,7 @@ func parseMode(s string) (uint32, error) {
 
 func (p *parser) gitRepo(n *yaml.Node, path string) GitRepo {
 	g := GitRepo{Recursive: true}
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
-		"url":            p.str(&g.URL),
-		"dest":           p.str(&g.Dest),
-		"ref":            p.str(&g.Ref),
-		"recursive":      p.boolean(&g.Recursive),
-		"pull_if_exists": p.boolean(&g.PullIfExists),
-		"post_commands":  p.strList(&g.PostCommands),
-	})
+	p.fields(n, path, &g, nil)
 	if g.URL == "" && n.Kind == yaml.MappingNode {
 		p.fail(n, path+".url", "missing: each repository needs a url")
 	}
@@ -599,40 +620,26 @@ func (p *parser) gitRepo(n *yaml.Node, path string) GitRepo {
 
 func (p *parser) pipBlock(n *yaml.Node, path string) PipBlock {
 	b := PipBlock{Tool: "uv"}
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
+	p.fields(n, path, &b, map[string]func(*yaml.Node, string){
 		"tool": func(n *yaml.Node, path string) {
 			p.str(&b.Tool)(n, path)
 			if b.Tool != "uv" && b.Tool != "pip" {
 				p.fail(n, path, "%q: want uv or pip", clip(b.Tool, 40))
 			}
 		},
-		"packages":     p.strList(&b.Packages),
-		"args":         p.str(&b.Args),
-		"requirements": p.strList(&b.Requirements),
-		"venv":         p.str(&b.Venv),
-		"python":       p.str(&b.Python),
 	})
 	return b
 }
 
 func (p *parser) condaBlock(n *yaml.Node, path string) CondaBlock {
 	var b CondaBlock
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
-		"packages": p.strList(&b.Packages),
-		"channels": p.strList(&b.Channels),
-		"args":     p.str(&b.Args),
-		"env":      p.str(&b.Env),
-		"python":   p.str(&b.Python),
-	})
+	p.fields(n, path, &b, nil)
 	return b
 }
 
 func (p *parser) download(n *yaml.Node, path string) Download {
 	var d Download
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
-		"url":  p.str(&d.URL),
-		"dest": p.str(&d.Dest),
-	})
+	p.fields(n, path, &d, nil)
 	if d.URL == "" && n.Kind == yaml.MappingNode {
 		p.fail(n, path+".url", "missing: each download needs a url")
 	} else if d.URL != "" {
@@ -645,10 +652,9 @@ func (p *parser) download(n *yaml.Node, path string) Download {
 
 func (p *parser) conditional(n *yaml.Node, path string) ConditionalDownload {
 	var c ConditionalDownload
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
-		"when":           p.str(&c.When),
-		"downloads":      p.list(false, func(n *yaml.Node, path string) { c.Downloads = append(c.Downloads, p.download(n, path)) }),
-		"else_downloads": p.list(false, func(n *yaml.Node, path string) { c.ElseDownloads = append(c.ElseDownloads, p.download(n, path)) }),
+	p.fields(n, path, &c, map[string]func(*yaml.Node, string){
+		"downloads":      listOf(p, false, &c.Downloads, p.download),
+		"else_downloads": listOf(p, false, &c.ElseDownloads, p.download),
 	})
 	return c
 }
@@ -676,20 +682,13 @@ func (p *parser) envMerge(n *yaml.Node, path string) []EnvMerge {
 
 func (p *parser) service(n *yaml.Node, path string) Service {
 	s := Service{SkipOnServerless: true, Venv: DefaultVenv, WaitForProvisioning: true}
-	p.mapping(n, path, map[string]func(*yaml.Node, string){
+	p.fields(n, path, &s, map[string]func(*yaml.Node, string){
 		"name": func(n *yaml.Node, path string) {
 			p.str(&s.Name)(n, path)
 			if !safeName(s.Name) {
 				p.fail(n, path, "%q: want letters, digits, '-' and '_' only", clip(s.Name, 40))
 			}
 		},
-		"portal_search_term":    p.str(&s.PortalSearchTerm),
-		"skip_on_serverless":    p.boolean(&s.SkipOnServerless),
-		"venv":                  p.str(&s.Venv),
-		"workdir":               p.str(&s.Workdir),
-		"command":               p.str(&s.Command),
-		"pre_commands":          p.strList(&s.PreCommands),
-		"wait_for_provisioning": p.boolean(&s.WaitForProvisioning),
 		"environment": func(n *yaml.Node, path string) {
 			if isNull(n) {
 				return
@@ -715,9 +714,6 @@ func (p *parser) service(n *yaml.Node, path string) Service {
 				s.Environment = append(s.Environment, EnvVar{k.Value, val})
 			}
 		},
-		"external_port": p.integer(&s.ExternalPort, 1),
-		"internal_port": p.integer(&s.InternalPort, 1),
-		"open_path":     p.str(&s.OpenPath),
 	})
 	if n.Kind == yaml.MappingNode {
 		if s.Name == "" {

@@ -11,8 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/instanceportal/portal/atomicfile"
 	"github.com/instanceportal/portal/download"
@@ -171,21 +172,18 @@ func (r *run) git(ctx context.Context, repos []GitRepo) error {
 	}
 	r.log.Info(fmt.Sprintf("Starting %d git clones (max %d parallel)", len(unique), gitWorkers))
 	errs := make([]error, len(unique))
-	sem := make(chan struct{}, gitWorkers)
-	var wg sync.WaitGroup
+	var clones errgroup.Group
+	clones.SetLimit(gitWorkers)
 	for i, g := range unique {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		clones.Go(func() error {
 			errs[i] = r.clone(ctx, g)
 			if errs[i] != nil {
 				r.log.Error(fmt.Sprintf("Failed git clone %s: %v", g.URL, errs[i]))
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = clones.Wait()
 	if err := errors.Join(errs...); err != nil {
 		n := 0
 		for _, e := range errs {

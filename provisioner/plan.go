@@ -85,11 +85,7 @@ func Plan(m *Manifest, script string) []Step {
 	}
 	var pips []pipKey
 	for _, b := range m.PipPackages {
-		v := b.Venv
-		if v == "" {
-			v = m.Settings.Venv
-		}
-		pips = append(pips, pipKey{v, b.Tool, b.Args, b.Python, sortedCopy(b.Packages), sortedCopy(b.Requirements)})
+		pips = append(pips, pipKey{orDefault(b.Venv, m.Settings.Venv), b.Tool, b.Args, b.Python, sortedCopy(b.Packages), sortedCopy(b.Requirements)})
 	}
 	add(PhasePip, len(m.PipPackages), pips)
 	type condaKey struct {
@@ -98,11 +94,7 @@ func Plan(m *Manifest, script string) []Step {
 	}
 	var condas []condaKey
 	for _, b := range m.CondaPackages {
-		e := b.Env
-		if e == "" {
-			e = m.Settings.CondaEnv
-		}
-		condas = append(condas, condaKey{e, b.Args, b.Python, sortedCopy(b.Packages), sortedCopy(b.Channels)})
+		condas = append(condas, condaKey{orDefault(b.Env, m.Settings.CondaEnv), b.Args, b.Python, sortedCopy(b.Packages), sortedCopy(b.Channels)})
 	}
 	add(PhaseConda, len(m.CondaPackages), condas)
 	dls := append([]Download(nil), m.Downloads...)

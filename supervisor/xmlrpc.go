@@ -170,30 +170,21 @@ func (p *responseParser) next() (xml.Token, error) {
 	}
 }
 
-func (p *responseParser) expectStart(name string) error {
+// expect reads the next element tag and refuses any but tag, written as
+// "<name>" or "</name>".
+func (p *responseParser) expect(tag string) error {
 	tok, err := p.next()
 	if err != nil {
 		return err
 	}
-	if s, ok := tok.(xml.StartElement); !ok || s.Name.Local != name {
-		return p.errorf("want <%s>, got %s", name, describe(tok))
-	}
-	return nil
-}
-
-func (p *responseParser) expectEnd(name string) error {
-	tok, err := p.next()
-	if err != nil {
-		return err
-	}
-	if e, ok := tok.(xml.EndElement); !ok || e.Name.Local != name {
-		return p.errorf("want </%s>, got %s", name, describe(tok))
+	if got := describe(tok); got != tag {
+		return p.errorf("want %s, got %s", tag, got)
 	}
 	return nil
 }
 
 func (p *responseParser) response() (any, error) {
-	if err := p.expectStart("methodResponse"); err != nil {
+	if err := p.expect("<methodResponse>"); err != nil {
 		return nil, err
 	}
 	tok, err := p.next()
@@ -210,16 +201,16 @@ func (p *responseParser) response() (any, error) {
 	)
 	switch start.Name.Local {
 	case "params":
-		if err := p.expectStart("param"); err != nil {
+		if err := p.expect("<param>"); err != nil {
 			return nil, err
 		}
 		if result, err = p.value(); err != nil {
 			return nil, err
 		}
-		if err := p.expectEnd("param"); err != nil {
+		if err := p.expect("</param>"); err != nil {
 			return nil, err
 		}
-		if err := p.expectEnd("params"); err != nil {
+		if err := p.expect("</params>"); err != nil {
 			return nil, err
 		}
 	case "fault":
@@ -230,13 +221,13 @@ func (p *responseParser) response() (any, error) {
 		if fault, err = faultFrom(v); err != nil {
 			return nil, p.errorf("%v", err)
 		}
-		if err := p.expectEnd("fault"); err != nil {
+		if err := p.expect("</fault>"); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, p.errorf("want <params> or <fault>, got <%s>", start.Name.Local)
 	}
-	if err := p.expectEnd("methodResponse"); err != nil {
+	if err := p.expect("</methodResponse>"); err != nil {
 		return nil, err
 	}
 	// Nothing but whitespace and comments may follow.
@@ -285,7 +276,7 @@ func faultFrom(v any) (*Fault, error) {
 
 // value parses <value>…</value>, the opening tag included.
 func (p *responseParser) value() (any, error) {
-	if err := p.expectStart("value"); err != nil {
+	if err := p.expect("<value>"); err != nil {
 		return nil, err
 	}
 	return p.valueBody()
@@ -428,63 +419,63 @@ func (p *responseParser) typed(name string) (any, error) {
 }
 
 func (p *responseParser) array() (any, error) {
-	if err := p.expectStart("data"); err != nil {
+	if err := p.expect("<data>"); err != nil {
 		return nil, err
 	}
 	out := []any{}
-	for {
-		tok, err := p.next()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Local != "value" {
-				return nil, p.errorf("<data> holds <%s>, want <value>", t.Name.Local)
-			}
-			v, err := p.valueBody()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		case xml.EndElement: // </data>
-			return out, p.expectEnd("array")
-		}
+	err := p.children("data", "value", func() error {
+		v, err := p.valueBody()
+		out = append(out, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, p.expect("</array>")
 }
 
 func (p *responseParser) structure() (any, error) {
 	out := map[string]any{}
+	err := p.children("struct", "member", func() error {
+		if err := p.expect("<name>"); err != nil {
+			return err
+		}
+		name, err := p.text("name")
+		if err != nil {
+			return err
+		}
+		if _, dup := out[name]; dup {
+			return p.errorf("<struct> has member %q twice", clip(name))
+		}
+		if out[name], err = p.value(); err != nil {
+			return err
+		}
+		return p.expect("</member>")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// children reads the elements inside parent up to its end tag, each of
+// which must be a <child>; each reads what follows the <child> tag.
+func (p *responseParser) children(parent, child string, each func() error) error {
 	for {
 		tok, err := p.next()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if t.Name.Local != "member" {
-				return nil, p.errorf("<struct> holds <%s>, want <member>", t.Name.Local)
+			if t.Name.Local != child {
+				return p.errorf("<%s> holds <%s>, want <%s>", parent, t.Name.Local, child)
 			}
-			if err := p.expectStart("name"); err != nil {
-				return nil, err
+			if err := each(); err != nil {
+				return err
 			}
-			name, err := p.text("name")
-			if err != nil {
-				return nil, err
-			}
-			if _, dup := out[name]; dup {
-				return nil, p.errorf("<struct> has member %q twice", clip(name))
-			}
-			v, err := p.value()
-			if err != nil {
-				return nil, err
-			}
-			out[name] = v
-			if err := p.expectEnd("member"); err != nil {
-				return nil, err
-			}
-		case xml.EndElement: // </struct>
-			return out, nil
+		case xml.EndElement: // </parent>
+			return nil
 		}
 	}
 }

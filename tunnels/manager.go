@@ -179,7 +179,14 @@ func (m *Manager) Reconfigure(cfg Config) {
 // it is not running. created reports a new tunnel. A missing cloudflared
 // binary leaves the tunnel listed as failed and returns ErrBinaryMissing.
 func (m *Manager) Acquire(owner string, spec Spec) (st Status, created bool, err error) {
-	spec, err = spec.normalize()
+	return m.acquire(owner, spec, nil)
+}
+
+// acquire is Acquire, where admit (when given) may refuse to start the
+// tunnel when it does not run; isNew says no tunnel to it exists yet.
+// admit is called under m.mu.
+func (m *Manager) acquire(owner string, spec Spec, admit func(isNew bool) error) (Status, bool, error) {
+	spec, err := spec.normalize()
 	if err != nil {
 		return Status{}, false, err
 	}
@@ -188,12 +195,13 @@ func (m *Manager) Acquire(owner string, spec Spec) (st Status, created bool, err
 	if m.closed {
 		return Status{}, false, ErrClosed
 	}
-	return m.acquireLocked(owner, spec)
-}
-
-func (m *Manager) acquireLocked(owner string, spec Spec) (Status, bool, error) {
-	created := false
 	t := m.tunnels[spec.key()]
+	if admit != nil && (t == nil || !t.alive()) {
+		if err := admit(t == nil); err != nil {
+			return Status{}, false, err
+		}
+	}
+	created := false
 	if t == nil {
 		t = newTunnel(m, spec)
 		m.tunnels[spec.key()] = t
@@ -221,35 +229,20 @@ func (m *Manager) Create(target string) (Status, bool, error) {
 	if _, err := cfg.CheckTarget(target); err != nil {
 		return Status{}, false, err
 	}
-	spec, err := QuickSpec(target).normalize()
-	if err != nil {
-		return Status{}, false, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return Status{}, false, ErrClosed
-	}
-	t := m.tunnels[spec.key()]
-	if t != nil && t.alive() {
-		t.owners[ownerAPI] = true
-		return t.status(), false, nil
-	}
-	if t == nil {
-		quick := 0
-		for _, o := range m.tunnels {
-			if o.spec.Kind == Quick {
-				quick++
+	return m.acquire(ownerAPI, QuickSpec(target), func(isNew bool) error {
+		if isNew {
+			quick := 0
+			for _, o := range m.tunnels {
+				if o.spec.Kind == Quick {
+					quick++
+				}
+			}
+			if quick >= cfg.MaxTunnels {
+				return fmt.Errorf("%w: %d quick tunnels run, the most allowed (max_tunnels); stop one first", ErrTooManyTunnels, quick)
 			}
 		}
-		if quick >= cfg.MaxTunnels {
-			return Status{}, false, fmt.Errorf("%w: %d quick tunnels run, the most allowed (max_tunnels); stop one first", ErrTooManyTunnels, quick)
-		}
-	}
-	if err := m.takeCreation(cfg); err != nil {
-		return Status{}, false, err
-	}
-	return m.acquireLocked(ownerAPI, spec)
+		return m.takeCreation(cfg)
+	})
 }
 
 // takeCreation spends one creation from the bucket, under m.mu.

@@ -25,6 +25,9 @@ type realAPI struct {
 	gpm map[nvml.Device]nvml.GpmSample
 }
 
+// result is an NVML getter's value with its return code as an error.
+func result[T any](v T, r nvml.Return) (T, error) { return v, wrap(r) }
+
 // wrap turns an NVML return code into an *Error (nil on success).
 func wrap(r nvml.Return) error {
 	if r == nvml.SUCCESS {
@@ -69,18 +72,15 @@ func (a *realAPI) Shutdown() error {
 }
 
 func (a *realAPI) DriverVersion() (string, error) {
-	v, r := nvml.SystemGetDriverVersion()
-	return v, wrap(r)
+	return result(nvml.SystemGetDriverVersion())
 }
 
 func (a *realAPI) CUDADriverVersion() (int, error) {
-	v, r := nvml.SystemGetCudaDriverVersion()
-	return v, wrap(r)
+	return result(nvml.SystemGetCudaDriverVersion())
 }
 
 func (a *realAPI) DeviceCount() (int, error) {
-	n, r := nvml.DeviceGetCount()
-	return n, wrap(r)
+	return result(nvml.DeviceGetCount())
 }
 
 func (a *realAPI) Device(i int) (Device, error) {
@@ -92,8 +92,7 @@ func (a *realAPI) Device(i int) (Device, error) {
 }
 
 func (a *realAPI) ProcessName(pid uint32) (string, error) {
-	n, r := nvml.SystemGetProcessName(int(pid))
-	return n, wrap(r)
+	return result(nvml.SystemGetProcessName(int(pid)))
 }
 
 func (a *realAPI) RegisterXID(d Device) error {
@@ -131,11 +130,10 @@ type realDevice struct {
 	api *realAPI
 }
 
-func (d realDevice) Name() (string, error) { v, r := d.d.GetName(); return v, wrap(r) }
-func (d realDevice) UUID() (string, error) { v, r := d.d.GetUUID(); return v, wrap(r) }
+func (d realDevice) Name() (string, error) { return result(d.d.GetName()) }
+func (d realDevice) UUID() (string, error) { return result(d.d.GetUUID()) }
 func (d realDevice) MinorNumber() (int, error) {
-	v, r := d.d.GetMinorNumber()
-	return v, wrap(r)
+	return result(d.d.GetMinorNumber())
 }
 
 func (d realDevice) ComputeCapability() (int, int, error) {
@@ -169,53 +167,43 @@ func (d realDevice) Memory() (uint64, uint64, uint64, error) {
 }
 
 func (d realDevice) TemperatureC() (uint32, error) {
-	v, r := d.d.GetTemperature(nvml.TEMPERATURE_GPU)
-	return v, wrap(r)
+	return result(d.d.GetTemperature(nvml.TEMPERATURE_GPU))
 }
 
 func (d realDevice) PowerUsageMilliwatts() (uint32, error) {
-	v, r := d.d.GetPowerUsage()
-	return v, wrap(r)
+	return result(d.d.GetPowerUsage())
 }
 
 func (d realDevice) PowerLimitMilliwatts() (uint32, error) {
-	v, r := d.d.GetEnforcedPowerLimit()
-	return v, wrap(r)
+	return result(d.d.GetEnforcedPowerLimit())
 }
 
 func (d realDevice) FanSpeedPercent() (uint32, error) {
-	v, r := d.d.GetFanSpeed()
-	return v, wrap(r)
+	return result(d.d.GetFanSpeed())
 }
 
 func (d realDevice) SMClockMHz() (uint32, error) {
-	v, r := d.d.GetClockInfo(nvml.CLOCK_SM)
-	return v, wrap(r)
+	return result(d.d.GetClockInfo(nvml.CLOCK_SM))
 }
 
 func (d realDevice) MemoryClockMHz() (uint32, error) {
-	v, r := d.d.GetClockInfo(nvml.CLOCK_MEM)
-	return v, wrap(r)
+	return result(d.d.GetClockInfo(nvml.CLOCK_MEM))
 }
 
 func (d realDevice) PCIeLinkGen() (int, error) {
-	v, r := d.d.GetCurrPcieLinkGeneration()
-	return v, wrap(r)
+	return result(d.d.GetCurrPcieLinkGeneration())
 }
 
 func (d realDevice) PCIeLinkWidth() (int, error) {
-	v, r := d.d.GetCurrPcieLinkWidth()
-	return v, wrap(r)
+	return result(d.d.GetCurrPcieLinkWidth())
 }
 
 func (d realDevice) ClockEventReasons() (uint64, error) {
-	v, r := d.d.GetCurrentClocksEventReasons()
-	return v, wrap(r)
+	return result(d.d.GetCurrentClocksEventReasons())
 }
 
 func (d realDevice) TotalEnergyMillijoules() (uint64, error) {
-	v, r := d.d.GetTotalEnergyConsumption()
-	return v, wrap(r)
+	return result(d.d.GetTotalEnergyConsumption())
 }
 
 func (d realDevice) ECCVolatile() (uint64, uint64, error) {

@@ -206,6 +206,17 @@ type fieldReader struct {
 // already said it does not support.
 func (f *fieldReader) want(field string) bool { return !f.unsupported[field] }
 
+// read reads one figure with get when it is wanted, and reports whether
+// it was read (see ok).
+func read[T any](f *fieldReader, field string, get func() (T, error)) (T, bool) {
+	if !f.want(field) {
+		var zero T
+		return zero, false
+	}
+	v, err := get()
+	return v, f.ok(field, err)
+}
+
 // ok reports whether a figure was read. Not supported is silent absence
 // (and remembered); other errors are noted in FieldErrors.
 func (f *fieldReader) ok(field string, err error) bool {
@@ -235,30 +246,22 @@ func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
 	}
 	f := fieldReader{unsupported: s.unsupported[i]}
 	g := gpumetrics.GPU{Index: i}
-	if f.want("name") {
-		if v, err := d.Name(); f.ok("name", err) {
-			g.Name = v
-		}
+	if v, ok := read(&f, "name", d.Name); ok {
+		g.Name = v
 	}
-	if f.want("uuid") {
-		if v, err := d.UUID(); f.ok("uuid", err) {
-			g.UUID = v
-		}
+	if v, ok := read(&f, "uuid", d.UUID); ok {
+		g.UUID = v
 	}
-	if f.want("pci_bus_id") {
-		if v, err := d.PCIBusID(); f.ok("pci_bus_id", err) {
-			g.PCIBusID = v
-		}
+	if v, ok := read(&f, "pci_bus_id", d.PCIBusID); ok {
+		g.PCIBusID = v
 	}
 	if f.want("compute_capability") {
 		if major, minor, err := d.ComputeCapability(); f.ok("compute_capability", err) {
 			g.ComputeCapability = fmt.Sprintf("%d.%d", major, minor)
 		}
 	}
-	if f.want("minor_number") {
-		if v, err := d.MinorNumber(); f.ok("minor_number", err) {
-			g.Device = fmt.Sprintf("nvidia%d", v)
-		}
+	if v, ok := read(&f, "minor_number", d.MinorNumber); ok {
+		g.Device = fmt.Sprintf("nvidia%d", v)
 	}
 	if f.want("utilization") {
 		if gu, mu, err := d.Utilization(); f.ok("utilization", err) {
@@ -270,51 +273,33 @@ func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
 			g.MemoryTotalBytes, g.MemoryUsedBytes, g.MemoryFreeBytes = gpumetrics.Ptr(t), gpumetrics.Ptr(u), gpumetrics.Ptr(fr)
 		}
 	}
-	if f.want("temperature") {
-		if v, err := d.TemperatureC(); f.ok("temperature", err) {
-			g.TemperatureC = gpumetrics.Ptr(float64(v))
-		}
+	if v, ok := read(&f, "temperature", d.TemperatureC); ok {
+		g.TemperatureC = gpumetrics.Ptr(float64(v))
 	}
-	if f.want("power_draw") {
-		if v, err := d.PowerUsageMilliwatts(); f.ok("power_draw", err) {
-			g.PowerDrawWatts = gpumetrics.Ptr(float64(v) / 1000)
-		}
+	if v, ok := read(&f, "power_draw", d.PowerUsageMilliwatts); ok {
+		g.PowerDrawWatts = gpumetrics.Ptr(float64(v) / 1000)
 	}
-	if f.want("power_limit") {
-		if v, err := d.PowerLimitMilliwatts(); f.ok("power_limit", err) {
-			g.PowerLimitWatts = gpumetrics.Ptr(float64(v) / 1000)
-		}
+	if v, ok := read(&f, "power_limit", d.PowerLimitMilliwatts); ok {
+		g.PowerLimitWatts = gpumetrics.Ptr(float64(v) / 1000)
 	}
-	if f.want("fan_speed") {
-		if v, err := d.FanSpeedPercent(); f.ok("fan_speed", err) {
-			g.FanSpeedPercent = gpumetrics.Ptr(float64(v))
-		}
+	if v, ok := read(&f, "fan_speed", d.FanSpeedPercent); ok {
+		g.FanSpeedPercent = gpumetrics.Ptr(float64(v))
 	}
-	if f.want("sm_clock") {
-		if v, err := d.SMClockMHz(); f.ok("sm_clock", err) {
-			g.SMClockMHz = gpumetrics.Ptr(v)
-		}
+	if v, ok := read(&f, "sm_clock", d.SMClockMHz); ok {
+		g.SMClockMHz = gpumetrics.Ptr(v)
 	}
-	if f.want("memory_clock") {
-		if v, err := d.MemoryClockMHz(); f.ok("memory_clock", err) {
-			g.MemoryClockMHz = gpumetrics.Ptr(v)
-		}
+	if v, ok := read(&f, "memory_clock", d.MemoryClockMHz); ok {
+		g.MemoryClockMHz = gpumetrics.Ptr(v)
 	}
-	if f.want("pcie_link_gen") {
-		if v, err := d.PCIeLinkGen(); f.ok("pcie_link_gen", err) {
-			g.PCIeLinkGen = gpumetrics.Ptr(v)
-		}
+	if v, ok := read(&f, "pcie_link_gen", d.PCIeLinkGen); ok {
+		g.PCIeLinkGen = gpumetrics.Ptr(v)
 	}
-	if f.want("pcie_link_width") {
-		if v, err := d.PCIeLinkWidth(); f.ok("pcie_link_width", err) {
-			g.PCIeLinkWidth = gpumetrics.Ptr(v)
-		}
+	if v, ok := read(&f, "pcie_link_width", d.PCIeLinkWidth); ok {
+		g.PCIeLinkWidth = gpumetrics.Ptr(v)
 	}
-	if f.want("clock_event_reasons") {
-		if v, err := d.ClockEventReasons(); f.ok("clock_event_reasons", err) {
-			g.ClockEventReasons = gpumetrics.Ptr(v)
-			g.ClockEventReasonNames = ClockEventReasonNames(v)
-		}
+	if v, ok := read(&f, "clock_event_reasons", d.ClockEventReasons); ok {
+		g.ClockEventReasons = gpumetrics.Ptr(v)
+		g.ClockEventReasonNames = ClockEventReasonNames(v)
 	}
 	if f.want("energy") {
 		g.EnergyMillijoules = s.readEnergy(i, d, &f)
@@ -350,50 +335,36 @@ func (s *Source) readDevice(i int, d Device) (gpumetrics.GPU, bool) {
 // counters. Each one a board lacks (NVLink, vGPU, row remapping, a memory
 // sensor) is absent, never zero.
 func readDCGMParity(g *gpumetrics.GPU, d Device, f *fieldReader) {
-	if f.want("memory_temp") {
-		if v, err := d.MemoryTemperatureC(); f.ok("memory_temp", err) {
-			g.MemoryTemperatureC = gpumetrics.Ptr(float64(v))
-		}
+	if v, ok := read(f, "memory_temp", d.MemoryTemperatureC); ok {
+		g.MemoryTemperatureC = gpumetrics.Ptr(float64(v))
 	}
 	if f.want("pcie_throughput") {
 		if tx, rx, err := d.PCIeThroughputKB(); f.ok("pcie_throughput", err) {
 			g.PCIeTxKB, g.PCIeRxKB = gpumetrics.Ptr(uint64(tx)), gpumetrics.Ptr(uint64(rx))
 		}
 	}
-	if f.want("pcie_replays") {
-		if v, err := d.PCIeReplays(); f.ok("pcie_replays", err) {
-			g.PCIeReplays = gpumetrics.Ptr(v)
-		}
+	if v, ok := read(f, "pcie_replays", d.PCIeReplays); ok {
+		g.PCIeReplays = gpumetrics.Ptr(v)
 	}
-	if f.want("encoder") {
-		if v, err := d.EncoderUtilization(); f.ok("encoder", err) {
-			g.EncoderUtilizationPercent = gpumetrics.Ptr(float64(v))
-		}
+	if v, ok := read(f, "encoder", d.EncoderUtilization); ok {
+		g.EncoderUtilizationPercent = gpumetrics.Ptr(float64(v))
 	}
-	if f.want("decoder") {
-		if v, err := d.DecoderUtilization(); f.ok("decoder", err) {
-			g.DecoderUtilizationPercent = gpumetrics.Ptr(float64(v))
-		}
+	if v, ok := read(f, "decoder", d.DecoderUtilization); ok {
+		g.DecoderUtilizationPercent = gpumetrics.Ptr(float64(v))
 	}
-	if f.want("nvlink") {
-		if v, err := d.NVLinkDataKiB(); f.ok("nvlink", err) {
-			g.NVLinkBandwidthKiB = gpumetrics.Ptr(v)
-		}
+	if v, ok := read(f, "nvlink", d.NVLinkDataKiB); ok {
+		g.NVLinkBandwidthKiB = gpumetrics.Ptr(v)
 	}
-	if f.want("vgpu_license") {
-		if v, err := d.VGPULicenseStatus(); f.ok("vgpu_license", err) {
-			g.VGPULicenseStatus = gpumetrics.Ptr(uint64(v))
-		}
+	if v, ok := read(f, "vgpu_license", d.VGPULicenseStatus); ok {
+		g.VGPULicenseStatus = gpumetrics.Ptr(uint64(v))
 	}
 	if f.want("remapped_rows") {
 		if c, u, failed, err := d.RemappedRows(); f.ok("remapped_rows", err) {
 			g.RemappedRowsCorrectable, g.RemappedRowsUncorrectable, g.RowRemapFailure = gpumetrics.Ptr(c), gpumetrics.Ptr(u), gpumetrics.Ptr(failed)
 		}
 	}
-	if f.want("tensor_active") {
-		if v, err := d.TensorActive(); f.ok("tensor_active", err) {
-			g.TensorActiveRatio = gpumetrics.Ptr(v)
-		}
+	if v, ok := read(f, "tensor_active", d.TensorActive); ok {
+		g.TensorActiveRatio = gpumetrics.Ptr(v)
 	}
 }
 

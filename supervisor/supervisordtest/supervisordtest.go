@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/instanceportal/portal/internal/testproc"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // Start runs supervisord with the given [program:x] sections until the
@@ -56,23 +57,41 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 	}
 	proc := testproc.Start(t, exec.Command("supervisord", "-n", "-c", confPath),
 		testproc.Options{Name: "supervisord", Grace: 15 * time.Second})
-	out, done := proc.Out, proc.Done()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := ping(sock)
-		if err == nil {
-			return sock
+	var last error
+	up := testwait.Poll(15*time.Second, 50*time.Millisecond, func() bool {
+		if proc.Exited() {
+			t.Fatalf("supervisord exited: %s", proc.Out.String())
 		}
-		select {
-		case <-done:
-			t.Fatalf("supervisord exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("supervisord never answered on %s: %v\n%s", sock, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		last = ping(sock)
+		return last == nil
+	})
+	if !up {
+		t.Fatalf("supervisord never answered on %s: %v\n%s", sock, last, proc.Out.String())
 	}
+	return sock
+}
+
+// HTTPServer is a [program:name] section: Python's http.server on
+// 127.0.0.1:port, an app for the portal to front, started at once and given
+// 5 s to stop. python3 is found on PATH (wherever supervisord is installed,
+// so is the Python it runs on).
+func HTTPServer(name string, port int) string {
+	return fmt.Sprintf(`
+[program:%s]
+command=python3 -m http.server %d --bind 127.0.0.1
+startsecs=0
+stopwaitsecs=5
+`, name, port)
+}
+
+// Sleeper is a [program:name] section of a program that only sleeps (a
+// worker that must be there, running), started at once.
+func Sleeper(name string) string {
+	return fmt.Sprintf(`
+[program:%s]
+command=/bin/sh -c "exec sleep 300"
+startsecs=0
+`, name)
 }
 
 // ping asks supervisord for its state over the socket.

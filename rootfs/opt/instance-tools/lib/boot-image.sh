@@ -209,6 +209,7 @@ sync_claim() {
     fi
     if ! portal_poll "${SYNC_WAIT_TIMEOUT:-3600}" 30 log "${flag}: waiting for another instance to finish ${dir}" \
         sync_synced "$dir" "$old"; then
+        # shellcheck disable=SC2154 # portal_waited: set by portal_poll (utils/paths.sh)
         log "${flag}: ${dir} is not complete after ${portal_waited}s (an instance stopped while copying?): ${what} stay in the container. Delete ${dir} (not only its markers) so that the next start copies it again."
         return 1
     fi
