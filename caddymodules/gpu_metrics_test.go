@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/instanceportal/portal/confdecl"
@@ -56,8 +55,7 @@ func TestGPUMetricsCaddyfile(t *testing.T) {
 }
 
 func TestGPUMetricsProvisionChecksSettings(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
+	ctx := caddyContext(t)
 	cases := []struct {
 		cfg  gpumetrics.Config
 		want string
@@ -80,19 +78,6 @@ func TestGPUMetricsProvisionChecksSettings(t *testing.T) {
 	}
 }
 
-// provisionGPU provisions a handler the way Caddy does and cleans it up
-// when the test ends.
-func provisionGPU(t testing.TB, h *GPUMetrics) *GPUMetrics {
-	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Cleanup() })
-	return h
-}
-
 // TestGPUMetricsWithoutGPU runs the real sources on this machine (no NVIDIA
 // driver, no rocm-smi): 200, available false with the reason, and system
 // figures from this container.
@@ -101,8 +86,8 @@ func TestGPUMetricsWithoutGPU(t *testing.T) {
 		t.Skip("this machine has an NVIDIA driver")
 	}
 	ws := t.TempDir()
-	js := provisionGPU(t, &GPUMetrics{Config: gpumetrics.Config{Format: "json", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"}})
-	prom := provisionGPU(t, &GPUMetrics{Config: gpumetrics.Config{Format: "prometheus", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"}})
+	js := provision(t, &GPUMetrics{Config: gpumetrics.Config{Format: "json", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"}})
+	prom := provision(t, &GPUMetrics{Config: gpumetrics.Config{Format: "prometheus", Workspace: ws, ROCmSMI: "rocm-smi-not-installed"}})
 	if js.collector != prom.collector {
 		t.Fatal("json and prometheus handlers with the same settings must share one collector")
 	}
@@ -168,8 +153,7 @@ func TestGPUMetricsWithoutGPU(t *testing.T) {
 // one is cleaned up, so the collector (and NVML) carries over; it is torn
 // down only when the last holder goes.
 func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
+	ctx := caddyContext(t)
 	old := &GPUMetrics{Config: gpumetrics.Config{Interval: confdecl.Duration(333 * time.Millisecond), ROCmSMI: "off"}}
 	if err := old.Provision(ctx); err != nil {
 		t.Fatal(err)
@@ -209,7 +193,7 @@ func TestGPUMetricsPoolSurvivesReload(t *testing.T) {
 func BenchmarkGPUMetricsServeCached(b *testing.B) {
 	for _, format := range []string{"json", "prometheus"} {
 		b.Run(format, func(b *testing.B) {
-			h := provisionGPU(b, &GPUMetrics{Config: gpumetrics.Config{Format: format, Interval: confdecl.Duration(time.Hour), ROCmSMI: "off"}})
+			h := provision(b, &GPUMetrics{Config: gpumetrics.Config{Format: format, Interval: confdecl.Duration(time.Hour), ROCmSMI: "off"}})
 			req := httptest.NewRequest("GET", "/api/metrics", nil)
 			w := &discardWriter{h: http.Header{}}
 			if err := h.ServeHTTP(w, req, nextNotCalled); err != nil { // first sample and render

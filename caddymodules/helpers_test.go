@@ -11,24 +11,31 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
+// caddyContext is a throwaway Caddy context, cancelled when the test ends.
+func caddyContext(t testing.TB) caddy.Context {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // provision runs a module's lifecycle as Caddy does for a test: Provision
 // with a throwaway context, then Validate when it has one, and Cleanup
 // when the test ends (Cleanup must tolerate running after the test's own).
-func provision(t *testing.T, m caddy.Provisioner) {
+// It returns m.
+func provision[M caddy.Provisioner](t testing.TB, m M) M {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
-	t.Cleanup(cancel)
-	if err := m.Provision(ctx); err != nil {
+	if err := m.Provision(caddyContext(t)); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
-	if c, ok := m.(caddy.CleanerUpper); ok {
+	if c, ok := any(m).(caddy.CleanerUpper); ok {
 		t.Cleanup(func() { _ = c.Cleanup() })
 	}
-	if v, ok := m.(caddy.Validator); ok {
+	if v, ok := any(m).(caddy.Validator); ok {
 		if err := v.Validate(); err != nil {
 			t.Fatalf("Validate: %v", err)
 		}
 	}
+	return m
 }
 
 // parseCaddyfile reads in into m, failing the test on an error.

@@ -1,7 +1,6 @@
 package caddymodules
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -385,8 +384,7 @@ func TestHostGuardCaddyfile(t *testing.T) {
 func TestConnLimitModule(t *testing.T) {
 	var c ConnLimit
 	parseCaddyfile(t, &c, "portal_connlimit {\n per_address 2\n total 3\n exempt 192.0.2.0/24\n}")
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
+	ctx := caddyContext(t)
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}

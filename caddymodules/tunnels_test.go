@@ -139,8 +139,7 @@ func TestTunnelsAppFor(t *testing.T) {
 }
 
 func TestTunnelsAppProvisionChecksSettings(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
-	defer cancel()
+	ctx := caddyContext(t)
 	cases := []struct {
 		cfg  tunnels.Config
 		want string
@@ -167,8 +166,7 @@ func TestTunnelsAppProvisionChecksSettings(t *testing.T) {
 // newer config's timings and limits at Start, and the last Cleanup closes
 // it.
 func TestTunnelsAppSharesManagerAcrossConfigs(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
-	defer cancel()
+	ctx := caddyContext(t)
 	dir := t.TempDir()
 	old := &TunnelsApp{Config: tunnels.Config{Cloudflared: filepath.Join(dir, "none"), StateDir: dir}}
 	cur := &TunnelsApp{Config: tunnels.Config{Cloudflared: filepath.Join(dir, "none"), StateDir: dir, ReadyTimeout: confdecl.Duration(time.Second), MaxTunnels: 3}}

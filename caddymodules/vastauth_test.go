@@ -1084,8 +1084,7 @@ func TestPortalTokenAgreesWithModuleOnWhitespace(t *testing.T) {
 func TestVastAuthRedactFilter(t *testing.T) {
 	t.Setenv("VA_TEST_REDACT", vaPassword)
 	f := &VastAuthRedact{SecretSource: vastauth.SecretSource{Secrets: []string{"{env.VA_TEST_REDACT}"}, StateDir: t.TempDir()}}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
+	ctx := caddyContext(t)
 	if err := f.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
