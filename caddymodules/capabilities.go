@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,7 +34,8 @@ func capabilitiesFor(plan *portalconfig.Plan) PortalCapabilities {
 		Markers: bootstatus.Config{
 			LockFile: s.ProvisioningLock, DoneFile: s.ProvisioningDone, FailedFile: s.ProvisioningFailed,
 		},
-		Workspace: s.Workspace,
+		Workspace:            s.Workspace,
+		ProvisioningStateDir: s.ProvisionerStateDir,
 	}
 }
 
@@ -60,6 +60,10 @@ type PortalCapabilities struct {
 	Markers bootstatus.Config `json:"markers,omitzero"`
 	// Workspace is $WORKSPACE, for the metrics' volume figure.
 	Workspace string `json:"workspace,omitempty"`
+	// ProvisioningStateDir is the provisioner's state directory
+	// (PROVISIONER_STATE_DIR), where a POST's run writes its progress.
+	// Default: provstatus.DefaultStateDir.
+	ProvisioningStateDir string `json:"provisioning_state_dir,omitempty"`
 
 	cache    *capabilities.Cached
 	launcher *capabilities.Launcher
@@ -117,7 +121,7 @@ func (h *PortalCapabilities) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return moduleErr(h, err)
 	}
-	stateDir := os.Getenv(provstatus.StateDirEnv)
+	stateDir := h.ProvisioningStateDir
 	if stateDir == "" {
 		stateDir = provstatus.DefaultStateDir
 	}
