@@ -233,6 +233,18 @@ func (p *Portal) Reload(extra ...string) (string, error) {
 	return out, err
 }
 
+// Load replaces the running config with a JSON one through the admin API's
+// /load, and drops the shared transport's idle connections as Reload does
+// (a GET on one the old server closed failed with EOF under load).
+func (p *Portal) Load(config []byte) {
+	p.t.Helper()
+	admin := &apiClient{t: p.t, base: "http://" + p.AdminAddr}
+	if code, msg := admin.call(http.MethodPost, "/load", string(config), map[string]string{"Content-Type": "application/json"}); code != 200 {
+		p.t.Fatalf("/load: %d %s", code, msg)
+	}
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+}
+
 // AdminConfig returns the running config as served by the admin API.
 func (p *Portal) AdminConfig() string {
 	p.t.Helper()

@@ -106,10 +106,7 @@ func fastTunnels(t *testing.T, p *Portal) {
 		tun[k] = v
 	}
 	b, _ := json.Marshal(cfg)
-	admin := &apiClient{t: t, base: "http://" + p.AdminAddr}
-	if code, msg := admin.call(http.MethodPost, "/load", string(b), map[string]string{"Content-Type": "application/json"}); code != 200 {
-		t.Fatalf("/load: %d %s", code, msg)
-	}
+	p.Load(b)
 }
 
 // processesRunning lists the pids whose argv[0] is bin, from /proc.
