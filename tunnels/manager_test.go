@@ -229,6 +229,11 @@ func TestURLPublishedOnlyWhenReady(t *testing.T) {
 	h.waitRunning("http://localhost:18082")
 }
 
+// restartingWithReason: the reaped process makes the state "restarting"
+// first and the supervisor then records why, so a test of the reason waits
+// for both.
+func restartingWithReason(s Status) bool { return s.State == StateRestarting && s.LastError != "" }
+
 func TestNeverReadyFailsWithLastOutput(t *testing.T) {
 	h := newHarness(t, map[string]string{"FAKE_CLOUDFLARED_NEVER_READY": "1"}, func(o *Config) {
 		o.ReadyTimeout = ms(300)
@@ -237,7 +242,7 @@ func TestNeverReadyFailsWithLastOutput(t *testing.T) {
 	if _, _, err := h.m.Create("http://localhost:18083"); err != nil {
 		t.Fatal(err)
 	}
-	s := h.wait("http://localhost:18083", "restarting", func(s Status) bool { return s.State == StateRestarting })
+	s := h.wait("http://localhost:18083", "restarting with a reason", restartingWithReason)
 	if !strings.Contains(s.LastError, "no ready tunnel URL within 300ms") || !strings.Contains(s.LastError, "Starting metrics server") {
 		t.Fatalf("last_error %q lacks the reason and output", s.LastError)
 	}
@@ -427,7 +432,7 @@ func TestWrongTokenFailsWithReason(t *testing.T) {
 	if _, _, err := h.m.Acquire("c", NamedSpec("wrong-token-value")); err != nil {
 		t.Fatal(err)
 	}
-	s := h.wait("", "restarting", func(s Status) bool { return s.State == StateRestarting })
+	s := h.wait("", "restarting with a reason", restartingWithReason)
 	if !strings.Contains(s.LastError, "Provided Tunnel token is not valid") || strings.Contains(s.LastError, "wrong-token-value") {
 		t.Fatalf("last_error %q", s.LastError)
 	}
