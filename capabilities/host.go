@@ -6,12 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/instanceportal/portal/cudacompat"
 )
 
 // Host reads facts of the machine. Each field may be nil (the fact is then
@@ -241,18 +242,6 @@ func loaderLibs() map[string]bool {
 	return libs
 }
 
-// nvidiaVersionFile exists when an NVIDIA driver is loaded.
-const nvidiaVersionFile = "/proc/driver/nvidia/version"
-
-var versionToken = regexp.MustCompile(`^\d+\.\d+(\.\d+)?$`)
-
-// driverVersion reads the driver's version from its /proc file.
-func driverVersion(text string) string {
-	first, _, _ := strings.Cut(text, "\n")
-	for _, tok := range strings.Fields(first) {
-		if versionToken.MatchString(tok) {
-			return tok
-		}
-	}
-	return ""
-}
+// nvidiaVersionFile exists when an NVIDIA driver is loaded (package
+// cudacompat owns the path and its parser).
+const nvidiaVersionFile = cudacompat.DriverVersionFile

@@ -251,7 +251,7 @@ func cudaInfo(libs map[string]bool, s *gpumetrics.Snapshot, env map[string]strin
 		}
 	}
 	info := map[string]any{"driver_version": nil, "components": comps}
-	if v := driverVersion(h.read(nvidiaVersionFile)); v != "" {
+	if v, err := cudacompat.DriverVersionText(h.read(nvidiaVersionFile)); err == nil {
 		info["driver_version"] = v
 	}
 	if s != nil && s.CUDAVersion != "" {

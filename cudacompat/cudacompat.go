@@ -59,20 +59,27 @@ func ParseVersion(s string) (Version, error) {
 	return Version{a, b}, nil
 }
 
-var nvrm = regexp.MustCompile(`NVRM version:[^\n]*?\s(\d+)\.(\d+)(?:\.\d+)*\s`)
+var nvrm = regexp.MustCompile(`NVRM version:[^\n]*?\s(\d+\.\d+(?:\.\d+)*)\s`)
 
-// ParseDriverVersion reads the driver's version from the kernel module's
-// /proc/driver/nvidia/version ("NVRM version: NVIDIA UNIX x86_64 Kernel
-// Module  550.54.14  Thu Feb 22 …", or "… Open Kernel Module for x86_64
-// 570.86.15  Release Build …").
-func ParseDriverVersion(text string) (Version, error) {
+// DriverVersionText reads the driver's whole version, "550.54.14", from the
+// kernel module's /proc/driver/nvidia/version ("NVRM version: NVIDIA UNIX
+// x86_64 Kernel Module  550.54.14  Thu Feb 22 …", or "… Open Kernel Module
+// for x86_64  570.86.15  Release Build …").
+func DriverVersionText(text string) (string, error) {
 	m := nvrm.FindStringSubmatch(text)
 	if m == nil {
-		return Version{}, fmt.Errorf("no \"NVRM version: … MAJOR.MINOR\" line")
+		return "", fmt.Errorf("no \"NVRM version: … MAJOR.MINOR\" line")
 	}
-	a, _ := strconv.Atoi(m[1])
-	b, _ := strconv.Atoi(m[2])
-	return Version{a, b}, nil
+	return m[1], nil
+}
+
+// ParseDriverVersion is DriverVersionText's driver branch (550.54).
+func ParseDriverVersion(text string) (Version, error) {
+	s, err := DriverVersionText(text)
+	if err != nil {
+		return Version{}, err
+	}
+	return ParseVersion(s)
 }
 
 // minDriver is NVIDIA's table of the oldest Linux driver each CUDA

@@ -9,19 +9,28 @@ import (
 )
 
 func TestParseDriverVersion(t *testing.T) {
-	for text, want := range map[string]Version{
-		"NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc 12\n": {550, 54},
-		"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build  (dvs-builder@U16)\n":          {570, 86},
-		"NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:19 UTC 2023\n":                     {535, 104},
+	for text, want := range map[string]struct {
+		full   string
+		branch Version
+	}{
+		"NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\nGCC version:  gcc 12\n": {"550.54.14", Version{550, 54}},
+		"NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build  (dvs-builder@U16)\n":          {"570.86.15", Version{570, 86}},
+		"NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:19 UTC 2023\n":                     {"535.104.05", Version{535, 104}},
 	} {
 		got, err := ParseDriverVersion(text)
-		if err != nil || got != want {
-			t.Errorf("%q: %v %v, want %v", text, got, err, want)
+		if err != nil || got != want.branch {
+			t.Errorf("%q: %v %v, want %v", text, got, err, want.branch)
+		}
+		if full, err := DriverVersionText(text); err != nil || full != want.full {
+			t.Errorf("%q: text %q %v, want %q", text, full, err, want.full)
 		}
 	}
 	for _, bad := range []string{"", "GCC version: gcc 12.2.0\n", "NVRM version: unknown\n"} {
 		if v, err := ParseDriverVersion(bad); err == nil {
 			t.Errorf("%q: got %v, want an error", bad, v)
+		}
+		if s, err := DriverVersionText(bad); err == nil {
+			t.Errorf("%q: text %q, want an error", bad, s)
 		}
 	}
 }
