@@ -84,7 +84,8 @@ func TestCUDAInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			info := cudaInfo(nil, tt.snap, tt.env, fakeFS(tt.files))
+			h := fakeFS(tt.files)
+			info := cudaInfo(nil, h.read(nvidiaVersionFile), tt.snap, tt.env, h)
 			for key, want := range tt.want {
 				got, ok := info[key]
 				switch w := want.(type) {
@@ -109,5 +110,19 @@ func TestCUDAInfo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHardwareCUDAOnlyWithDriver: the render and CUDA blocks appear when
+// the driver's file does, with the version read from it.
+func TestHardwareCUDAOnlyWithDriver(t *testing.T) {
+	const driver = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14  Thu Feb 22 01:44:30 UTC 2024\n"
+	if hw := hardware(nil, false, nil, fakeFS(nil)); hw.GPU["cuda"] != nil || hw.GPU["render"] != nil {
+		t.Errorf("no driver, yet %v", hw.GPU)
+	}
+	hw := hardware(nil, false, nil, fakeFS(map[string]string{nvidiaVersionFile: driver}))
+	cuda, _ := hw.GPU["cuda"].(map[string]any)
+	if cuda["driver_version"] != "550.54.14" || hw.GPU["render"] == nil {
+		t.Errorf("with the driver: %v", hw.GPU)
 	}
 }

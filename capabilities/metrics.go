@@ -181,10 +181,12 @@ var cudaComponents = map[string]string{
 // facts when an NVIDIA driver is loaded, and the metrics when asked.
 func hardware(s *gpumetrics.Snapshot, includeMetrics bool, env map[string]string, h *Host) Hardware {
 	gpu := map[string]any{"summary": gpuSummary(s)}
-	if h.exists(nvidiaVersionFile) {
+	// One read of the driver's file: its presence says a driver is loaded
+	// (checked apart only when the read fails) and its text the version.
+	if driver := h.read(nvidiaVersionFile); driver != "" || h.exists(nvidiaVersionFile) {
 		libs := h.sharedLibs()
 		gpu["render"] = renderCaps(libs, h)
-		gpu["cuda"] = cudaInfo(libs, s, env, h)
+		gpu["cuda"] = cudaInfo(libs, driver, s, env, h)
 	}
 	hw := Hardware{GPU: gpu}
 	if !includeMetrics || s == nil {
@@ -222,7 +224,7 @@ func renderCaps(libs map[string]bool, h *Host) map[string]any {
 
 // cudaInfo is the CUDA block: the driver's version and the highest CUDA it
 // supports, and which CUDA components the loader can find.
-func cudaInfo(libs map[string]bool, s *gpumetrics.Snapshot, env map[string]string, h *Host) map[string]any {
+func cudaInfo(libs map[string]bool, driver string, s *gpumetrics.Snapshot, env map[string]string, h *Host) map[string]any {
 	home := env["CUDA_HOME"]
 	if home == "" {
 		home = "/usr/local/cuda"
@@ -251,7 +253,7 @@ func cudaInfo(libs map[string]bool, s *gpumetrics.Snapshot, env map[string]strin
 		}
 	}
 	info := map[string]any{"driver_version": nil, "components": comps}
-	if v, err := cudacompat.DriverVersionText(h.read(nvidiaVersionFile)); err == nil {
+	if v, err := cudacompat.DriverVersionText(driver); err == nil {
 		info["driver_version"] = v
 	}
 	if s != nil && s.CUDAVersion != "" {
