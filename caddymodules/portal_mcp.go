@@ -104,16 +104,6 @@ func (h *PortalMCP) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 	return nil
 }
 
-// agentGuidePath is the agent guide the guide resource serves: the base
-// guide in AGENTS_DIR (capabilities owns both names).
-func agentGuidePath() string {
-	dir := os.Getenv(capabilities.AgentsDirEnv)
-	if dir == "" {
-		dir = capabilities.DefaultAgentsDir
-	}
-	return filepath.Join(dir, capabilities.BaseGuide)
-}
-
 // MCP resource URIs.
 const (
 	mcpManifestURI = "vast://capabilities"
@@ -210,10 +200,13 @@ func (h *PortalMCP) newServer() *mcp.Server {
 			}
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: mcpManifestURI, MIMEType: "application/json", Text: string(b)}}}, nil
 		})
+	// The base guide in AGENTS_DIR, read from the environment as
+	// `caddy portal capabilities --boot` reads it (capabilities owns both names).
+	guide := filepath.Join(portalconfig.OSEnviron().Get(capabilities.AgentsDirEnv, capabilities.DefaultAgentsDir), capabilities.BaseGuide)
 	srv.AddResource(&mcp.Resource{URI: mcpGuideURI, Name: "agent-guide", Title: "Agent guide", MIMEType: "text/markdown",
-		Description: "How to work on this instance: " + agentGuidePath()},
+		Description: "How to work on this instance: " + guide},
 		func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
-			b, err := readBounded(agentGuidePath(), capabilities.MaxGuideBytes)
+			b, err := readBounded(guide, capabilities.MaxGuideBytes)
 			if err != nil {
 				return nil, err
 			}
