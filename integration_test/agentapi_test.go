@@ -362,6 +362,14 @@ console.log(JSON.stringify({ version: v.version, valid: res.valid, errors: res.e
 // one, is refused a protected program, and is refused without the token.
 func TestMCPTypeScriptClient(t *testing.T) {
 	a := startAgentPortal(t)
+	// start_provisioning runs for real: a download from a local server,
+	// which ends on its own (a pip install would wait on a network that
+	// is not there).
+	hub := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "weights\n")
+	}))
+	dest := filepath.Join(t.TempDir(), "model.bin")
+	download := fmt.Sprintf("http://127.0.0.1:%d/model.bin|%s", hub.Port, dest)
 	out := runNode(t, `
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -384,7 +392,7 @@ const args = {
   read_logs: { lines: 5 },
   control_process: { name: "web", action: "restart" },
   tunnels: { action: "list" },
-  start_provisioning: { pip: ["definitely-not-installed-here"] },
+  start_provisioning: { downloads: [process.env.DOWNLOAD] },
 };
 result.calls = {};
 for (const name of result.tools) {
@@ -396,7 +404,17 @@ result.protected = { isError: !!refused.isError, text: refused.content.map((c) =
 result.resources = (await client.listResources()).resources.map((r) => r.uri).sort();
 await client.close();
 console.log(JSON.stringify(result));
-`, fmt.Sprintf("MCP_URL=http://127.0.0.1:%d/mcp", a.ext), "TOKEN="+a.secret)
+`, fmt.Sprintf("MCP_URL=http://127.0.0.1:%d/mcp", a.ext), "TOKEN="+a.secret, "DOWNLOAD="+download)
+	// The run start_provisioning began writes into this test's temporary
+	// directories: it must end before they are removed.
+	waitFor(t, 60*time.Second, "the provisioning run to end", func() bool {
+		b, err := os.ReadFile(dest)
+		if err != nil || string(b) != "weights\n" {
+			return false
+		}
+		_, body := a.api.call("GET", "/api/provisioning", "", nil)
+		return strings.Contains(body, `"state":"done"`)
+	})
 	var res struct {
 		WithoutToken string   `json:"without_token"`
 		Tools        []string `json:"tools"`
