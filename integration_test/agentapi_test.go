@@ -405,16 +405,6 @@ result.resources = (await client.listResources()).resources.map((r) => r.uri).so
 await client.close();
 console.log(JSON.stringify(result));
 `, fmt.Sprintf("MCP_URL=http://127.0.0.1:%d/mcp", a.ext), "TOKEN="+a.secret, "DOWNLOAD="+download)
-	// The run start_provisioning began writes into this test's temporary
-	// directories: it must end before they are removed.
-	waitFor(t, 60*time.Second, "the provisioning run to end", func() bool {
-		b, err := os.ReadFile(dest)
-		if err != nil || string(b) != "weights\n" {
-			return false
-		}
-		_, body := a.api.call("GET", "/api/provisioning", "", nil)
-		return strings.Contains(body, `"state":"done"`)
-	})
 	var res struct {
 		WithoutToken string   `json:"without_token"`
 		Tools        []string `json:"tools"`
@@ -431,6 +421,20 @@ console.log(JSON.stringify(result));
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
+	// The run start_provisioning began writes into this test's temporary
+	// directories: it must do its work and its process end before they
+	// are removed.
+	var started struct{ Manifest string }
+	json.Unmarshal([]byte(res.Calls["start_provisioning"].Text), &started)
+	if started.Manifest == "" {
+		t.Fatalf("start_provisioning named no manifest: %s", res.Calls["start_provisioning"].Text)
+	}
+	waitFor(t, 60*time.Second, "the provisioning run to download the file and end", func() bool {
+		b, err := os.ReadFile(dest)
+		_, body := a.api.call("GET", "/api/provisioning", "", nil)
+		return err == nil && string(b) == "weights\n" && strings.Contains(body, `"state":"done"`) &&
+			!processWithArg(t, started.Manifest)
+	})
 	if res.WithoutToken == "connected" || !strings.Contains(res.WithoutToken, "(status 401)") {
 		t.Errorf("without the token: %s, want a 401 refusal", res.WithoutToken)
 	}
@@ -460,4 +464,23 @@ console.log(JSON.stringify(result));
 	if logs := a.Logs(); !strings.Contains(logs, `"tool":"control_process"`) || strings.Contains(logs, a.secret) {
 		t.Errorf("tool calls must be logged, without the token")
 	}
+}
+
+// processWithArg reports whether a process on this machine has arg among
+// its command-line arguments.
+func processWithArg(t *testing.T, arg string) bool {
+	t.Helper()
+	cmdlines, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range cmdlines {
+		b, _ := os.ReadFile(f) // a process may end while we look
+		for _, a := range strings.Split(string(b), "\x00") {
+			if a == arg {
+				return true
+			}
+		}
+	}
+	return false
 }
