@@ -242,6 +242,11 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	// Subscribe before the handshake's 101: a client may write a line the
+	// moment it is connected and expect to see it (tail=0 shows nothing
+	// older). The SSE stream's first flush comes after Open too.
+	st := h.svc.Open(files, h.streamOptions(tail))
+	defer st.Close()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins})
 	if err != nil {
 		// Accept has answered (403 for a foreign Origin, 426 without an
@@ -253,8 +258,6 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 	// CloseRead answers pings and the close handshake; its context ends
 	// when the client goes away. This goroutine is the only writer.
 	ctx := c.CloseRead(r.Context())
-	st := h.svc.Open(files, h.streamOptions(tail))
-	defer st.Close()
 
 	// One timer per connection enforces the write deadline by closing the
 	// connection, which fails the stuck write. A cancellable context per

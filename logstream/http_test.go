@@ -3,7 +3,6 @@ package logstream
 import (
 	"context"
 	"encoding/json"
-	"github.com/instanceportal/portal/internal/testwait"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/instanceportal/portal/confdecl"
 	"github.com/instanceportal/portal/internal/tartest"
+	"github.com/instanceportal/portal/internal/testwait"
 )
 
 // logsWS is the address of srv's log WebSocket.
@@ -42,6 +42,26 @@ func testHandler(t *testing.T, svc *Service, cfg Config) *httptest.Server {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// A client holding the handshake's answer is subscribed already: a line
+// written the moment Dial returns reaches it even with tail=0. The stream
+// used to subscribe after the 101, and a test that wrote at once under
+// load lost its first line.
+func TestWebSocketSubscribedBeforeHandshakeAnswer(t *testing.T) {
+	svc, _ := newTestService(t, false)
+	srv := testHandler(t, svc, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 50 {
+		c := dialLogs(ctx, t, srv, "?tail=0")
+		n := svc.Subscribers()
+		c.CloseNow()
+		if n != 1 {
+			t.Fatalf("dial %d: %d subscribers once the handshake was answered, want 1", i, n)
+		}
+		testwait.Eventually(t, 5*time.Second, time.Millisecond, "the stream to close", func() bool { return svc.Subscribers() == 0 })
+	}
 }
 
 // A WebSocket client that stops reading is dropped once a write has been
