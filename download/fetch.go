@@ -281,6 +281,7 @@ func copyBody(part *os.File, offset int64, body io.Reader, h hash.Hash, tr *trac
 		return 0, err
 	}
 	buf := make([]byte, bufSize)
+	wb := writeback{f: part, started: offset}
 	var n int64
 	for {
 		k, rerr := body.Read(buf)
@@ -293,6 +294,7 @@ func copyBody(part *os.File, offset int64, body io.Reader, h hash.Hash, tr *trac
 				h.Write(buf[:k])
 			}
 			n += int64(k)
+			wb.wrote(offset + n)
 			f.counted += int64(k)
 			tr.add(int64(k))
 		}
