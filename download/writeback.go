@@ -15,8 +15,9 @@ const writebackChunk = 16 << 20
 // for the whole file: without it a 2 GiB model sat in the page cache until
 // that fsync, which then took about a second on a local disk. It only
 // starts writes (SYNC_FILE_RANGE_WRITE): the download does not wait for
-// the disk, and the fsync still makes the file durable. Filesystems that
-// do not support it (overlayfs passes it to no lower file) ignore it.
+// the disk, and the fsync still makes the file durable. Where it has no
+// effect (a filesystem that does not support it), the fsync does all the
+// work, as before.
 type writeback struct {
 	f       *os.File
 	started int64 // bytes before this offset have been handed to the disk
