@@ -242,9 +242,10 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	// Subscribe before the handshake's 101: a client may write a line the
-	// moment it is connected and expect to see it (tail=0 shows nothing
-	// older). The SSE stream's first flush comes after Open too.
+	// Open (subscribe, take the snapshot's cut) before the handshake's
+	// 101, so that a line written once the client is connected reaches it
+	// whatever its tail (see Open). The event stream opens before its
+	// first flush for the same reason.
 	st := h.svc.Open(files, h.streamOptions(tail))
 	defer st.Close()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.AllowedOrigins})

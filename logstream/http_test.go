@@ -3,10 +3,12 @@ package logstream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,23 +46,35 @@ func testHandler(t *testing.T, svc *Service, cfg Config) *httptest.Server {
 	return srv
 }
 
-// A client holding the handshake's answer is subscribed already: a line
-// written the moment Dial returns reaches it even with tail=0. The stream
-// used to subscribe after the 101, and a test that wrote at once under
-// load lost its first line.
-func TestWebSocketSubscribedBeforeHandshakeAnswer(t *testing.T) {
-	svc, _ := newTestService(t, false)
+// A line written the moment the client holds the handshake's answer
+// reaches it, even with tail=0: the stream's cut (what counts as history)
+// is taken before the 101. It used to be taken after, and a line written
+// in between counted as history, of which tail=0 shows nothing; a test
+// that wrote at once under load lost its first line. The first dial finds
+// the file new, the later ones existing.
+func TestWebSocketLineWrittenOnceConnectedArrives(t *testing.T) {
+	svc, dir := newTestService(t, false)
 	srv := testHandler(t, svc, Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i := range 50 {
+	for i := range 30 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		c := dialLogs(ctx, t, srv, "?tail=0")
-		n := svc.Subscribers()
-		c.CloseNow()
-		if n != 1 {
-			t.Fatalf("dial %d: %d subscribers once the handshake was answered, want 1", i, n)
+		line := fmt.Sprintf("line %d", i)
+		appendFile(t, filepath.Join(dir, "now.log"), line+"\n")
+		for arrived := false; !arrived; {
+			_, msg, err := c.Read(ctx)
+			if err != nil {
+				t.Fatalf("dial %d: %q written once connected never came: %v", i, line, err)
+			}
+			for _, b := range strings.Split(string(msg), "\n") {
+				var e Event
+				if err := json.Unmarshal([]byte(b), &e); err != nil {
+					t.Fatalf("bad event %q: %v", b, err)
+				}
+				arrived = arrived || (e.File == "now.log" && e.Type == "append" && slices.Contains(e.Lines, line))
+			}
 		}
-		testwait.Eventually(t, 5*time.Second, time.Millisecond, "the stream to close", func() bool { return svc.Subscribers() == 0 })
+		c.CloseNow()
+		cancel()
 	}
 }
 

@@ -43,12 +43,22 @@ type Stream struct {
 	timer *time.Timer
 	taken []*message
 	out   [][]byte
+	// cut is the snapshot's capture taken by Open, which the first
+	// Snapshot sends; nil once sent (a Resync captures anew).
+	cut []*cursor
 }
 
 // Open subscribes a client to files (nil: all, now and future) and
 // returns its stream. Files named explicitly are followed even past
 // max_files (the least recently written file gives way). The caller sends
 // Snapshot first, then what Next returns.
+//
+// The snapshot's cut is taken here, not when Snapshot sends it: a caller
+// that opens the stream before it answers the client (the WebSocket's 101,
+// the event stream's first flush) guarantees that every line written once
+// the client holds that answer reaches it, live, whatever its tail (tail=0
+// included: a line written between the answer and a later cut would have
+// counted as history, and history of tail=0 is nothing).
 func (s *Service) Open(files []string, opts StreamOptions) *Stream {
 	s.start()
 	if opts.QueueBytes <= 0 {
@@ -64,6 +74,7 @@ func (s *Service) Open(files []string, opts StreamOptions) *Stream {
 	for _, f := range files {
 		s.follow(f, byName)
 	}
+	st.cut = st.capture()
 	return st
 }
 
@@ -140,7 +151,30 @@ type picked struct {
 	seq  uint64
 }
 
-// Snapshot sends the stream's files as they stand, through emit, in
+// capture takes the snapshot's cut: for each file, its newest lines and
+// the revision up to which events are covered (st.seen), so that Next
+// skips what the snapshot holds or left out as older than the tail.
+func (st *Stream) capture() []*cursor {
+	names := st.files
+	if names == nil {
+		names = st.svc.Followed()
+	}
+	cursors := []*cursor{} // not nil: nil means no cut taken
+	for _, n := range names {
+		t := st.svc.tailer(n)
+		if t == nil {
+			continue
+		}
+		c := &cursor{index: len(cursors), name: n, t: t, capt: t.capture(min(st.opts.Tail, snapshotBlock)), left: st.opts.Tail}
+		c.lo, c.base = c.capt.next, c.capt.next
+		st.seen[n] = c.capt.rev
+		cursors = append(cursors, c)
+	}
+	return cursors
+}
+
+// Snapshot sends the stream's files as they stood at Open (at the call,
+// for a second snapshot such as Resync's), through emit, in
 // pieces of at most MaxMessageBytes (the events of a piece are valid only
 // during the call). It is assembled lazily and stops when ctx ends or emit
 // fails:
@@ -152,21 +186,11 @@ type picked struct {
 //
 // Live events that these cover are skipped by Next.
 func (st *Stream) Snapshot(ctx context.Context, emit func([][]byte) error) error {
-	names := st.files
-	if names == nil {
-		names = st.svc.Followed()
+	cursors := st.cut
+	if cursors == nil {
+		cursors = st.capture()
 	}
-	var cursors []*cursor
-	for _, n := range names {
-		t := st.svc.tailer(n)
-		if t == nil {
-			continue
-		}
-		c := &cursor{index: len(cursors), name: n, t: t, capt: t.capture(min(st.opts.Tail, snapshotBlock)), left: st.opts.Tail}
-		c.lo, c.base = c.capt.next, c.capt.next
-		st.seen[n] = c.capt.rev
-		cursors = append(cursors, c)
-	}
+	st.cut = nil
 
 	// Newest lines first, across files, within the budget.
 	var picks []picked
