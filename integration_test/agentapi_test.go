@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -433,7 +434,7 @@ console.log(JSON.stringify(result));
 		b, err := os.ReadFile(dest)
 		_, body := a.api.call("GET", "/api/provisioning", "", nil)
 		return err == nil && string(b) == "weights\n" && strings.Contains(body, `"state":"done"`) &&
-			!processWithArg(t, started.Manifest)
+			len(processesWith(func(argv []string) bool { return slices.Contains(argv, started.Manifest) })) == 0
 	})
 	if res.WithoutToken == "connected" || !strings.Contains(res.WithoutToken, "(status 401)") {
 		t.Errorf("without the token: %s, want a 401 refusal", res.WithoutToken)
@@ -464,23 +465,4 @@ console.log(JSON.stringify(result));
 	if logs := a.Logs(); !strings.Contains(logs, `"tool":"control_process"`) || strings.Contains(logs, a.secret) {
 		t.Errorf("tool calls must be logged, without the token")
 	}
-}
-
-// processWithArg reports whether a process on this machine has arg among
-// its command-line arguments.
-func processWithArg(t *testing.T, arg string) bool {
-	t.Helper()
-	cmdlines, err := filepath.Glob("/proc/[0-9]*/cmdline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range cmdlines {
-		b, _ := os.ReadFile(f) // a process may end while we look
-		for _, a := range strings.Split(string(b), "\x00") {
-			if a == arg {
-				return true
-			}
-		}
-	}
-	return false
 }

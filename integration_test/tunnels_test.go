@@ -111,6 +111,12 @@ func fastTunnels(t *testing.T, p *Portal) {
 
 // processesRunning lists the pids whose argv[0] is bin, from /proc.
 func processesRunning(bin string) []int {
+	return processesWith(func(argv []string) bool { return argv[0] == bin })
+}
+
+// processesWith lists the pids, from /proc, of the live processes (not
+// exited and waiting to be reaped) whose command line match accepts.
+func processesWith(match func(argv []string) bool) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -119,7 +125,7 @@ func processesRunning(bin string) []int {
 			continue
 		}
 		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.HasPrefix(cmd, []byte(bin+"\x00")) {
+		if err != nil || len(cmd) == 0 || !match(strings.Split(strings.TrimSuffix(string(cmd), "\x00"), "\x00")) {
 			continue
 		}
 		if stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); bytes.Contains(stat, []byte(") Z ")) {
