@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/instanceportal/portal/shellwords"
 )
 
 // dfInstr is one Dockerfile instruction, continuation lines joined and
@@ -61,38 +63,6 @@ func parseDockerfile(text string) []dfInstr {
 		out = append(out, in)
 	}
 	return out
-}
-
-// shellWords splits an ENV or ARG line into words, honouring double quotes
-// and backslashes (enough for our Dockerfile's form).
-func shellWords(s string) []string {
-	var words []string
-	var cur strings.Builder
-	inQuote, have := false, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-			have = true
-		case c == '"':
-			inQuote, have = !inQuote, true
-		case (c == ' ' || c == '\t') && !inQuote:
-			if have {
-				words = append(words, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteByte(c)
-			have = true
-		}
-	}
-	if have {
-		words = append(words, cur.String())
-	}
-	return words
 }
 
 // expandVars replaces $NAME and ${NAME} from vars (unknown names stay).
@@ -361,7 +331,7 @@ func TestParseDockerfile(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if w := shellWords(instrs[4].Args); strings.Join(w, "|") != "K=v w|L=x y" {
+	if w := shellwords.Split(instrs[4].Args); strings.Join(w, "|") != "K=v w|L=x y" {
 		t.Fatalf("words %q", w)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/instanceportal/portal/internal/testproc"
 	"github.com/instanceportal/portal/internal/testwait"
+	"github.com/instanceportal/portal/shellwords"
 )
 
 // dockerDefaultPath is the PATH an image starts with when its base sets none.
@@ -121,7 +122,7 @@ func unpackRoot(t *testing.T, tarball, extraHosts string) *imageRoot {
 // applyENV sets the variables of an ENV instruction's arguments, each
 // value expanded with those set before it, as Docker does.
 func (ir *imageRoot) applyENV(args string) {
-	for _, w := range shellWords(args) {
+	for _, w := range shellwords.Split(args) {
 		if k, v, ok := strings.Cut(w, "="); ok {
 			ir.vars[k] = expandVars(v, ir.vars)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/instanceportal/portal/atomicfile"
 	"github.com/instanceportal/portal/download"
 	"github.com/instanceportal/portal/redact"
+	"github.com/instanceportal/portal/shellwords"
 )
 
 // validateToken asks the hub whether the token in env var name is good.
@@ -317,7 +318,7 @@ func PipCommands(b PipBlock, defaultVenv string, uvPath string, venvExists func(
 		}
 		return argv
 	}
-	extra := splitArgs(b.Args)
+	extra := shellwords.Split(b.Args)
 	if len(b.Packages) > 0 {
 		argv := append(base(), extra...)
 		cmds = append(cmds, Command{Argv: append(argv, b.Packages...)})
@@ -416,7 +417,7 @@ func CondaCommands(b CondaBlock, defaultEnv, tool string, envExists func(string)
 	for _, c := range b.Channels {
 		argv = append(argv, "-c", c)
 	}
-	argv = append(argv, splitArgs(b.Args)...)
+	argv = append(argv, shellwords.Split(b.Args)...)
 	return append(cmds, Command{Argv: append(argv, b.Packages...)})
 }
 
@@ -543,46 +544,4 @@ func (r *run) script(ctx context.Context, src string) error {
 	}
 	r.log.Info("Running provisioning script: " + path)
 	return r.exec(ctx, PhaseScript, Command{Argv: []string{path}})
-}
-
-// splitArgs splits extra arguments the way a POSIX shell would split
-// words (quotes and backslashes), without expanding anything.
-func splitArgs(s string) []string {
-	var (
-		out   []string
-		cur   strings.Builder
-		in    bool
-		quote rune
-	)
-	esc := false
-	for _, c := range s {
-		switch {
-		case esc:
-			cur.WriteRune(c)
-			esc, in = false, true
-		case c == '\\' && quote != '\'':
-			esc = true
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			} else {
-				cur.WriteRune(c)
-			}
-		case c == '\'' || c == '"':
-			quote, in = c, true
-		case c == ' ' || c == '\t' || c == '\n':
-			if in {
-				out = append(out, cur.String())
-				cur.Reset()
-				in = false
-			}
-		default:
-			cur.WriteRune(c)
-			in = true
-		}
-	}
-	if in {
-		out = append(out, cur.String())
-	}
-	return out
 }
