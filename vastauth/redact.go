@@ -22,24 +22,30 @@ func NewRedactor(secrets []string) *Redactor {
 	return &Redactor{set: NewSecretSet(secrets)}
 }
 
-// maxRedactDecode bounds the rounds of percent-decoding applied to a name:
-// "%2523token" needs two.
+// maxRedactDecode bounds the rounds of percent-decoding applied to a name
+// or value: "%2523token" needs two.
 const maxRedactDecode = 3
+
+// unescapeRounds percent-decodes s until it stops changing, fails to
+// decode, or maxRedactDecode rounds are done: a credential hidden behind
+// layers of encoding is still recognised.
+func unescapeRounds(s string) string {
+	for range maxRedactDecode {
+		d, err := url.QueryUnescape(s)
+		if err != nil || d == s {
+			break
+		}
+		s = d
+	}
+	return s
+}
 
 // credentialName reports whether a parameter name, as written in a URL,
 // names one of our credentials: decoded (repeatedly), lower-cased, without
 // leading punctuation ("#token", "?token") and without trailing "[…]"
 // ("token[]", "token[0]"), it is token or portal_handoff.
 func credentialName(raw string) bool {
-	k := raw
-	for range maxRedactDecode {
-		d, err := url.QueryUnescape(k)
-		if err != nil || d == k {
-			break
-		}
-		k = d
-	}
-	k = strings.ToLower(strings.TrimSpace(k))
+	k := strings.ToLower(strings.TrimSpace(unescapeRounds(raw)))
 	k = strings.TrimLeft(k, "#?&;/. ")
 	for strings.HasSuffix(k, "]") {
 		i := strings.LastIndexByte(k, '[')
@@ -54,14 +60,7 @@ func credentialName(raw string) bool {
 // nestedCredential reports whether a value, once decoded, holds another
 // parameter list that names a credential ("1#token=x" from "1%23token=x").
 func nestedCredential(v string) bool {
-	d := v
-	for range maxRedactDecode {
-		u, err := url.QueryUnescape(d)
-		if err != nil || u == d {
-			break
-		}
-		d = u
-	}
+	d := unescapeRounds(v)
 	if d == v && !strings.ContainsAny(v, "=") {
 		return false
 	}
