@@ -11,8 +11,8 @@ import "strings"
 // quotes keep blanks and single quotes; a backslash outside single quotes
 // takes the next character as it is (inside double quotes too, which is
 // broader than a shell's few escapes there, and enough for arguments). An
-// empty pair of quotes is an empty word; an unclosed quote runs to the end. Bytes pass as they are,
-// valid UTF-8 or not.
+// empty pair of quotes is an empty word; an unclosed quote runs to the
+// end. Bytes pass as they are, valid UTF-8 or not.
 func Split(s string) []string {
 	var (
 		out   []string
