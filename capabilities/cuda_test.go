@@ -45,10 +45,10 @@ func gpus(caps ...string) *gpumetrics.Snapshot {
 func TestCUDAInfo(t *testing.T) {
 	const driver = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build\n"
 	compat := map[string]string{
-		nvidiaVersionFile:          driver,
-		"/usr/local/cuda/":         "bin include compat",
-		"/usr/local/cuda/compat/":  "libcuda.so libcuda.so.1 libcuda.so.575.57.08 libnvidia-ptxjitcompiler.so.1",
-		"/usr/local/cuda/bin/nvcc": "",
+		cudacompat.DriverVersionFile: driver,
+		"/usr/local/cuda/":           "bin include compat",
+		"/usr/local/cuda/compat/":    "libcuda.so libcuda.so.1 libcuda.so.575.57.08 libnvidia-ptxjitcompiler.so.1",
+		"/usr/local/cuda/bin/nvcc":   "",
 	}
 	enabled := map[string]string{cudacompat.ConfFile: "/usr/local/cuda-12.9/compat\n"}
 	for k, v := range compat {
@@ -61,14 +61,14 @@ func TestCUDAInfo(t *testing.T) {
 		snap  *gpumetrics.Snapshot
 		want  map[string]any // keys checked; a nil value: key absent
 	}{
-		{"hopper, no toolkit", map[string]string{nvidiaVersionFile: driver}, nil, gpus("9.0"),
+		{"hopper, no toolkit", map[string]string{cudacompat.DriverVersionFile: driver}, nil, gpus("9.0"),
 			map[string]any{"driver_version": "570.86.15", "driver_max_cuda": "12.8", "compute_capability": "9.0",
 				"min_cuda_for_wheels": nil, "forward_compat": nil, "cuda_home": nil}},
-		{"blackwell needs 12.8", map[string]string{nvidiaVersionFile: driver}, nil, gpus("12.0", "12.0"),
+		{"blackwell needs 12.8", map[string]string{cudacompat.DriverVersionFile: driver}, nil, gpus("12.0", "12.0"),
 			map[string]any{"compute_capability": "12.0", "min_cuda_for_wheels": "12.8"}},
-		{"mixed boards list each once", map[string]string{nvidiaVersionFile: driver}, nil, gpus("9.0", "8.9", "10.0", "9.0"),
+		{"mixed boards list each once", map[string]string{cudacompat.DriverVersionFile: driver}, nil, gpus("9.0", "8.9", "10.0", "9.0"),
 			map[string]any{"compute_capability": []string{"10.0", "8.9", "9.0"}, "min_cuda_for_wheels": "12.8"}},
-		{"no capability read", map[string]string{nvidiaVersionFile: driver}, nil, gpus(""),
+		{"no capability read", map[string]string{cudacompat.DriverVersionFile: driver}, nil, gpus(""),
 			map[string]any{"compute_capability": nil, "min_cuda_for_wheels": nil}},
 		{"compat present, off", compat, nil, nil,
 			map[string]any{"cuda_home": "/usr/local/cuda", "driver_max_cuda": nil, "forward_compat": map[string]any{
@@ -78,14 +78,14 @@ func TestCUDAInfo(t *testing.T) {
 			map[string]any{"forward_compat": map[string]any{"enabled": true}}},
 		{"compat enabled by hand", compat, map[string]string{"LD_LIBRARY_PATH": "/opt/x:/usr/local/cuda/compat"}, nil,
 			map[string]any{"forward_compat": map[string]any{"enabled": true}}},
-		{"compat dir without the versioned library", map[string]string{nvidiaVersionFile: driver,
+		{"compat dir without the versioned library", map[string]string{cudacompat.DriverVersionFile: driver,
 			"/usr/local/cuda/": "compat", "/usr/local/cuda/compat/": "libcuda.so.1"}, nil, nil,
 			map[string]any{"forward_compat": nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := fakeFS(tt.files)
-			info := cudaInfo(nil, h.read(nvidiaVersionFile), tt.snap, tt.env, h)
+			info := cudaInfo(nil, h.read(cudacompat.DriverVersionFile), tt.snap, tt.env, h)
 			for key, want := range tt.want {
 				got, ok := info[key]
 				switch w := want.(type) {
@@ -120,7 +120,7 @@ func TestHardwareCUDAOnlyWithDriver(t *testing.T) {
 	if hw := hardware(nil, false, nil, fakeFS(nil)); hw.GPU["cuda"] != nil || hw.GPU["render"] != nil {
 		t.Errorf("no driver, yet %v", hw.GPU)
 	}
-	hw := hardware(nil, false, nil, fakeFS(map[string]string{nvidiaVersionFile: driver}))
+	hw := hardware(nil, false, nil, fakeFS(map[string]string{cudacompat.DriverVersionFile: driver}))
 	cuda, _ := hw.GPU["cuda"].(map[string]any)
 	if cuda["driver_version"] != "550.54.14" || hw.GPU["render"] == nil {
 		t.Errorf("with the driver: %v", hw.GPU)

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/instanceportal/portal/cudacompat"
 )
 
 // Host reads facts of the machine. Each field may be nil (the fact is then
@@ -241,7 +239,3 @@ func loaderLibs() map[string]bool {
 	}
 	return libs
 }
-
-// nvidiaVersionFile exists when an NVIDIA driver is loaded (package
-// cudacompat owns the path and its parser).
-const nvidiaVersionFile = cudacompat.DriverVersionFile

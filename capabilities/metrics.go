@@ -183,7 +183,7 @@ func hardware(s *gpumetrics.Snapshot, includeMetrics bool, env map[string]string
 	gpu := map[string]any{"summary": gpuSummary(s)}
 	// One read of the driver's file: its presence says a driver is loaded
 	// (checked apart only when the read fails) and its text the version.
-	if driver := h.read(nvidiaVersionFile); driver != "" || h.exists(nvidiaVersionFile) {
+	if driver := h.read(cudacompat.DriverVersionFile); driver != "" || h.exists(cudacompat.DriverVersionFile) {
 		libs := h.sharedLibs()
 		gpu["render"] = renderCaps(libs, h)
 		gpu["cuda"] = cudaInfo(libs, driver, s, env, h)
